@@ -1,0 +1,64 @@
+"""Shared fixtures: a real emulator on a loopback port, a project in it, and image files.
+
+Every test that talks to the service talks to `syncd emulator` over real HTTP (or its in-process
+ASGI transport); nothing here mocks our HTTP layer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from syncd.emulator.server import EmulatorServer  # noqa: E402
+
+TEST_KEY = "tk-TEST-0123456789abcdef-SECRET"
+SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("SYNCD_TEST_KEY", TEST_KEY)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    """A fresh in-memory emulator on 127.0.0.1, no faults, key TEST_KEY."""
+    with EmulatorServer(training_key=TEST_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def emulator_on_disk(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """An emulator whose state lives under tmp_path/emulator (SQLite + blobs)."""
+    with EmulatorServer(training_key=TEST_KEY, data_dir=tmp_path / "emulator") as server:
+        yield server
+
+
+@pytest.fixture
+def http(emulator: EmulatorServer) -> Iterator[httpx.Client]:
+    """A plain httpx client pointed at the emulator's training base URL, with the key set."""
+    with httpx.Client(
+        base_url=f"{emulator.url}/customvision/v3.3/training",
+        headers={"Training-Key": TEST_KEY},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def project_id(http: httpx.Client) -> str:
+    """A new multilabel classification project in the emulator."""
+    domains = http.get("/domains").json()
+    domain = next(d for d in domains if d["type"] == "Classification")
+    r = http.post(
+        "/projects",
+        params={"name": "test", "domainId": domain["id"], "classificationType": "Multilabel"},
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
