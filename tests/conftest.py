@@ -16,7 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from syncd.emulator.server import EmulatorServer  # noqa: E402
+from spec_check import SpecChecker
+from syncd.emulator.server import EmulatorServer
 
 TEST_KEY = "tk-TEST-0123456789abcdef-SECRET"
 SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
@@ -27,16 +28,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    """A fresh in-memory emulator on 127.0.0.1, no faults, key TEST_KEY."""
-    with EmulatorServer(training_key=TEST_KEY) as server:
+def spec_checker() -> Iterator[SpecChecker]:
+    """Check every emulator response against the spec; fail the test at teardown on a violation."""
+    checker = SpecChecker()
+    yield checker
+    if checker.violations:
+        pytest.fail(f"emulator responses broke the spec:\n{checker.report()}", pytrace=False)
+
+
+@pytest.fixture
+def emulator(spec_checker: SpecChecker) -> Iterator[EmulatorServer]:
+    """A fresh in-memory emulator on 127.0.0.1, no faults, key TEST_KEY; responses spec-checked."""
+    with EmulatorServer(training_key=TEST_KEY, response_observer=spec_checker.observe) as server:
         yield server
 
 
 @pytest.fixture
-def emulator_on_disk(tmp_path: Path) -> Iterator[EmulatorServer]:
-    """An emulator whose state lives under tmp_path/emulator (SQLite + blobs)."""
-    with EmulatorServer(training_key=TEST_KEY, data_dir=tmp_path / "emulator") as server:
+def emulator_on_disk(tmp_path: Path, spec_checker: SpecChecker) -> Iterator[EmulatorServer]:
+    """An emulator with state under tmp_path/emulator (SQLite + blobs); responses spec-checked."""
+    with EmulatorServer(
+        training_key=TEST_KEY,
+        data_dir=tmp_path / "emulator",
+        response_observer=spec_checker.observe,
+    ) as server:
         yield server
 
 
