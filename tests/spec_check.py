@@ -8,8 +8,9 @@ How the Swagger document is read (the spec is Swagger 2.0, not JSON Schema, so i
   `/customvision/v3.4-preview/training` prefix, against the spec's templates (literal segments win
   over `{param}` ones, so `/images/count` is not read as an image id);
 - the response schema is the one for the status; errors (>= 400) use `default` (CustomVisionError,
-  `code` checked against the spec's enum), 429 is accepted although undocumented (APIM sends it; the
-  spec has none, see DIGEST section 1); any other undocumented status is a violation;
+  `code` checked against the spec's enum), except 401/403/429, which the API gateway (APIM) answers
+  before the service: those need a JSON `{code, message}` either bare or under `error` (DIGEST
+  section 1); any other undocumented status is a violation;
 - `x-nullable: false` forbids null, `x-nullable: true` allows it; properties the spec leaves
   unannotated allow null (AutoRest's reading of optional reference types, and the real service
   sends `"thumbnailUri": null` for new projects); `readOnly`, `example` and `x-ms-*` are ignored;
@@ -50,6 +51,9 @@ _CREATE_OPERATIONS = frozenset(
 )
 # (definition, property) pairs whose null the real service sends for these operations.
 _REAL_SERVICE_NULLS = (("ImageTag", "tagName"),)
+# Answered by the API gateway (APIM) in front of the service, not documented in the spec; real
+# bodies look like {"error": {"code": "401", "message": "Access denied due to invalid ..."}}.
+_GATEWAY_STATUSES = frozenset({401, 403, 429})
 _SWAGGER_ONLY_KEYS = frozenset(
     {"readOnly", "example", "x-nullable", "description", "title", "discriminator", "xml"}
 )
@@ -238,6 +242,22 @@ def _schema_problems(schema: dict[str, Any], body: Any, real_service_nulls: bool
     return problems
 
 
+def _gateway_problems(operation_id: str, status: int, body: bytes) -> list[str]:
+    """Check a 401/403/429, which APIM answers before the service: either error shape will do."""
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [f"{operation_id}: {status} body is not JSON: {body[:200]!r}"]
+    error = parsed.get("error", parsed) if isinstance(parsed, dict) else None
+    if not (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and isinstance(error.get("message"), str)
+    ):
+        return [f"{operation_id}: {status} body is not an error {{code, message}}: {parsed!r}"]
+    return []
+
+
 def check_response(
     method: str, path: str, status: int, headers: dict[str, str], body: bytes
 ) -> list[str]:
@@ -249,8 +269,8 @@ def check_response(
     if op is None:
         # An undocumented route may fail however it likes, but must not succeed.
         return [f"no spec operation for {method} {api_path}"] if status < 400 else []
-    if status == 429:
-        return []  # APIM throttling: not in the spec (DIGEST section 1).
+    if status in _GATEWAY_STATUSES:
+        return _gateway_problems(op.operation_id, status, body)
     key = str(status)
     if key not in op.responses:
         if status < 400:

@@ -113,8 +113,16 @@ def test_undocumented_success_statuses_and_bodies_on_204_are_caught() -> None:
     assert _check("GET", f"/projects/{PID}/nowhere", 200, [])
 
 
-def test_throttling_and_non_api_paths_are_skipped() -> None:
-    assert _check("GET", f"/projects/{PID}/images", 429, None, raw=b"slow down") == []
+def test_gateway_errors_may_use_either_error_shape() -> None:
+    path = f"/projects/{PID}/images"
+    apim = {"error": {"code": "429", "message": "Rate limit is exceeded. Try again in 1 seconds."}}
+    assert _check("GET", path, 429, apim) == []
+    assert _check("GET", path, 401, {"code": "Unauthorized", "message": "Access denied"}) == []
+    assert _check("GET", path, 429, None, raw=b"slow down")
+    assert _check("GET", path, 401, {"message": "Access denied"})
+
+
+def test_non_api_paths_are_skipped() -> None:
     assert check_response("GET", "/blobs/abc", 200, {"content-type": "image/png"}, b"\x89PNG") == []
 
 

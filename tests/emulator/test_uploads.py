@@ -1,0 +1,237 @@
+"""Image creation: batch statuses, duplicates, bad images, formats, URIs, real-service shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import TEST_KEY
+from images import image_bytes
+from PIL import Image
+from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
+
+from emulator.support import (
+    count,
+    csv,
+    new_tag,
+    post_files,
+    post_images,
+    seeded_images,
+    upload,
+)
+
+SIX_MB = 6 * 1024 * 1024
+
+
+def _statuses(r: httpx.Response) -> list[str]:
+    return [entry["status"] for entry in r.json()["images"]]
+
+
+def test_all_ok_batch_is_200_with_one_result_per_image(http: httpx.Client, project_id: str) -> None:
+    images = seeded_images(3)
+    r = post_images(http, project_id, images)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["isBatchSuccessful"] is True
+    assert _statuses(r) == ["OK", "OK", "OK"]
+    # Multipart sourceUrl is the part's filename with its quotes kept [R].
+    assert [e["sourceUrl"] for e in body["images"]] == [f'"{name}"' for name, _ in images]
+    assert len({e["image"]["id"] for e in body["images"]}) == 3
+    assert count(http, project_id) == 3
+
+
+def test_create_results_echo_null_tag_names_and_listings_fill_them(
+    http: httpx.Client, project_id: str
+) -> None:
+    tag = new_tag(http, project_id, "Dog")
+    (created,) = upload(http, project_id, seeded_images(1), tag_ids=[tag])
+    assert [(t["tagId"], t["tagName"]) for t in created["tags"]] == [(tag, None)]
+    (listed,) = http.get(f"/projects/{project_id}/images").json()
+    assert [(t["tagId"], t["tagName"]) for t in listed["tags"]] == [(tag, "Dog")]
+
+
+def test_untagged_images_carry_no_tags_or_metadata_key(http: httpx.Client, project_id: str) -> None:
+    (created,) = upload(http, project_id, seeded_images(1))
+    for path in ("images", "images/untagged", f"images/id?imageIds={created['id']}"):
+        (image,) = http.get(f"/projects/{project_id}/{path}").json()
+        assert "tags" not in image, (path, image)
+        assert "metadata" not in image, (path, image)
+
+
+def test_same_bytes_again_is_ok_duplicate_with_the_existing_image(
+    http: httpx.Client, project_id: str
+) -> None:
+    """OKDuplicate is not a creation: the batch is 207 with isBatchSuccessful false, as the real
+    service answers (cognitive-services-python-sdk-samples issues #56, #98)."""
+    first, second = seeded_images(2)
+    (original,) = upload(http, project_id, [first])
+    r = post_images(http, project_id, [("again.png", first[1]), second])
+    assert r.status_code == 207, r.text
+    assert r.json()["isBatchSuccessful"] is False
+    assert _statuses(r) == ["OKDuplicate", "OK"]
+    assert r.json()["images"][0]["image"]["id"] == original["id"]
+    assert count(http, project_id) == 2
+
+
+def test_same_bytes_twice_in_one_batch_make_one_image(http: httpx.Client, project_id: str) -> None:
+    (image,) = seeded_images(1)
+    r = post_images(http, project_id, [image, ("copy.png", image[1])])
+    assert r.status_code == 207, r.text
+    assert _statuses(r) == ["OK", "OKDuplicate"]
+    ids = [e["image"]["id"] for e in r.json()["images"]]
+    assert ids[0] == ids[1]
+    assert count(http, project_id) == 1
+
+
+def test_duplicates_are_per_project(http: httpx.Client, project_id: str) -> None:
+    from emulator.support import new_project
+
+    images = seeded_images(1)
+    upload(http, project_id, images)
+    upload(http, new_project(http, "other"), images)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"hello, I am a text file\n", image_bytes(7, "png")[:60], b"\x89PNG\r\n\x1a\n" + b"\0" * 40],
+    ids=["text", "truncated-png", "png-magic-then-garbage"],
+)
+def test_a_file_that_is_not_an_image_is_error_image_format(
+    http: httpx.Client, project_id: str, bad: bytes
+) -> None:
+    r = post_images(http, project_id, [("good.png", image_bytes(1, "png")), ("bad.png", bad)])
+    assert r.status_code == 207, r.text
+    assert r.json()["isBatchSuccessful"] is False
+    assert _statuses(r) == ["OK", "ErrorImageFormat"]
+    assert "image" not in r.json()["images"][1] or not r.json()["images"][1]["image"]
+    assert count(http, project_id) == 1
+
+
+def _big_bmp() -> bytes:
+    # 1450 x 1450 x 3 bytes, rows padded to 4: 6,310,454 bytes, just over 6 MB.
+    buf = io.BytesIO()
+    Image.new("RGB", (1450, 1450), (10, 20, 30)).save(buf, format="BMP")
+    return buf.getvalue()
+
+
+def test_an_image_over_6_mb_is_error_image_size(http: httpx.Client, project_id: str) -> None:
+    big = _big_bmp()
+    assert len(big) > SIX_MB
+    r = post_images(http, project_id, [("big.bmp", big), ("small.png", image_bytes(1, "png"))])
+    assert r.status_code == 207, r.text
+    assert _statuses(r) == ["ErrorImageSize", "OK"]
+    r = post_files(http, project_id, [("big.bmp", big)])
+    assert r.status_code == 207, r.text
+    assert _statuses(r) == ["ErrorImageSize"]
+    assert count(http, project_id) == 1
+
+
+def test_octet_stream_single_upload(http: httpx.Client, project_id: str) -> None:
+    tag = new_tag(http, project_id, "Cat")
+    data = image_bytes(3, "jpeg", size=(40, 30))
+    r = http.post(
+        f"/projects/{project_id}/images",
+        params={"tagIds": tag},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert r.status_code == 200, r.text
+    (entry,) = r.json()["images"]
+    assert entry["status"] == "OK"
+    assert (entry["image"]["width"], entry["image"]["height"]) == (40, 30)
+    assert count(http, project_id, "images/tagged/count", tagIds=tag) == 1
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+def test_every_supported_format_is_accepted_with_its_dimensions(
+    http: httpx.Client, project_id: str, fmt: str
+) -> None:
+    data = image_bytes(11, fmt, size=(37, 21))
+    (image,) = upload(http, project_id, [(f"a.{fmt}", data)])
+    assert (image["width"], image["height"]) == (37, 21)
+    (via_files,) = post_files(
+        http, project_id, [(f"b.{fmt}", image_bytes(12, fmt, size=(21, 37)))]
+    ).json()["images"]
+    assert via_files["status"] == "OK"
+    assert (via_files["image"]["width"], via_files["image"]["height"]) == (21, 37)
+
+
+def test_image_uris_serve_the_uploaded_bytes(http: httpx.Client, project_id: str) -> None:
+    data = image_bytes(5, "jpeg", size=(64, 48))
+    (created,) = upload(http, project_id, [("a.jpg", data)])
+    (listed,) = http.get(f"/projects/{project_id}/images").json()
+    for image in (created, listed):
+        original = httpx.get(image["originalImageUri"], timeout=30)
+        assert original.status_code == 200
+        assert original.content == data
+        for key in ("resizedImageUri", "thumbnailUri"):
+            served = httpx.get(image[key], timeout=30)
+            assert served.status_code == 200, key
+            Image.open(io.BytesIO(served.content)).verify()  # a real image, whatever its size
+
+
+def test_files_batch_applies_batch_tags_and_metadata_to_every_image(
+    http: httpx.Client, project_id: str
+) -> None:
+    tag = new_tag(http, project_id, "Bird")
+    r = post_files(http, project_id, seeded_images(2), tag_ids=[tag], metadata={"src": "cam1"})
+    assert r.status_code == 200, r.text
+    ids = [e["image"]["id"] for e in r.json()["images"]]
+    listed = http.get(f"/projects/{project_id}/images/id", params={"imageIds": csv(ids)}).json()
+    assert len(listed) == 2
+    for image in listed:
+        assert image["metadata"] == {"src": "cam1"}
+        assert [t["tagId"] for t in image["tags"]] == [tag]
+
+
+def test_create_image_tags_answers_lists_never_null(http: httpx.Client, project_id: str) -> None:
+    tag = new_tag(http, project_id, "Dog")
+    (image,) = upload(http, project_id, seeded_images(1))
+    pair = {"imageId": image["id"], "tagId": tag}
+    first = http.post(f"/projects/{project_id}/images/tags", json={"tags": [pair]})
+    assert first.status_code == 200, first.text
+    assert first.json() == {"created": [pair], "duplicated": [], "exceeded": []}
+    again = http.post(f"/projects/{project_id}/images/tags", json={"tags": [pair]})
+    assert again.json() == {"created": [], "duplicated": [pair], "exceeded": []}
+    assert count(http, project_id, "images/tagged/count") == 1
+
+
+def test_delete_image_tags_and_images(http: httpx.Client, project_id: str) -> None:
+    tag = new_tag(http, project_id, "Dog")
+    a, b = upload(http, project_id, seeded_images(2), tag_ids=[tag])
+    r = http.delete(
+        f"/projects/{project_id}/images/tags", params={"imageIds": a["id"], "tagIds": tag}
+    )
+    assert r.status_code == 204 and r.content == b""
+    assert count(http, project_id, "images/untagged/count") == 1
+    r = http.delete(f"/projects/{project_id}/images", params={"imageIds": csv([a["id"], b["id"]])})
+    assert r.status_code == 204 and r.content == b""
+    assert count(http, project_id) == 0
+    # Deleting frees the content: the same bytes are a new image, not a duplicate.
+    upload(http, project_id, seeded_images(1))
+
+
+def test_in_process_transport_serves_the_same_api(tmp_path: Path) -> None:
+    async def flow() -> None:
+        transport = embedded_transport(tmp_path)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=EMBEDDED_BASE_URL, headers={"Training-Key": TEST_KEY}
+        ) as client:
+            base = "/customvision/v3.3/training"
+            domains = (await client.get(f"{base}/domains")).json()
+            r = await client.post(
+                f"{base}/projects", params={"name": "p", "domainId": domains[0]["id"]}
+            )
+            assert r.status_code == 200, r.text
+            pid = r.json()["id"]
+            files = [("imageData", (name, data, "image/png")) for name, data in seeded_images(2)]
+            r = await client.post(f"{base}/projects/{pid}/images", files=files)
+            assert r.status_code == 200, r.text
+            listed = (await client.get(f"{base}/projects/{pid}/images")).json()
+            assert {i["id"] for i in listed} == {e["image"]["id"] for e in r.json()["images"]}
+            assert (await client.get(f"{base}/projects/{pid}/images/count")).json() == 2
+
+    asyncio.run(flow())
