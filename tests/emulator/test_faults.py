@@ -139,3 +139,14 @@ def test_a_seed_makes_the_fault_sequence_reproducible(
     first = run(11)
     assert first == run(11)
     assert len(set(first)) > 1, first  # the faults did happen
+
+
+@pytest.mark.slow
+def test_the_cli_flags_switch_faults_on(cli_emulator: Callable) -> None:
+    _, url = cli_emulator("--fail-rate", "1.0", "--seed", "1")
+    with api_client(url) as http:
+        assert {http.get("/projects").status_code for _ in range(5)} <= {500, 503}
+    _, url = cli_emulator("--tps", "2")
+    with api_client(url) as http:
+        statuses = [http.get("/projects").status_code for _ in range(10)]
+    assert 429 in statuses and 200 in statuses

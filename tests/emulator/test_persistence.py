@@ -5,11 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,8 +15,6 @@ from syncd.emulator.server import EmulatorServer
 
 from emulator.support import api_client, count, csv, list_all, new_project, new_tag, seeded_images
 from emulator.support import upload as upload_ok
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(http: httpx.Client, pid: str) -> dict[str, tuple]:
@@ -81,64 +74,10 @@ def test_an_in_memory_emulator_keeps_nothing(spec_checker: SpecChecker) -> None:
             new_project(http)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def cli_emulator(tmp_path: Path) -> Iterator:
-    """Start `python -m syncd emulator` as a subprocess; yields start(data_dir) -> (proc, url)."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(data: Path) -> tuple[subprocess.Popen[bytes], str]:
-        port = _free_port()
-        log = open(tmp_path / f"emulator-{len(procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "syncd",
-                "emulator",
-                "--port",
-                str(port),
-                "--data",
-                str(data),
-                "--training-key",
-                TEST_KEY,
-            ],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / f"emulator-{len(procs) - 1}.log").read_text()
-            try:
-                httpx.get(
-                    f"{url}/customvision/v3.3/training/domains",
-                    headers={"Training-Key": TEST_KEY},
-                    timeout=1,
-                ).raise_for_status()
-                return proc, url
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("emulator subprocess did not answer within 20 s")
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.mark.slow
 def test_everything_acknowledged_survives_kill_9(tmp_path: Path, cli_emulator) -> None:
     data = tmp_path / "emu"
-    proc, url = cli_emulator(data)
+    proc, url = cli_emulator("--data", str(data))
     with api_client(url) as http:
         pid = new_project(http)
         dog, cat = new_tag(http, pid, "Dog"), new_tag(http, pid, "Cat")
@@ -158,7 +97,7 @@ def test_everything_acknowledged_survives_kill_9(tmp_path: Path, cli_emulator) -
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
 
-    _, url = cli_emulator(data)
+    _, url = cli_emulator("--data", str(data))
     with api_client(url) as http:
         after = _snapshot(http, pid)
         assert after == before
