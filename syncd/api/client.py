@@ -1,0 +1,997 @@
+"""The one async client for the Custom Vision Training API v3.3: one method per endpoint we use.
+
+Public names: TrainingClient, ClientSettings, choose_upload_format.
+
+Every request goes through `TrainingClient._call`, which (1) takes one of `max_concurrency` slots,
+(2) waits for its turn at the shared Pacer, (3) sends, and (4) on a retryable failure (see
+`pacer.should_retry`) backs off and tries again within the RetryPolicy's budget. A request that may
+already have changed state on the service (a lost answer, a 5xx) is replayed only where replaying is
+provably harmless; each call site says why. The final failure becomes a typed `errors.ApiError`.
+
+Methods that take many items split them into legal batches (`limits`), run up to `max_concurrency`
+batches at once, and are async iterators that yield each batch's results as the batch completes;
+if a batch fails, no new batch starts, the batches already running finish and are yielded, then
+the first error is raised.
+
+The training key goes only into the `Training-Key` header of requests to the API's base URL
+(an httpx Auth flow): never to image URIs, which are pre-signed, and never into a log or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import structlog
+
+from syncd.api import limits
+from syncd.api.errors import (
+    ApiConnectionError,
+    ApiError,
+    BadRequestError,
+    ImageNotFoundError,
+    TagNotFoundError,
+    UnexpectedResponseError,
+    error_for,
+    read_error_body,
+)
+from syncd.api.limits import UploadFormat
+from syncd.api.models import (
+    Image,
+    MetadataResult,
+    MetadataStatus,
+    Order,
+    Project,
+    Tag,
+    TagAddResult,
+    TaggingStatus,
+    TagPair,
+    TagType,
+    UploadItem,
+    UploadResult,
+    UploadStatus,
+    parse_image,
+    parse_project,
+    parse_tag,
+)
+from syncd.api.pacer import (
+    Pacer,
+    RetryPolicy,
+    may_have_reached_service,
+    retry_after_seconds,
+    shared_pacer,
+    should_retry,
+)
+from syncd.credentials import TrainingKey
+
+_log = structlog.get_logger().bind(component="api")
+
+R = TypeVar("R")
+Id = UUID | str
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Rate, concurrency, retry budget, timeouts and batching knobs (defaults suit S0)."""
+
+    # Calls per second the Pacer starts at and never exceeds (S0 quota: 10/s; F0: 2/s).
+    rate_per_second: float = 10.0
+    # Requests (and batches of one call) in flight at once.
+    max_concurrency: int = 4
+    # Retry budget per call: attempts in all, and seconds from the first attempt.
+    max_attempts: int = 8
+    max_retry_time_s: float = 300.0
+    # Backoff: full jitter in [0, min(max_backoff_s, base_backoff_s * 2**(attempt-1))].
+    base_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    # Timeouts; read/write are generous for a 64-image upload of 6 MB images on a slow uplink.
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    write_timeout_s: float = 120.0
+    pool_timeout_s: float = 120.0
+    # Wire bytes per upload call (not a service limit: bounds memory and the cost of a replay).
+    max_batch_bytes: int = 64 * 1024 * 1024
+    # What one call is worth in bytes when choosing an upload format: roughly what a 10 Mbit/s
+    # uplink sends in the 1/10 s one call of a 10/s quota occupies.
+    call_cost_bytes: int = 128 * 1024
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            max_elapsed_s=self.max_retry_time_s,
+            base_backoff_s=self.base_backoff_s,
+            max_backoff_s=self.max_backoff_s,
+        )
+
+
+class _KeyAuth(httpx.Auth):
+    """Put the training key on requests to the API base URL, and on nothing else."""
+
+    def __init__(self, base_url: str, key: TrainingKey | None) -> None:
+        self._base_url = base_url
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._key is not None and str(request.url).startswith(self._base_url):
+            request.headers["Training-Key"] = self._key.reveal()
+        yield request
+
+
+_NO_AUTH = httpx.Auth()  # the no-op flow: for pre-signed image URIs
+
+
+def _csv(ids: Iterable[Id]) -> str:
+    return ",".join(str(i) for i in ids)
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def _no_body(response: httpx.Response) -> None:
+    return None
+
+
+def _count(response: httpx.Response) -> int:
+    value = response.json()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"a count must be a bare integer, got {str(value)[:40]!r}")
+    return value
+
+
+def choose_upload_format(
+    items: Sequence[UploadItem], metadata: Mapping[str, str] | None, settings: ClientSettings
+) -> UploadFormat:
+    """Return the upload format that costs less for this job: calls * call_cost_bytes + bytes.
+
+    Multipart sends raw bytes but needs one call per tag set (and per 64 images), plus one
+    UpdateImageMetadata call per batch when metadata is wanted; files sends base64 (~4/3 the
+    bytes) but mixes tag sets in one call and carries metadata. Ties go to multipart.
+    """
+    costs: dict[UploadFormat, int] = {}
+    for upload_format in (UploadFormat.MULTIPART, UploadFormat.FILES):
+        batches = limits.upload_batches(
+            items,
+            size_of=lambda item: len(item.data),
+            tags_of=lambda item: item.tag_ids,
+            upload_format=upload_format,
+            max_batch_bytes=settings.max_batch_bytes,
+        )
+        calls = len(batches)
+        if metadata and upload_format is UploadFormat.MULTIPART:
+            calls *= 2
+        wire = sum(limits.encoded_size(len(item.data), upload_format) for item in items)
+        costs[upload_format] = calls * settings.call_cost_bytes + wire
+    return min(costs, key=lambda f: (costs[f], f is not UploadFormat.MULTIPART))
+
+
+def _part_name(index: int, key: str) -> str:
+    """A multipart/entry name the service echoes back (sourceUrl); ASCII, unique in the batch."""
+    suffix = next((s for s in _IMAGE_SUFFIXES if key.lower().endswith(s)), "")
+    return f"image{index}{suffix}"
+
+
+class TrainingClient:
+    """Async client for one Custom Vision training resource; use as `async with`."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        key: TrainingKey | None,
+        *,
+        settings: ClientSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pacer: Pacer | None = None,
+        api_version: str = "v3.3",
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings or ClientSettings()
+        self._endpoint = endpoint.rstrip("/")
+        self._base = f"{self._endpoint}/customvision/{api_version}/training"
+        self._secret = key.reveal() if key is not None else None
+        if pacer is None:
+            pacer = (
+                shared_pacer(self._endpoint, self._secret, self.settings.rate_per_second)
+                if self._secret
+                else Pacer(self.settings.rate_per_second)
+            )
+        self.pacer = pacer
+        self._retry = self.settings.retry_policy()
+        self._rand = rand
+        self._clock = time.monotonic
+        self._slots = asyncio.Semaphore(self.settings.max_concurrency)
+        self._download_slots = asyncio.Semaphore(self.settings.max_concurrency)
+        s = self.settings
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            auth=_KeyAuth(self._base, key),
+            headers={"Accept": "application/json", "User-Agent": "syncd"},
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout_s,
+                read=s.read_timeout_s,
+                write=s.write_timeout_s,
+                pool=s.pool_timeout_s,
+            ),
+            # API calls and downloads each hold at most max_concurrency connections.
+            limits=httpx.Limits(
+                max_connections=2 * s.max_concurrency,
+                max_keepalive_connections=2 * s.max_concurrency,
+                keepalive_expiry=30,
+            ),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TrainingClient({self._endpoint!r})"
+
+    async def __aenter__(self) -> TrainingClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # --- the one request path -------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        parse: Callable[[httpx.Response], R],
+        replay: bool | Callable[[], Awaitable[R | None]],
+        ok: tuple[int, ...] = (200,),
+        **request: Any,
+    ) -> R:
+        """Send one API request with pacing and retries; return parse(response) or raise ApiError.
+
+        `replay` says what to do after an attempt that may have reached the service: True if
+        sending it again is harmless, False to give up, or a lookup that returns the result if
+        the earlier attempt did take effect (None: it did not, send again).
+        """
+        url = f"{self._base}{path}"
+        started = self._clock()
+        attempt = 0
+        replayed = False
+        while True:
+            attempt += 1
+            if replayed and callable(replay):
+                found = await replay()
+                if found is not None:
+                    _log.info("replay_resolved", operation=operation, attempt=attempt)
+                    return found
+            response: httpx.Response | None = None
+            failure: httpx.TransportError | None = None
+            async with self._slots:
+                await self.pacer.acquire()
+                try:
+                    response = await self._http.request(method, url, **request)
+                except httpx.TransportError as exc:
+                    failure = exc
+            status = response.status_code if response is not None else None
+            if response is not None and status != 429:
+                self.pacer.on_success()  # it passed the quota, whatever the answer
+            if response is not None and status in ok:
+                try:
+                    return parse(response)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise UnexpectedResponseError(
+                        operation,
+                        status=status,
+                        service_message=f"unreadable answer ({type(exc).__name__})",
+                        attempts=attempt,
+                    ) from None
+            retry_after: float | None = None
+            delay = 0.0
+            if status == 429 and response is not None:
+                _, message = read_error_body(response)
+                retry_after = retry_after_seconds(response.headers, message)
+                # The Pacer holds every request back for the wait; the retry waits in acquire().
+                wait = self.pacer.on_throttle(retry_after)
+                retry_after = wait
+            else:
+                wait = delay = self._retry.backoff(attempt, self._rand)
+            retryable = should_retry(status=status, error=failure)
+            ambiguous = may_have_reached_service(status=status, error=failure)
+            if ambiguous and replay is False:
+                retryable = False
+            elapsed = self._clock() - started
+            if not retryable or not self._retry.allows(attempt, elapsed, wait):
+                raise self._failure(operation, response, failure, attempt, replayed, retry_after)
+            replayed = replayed or ambiguous
+            _log.info(
+                "retry",
+                operation=operation,
+                attempt=attempt,
+                status=status,
+                error=type(failure).__name__ if failure else None,
+                delay=round(wait, 3),
+            )
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    def _failure(
+        self,
+        operation: str,
+        response: httpx.Response | None,
+        failure: httpx.TransportError | None,
+        attempts: int,
+        replayed: bool,
+        retry_after: float | None,
+    ) -> ApiError:
+        if response is not None:
+            error = error_for(
+                operation,
+                response,
+                attempts=attempts,
+                replayed=replayed,
+                secret=self._secret,
+                retry_after=retry_after,
+            )
+        else:
+            text = str(failure) or type(failure).__name__
+            if self._secret:
+                text = text.replace(self._secret, "***")
+            error = ApiConnectionError(
+                operation,
+                code=type(failure).__name__,
+                service_message=text[:200],
+                attempts=attempts,
+                replayed=replayed,
+            )
+        _log.warning(
+            "request_failed",
+            operation=operation,
+            status=error.status,
+            code=error.code,
+            attempts=attempts,
+        )
+        return error
+
+    async def _stream(self, jobs: Iterable[Callable[[], Awaitable[R]]]) -> AsyncIterator[R]:
+        """Run jobs, at most max_concurrency at once; yield each result as its job completes.
+
+        On a failure no new job starts; those running finish and are yielded; then it raises.
+        """
+        pending: set[asyncio.Task[R]] = set()
+        waiting = iter(jobs)
+        error: BaseException | None = None
+        try:
+            while True:
+                while error is None and len(pending) < self.settings.max_concurrency:
+                    job = next(waiting, None)
+                    if job is None:
+                        break
+                    pending.add(asyncio.ensure_future(job()))
+                if not pending:
+                    break
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None:
+                        error = error or exc
+                    else:
+                        yield task.result()
+            if error is not None:
+                raise error
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- projects -------------------------------------------------------------------------
+
+    async def get_project(self, project_id: Id) -> Project:
+        """Return the project; raise ProjectNotFoundError if it does not exist."""
+        return await self._call(
+            "get_project",
+            "GET",
+            f"/projects/{project_id}",
+            parse=lambda r: parse_project(r.json()),
+            replay=True,
+        )
+
+    async def list_projects(self) -> list[Project]:
+        """Return every project of the resource."""
+        return await self._call(
+            "list_projects",
+            "GET",
+            "/projects",
+            parse=lambda r: [parse_project(p) for p in r.json()],
+            replay=True,
+        )
+
+    async def create_project(
+        self,
+        name: str,
+        *,
+        domain_id: Id | None = None,
+        classification_type: str = "Multilabel",
+        description: str | None = None,
+    ) -> Project:
+        """Create a classification project (the General domain unless domain_id is given)."""
+        if domain_id is None:
+            domain_id = await self._classification_domain()
+        params = {
+            "name": name,
+            "domainId": str(domain_id),
+            "classificationType": classification_type,
+        }
+        if description:
+            params["description"] = description
+
+        async def existing() -> Project | None:
+            # A replay could make a second project of the same name: look for the first one.
+            return next((p for p in await self.list_projects() if p.name == name), None)
+
+        return await self._call(
+            "create_project",
+            "POST",
+            "/projects",
+            params=params,
+            parse=lambda r: parse_project(r.json()),
+            replay=existing,
+        )
+
+    async def _classification_domain(self) -> str:
+        domains = await self._call("list_domains", "GET", "/domains", parse=_json, replay=True)
+        classification = [d for d in domains if d.get("type") == "Classification"]
+        if not classification:
+            raise UnexpectedResponseError(
+                "list_domains", service_message="no classification domain"
+            )
+        general = [d for d in classification if d.get("name") == "General"]
+        return str((general or classification)[0]["id"])
+
+    # --- tags -----------------------------------------------------------------------------
+
+    async def list_tags(self, project_id: Id) -> list[Tag]:
+        """Return the project's tags (in no particular order)."""
+        return await self._call(
+            "list_tags",
+            "GET",
+            f"/projects/{project_id}/tags",
+            parse=lambda r: [parse_tag(t) for t in r.json()],
+            replay=True,
+        )
+
+    async def _find_tag(self, project_id: Id, name: str) -> Tag | None:
+        tags = await self.list_tags(project_id)
+        exact = [t for t in tags if t.name == name]
+        folded = [t for t in tags if t.name.casefold() == name.casefold()]
+        return (exact or folded or [None])[0]
+
+    async def create_tag(
+        self, project_id: Id, name: str, tag_type: TagType = TagType.REGULAR
+    ) -> Tag:
+        """Create a tag; raise BadRequestError(code BadRequestTagNameNotUnique) if it exists."""
+        params = {"name": name, "type": str(tag_type)}
+        try:
+            return await self._call(
+                "create_tag",
+                "POST",
+                f"/projects/{project_id}/tags",
+                params=params,
+                parse=lambda r: parse_tag(r.json()),
+                # Not idempotent: before a replay, look the name up; if the lost attempt created
+                # the tag, that tag is the answer.
+                replay=lambda: self._find_tag(project_id, name),
+            )
+        except BadRequestError as exc:
+            # The lookup raced the lost attempt's commit: the name now exists because we made it.
+            if exc.replayed and exc.code == "BadRequestTagNameNotUnique":
+                tag = await self._find_tag(project_id, name)
+                if tag is not None:
+                    return tag
+            raise
+
+    async def delete_tag(self, project_id: Id, tag_id: Id) -> None:
+        """Delete a tag (its images lose it); raise TagNotFoundError if it never existed."""
+        try:
+            await self._call(
+                "delete_tag",
+                "DELETE",
+                f"/projects/{project_id}/tags/{tag_id}",
+                ok=(200, 204),
+                parse=_no_body,
+                # Idempotent in effect: a second delete finds nothing to delete (handled below).
+                replay=True,
+            )
+        except TagNotFoundError as exc:
+            # NotFoundTag after a lost answer: the earlier attempt deleted it. Success.
+            if not exc.replayed:
+                raise
+
+    # --- counting and listing -------------------------------------------------------------
+
+    async def count_images(
+        self,
+        project_id: Id,
+        *,
+        tagging_status: TaggingStatus | None = None,
+        tag_ids: Iterable[Id] | None = None,
+        metadata_filter: str | None = None,
+    ) -> int:
+        """Return how many images match (GetImageCount; tag ids are a union, not split)."""
+        params: dict[str, str] = {}
+        if tagging_status is not None:
+            params["taggingStatus"] = str(tagging_status)
+        if tag_ids:
+            # The count endpoints set no maxItems; splitting would double-count a union.
+            params["tagIds"] = _csv(tag_ids)
+        if metadata_filter:
+            params["$filter"] = metadata_filter
+        return await self._call(
+            "count_images",
+            "GET",
+            f"/projects/{project_id}/images/count",
+            params=params,
+            parse=_count,
+            replay=True,
+        )
+
+    async def count_tagged(self, project_id: Id, tag_ids: Iterable[Id] | None = None) -> int:
+        """Return how many images carry any tag (or any of tag_ids)."""
+        params = {"tagIds": _csv(tag_ids)} if tag_ids else {}
+        return await self._call(
+            "count_tagged",
+            "GET",
+            f"/projects/{project_id}/images/tagged/count",
+            params=params,
+            parse=_count,
+            replay=True,
+        )
+
+    async def count_untagged(self, project_id: Id) -> int:
+        """Return how many images carry no tag."""
+        return await self._call(
+            "count_untagged",
+            "GET",
+            f"/projects/{project_id}/images/untagged/count",
+            parse=_count,
+            replay=True,
+        )
+
+    async def iter_images(
+        self,
+        project_id: Id,
+        *,
+        tagging_status: TaggingStatus | None = None,
+        tag_ids: Sequence[Id] | None = None,
+        metadata_filter: str | None = None,
+        order: Order = Order.OLDEST,
+        page_size: int = limits.MAX_TAKE,
+    ) -> AsyncIterator[Image]:
+        """Yield every matching image once, paging with skip/take (GetImages).
+
+        Oldest-first by default, so images added during the walk land on later pages instead of
+        shifting earlier ones; images deleted during the walk may shift one past us (a later full
+        listing catches it). More than 20 tag ids are walked 20 at a time (the filter is a union).
+        """
+        take = max(1, min(page_size, limits.MAX_TAKE))
+        tag_groups: list[Sequence[Id] | None] = (
+            list(limits.chunked(list(tag_ids), limits.MAX_TAG_FILTER_IDS)) if tag_ids else [None]
+        )
+        seen: set[UUID] = set()
+        for group in tag_groups:
+            skip = 0
+            while True:
+                params: dict[str, str | int] = {"orderBy": str(order), "take": take, "skip": skip}
+                if tagging_status is not None:
+                    params["taggingStatus"] = str(tagging_status)
+                if group:
+                    params["tagIds"] = _csv(group)
+                if metadata_filter:
+                    params["$filter"] = metadata_filter
+                page = await self._call(
+                    "list_images",
+                    "GET",
+                    f"/projects/{project_id}/images",
+                    params=params,
+                    parse=lambda r: [parse_image(i) for i in r.json()],
+                    replay=True,
+                )
+                for image in page:
+                    if image.id not in seen:
+                        seen.add(image.id)
+                        yield image
+                if len(page) < take:
+                    break
+                skip += take
+
+    async def get_images_by_ids(self, project_id: Id, image_ids: Iterable[Id]) -> list[Image]:
+        """Return the images with these ids that exist (in no particular order)."""
+        ids = list(dict.fromkeys(str(i) for i in image_ids))
+        path = f"/projects/{project_id}/images/id"
+
+        def job(chunk: Sequence[str]) -> Callable[[], Awaitable[list[Image]]]:
+            return lambda: self._call(
+                "get_images_by_ids",
+                "GET",
+                path,
+                params={"imageIds": _csv(chunk)},
+                parse=lambda r: [parse_image(i) for i in r.json()],
+                replay=True,
+            )
+
+        chunks = limits.chunked(ids, limits.MAX_IDS_PER_LOOKUP)
+        return [image async for page in self._stream(job(c) for c in chunks) for image in page]
+
+    # --- uploads --------------------------------------------------------------------------
+
+    async def upload_images(
+        self,
+        project_id: Id,
+        items: Sequence[UploadItem],
+        metadata: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[list[UploadResult]]:
+        """Create images; yield each batch's per-item results as the batch completes.
+
+        Items over MAX_IMAGE_BYTES are not sent (ErrorImageSize, first). Tags past the 20 an
+        upload carries are added afterwards. With metadata, every image the items end up as
+        (created or duplicate with a known id) carries it when its batch is yielded.
+        """
+        keys = [item.key for item in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("upload item keys must be distinct")
+        limits.check_metadata(metadata)
+        for item in items:
+            if len(set(item.tag_ids)) > limits.MAX_TAGS_PER_IMAGE:
+                raise ValueError(f"{item.key!r} has over {limits.MAX_TAGS_PER_IMAGE} tags")
+        too_big = [i for i in items if len(i.data) > limits.MAX_IMAGE_BYTES]
+        sendable = [i for i in items if len(i.data) <= limits.MAX_IMAGE_BYTES]
+        if too_big:
+            yield [UploadResult(i.key, UploadStatus.ERROR_IMAGE_SIZE) for i in too_big]
+        if not sendable:
+            return
+        upload_format = choose_upload_format(sendable, metadata, self.settings)
+        batches = limits.upload_batches(
+            sendable,
+            size_of=lambda item: len(item.data),
+            tags_of=lambda item: item.tag_ids,
+            upload_format=upload_format,
+            max_batch_bytes=self.settings.max_batch_bytes,
+        )
+        _log.info(
+            "upload_plan",
+            images=len(sendable),
+            batches=len(batches),
+            format=str(upload_format),
+        )
+
+        def job(batch: list[UploadItem]) -> Callable[[], Awaitable[list[UploadResult]]]:
+            return lambda: self._upload_batch(project_id, batch, upload_format, metadata)
+
+        async for results in self._stream(job(b) for b in batches):
+            yield results
+
+    async def _upload_batch(
+        self,
+        project_id: Id,
+        batch: list[UploadItem],
+        upload_format: UploadFormat,
+        metadata: Mapping[str, str] | None,
+    ) -> list[UploadResult]:
+        names = [_part_name(n, item.key) for n, item in enumerate(batch)]
+        if upload_format is UploadFormat.MULTIPART:
+            tags = limits.upload_tags(batch[0].tag_ids)
+            request: dict[str, Any] = {
+                "files": [
+                    ("imageData", (name, item.data, "application/octet-stream"))
+                    for name, item in zip(names, batch, strict=True)
+                ],
+            }
+            if tags:
+                request["params"] = {"tagIds": _csv(tags)}
+            path = f"/projects/{project_id}/images"
+        else:
+            body: dict[str, Any] = {
+                "images": [
+                    {
+                        "name": name,
+                        "contents": base64.b64encode(item.data).decode("ascii"),
+                        "tagIds": [str(t) for t in limits.upload_tags(item.tag_ids)],
+                    }
+                    for name, item in zip(names, batch, strict=True)
+                ]
+            }
+            if metadata:
+                body["metadata"] = dict(metadata)
+            request = {"json": body}
+            path = f"/projects/{project_id}/images/files"
+        summary = await self._call(
+            "upload_images",
+            "POST",
+            path,
+            ok=(200, 207),
+            parse=_json,
+            # Replaying an upload is harmless: the service answers OKDuplicate for bytes the
+            # project already has, so a lost answer never turns into a second image.
+            replay=True,
+            **request,
+        )
+        results = self._upload_results(batch, names, summary)
+        await self._finish_uploads(project_id, batch, results, upload_format, metadata)
+        return results
+
+    @staticmethod
+    def _upload_results(
+        batch: list[UploadItem], names: list[str], summary: Any
+    ) -> list[UploadResult]:
+        entries = summary.get("images") if isinstance(summary, dict) else None
+        if not isinstance(entries, list):
+            raise UnexpectedResponseError("upload_images", status=200, service_message="no images")
+        # The service echoes each part's filename in sourceUrl, quotes included [R].
+        by_name = {str(e.get("sourceUrl") or "").strip('"'): e for e in entries}
+        if not set(names) <= set(by_name) and len(entries) == len(batch):
+            by_name = dict(zip(names, entries, strict=True))  # fall back to answer order
+        results = []
+        for name, item in zip(names, batch, strict=True):
+            entry = by_name.get(name)
+            if entry is None:
+                results.append(UploadResult(item.key, UploadStatus.ERROR_UNKNOWN))
+                continue
+            image = entry.get("image")
+            results.append(
+                UploadResult(
+                    item.key,
+                    UploadStatus.parse(entry.get("status")),
+                    parse_image(image) if isinstance(image, dict) and image.get("id") else None,
+                )
+            )
+        return results
+
+    async def _finish_uploads(
+        self,
+        project_id: Id,
+        batch: list[UploadItem],
+        results: list[UploadResult],
+        upload_format: UploadFormat,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        """Add the tags an upload could not carry and the metadata multipart could not."""
+        landed = [
+            (item, result, result.image)
+            for item, result in zip(batch, results, strict=True)
+            if result.ok and result.image is not None
+        ]
+        extra = [
+            TagPair(image.id, tag)
+            for item, _, image in landed
+            for tag in limits.extra_tags(item.tag_ids)
+            if tag not in image.tag_ids
+        ]
+        if extra:
+            async for _ in self.add_tags(project_id, extra):
+                pass
+        if metadata:
+            # Multipart carries no metadata at all; whether a files batch's metadata reaches a
+            # duplicate is undocumented, so duplicates get it explicitly too.
+            ids = [
+                image.id
+                for _, result, image in landed
+                if upload_format is UploadFormat.MULTIPART
+                or result.status is UploadStatus.OK_DUPLICATE
+            ]
+            if ids:
+                async for updated in self.update_metadata(project_id, ids, metadata):
+                    for entry in updated:
+                        if entry.status is not MetadataStatus.OK:
+                            _log.warning(
+                                "metadata_not_set",
+                                image_id=str(entry.image_id),
+                                status=str(entry.status),
+                            )
+
+    # --- tags on images, deletion, metadata -----------------------------------------------
+
+    async def add_tags(
+        self, project_id: Id, pairs: Iterable[TagPair]
+    ) -> AsyncIterator[TagAddResult]:
+        """Tag images; yield each batch's created/duplicated/exceeded pairs as it completes."""
+        path = f"/projects/{project_id}/images/tags"
+
+        def job(chunk: list[TagPair]) -> Callable[[], Awaitable[TagAddResult]]:
+            body = {"tags": [{"imageId": str(p.image_id), "tagId": str(p.tag_id)} for p in chunk]}
+            return lambda: self._call(
+                "add_tags",
+                "POST",
+                path,
+                json=body,
+                parse=_tag_add_result,
+                # Idempotent by design: a pair that already exists comes back in `duplicated`.
+                replay=True,
+            )
+
+        async for result in self._stream(job(c) for c in limits.tag_pair_batches(pairs)):
+            yield result
+
+    async def remove_tags(
+        self, project_id: Id, image_ids: Iterable[Id], tag_ids: Iterable[Id]
+    ) -> AsyncIterator[list[TagPair]]:
+        """Remove each tag from each image; yield each batch's (image, tag) pairs when done."""
+        path = f"/projects/{project_id}/images/tags"
+        images = [UUID(str(i)) for i in image_ids]
+        tags = [UUID(str(t)) for t in tag_ids]
+
+        def job(
+            image_chunk: tuple[UUID, ...], tag_chunk: tuple[UUID, ...]
+        ) -> Callable[[], Awaitable[list[TagPair]]]:
+            async def run() -> list[TagPair]:
+                try:
+                    await self._call(
+                        "remove_tags",
+                        "DELETE",
+                        path,
+                        params={"imageIds": _csv(image_chunk), "tagIds": _csv(tag_chunk)},
+                        ok=(200, 204),
+                        parse=_no_body,
+                        # Idempotent: removing an absent association leaves the same state.
+                        replay=True,
+                    )
+                except (ImageNotFoundError, TagNotFoundError) as exc:
+                    # Not found after a lost answer cannot come from our own removal (the image
+                    # and tag stay); only swallow it for a replay, where the outcome is the same.
+                    if not exc.replayed:
+                        raise
+                return [TagPair(i, t) for i in image_chunk for t in tag_chunk]
+
+            return run
+
+        batches = limits.tag_removal_batches(images, tags)
+        async for result in self._stream(job(i, t) for i, t in batches):
+            yield result
+
+    async def delete_images(
+        self, project_id: Id, image_ids: Iterable[Id]
+    ) -> AsyncIterator[list[UUID]]:
+        """Delete images; yield each batch's ids once they are gone.
+
+        Ids already absent count as deleted: the state the caller asked for is reached.
+        """
+        path = f"/projects/{project_id}/images"
+        ids = [UUID(str(i)) for i in dict.fromkeys(str(i) for i in image_ids)]
+
+        def job(chunk: Sequence[UUID]) -> Callable[[], Awaitable[list[UUID]]]:
+            async def run() -> list[UUID]:
+                try:
+                    await self._delete_batch(path, chunk)
+                except ImageNotFoundError as exc:
+                    if not exc.replayed:
+                        # Some ids were already gone and the service may have refused the whole
+                        # batch: delete whichever still exist.
+                        remaining = await self.get_images_by_ids(project_id, chunk)
+                        if remaining:
+                            await self._delete_batch(path, [i.id for i in remaining])
+                    # On a replay NotFoundImage means the lost attempt deleted them. Success.
+                return list(chunk)
+
+            return run
+
+        async for result in self._stream(
+            job(c) for c in limits.chunked(ids, limits.MAX_IMAGES_PER_DELETE)
+        ):
+            yield result
+
+    async def _delete_batch(self, path: str, ids: Sequence[UUID]) -> None:
+        await self._call(
+            "delete_images",
+            "DELETE",
+            path,
+            params={"imageIds": _csv(ids)},
+            ok=(200, 202, 204),
+            parse=_no_body,
+            # Idempotent in effect: a replayed delete finds the images gone (NotFoundImage,
+            # handled by the caller) or deletes them; either way they are gone once.
+            replay=True,
+        )
+
+    async def update_metadata(
+        self, project_id: Id, image_ids: Iterable[Id], metadata: Mapping[str, str]
+    ) -> AsyncIterator[list[MetadataResult]]:
+        """Set metadata on images (one map for all); yield each batch's per-image results."""
+        limits.check_metadata(metadata)
+        path = f"/projects/{project_id}/images/metadata"
+        ids = list(dict.fromkeys(str(i) for i in image_ids))
+        body = dict(metadata)
+
+        def job(chunk: Sequence[str]) -> Callable[[], Awaitable[list[MetadataResult]]]:
+            return lambda: self._call(
+                "update_metadata",
+                "POST",
+                path,
+                params={"imageIds": _csv(chunk)},
+                json=body,
+                ok=(200, 207),
+                parse=_metadata_results,
+                # Replay is harmless: it writes the same map to the same images again.
+                replay=True,
+            )
+
+        chunks = limits.chunked(ids, limits.MAX_IMAGES_PER_METADATA_UPDATE)
+        async for result in self._stream(job(c) for c in chunks):
+            yield result
+
+    # --- image bytes ----------------------------------------------------------------------
+
+    async def download(self, uri: str, chunk_size: int = 1 << 16) -> AsyncIterator[bytes]:
+        """Yield an image's bytes from its pre-signed URI (no key is sent); retried until the
+        first byte arrives. Raises ApiError subclasses like the API calls (operation download)."""
+        url = uri if "://" in uri else f"{self._endpoint}/{uri.lstrip('/')}"
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: httpx.TransportError | None = None
+            status: int | None = None
+            async with self._download_slots:
+                try:
+                    # auth=_NO_AUTH: a pre-signed URI carries its own signature; never the key.
+                    async with self._http.stream("GET", url, auth=_NO_AUTH) as response:
+                        status = response.status_code
+                        if status == 200:
+                            async for chunk in response.aiter_bytes(chunk_size):
+                                yield chunk
+                            return
+                        await response.aread()
+                        error_response = response
+                except httpx.TransportError as exc:
+                    if status == 200:
+                        raise ApiConnectionError(
+                            "download", code=type(exc).__name__, service_message="cut off"
+                        ) from None
+                    failure = exc
+            delay = self._retry.backoff(attempt, self._rand)
+            if status == 429 and failure is None:
+                delay = retry_after_seconds(error_response.headers) or delay
+            retryable = should_retry(status=status, error=failure)
+            if not retryable or not self._retry.allows(attempt, self._clock() - started, delay):
+                raise self._failure(
+                    "download", None if failure else error_response, failure, attempt, False, None
+                )
+            await asyncio.sleep(delay)
+
+
+def _tag_add_result(response: httpx.Response) -> TagAddResult:
+    body = response.json()
+
+    def pairs(name: str) -> tuple[TagPair, ...]:
+        # Real answers use [] for an empty list, the spec's examples null [R].
+        return tuple(TagPair(UUID(p["imageId"]), UUID(p["tagId"])) for p in body.get(name) or [])
+
+    return TagAddResult(pairs("created"), pairs("duplicated"), pairs("exceeded"))
+
+
+def _metadata_results(response: httpx.Response) -> list[MetadataResult]:
+    from types import MappingProxyType
+
+    return [
+        MetadataResult(
+            UUID(entry["imageId"]),
+            MetadataStatus.parse(entry.get("status")),
+            MappingProxyType(dict(entry.get("metadata") or {})),
+        )
+        for entry in response.json().get("images") or []
+    ]

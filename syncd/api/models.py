@@ -1,0 +1,245 @@
+"""Small frozen records for what the Training API takes and returns, parsed from its JSON.
+
+Public names: Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadStatus,
+UploadResult, TagPair, TagAddResult, MetadataStatus, MetadataResult, parse_project, parse_tag,
+parse_image.
+
+Parsing is tolerant of what the real service sends (DIGEST §2-3, [R]): `tags` absent on an untagged
+image, `tagName` null in create answers, `metadata` absent when none was set, `description` null,
+unknown enum strings (the spec's enums are `modelAsString`, so new values may appear).
+Anything the daemon does not use is left out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+
+class TagType(enum.StrEnum):
+    """Tag.type [S enum]."""
+
+    REGULAR = "Regular"
+    NEGATIVE = "Negative"
+    GENERAL_PRODUCT = "GeneralProduct"
+
+
+class TaggingStatus(enum.StrEnum):
+    """taggingStatus query parameter of GetImages / GetImageCount."""
+
+    ALL = "All"
+    TAGGED = "Tagged"
+    UNTAGGED = "Untagged"
+
+
+class Order(enum.StrEnum):
+    """orderBy query parameter; the service defaults to newest first."""
+
+    NEWEST = "Newest"
+    OLDEST = "Oldest"
+
+
+class UploadStatus(enum.StrEnum):
+    """ImageCreateStatus [S enum], per image of a create call."""
+
+    OK = "OK"
+    OK_DUPLICATE = "OKDuplicate"
+    ERROR_SOURCE = "ErrorSource"
+    ERROR_IMAGE_FORMAT = "ErrorImageFormat"
+    ERROR_IMAGE_SIZE = "ErrorImageSize"
+    ERROR_STORAGE = "ErrorStorage"
+    ERROR_LIMIT_EXCEED = "ErrorLimitExceed"
+    ERROR_TAG_LIMIT_EXCEED = "ErrorTagLimitExceed"
+    ERROR_REGION_LIMIT_EXCEED = "ErrorRegionLimitExceed"
+    ERROR_UNKNOWN = "ErrorUnknown"
+    ERROR_NEGATIVE_AND_REGULAR_TAG_ON_SAME_IMAGE = "ErrorNegativeAndRegularTagOnSameImage"
+
+    @classmethod
+    def parse(cls, value: object) -> UploadStatus:
+        """Return the status for a wire value; an unknown one counts as ErrorUnknown."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.ERROR_UNKNOWN
+
+
+class MetadataStatus(enum.StrEnum):
+    """ImageMetadataUpdateEntry.status [S enum]."""
+
+    OK = "OK"
+    ERROR_IMAGE_NOT_FOUND = "ErrorImageNotFound"
+    ERROR_LIMIT_EXCEED = "ErrorLimitExceed"
+    ERROR_UNKNOWN = "ErrorUnknown"
+
+    @classmethod
+    def parse(cls, value: object) -> MetadataStatus:
+        """Return the status for a wire value; an unknown one counts as ErrorUnknown."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.ERROR_UNKNOWN
+
+
+@dataclass(frozen=True)
+class Project:
+    """A training project."""
+
+    id: UUID
+    name: str
+    description: str
+    classification_type: str | None
+    domain_id: UUID | None
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A tag of a project; image_count as the service counted it when it answered."""
+
+    id: UUID
+    name: str
+    type: TagType
+    image_count: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image of a project; URIs are pre-signed and expire (~24 h)."""
+
+    id: UUID
+    created: datetime | None
+    width: int
+    height: int
+    tag_ids: frozenset[UUID]
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    original_uri: str | None = None
+    thumbnail_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One image to create: `key` is the caller's name for it (e.g. a relative path)."""
+
+    key: str
+    data: bytes = field(repr=False)
+    tag_ids: tuple[UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What became of one UploadItem. `image` is None on errors and may be None on OKDuplicate
+    (the spec does not promise the existing image comes back; callers resolve it)."""
+
+    key: str
+    status: UploadStatus
+    image: Image | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if the image is in the project now (created, or already there)."""
+        return self.status in (UploadStatus.OK, UploadStatus.OK_DUPLICATE)
+
+    @property
+    def image_id(self) -> UUID | None:
+        return self.image.id if self.image else None
+
+
+@dataclass(frozen=True)
+class TagPair:
+    """One (image, tag) association, as CreateImageTags takes it."""
+
+    image_id: UUID
+    tag_id: UUID
+
+
+@dataclass(frozen=True)
+class TagAddResult:
+    """One CreateImageTags batch: pairs created, already present (duplicated), or over a limit."""
+
+    created: tuple[TagPair, ...]
+    duplicated: tuple[TagPair, ...]
+    exceeded: tuple[TagPair, ...]
+
+
+@dataclass(frozen=True)
+class MetadataResult:
+    """What became of one image in UpdateImageMetadata."""
+
+    image_id: UUID
+    status: MetadataStatus
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Return a datetime for an ISO 8601 string (the service's 'Z' suffix included), else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _metadata(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        return MappingProxyType({})
+    return MappingProxyType({str(k): str(v) for k, v in value.items()})
+
+
+def parse_project(body: Mapping[str, Any]) -> Project:
+    """Return a Project from its JSON (KeyError/ValueError if the id or name is missing)."""
+    settings = body.get("settings") or {}
+    return Project(
+        id=UUID(body["id"]),
+        name=str(body["name"]),
+        description=body.get("description") or "",
+        classification_type=settings.get("classificationType"),
+        domain_id=_uuid(settings.get("domainId")),
+        created=parse_time(body.get("created")),
+    )
+
+
+def parse_tag(body: Mapping[str, Any]) -> Tag:
+    """Return a Tag from its JSON."""
+    try:
+        tag_type = TagType(body.get("type") or "Regular")
+    except ValueError:
+        tag_type = TagType.REGULAR
+    return Tag(
+        id=UUID(body["id"]),
+        name=str(body["name"]),
+        type=tag_type,
+        image_count=int(body.get("imageCount") or 0),
+        description=body.get("description") or "",
+    )
+
+
+def parse_image(body: Mapping[str, Any]) -> Image:
+    """Return an Image from its JSON; absent tags/metadata read as empty."""
+    tags = body.get("tags") or []
+    return Image(
+        id=UUID(body["id"]),
+        created=parse_time(body.get("created")),
+        width=int(body.get("width") or 0),
+        height=int(body.get("height") or 0),
+        tag_ids=frozenset(UUID(t["tagId"]) for t in tags if isinstance(t, dict) and t.get("tagId")),
+        metadata=_metadata(body.get("metadata")),
+        original_uri=body.get("originalImageUri"),
+        thumbnail_uri=body.get("thumbnailUri"),
+    )

@@ -1,0 +1,279 @@
+"""Pacing and retrying: the rate all requests share, and when and how long to wait before a retry.
+
+Public names: Pacer, shared_pacer, RetryPolicy, should_retry, may_have_reached_service,
+retry_after_seconds, RETRY_STATUSES, RETRY_ERRORS.
+
+`Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
+adapts AIMD-style to the service's quota:
+
+- a 429 blocks every request until its Retry-After has passed, takes the throughput that drew it
+  (successes in the last second, or the pacing rate if lower) as the quota estimate `ceiling`,
+  and cuts the rate to `ceiling * decrease_factor` (multiplicative decrease);
+- the rate then climbs back by `increase_per_second` every second (additive increase), but only to
+  `headroom * ceiling` until `probe_after_s` seconds have passed without a 429; only then does it
+  probe above, up to the configured rate.
+
+So a run settles just under the quota (95 % of it by default) and meets one 429 per probe. The
+clock and sleep are injected, so all of this is unit-tested without sleeping. One Pacer serves
+every request to one endpoint with one key in the process (`shared_pacer`), because the quota is
+the resource's, not a client's.
+
+`RetryPolicy` is capped exponential backoff with full jitter (delay = uniform(0, min(cap,
+base * 2**(attempt-1)))) within a budget of attempts and total time; `should_retry` is the one
+table of what is worth retrying (modelled on rclone's lib/pacer and azure-core's RetryPolicy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+import structlog
+
+_log = structlog.get_logger().bind(component="api")
+
+# Statuses worth another attempt, with why. Everything else (4xx) is the request's own fault
+# and would fail the same way again.
+RETRY_STATUSES: Mapping[int, str] = {
+    408: "request timeout: the service gave up waiting for the body",
+    429: "throttled: over the transactions-per-second quota",
+    500: "internal error: often transient",
+    502: "bad gateway: the front end lost the backend",
+    503: "service unavailable: overloaded or restarting",
+    504: "gateway timeout: the backend was too slow",
+}
+
+# Transport errors worth another attempt -> could the request have reached the service?
+# (False: nothing was sent, so even a non-idempotent request is safe to send again.)
+RETRY_ERRORS: Mapping[type[Exception], bool] = {
+    httpx.ConnectError: False,
+    httpx.ConnectTimeout: False,
+    httpx.PoolTimeout: False,
+    httpx.WriteTimeout: True,
+    httpx.WriteError: True,
+    httpx.ReadTimeout: True,
+    httpx.ReadError: True,
+    httpx.CloseError: True,
+    # "Server disconnected without sending a response": a dropped answer to a received request.
+    httpx.RemoteProtocolError: True,
+}
+
+
+def _error_entry(error: BaseException) -> bool | None:
+    for cls in type(error).__mro__:
+        if cls in RETRY_ERRORS:
+            return RETRY_ERRORS[cls]
+    return None
+
+
+def should_retry(status: int | None = None, error: BaseException | None = None) -> bool:
+    """Return True if a response status or a transport error is worth another attempt."""
+    if error is not None:
+        return _error_entry(error) is not None
+    return status in RETRY_STATUSES
+
+
+def may_have_reached_service(status: int | None = None, error: BaseException | None = None) -> bool:
+    """Return True if a failed attempt may still have changed state on the service.
+
+    A 429 comes from the gateway before the service acts; a 5xx or a lost answer may come after.
+    """
+    if error is not None:
+        return _error_entry(error) is not False
+    return status is not None and status != 429
+
+
+_RETRY_AFTER_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
+
+
+def retry_after_seconds(headers: Mapping[str, str], message: str = "") -> float | None:
+    """Return how long a 429 asks us to wait, from headers or APIM's message text, else None.
+
+    Checks retry-after-ms / x-ms-retry-after-ms (Azure), Retry-After (seconds or an HTTP date),
+    then the message («Please retry after 1 second.»; the spec documents no header).
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        try:
+            return max(0.0, float(lowered[name]) / 1000)
+        except (KeyError, ValueError):
+            pass
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    match = _RETRY_AFTER_TEXT.search(message)
+    if match:
+        return float(match.group(1))
+    return None
+
+
+class Pacer:
+    """Keeps requests to one endpoint under an adaptive rate shared by all their senders."""
+
+    def __init__(
+        self,
+        rate_per_second: float = 10.0,
+        *,
+        min_rate: float = 0.2,
+        decrease_factor: float = 0.5,
+        increase_per_second: float = 1.0,
+        headroom: float = 0.95,
+        probe_after_s: float = 30.0,
+        default_retry_after_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if rate_per_second <= 0:
+            raise ValueError(f"rate_per_second must be positive, got {rate_per_second}")
+        self.configured_rate = rate_per_second
+        self._min_rate = min(min_rate, rate_per_second)
+        self._decrease = decrease_factor
+        self._increase = increase_per_second
+        self._headroom = headroom
+        self._probe_after = probe_after_s
+        self._default_retry_after = default_retry_after_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()  # state is touched from one loop, or several threads' loops
+        self._rate = rate_per_second
+        self._ceiling: float | None = None
+        self._last_update = clock()
+        self._last_throttle = float("-inf")
+        self._next_slot = float("-inf")
+        self._blocked_until = float("-inf")
+        self._successes: deque[float] = deque()
+        self._epoch = 0  # bumped by each 429: slots handed out before it are void
+        self.throttle_count = 0
+
+    @property
+    def rate(self) -> float:
+        """The current pacing rate in requests per second."""
+        with self._lock:
+            self._refresh(self._clock())
+            return self._rate
+
+    @property
+    def ceiling(self) -> float | None:
+        """The last quota estimate (throughput that drew a 429), or None before any 429."""
+        return self._ceiling
+
+    def _refresh(self, now: float) -> None:
+        """Apply the additive increase for the time since the last update."""
+        start = max(self._last_update, self._blocked_until)
+        if now > start:
+            cap = self.configured_rate
+            if self._ceiling is not None and now - self._last_throttle < self._probe_after:
+                cap = min(cap, max(self._min_rate, self._headroom * self._ceiling))
+            if self._rate < cap:
+                self._rate = min(cap, self._rate + self._increase * (now - start))
+            self._last_update = now
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn: after any 429 block, 1/rate after the previous one."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._refresh(now)
+                start = max(now, self._next_slot, self._blocked_until)
+                self._next_slot = start + 1.0 / self._rate
+                epoch = self._epoch
+            if start > now:
+                await self._sleep(start - now)
+            with self._lock:
+                # A 429 that arrived while we slept voids every slot handed out before it (they
+                # were spaced for the old rate): queue again behind its block at the new rate.
+                if epoch == self._epoch and self._clock() >= self._blocked_until:
+                    return
+
+    def on_success(self) -> None:
+        """Record a request that the quota let through (feeds the quota estimate)."""
+        with self._lock:
+            now = self._clock()
+            self._successes.append(now)
+            while self._successes and self._successes[0] <= now - 1.0:
+                self._successes.popleft()
+
+    def on_throttle(self, retry_after: float | None) -> float:
+        """Record a 429: block all requests for Retry-After and lower the rate; return the wait."""
+        wait = self._default_retry_after if retry_after is None else max(0.0, retry_after)
+        with self._lock:
+            now = self._clock()
+            self.throttle_count += 1
+            if now < self._blocked_until:
+                # Another answer to the same overload (requests already in flight): extend the
+                # block if asked, but decrease once per event, as TCP does once per window.
+                self._blocked_until = max(self._blocked_until, now + wait)
+                self._next_slot = self._blocked_until
+                self._epoch += 1
+                return self._blocked_until - now
+            self._refresh(now)
+            while self._successes and self._successes[0] <= now - 1.0:
+                self._successes.popleft()
+            observed = float(len(self._successes))
+            # A full second of unblocked sending makes the success count a throughput reading.
+            if now - self._blocked_until >= 1.0 and observed > 0:
+                ceiling = min(self._rate, observed)
+            else:
+                ceiling = self._rate
+            self._ceiling = max(self._min_rate, ceiling)
+            self._rate = max(self._min_rate, self._ceiling * self._decrease)
+            self._last_throttle = now
+            self._epoch += 1
+            self._blocked_until = now + wait
+            self._next_slot = self._blocked_until
+            self._last_update = self._blocked_until
+            self._successes.clear()
+        _log.info("throttled", retry_after=round(wait, 3), rate=round(self._rate, 3))
+        return wait
+
+
+_shared: weakref.WeakValueDictionary[tuple[str, str, float], Pacer] = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_pacer(endpoint: str, key_secret: str, rate_per_second: float) -> Pacer:
+    """Return the process's Pacer for this endpoint and key (created on first use)."""
+    # A fingerprint, not the key itself, keys the registry.
+    fingerprint = hashlib.sha256(key_secret.encode()).hexdigest()[:16]
+    index = (endpoint.rstrip("/").lower(), fingerprint, rate_per_second)
+    with _shared_lock:
+        pacer = _shared.get(index)
+        if pacer is None:
+            pacer = Pacer(rate_per_second)
+            _shared[index] = pacer
+        return pacer
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry: attempt and time budgets, capped full-jitter backoff."""
+
+    max_attempts: int = 8
+    max_elapsed_s: float = 300.0
+    base_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Return the delay before retrying after failed attempt number `attempt` (1-based)."""
+        exponent = min(attempt - 1, 32)  # 2**32 * base is far past any cap
+        return rand() * min(self.max_backoff_s, self.base_backoff_s * 2**exponent)
+
+    def allows(self, attempt: int, elapsed_s: float, delay_s: float) -> bool:
+        """Return True if another attempt after `attempt` fits the budget after waiting delay_s."""
+        return attempt < self.max_attempts and elapsed_s + delay_s <= self.max_elapsed_s

@@ -1,0 +1,278 @@
+"""The Pacer (rate, 429 blocks, AIMD), the retry policy and the should_retry table; virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from syncd.api.pacer import (
+    Pacer,
+    RetryPolicy,
+    may_have_reached_service,
+    retry_after_seconds,
+    should_retry,
+)
+
+T = TypeVar("T")
+
+
+class VirtualTime:
+    """A clock and sleep for asyncio code: time jumps to the next sleeper when all are waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, delay), next(self._seq), future))
+        await future
+
+    def run(self, main: Callable[[], Awaitable[T]]) -> T:
+        async def drive() -> T:
+            task = asyncio.ensure_future(main())
+            while not task.done():
+                for _ in range(20):  # let every runnable coroutine reach its next sleep
+                    await asyncio.sleep(0)
+                if task.done() or not self._sleepers:
+                    continue
+                wake, _, future = heapq.heappop(self._sleepers)
+                self.now = max(self.now, wake)
+                future.set_result(None)
+            return task.result()
+
+        return asyncio.run(drive())
+
+
+def make_pacer(vt: VirtualTime, rate: float = 10.0, **kwargs: float) -> Pacer:
+    return Pacer(rate, clock=vt.clock, sleep=vt.sleep, **kwargs)
+
+
+def test_concurrent_requests_leave_evenly_spaced_at_the_rate() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=5)
+    sent: list[float] = []
+
+    async def request() -> None:
+        await pacer.acquire()
+        sent.append(vt.now)
+
+    async def main() -> None:
+        await asyncio.gather(*(request() for _ in range(10)))
+
+    vt.run(main)
+    assert sent == pytest.approx([n * 0.2 for n in range(10)])
+
+
+def test_a_429_holds_every_request_back_for_retry_after() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=100)
+    sent: list[float] = []
+
+    async def main() -> None:
+        await pacer.acquire()
+        vt.now = 1.0
+        assert pacer.on_throttle(2.5) == 2.5
+        for _ in range(3):
+            await pacer.acquire()
+            sent.append(vt.now)
+
+    vt.run(main)
+    assert sent[0] == pytest.approx(3.5)
+    assert all(t >= 3.5 for t in sent)
+
+
+def test_a_block_arriving_while_requests_wait_moves_them_behind_it() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=2)
+    sent: list[float] = []
+
+    async def request() -> None:
+        await pacer.acquire()
+        sent.append(vt.now)
+
+    async def throttle_soon() -> None:
+        await vt.sleep(0.2)
+        pacer.on_throttle(3.0)
+
+    async def main() -> None:
+        await asyncio.gather(*(request() for _ in range(4)), throttle_soon())
+
+    vt.run(main)
+    assert sent[0] == 0.0  # went out before the 429 came back
+    assert all(t >= 3.2 for t in sent[1:]), sent
+
+
+def test_a_429_takes_the_throughput_that_drew_it_as_the_quota_and_halves_the_rate() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=10)
+    for n in range(5):  # five calls got through in the last second
+        vt.now = 0.1 * n
+        pacer.on_success()
+    vt.now = 0.5
+    pacer.on_throttle(1.0)
+    assert pacer.ceiling == 5
+    vt.now = 1.5  # the block just ended
+    assert pacer.rate == pytest.approx(2.5)
+
+
+def test_after_a_429_the_rate_climbs_back_to_just_under_the_quota_then_probes() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=10, increase_per_second=1.0, headroom=0.95, probe_after_s=30)
+    for n in range(5):
+        vt.now = 0.1 * n
+        pacer.on_success()
+    vt.now = 0.5
+    pacer.on_throttle(1.0)  # ceiling 5, rate 2.5, blocked until 1.5
+    vt.now = 2.5
+    assert pacer.rate == pytest.approx(3.5)  # additive increase: +1/s after the block
+    vt.now = 20.0
+    assert pacer.rate == pytest.approx(4.75)  # held at 95 % of the quota estimate
+    vt.now = 31.0
+    assert pacer.rate > 4.75  # no 429 for probe_after_s: probe upwards again
+    vt.now = 60.0
+    assert pacer.rate == pytest.approx(10)  # never above the configured rate
+
+
+def test_answers_to_one_overload_lower_the_rate_once() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=8)
+    pacer.on_throttle(1.0)
+    first = pacer._rate
+    vt.now = 0.05
+    pacer.on_throttle(1.0)  # another request that was already in flight
+    assert pacer._rate == first
+    assert pacer.throttle_count == 2
+
+
+def test_against_a_fixed_window_quota_the_pacer_settles_just_under_it() -> None:
+    """A simulated service allows 5 calls per 1-second window and answers 429 with the time to
+    the next window; 4 workers send 300 calls through a pacer configured at 10/s."""
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=10)
+    quota = 5
+    window_counts: dict[int, int] = {}
+    throttled_at: list[float] = []
+    done_at: list[float] = []
+    remaining = itertools.count()
+
+    async def worker() -> None:
+        while next(remaining) < 300:
+            while True:
+                await pacer.acquire()
+                window = int(vt.now)
+                if window_counts.get(window, 0) < quota:
+                    window_counts[window] = window_counts.get(window, 0) + 1
+                    pacer.on_success()
+                    done_at.append(vt.now)
+                    break
+                throttled_at.append(vt.now)
+                pacer.on_throttle(window + 1 - vt.now)
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(4)))
+
+    vt.run(main)
+    warm_up = 5.0
+    late_429s = [t for t in throttled_at if t > warm_up]
+    steady = [t for t in done_at if t > warm_up]
+    achieved = len(steady) / (done_at[-1] - warm_up)
+    assert len(done_at) == 300
+    # One probe per 30 s at most after warm-up; the run lasts ~60 s.
+    assert len(late_429s) <= 3, throttled_at
+    assert achieved >= 0.9 * quota, achieved
+
+
+# --- retry policy and table -------------------------------------------------------------------
+
+
+def test_backoff_is_full_jitter_under_a_doubling_cap() -> None:
+    policy = RetryPolicy(base_backoff_s=0.5, max_backoff_s=30)
+    assert [policy.backoff(n, rand=lambda: 1.0) for n in range(1, 9)] == [
+        0.5,
+        1,
+        2,
+        4,
+        8,
+        16,
+        30,
+        30,
+    ]
+    assert policy.backoff(5, rand=lambda: 0.0) == 0
+    assert policy.backoff(1000, rand=lambda: 0.5) == 15
+
+
+def test_the_budget_limits_attempts_and_total_time() -> None:
+    policy = RetryPolicy(max_attempts=3, max_elapsed_s=10)
+    assert policy.allows(1, 0, 1) and policy.allows(2, 5, 5)
+    assert not policy.allows(3, 0, 0)
+    assert not policy.allows(1, 9, 2)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry", "reached"),
+    [
+        (429, True, False),
+        (500, True, True),
+        (502, True, True),
+        (503, True, True),
+        (504, True, True),
+        (400, False, True),
+        (401, False, True),
+        (404, False, True),
+    ],
+)
+def test_should_retry_by_status(status: int, retry: bool, reached: bool) -> None:
+    assert should_retry(status=status) is retry
+    assert may_have_reached_service(status=status) is reached
+
+
+REQUEST = httpx.Request("GET", "http://x")
+
+
+@pytest.mark.parametrize(
+    ("error", "retry", "reached"),
+    [
+        (httpx.ConnectError("refused", request=REQUEST), True, False),
+        (httpx.ConnectTimeout("slow", request=REQUEST), True, False),
+        (httpx.PoolTimeout("busy", request=REQUEST), True, False),
+        (httpx.ReadTimeout("slow", request=REQUEST), True, True),
+        (httpx.WriteTimeout("slow", request=REQUEST), True, True),
+        (httpx.ReadError("reset", request=REQUEST), True, True),
+        (httpx.RemoteProtocolError("disconnected", request=REQUEST), True, True),
+        (httpx.UnsupportedProtocol("ftp", request=REQUEST), False, True),
+        (httpx.LocalProtocolError("bad", request=REQUEST), False, True),
+    ],
+)
+def test_should_retry_by_transport_error(error: Exception, retry: bool, reached: bool) -> None:
+    assert should_retry(error=error) is retry
+    if retry:
+        assert may_have_reached_service(error=error) is reached
+
+
+def test_retry_after_from_headers_or_message() -> None:
+    assert retry_after_seconds({"Retry-After": "3"}) == 3
+    assert retry_after_seconds({"retry-after": "0.5"}) == 0.5
+    assert retry_after_seconds({"x-ms-retry-after-ms": "250", "Retry-After": "9"}) == 0.25
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < (retry_after_seconds({"Retry-After": later}) or 0) <= 30
+    message = (
+        "Requests to the CreateImagesFromData Operation under Custom_Vision_Training_3.3 have "
+        "exceeded rate limit of your current Custom_Vision.Training F0 pricing tier. "
+        "Please retry after 1 second."
+    )
+    assert retry_after_seconds({}, message) == 1
+    assert retry_after_seconds({}, "please Retry after 12 seconds") == 12
+    assert retry_after_seconds({}, "slow down") is None
