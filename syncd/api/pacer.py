@@ -32,7 +32,6 @@ import re
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -134,8 +133,9 @@ class Pacer:
         decrease_factor: float = 0.5,
         increase_per_second: float = 1.0,
         headroom: float = 0.95,
-        probe_after_s: float = 30.0,
+        probe_after_s: float = 60.0,
         default_retry_after_s: float = 1.0,
+        burst_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -157,7 +157,10 @@ class Pacer:
         self._last_throttle = float("-inf")
         self._next_slot = float("-inf")
         self._blocked_until = float("-inf")
-        self._successes: deque[float] = deque()
+        self._burst_s = burst_s
+        self._window_start = clock()
+        self._window_successes = 0
+        self._last_success = float("-inf")
         self._epoch = 0  # bumped by each 429: slots handed out before it are void
         self.throttle_count = 0
 
@@ -205,9 +208,12 @@ class Pacer:
         """Record a request that the quota let through (feeds the quota estimate)."""
         with self._lock:
             now = self._clock()
-            self._successes.append(now)
-            while self._successes and self._successes[0] <= now - 1.0:
-                self._successes.popleft()
+            if now - self._last_success > max(self._burst_s, 2.0 / self._rate):
+                # Idle long enough for the quota's burst allowance to refill: a fresh window.
+                self._window_start = now
+                self._window_successes = 0
+            self._window_successes += 1
+            self._last_success = now
 
     def on_throttle(self, retry_after: float | None) -> float:
         """Record a 429: block all requests for Retry-After and lower the rate; return the wait."""
@@ -223,23 +229,28 @@ class Pacer:
                 self._epoch += 1
                 return self._blocked_until - now
             self._refresh(now)
-            while self._successes and self._successes[0] <= now - 1.0:
-                self._successes.popleft()
-            observed = float(len(self._successes))
-            # A full second of unblocked sending makes the success count a throughput reading.
-            if now - self._blocked_until >= 1.0 and observed > 0:
-                ceiling = min(self._rate, observed)
-            else:
-                ceiling = self._rate
-            self._ceiling = max(self._min_rate, ceiling)
-            self._rate = max(self._min_rate, self._ceiling * self._decrease)
+            # Quota estimate: what got through since the window opened, less a burst allowance
+            # of `burst_s` seconds' worth (a token bucket or a fixed window lets that much over
+            # before it starts refusing). Kept within [rate * decrease, rate]: a 429 says only
+            # that the current rate is too high.
+            elapsed = max(0.0, now - self._window_start)
+            # The refused request counts too: the allowance ran out at it, not before it.
+            estimate = (self._window_successes + 1) / (elapsed + self._burst_s)
+            low = self._rate * self._decrease
+            self._ceiling = max(self._min_rate, min(self._rate, max(low, estimate)))
+            self._rate = max(self._min_rate, min(low, self._headroom * self._ceiling))
             self._last_throttle = now
             self._epoch += 1
             self._blocked_until = now + wait
             self._next_slot = self._blocked_until
             self._last_update = self._blocked_until
-            self._successes.clear()
-        _log.info("throttled", retry_after=round(wait, 3), rate=round(self._rate, 3))
+            # The block lets the allowance refill: the next window opens when it ends.
+            self._window_start = self._last_success = self._blocked_until
+            self._window_successes = 0
+            rate, ceiling = self._rate, self._ceiling
+        _log.info(
+            "throttled", retry_after=round(wait, 3), rate=round(rate, 3), quota=round(ceiling, 3)
+        )
         return wait
 
 
