@@ -1,0 +1,166 @@
+"""Injected faults for the emulator: throttling, failures, dropped responses, latency.
+
+Public names: `Faults` (the switches, all off by default), `NO_FAULTS`, `FaultMiddleware` (pure
+ASGI, applied to the training API paths only, not to image URIs), `DroppedResponse`.
+
+Per API request, in this order:
+1. `latency_ms`: `await anyio.sleep(...)`, so other requests keep being served meanwhile.
+2. `tps`: a token bucket (capacity max(1, tps), refilled at tps per second). An empty bucket
+   answers 429 with `Retry-After: <whole seconds, >= 1>` and the APIM-style body
+   `{"code": "429", "message": "... Please retry after N second(s)."}`; the app is not called.
+3. `fail_rate`: a 500 or 503 (half each) with an `ErrorUnknown` body; the app is not called.
+4. `drop_rate`: the app runs (its write commits), then the response is cut: the status line and
+   headers go out with a Content-Length one byte longer than the body (204 becomes 200 so that
+   there is a body to miss), then `DroppedResponse` is raised; uvicorn closes the connection.
+   httpx then raises `httpx.RemoteProtocolError` ("peer closed connection without sending
+   complete message body"); the caller never gets a usable response. In-process, the embedded
+   transport turns `DroppedResponse` into the same `httpx.RemoteProtocolError`.
+Three random numbers are drawn per request from one `random.Random(seed)` whatever the switches,
+so a seed gives the same fault sequence for the same sequence of requests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+API_PATH_PREFIX = "/customvision/"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault switches, all off by default."""
+
+    tps: float | None = None  # past N requests/second -> 429 + Retry-After; no effect
+    fail_rate: float = 0.0  # probability of a 500 or 503 before the app runs
+    drop_rate: float = 0.0  # probability the connection is cut after the app ran (committed)
+    latency_ms: float = 0.0  # added delay per request
+    seed: int | None = None  # reproducible fault sequences
+    duplicate_without_image: bool = False  # OKDuplicate results omit `image`
+
+    def any_active(self) -> bool:
+        """Return True when some fault would change a response."""
+        return bool(self.tps or self.fail_rate or self.drop_rate or self.latency_ms)
+
+
+NO_FAULTS = Faults()
+
+
+class DroppedResponse(Exception):
+    """Raised to cut a response after its headers went out (the emulated dropped connection)."""
+
+
+class _TokenBucket:
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self) -> float | None:
+        """Take a token; return None if one was there, else the seconds until there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return (1 - self.tokens) / self.rate
+
+
+def _json_response(
+    status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
+) -> list[Message]:
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(payload)).encode()),
+        *extra,
+    ]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": payload},
+    ]
+
+
+class FaultMiddleware:
+    """Apply `Faults` to requests under /customvision/ (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+        self._rng = random.Random(faults.seed)
+        self._lock = threading.Lock()
+        self._bucket = _TokenBucket(faults.tps) if faults.tps else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PATH_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        faults = self.faults
+        if faults.latency_ms > 0:
+            await anyio.sleep(faults.latency_ms / 1000)
+        with self._lock:
+            wait = self._bucket.take() if self._bucket is not None else None
+            fail_draw, kind_draw, drop_draw = (self._rng.random() for _ in range(3))
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            message = (
+                "Requests to the Custom Vision Training emulator have exceeded its rate limit of"
+                f" {faults.tps:g} calls per second. Please retry after {seconds} second(s)."
+            )
+            for msg in _json_response(
+                429,
+                {"code": "429", "message": message},
+                [(b"retry-after", str(seconds).encode())],
+            ):
+                await send(msg)
+            return
+        if fail_draw < faults.fail_rate:
+            status = 500 if kind_draw < 0.5 else 503
+            body = {"code": "ErrorUnknown", "message": f"Injected fault: HTTP {status}."}
+            for msg in _json_response(status, body, []):
+                await send(msg)
+            return
+        if drop_draw < faults.drop_rate:
+            await self.app(scope, receive, _dropping(send))
+            return
+        await self.app(scope, receive, send)
+
+
+def _dropping(send: Send) -> Send:
+    """Wrap send so the response's headers go out and its body never does."""
+    started: dict[str, Any] = {}
+
+    async def dropping_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+            return
+        if message["type"] == "http.response.body":
+            body_len = len(message.get("body", b""))
+            status = started.get("status", 200)
+            headers = [
+                (k, v)
+                for k, v in started.get("headers", [])
+                if k.lower() not in (b"content-length", b"transfer-encoding")
+            ]
+            headers.append((b"content-length", str(body_len + 1).encode()))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200 if status in (204, 304) else status,
+                    "headers": headers,
+                }
+            )
+            raise DroppedResponse("emulated dropped connection")
+        await send(message)
+
+    return dropping_send

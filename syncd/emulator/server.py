@@ -1,0 +1,270 @@
+"""Run the emulator: in a background thread for tests (`EmulatorServer`) or as `syncd emulator`.
+
+Public names: `EmulatorServer`, `add_arguments`, `run_from_args`, `KEY_ENV`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from syncd.emulator.app import ResponseObserver, create_app
+from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
+from syncd.emulator.store import DEFAULT_QUOTAS, Quotas, Store
+
+KEY_ENV = "SYNCD_EMULATOR_TRAINING_KEY"
+_START_TIMEOUT_S = 20.0
+
+
+class _HideDroppedResponses(logging.Filter):
+    """Keep uvicorn from logging a traceback for each response cut on purpose (drop_rate)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, DroppedResponse)
+
+
+def _quiet_drops() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _HideDroppedResponses) for f in logger.filters):
+        logger.addFilter(_HideDroppedResponses())
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+
+
+class EmulatorServer:
+    """The emulator on a loopback port, served by uvicorn in a background thread."""
+
+    def __init__(
+        self,
+        *,
+        training_key: str | None = None,
+        data_dir: Path | None = None,
+        faults: Faults = NO_FAULTS,
+        quotas: Quotas = DEFAULT_QUOTAS,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        response_observer: ResponseObserver | None = None,
+    ) -> None:
+        self._training_key = training_key
+        self._data_dir = data_dir
+        self._faults = faults
+        self._quotas = quotas
+        self._host = host
+        self._port = port
+        self._observer = response_observer
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+        self.store: Store
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"EmulatorServer(url={self.url!r}, data_dir={self._data_dir!r})"
+
+    def start(self) -> EmulatorServer:
+        """Open the store, bind the port and serve; return once requests are answered."""
+        self.store = Store(self._data_dir, self._quotas)
+        app = create_app(
+            self.store,
+            training_key=self._training_key,
+            faults=self._faults,
+            response_observer=self._observer,
+        )
+        _quiet_drops()
+        sock = _bind(self._host, self._port)
+        self.url = _url(sock)
+        server = uvicorn.Server(_config(app))
+        self._server = server
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])),
+            name="syncd-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (in-flight requests get a few seconds) and close the store."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        self._server = None
+        if hasattr(self, "store"):
+            self.store.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `syncd emulator` options to parser."""
+    parser.description = (
+        "Serve a local stand-in for the Custom Vision Training API v3.3 (also under the"
+        " v3.4-preview path the official SDK calls). The endpoint to configure is the printed URL."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080; 0 = any)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="keep state in DIR (SQLite + image blobs); default: in memory, lost on exit",
+    )
+    parser.add_argument(
+        "--training-key",
+        metavar="KEY",
+        help=(
+            f"the only Training-Key accepted; prefer the {KEY_ENV} environment variable, as a key"
+            " on the command line is visible to other users in `ps`. Without a key any non-empty"
+            " Training-Key header is accepted"
+        ),
+    )
+    faults = parser.add_argument_group("fault injection (all off by default)")
+    faults.add_argument(
+        "--tps", type=_positive, help="answer 429 + Retry-After past N requests per second"
+    )
+    faults.add_argument(
+        "--fail-rate", type=_rate, default=0.0, metavar="P", help="answer 500/503 with prob. P"
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=_rate,
+        default=0.0,
+        metavar="P",
+        help="with prob. P, do the work then close the connection without a full response",
+    )
+    faults.add_argument(
+        "--latency", type=_non_negative, default=0.0, metavar="MS", help="add MS ms per request"
+    )
+    faults.add_argument("--seed", type=int, help="seed for a reproducible fault sequence")
+    faults.add_argument(
+        "--duplicate-without-image",
+        action="store_true",
+        help="omit `image` from OKDuplicate results (the spec does not promise it)",
+    )
+    quotas = parser.add_argument_group("quotas (defaults: the S0 tier)")
+    quotas.add_argument(
+        "--max-images-per-project", type=_count, default=Quotas.max_images_per_project
+    )
+    quotas.add_argument("--max-tags-per-project", type=_count, default=Quotas.max_tags_per_project)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Serve in the foreground until SIGINT or SIGTERM; return the exit code (0)."""
+    key = args.training_key or os.environ.get(KEY_ENV) or None
+    faults = Faults(
+        tps=args.tps,
+        fail_rate=args.fail_rate,
+        drop_rate=args.drop_rate,
+        latency_ms=args.latency,
+        seed=args.seed,
+        duplicate_without_image=args.duplicate_without_image,
+    )
+    quotas = Quotas(
+        max_images_per_project=args.max_images_per_project,
+        max_tags_per_project=args.max_tags_per_project,
+    )
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(f"syncd emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    store = Store(args.data, quotas)
+    app = create_app(store, training_key=key, faults=faults)
+    _quiet_drops()
+    server = uvicorn.Server(_config(app))
+    where = f"state in {args.data}" if args.data else "state in memory"
+    auth = "training key required" if key else "any non-empty Training-Key accepted"
+    print(f"syncd emulator listening on {_url(sock)} ({where}; {auth})", flush=True)
+    # uvicorn re-raises the signal it caught once it has stopped; these handlers absorb that, so
+    # SIGTERM and SIGINT end the process cleanly with status 0.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        store.close()
+    return 0
