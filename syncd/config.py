@@ -1,0 +1,568 @@
+"""Typed configuration: defaults -> parse -> env -> validate all -> frozen objects.
+
+Public names: load_config, parse_config, schema_keys, ConfigError, ConfigProblem, Config,
+ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig, TagMode,
+RootFiles, DeletePolicy, ENV_OVERRIDES, EMBEDDED.
+
+The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
+expected type, its default the default, and `metadata["check"]` its validation. The loader walks
+them, so a key cannot exist in one place and not the other; `config.example.yaml` documents every
+key and a test keeps it in step (`schema_keys`).
+
+Every problem (unknown key, wrong type, missing value, failed check) is collected with its file,
+line and key, and all are raised at once as one `ConfigError`; the CLI prints it and exits 2.
+A training key written into the YAML is accepted, with a warning in `Config.warnings`, and held as
+a `TrainingKey` (never shown).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey
+from syncd.mapping import tag_name_problem
+
+EMBEDDED = "embedded"
+# Environment variables that override one key each (applied after the file, before validation).
+ENV_OVERRIDES = {"SYNCD_ENDPOINT": "service.endpoint", "SYNCD_STATE_DIR": "state_dir"}
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; `problems` lists every reason, in file order."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = tuple(sorted(problems, key=lambda p: (p.line is None, p.line or 0)))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the configuration, located as precisely as we can."""
+
+    key: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "config"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+# --- checks (each returns the problem as text, or None) --------------------------------------
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def _at_least(n: int) -> Callable[[int], str | None]:
+    return lambda value: None if value >= n else f"must be at least {n}, got {value}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
+
+
+def _endpoint(value: str) -> str | None:
+    if value == EMBEDDED:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return f"expected {EMBEDDED!r} or an http(s) URL, got {value!r}"
+
+
+def _uuid(value: str) -> str | None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return f"expected a project id (a UUID), got {value!r}"
+    return None
+
+
+def _mirror_name(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value)
+    return None if ok else f"expected letters, digits, '_', '.', '-' (max 64), got {value!r}"
+
+
+def _env_name(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
+    return None if ok else f"expected an environment variable name, got {value!r}"
+
+
+def _tag_name(value: str) -> str | None:
+    return tag_name_problem(value)
+
+
+def _rename(value: Mapping[str, str]) -> str | None:
+    for folder, tag in value.items():
+        if not folder:
+            return "a folder name cannot be empty"
+        reason = tag_name_problem(tag)
+        if reason:
+            return f"{folder!r} -> {tag!r}: {reason}"
+    return None
+
+
+def _extensions(value: tuple[str, ...]) -> str | None:
+    bad = [e for e in value if not re.fullmatch(r"\.[A-Za-z0-9]+", e)]
+    if not value:
+        return "list at least one extension"
+    return f"expected extensions like '.jpg', got {bad}" if bad else None
+
+
+def _globs(value: tuple[str, ...]) -> str | None:
+    from syncd.scan import glob_problem  # scan imports config types only for hints
+
+    for pattern in value:
+        reason = glob_problem(pattern)
+        if reason:
+            return f"{pattern!r}: {reason}"
+    return None
+
+
+def _check(fn: Callable[[Any], str | None], **extra: Any) -> dict[str, Any]:
+    return {"check": fn, **extra}
+
+
+# --- the schema -------------------------------------------------------------------------------
+
+
+class TagMode(enum.StrEnum):
+    TOP = "top"
+    LEAF = "leaf"
+    ALL = "all"
+
+
+class RootFiles(enum.StrEnum):
+    UNTAGGED = "untagged"
+    SKIP = "skip"
+
+
+class DeletePolicy(enum.StrEnum):
+    MIRROR = "mirror"  # a remote image with no local file is deleted
+    KEEP = "keep"  # nothing is ever deleted from the project
+
+
+@dataclass(frozen=True)
+class TrainingKeyConfig:
+    """Where the training key comes from: `value` > `file` > `env`."""
+
+    env: str = field(default=DEFAULT_KEY_ENV, metadata=_check(_env_name))
+    file: Path | None = None
+    value: TrainingKey | None = None
+
+    def load(self) -> TrainingKey:
+        """Return the key; raise syncd.credentials.CredentialsError if its source has none."""
+        if self.value is not None:
+            return self.value
+        if self.file is not None:
+            return TrainingKey.from_file(self.file)
+        return TrainingKey.from_env(self.env)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The Custom Vision endpoint, the key, and how hard to push the service."""
+
+    endpoint: str = field(default=EMBEDDED, metadata=_check(_endpoint))
+    emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
+    training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
+    rate_per_second: float = field(default=10.0, metadata=_check(_positive))
+    max_concurrency: int = field(default=4, metadata=_check(_at_least(1)))
+    max_attempts: int = field(default=8, metadata=_check(_at_least(1)))
+    connect_timeout: float = field(default=10.0, metadata=_check(_positive))
+    read_timeout: float = field(default=60.0, metadata=_check(_positive))
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.endpoint == EMBEDDED
+
+
+@dataclass(frozen=True)
+class TagConfig:
+    """How folders become tags (see syncd.mapping)."""
+
+    mode: TagMode = TagMode.TOP
+    root_files: RootFiles = RootFiles.UNTAGGED
+    rename: Mapping[str, str] = field(default_factory=dict, metadata=_check(_rename))
+    negative_folder: str | None = "_negative"
+    negative_tag_name: str = field(default="Negative", metadata=_check(_tag_name))
+    delete_empty_tags: bool = False
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """Which files under the root are candidates."""
+
+    include: tuple[str, ...] = field(default=("**",), metadata=_check(_globs))
+    exclude: tuple[str, ...] = field(default=(), metadata=_check(_globs))
+    extensions: tuple[str, ...] = field(
+        default=(".jpg", ".jpeg", ".png", ".bmp", ".gif"), metadata=_check(_extensions)
+    )
+    follow_symlinks: bool = False
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """The mass-delete guard: a plan deleting more than either limit deletes nothing."""
+
+    max_delete: int = field(default=50, metadata=_check(_at_least(0)))
+    max_delete_fraction: float = field(default=0.25, metadata=_check(_fraction))
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    """One (root folder, project) pair."""
+
+    root: Path
+    project_id: str = field(metadata=_check(_uuid))
+    name: str = field(default="default", metadata=_check(_mirror_name))
+    ledger: Path | None = None  # load_config sets <state_dir>/<name>.ledger.sqlite
+    delete: DeletePolicy = DeletePolicy.KEEP
+    adopt_foreign_images: bool = False
+    max_tags_per_project: int = field(default=500, metadata=_check(_at_least(1)))
+    tags: TagConfig = field(default_factory=TagConfig)
+    files: FileConfig = field(default_factory=FileConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+
+
+@dataclass(frozen=True)
+class _ConfigFile:
+    """The top level of the YAML: `mirror:` (one) or `mirrors:` (a list), not both."""
+
+    state_dir: Path | None = None
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    mirror: MirrorConfig | None = None
+    mirrors: tuple[MirrorConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration. `mirrors` always holds at least one mirror."""
+
+    state_dir: Path
+    service: ServiceConfig
+    mirrors: tuple[MirrorConfig, ...]
+    source: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+_MISSING = object()
+_SECRET_FIELDS = {"value"}  # never echo these values in a problem
+
+
+class _Reader:
+    """Converts YAML nodes to schema objects, collecting problems and each key's line."""
+
+    def __init__(self, source: str | None, base_dir: Path) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.problems: list[ConfigProblem] = []
+        self.lines: dict[str, int] = {}
+        self.from_env: dict[str, str] = {}  # key -> the environment variable that set it
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def problem(self, key: str, message: str, node: yaml.Node | None = None) -> None:
+        if key in self.from_env:
+            where = f"environment variable {self.from_env[key]}"
+            self.problems.append(ConfigProblem(key, message, where))
+            return
+        line = node.start_mark.line + 1 if node is not None else self.lines.get(key)
+        self.problems.append(ConfigProblem(key, message, self.source, line))
+
+    def has_problems_under(self, key: str) -> bool:
+        return any(p.key == key or p.key.startswith((f"{key}.", f"{key}[")) for p in self.problems)
+
+    def section(self, cls: type, node: yaml.Node, key: str) -> Any:
+        """Return a `cls` built from a mapping node; a bad optional key falls back to its default
+        (its problem is recorded), a bad or missing required key makes the whole section _MISSING.
+        """
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(key, f"expected a mapping, got {_kind(node)}", node)
+            return _MISSING
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        broken = False
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            child = f"{key}.{name}" if key else str(name)
+            if name not in fields:
+                known = ", ".join(fields)
+                self.problem(child, f"unknown key (known keys: {known})", key_node)
+                continue
+            if name in values:
+                self.problem(child, "key given twice", key_node)
+                continue
+            self.lines[child] = key_node.start_mark.line + 1
+            value = self.value(hints[name], value_node, child, secret=name in _SECRET_FIELDS)
+            if value is _MISSING:
+                broken = broken or _required(fields[name])
+                continue
+            values[name] = value
+        for name, f in fields.items():
+            if (
+                name not in values
+                and _required(f)
+                and f"{key}.{name}".lstrip(".") not in self.lines
+            ):
+                self.problem(f"{key}.{name}" if key else name, "missing (required)", node)
+                broken = True
+        return _MISSING if broken else cls(**values)
+
+    def value(self, hint: Any, node: yaml.Node, key: str, secret: bool = False) -> Any:
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType) and type(None) in args:
+            if isinstance(node, yaml.ScalarNode) and self._scalar(node) is None:
+                return None
+            (hint,) = [a for a in args if a is not type(None)]
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            return self.section(typing.cast(type, hint), node, key)
+        if origin is tuple:
+            if not isinstance(node, yaml.SequenceNode):
+                self.problem(key, f"expected a list, got {_kind(node)}", node)
+                return _MISSING
+            items = [self.value(args[0], n, f"{key}[{i}]") for i, n in enumerate(node.value)]
+            return tuple(item for item in items if item is not _MISSING)
+        if origin in (Mapping, dict):
+            if not isinstance(node, yaml.MappingNode):
+                self.problem(key, f"expected a mapping, got {_kind(node)}", node)
+                return _MISSING
+            pairs = {self._scalar(k): self._scalar(v) for k, v in node.value}
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()):
+                self.problem(key, "expected a mapping of strings to strings", node)
+                return _MISSING
+            return types.MappingProxyType(pairs)
+        if not isinstance(node, yaml.ScalarNode):
+            self.problem(key, f"expected {_expected(hint)}, got {_kind(node)}", node)
+            return _MISSING
+        raw = self._scalar(node)
+        converted = _convert_scalar(hint, raw, self.base_dir)
+        if converted is _MISSING:
+            got = "a value" if secret else f"{raw!r}"
+            self.problem(key, f"expected {_expected(hint)}, got {got}", node)
+        return converted
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return _MISSING
+        return self._constructor.construct_object(node, deep=True)
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _convert_scalar(hint: Any, raw: Any, base_dir: Path) -> Any:
+    if hint is bool:
+        return raw if isinstance(raw, bool) else _MISSING
+    if hint is int:
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else _MISSING
+    if hint is float:
+        ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+        return float(raw) if ok else _MISSING
+    if not isinstance(raw, str):
+        return _MISSING
+    if hint is str:
+        return raw
+    if hint is Path:
+        return _resolve(raw, base_dir) if raw.strip() else _MISSING
+    if hint is TrainingKey:
+        return TrainingKey(raw) if raw.strip() else _MISSING
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(raw)
+        except ValueError:
+            return _MISSING
+    raise TypeError(f"config schema uses an unsupported type {hint!r}")
+
+
+def _resolve(raw: str, base_dir: Path) -> Path:
+    """Expand `~` and make a relative path relative to the config file's folder."""
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return "a single value"
+
+
+def _expected(hint: Any) -> str:
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in hint)
+    names = {bool: "true or false", int: "an integer", float: "a number", Path: "a path"}
+    return names.get(hint, "a string")
+
+
+def _validate(obj: Any, key: str, reader: _Reader) -> None:
+    """Run every field's check, recursing into sections."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        child = f"{key}.{f.name}" if key else f.name
+        check = f.metadata.get("check")
+        if check is not None and value is not None:
+            reason = check(value)
+            if reason:
+                reader.problem(child, reason)
+        if dataclasses.is_dataclass(value):
+            _validate(value, child, reader)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _validate(item, f"{child}[{i}]", reader)
+
+
+def _default_state_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
+    return Path(base) / "syncd"
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def parse_config(
+    text: str, *, source: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Return the Config that `text` describes; raise ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    base_dir = source.parent if source is not None else Path.cwd()
+    reader = _Reader(str(source) if source else None, base_dir)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(
+            [ConfigProblem("", f"not valid YAML: {reason}", reader.source, line)]
+        ) from None
+    if node is None:
+        raise ConfigError([ConfigProblem("", "the file is empty", reader.source)])
+
+    # defaults + parse
+    parsed = reader.section(_ConfigFile, node, "")
+    if parsed is _MISSING:
+        raise ConfigError(reader.problems)
+    # env
+    state_dir = parsed.state_dir or _default_state_dir(environ)
+    if environ.get("SYNCD_STATE_DIR"):
+        state_dir = _resolve(environ["SYNCD_STATE_DIR"], Path.cwd())
+    service = parsed.service
+    if environ.get("SYNCD_ENDPOINT"):
+        service = dataclasses.replace(service, endpoint=environ["SYNCD_ENDPOINT"])
+        reader.from_env["service.endpoint"] = "SYNCD_ENDPOINT"
+    if service.emulator_dir is None:
+        service = dataclasses.replace(service, emulator_dir=state_dir / "emulator")
+    # validate all
+    _validate(dataclasses.replace(parsed, service=service), "", reader)
+    mirrors, mirrors_key = _mirrors(parsed, reader)
+    mirrors = tuple(
+        m
+        if m.ledger is not None
+        else dataclasses.replace(m, ledger=state_dir / f"{m.name}.ledger.sqlite")
+        for m in mirrors
+    )
+    _check_mirrors(mirrors, mirrors_key, reader)
+    warnings: list[str] = []
+    if service.training_key.value is not None:
+        if service.training_key.file is not None:
+            reader.problem("service.training_key", "give `file` or `value`, not both")
+        warnings.append(
+            "the training key is written in the config file; prefer the environment variable "
+            f"{service.training_key.env} or `service.training_key.file` (chmod 600)"
+        )
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(
+        state_dir=state_dir,
+        service=service,
+        mirrors=mirrors,
+        source=source,
+        warnings=tuple(warnings),
+    )
+
+
+def _mirrors(parsed: _ConfigFile, reader: _Reader) -> tuple[tuple[MirrorConfig, ...], str]:
+    if parsed.mirror is not None and parsed.mirrors:
+        reader.problem("mirrors", "give `mirror` (one) or `mirrors` (a list), not both")
+    if parsed.mirror is not None:
+        return (parsed.mirror,), "mirror"
+    broken = reader.has_problems_under("mirror") or reader.has_problems_under("mirrors")
+    if not parsed.mirrors and not broken:
+        reader.problem("mirror", "missing (required): give `mirror:` or a `mirrors:` list")
+    return parsed.mirrors, "mirrors"
+
+
+def _check_mirrors(mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader) -> None:
+    seen: dict[str, dict[Any, int]] = {"name": {}, "project_id": {}, "ledger": {}}
+    for i, mirror in enumerate(mirrors):
+        where = key if key == "mirror" else f"{key}[{i}]"
+        for attr, earlier in seen.items():
+            value = getattr(mirror, attr)
+            norm = os.path.abspath(value) if isinstance(value, Path) else str(value).lower()
+            if norm in earlier:
+                reader.problem(f"{where}.{attr}", f"same as mirrors[{earlier[norm]}].{attr}")
+            earlier[norm] = i
+        if mirror.ledger is not None and _within(mirror.ledger, mirror.root):
+            reader.problem(f"{where}.ledger", "must not be inside the root folder it mirrors")
+        for j, other in enumerate(mirrors[:i]):
+            if _within(mirror.root, other.root) or _within(other.root, mirror.root):
+                reader.problem(f"{where}.root", f"overlaps mirrors[{j}].root")
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Return the Config in the YAML file at `path`; raise ConfigError listing every problem."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            [ConfigProblem("", f"cannot read the config file: {reason}", str(source))]
+        ) from None
+    return parse_config(text, source=source.absolute(), environ=environ)
+
+
+def schema_keys() -> list[str]:
+    """Return every key path of the schema (`mirror.tags.mode`; `mirrors` entries as `mirror`)."""
+
+    def walk(cls: type, prefix: str) -> list[str]:
+        keys = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            path = f"{prefix}{f.name}"
+            keys.append(path)
+            hint = hints[f.name]
+            inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+            if dataclasses.is_dataclass(hint):
+                keys += walk(typing.cast(type, hint), f"{path}.")
+            elif inner and f.name == "mirror":
+                keys += walk(typing.cast(type, inner[0]), f"{path}.")
+        return keys
+
+    return walk(_ConfigFile, "")

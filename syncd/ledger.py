@@ -1,0 +1,640 @@
+"""The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
+
+Public names: Ledger, LedgerError, RunOutcome, RunRecord, ErrorRecord, LedgerStatus,
+SCHEMA_VERSION.
+
+The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
+file costs one full listing and one hashing pass, never data. So a ledger that is corrupt, from a
+newer syncd, or from another project is refused with a message saying so, and never overwritten.
+
+What it remembers: each local file's stat and hash (so unchanged files are not re-read), which
+remote image holds which content and whose it is, the project's tags, uploads in flight, runs and
+per-item errors. Each per-item result is written as it arrives (`record_upload_result` etc.), so a
+crash loses at most the calls in flight. All methods are thread-safe (one connection, one lock):
+an executor may call them from its worker threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from syncd.model import (
+    SYNCD_METADATA_KEY,
+    CachedFile,
+    ClassificationType,
+    ImageOwner,
+    LedgerImage,
+    LedgerView,
+    LocalSnapshot,
+    RemoteImage,
+    RemoteSnapshot,
+    RemoteTag,
+    TagType,
+)
+
+
+class LedgerError(Exception):
+    """The ledger file cannot be used; the message says why and what to do."""
+
+
+class RunOutcome(enum.StrEnum):
+    RUNNING = "running"
+    OK = "ok"  # everything planned was done
+    PARTIAL = "partial"  # some items failed (recorded in `errors`)
+    FAILED = "failed"  # the run stopped early
+    INTERRUPTED = "interrupted"  # found still `running` when the next run began (a crash)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: int
+    started_at: str
+    finished_at: str | None
+    outcome: RunOutcome
+    counts: Mapping[str, int] = field(default_factory=dict, hash=False)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    run_id: int | None
+    at: str
+    operation: str
+    subject: str
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    """Counts for `syncd status`."""
+
+    files: int
+    files_ok: int
+    problems: Mapping[str, int] = field(hash=False)  # problem kind -> files
+    images: Mapping[str, int] = field(hash=False)  # owner -> images
+    pending_uploads: int
+    tags: int
+    last_run: RunRecord | None
+    recent_errors: tuple[ErrorRecord, ...]
+
+
+SCHEMA_VERSION = 1
+
+# Each migration turns schema version i into i + 1 (index i). Version 0 is an empty file.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,                 -- ISO 8601, UTC
+    finished_at TEXT,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    -- JSON object of counters: new counters need no migration, and nothing queries inside it.
+    counts TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+);
+
+-- Keyed by the path as it is on disk (not NFC-normalised): that is how the file is reopened.
+CREATE TABLE local_files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT,                              -- NULL: not hashed (too large, unreadable)
+    image_format TEXT,                        -- NULL with a sha256: hashed, not an image
+    hashed_at_ns INTEGER,                     -- a hash taken in the mtime's clock tick is redone
+    tags TEXT NOT NULL DEFAULT '[]',          -- JSON list of wanted names: only read back whole
+    negative INTEGER NOT NULL DEFAULT 0,
+    problem TEXT,
+    problem_detail TEXT,
+    last_seen_run INTEGER
+);
+CREATE INDEX local_files_sha256 ON local_files (sha256);
+
+-- One row per remote image syncd knows of, its own and foreign ones seen in a listing.
+-- Tags are stored as tag *ids*, not names: an id survives a rename in the portal, and the
+-- `tags` table turns ids back into names.
+CREATE TABLE images (
+    image_id TEXT PRIMARY KEY,
+    sha256 TEXT,                              -- NULL: foreign and never downloaded to hash
+    owner TEXT NOT NULL CHECK (owner IN ('syncd', 'adopted', 'foreign')),
+    tag_ids TEXT NOT NULL DEFAULT '[]',       -- JSON list
+    metadata TEXT NOT NULL DEFAULT '{}',      -- JSON object, as last listed
+    updated_run INTEGER
+);
+CREATE INDEX images_sha256 ON images (sha256);
+
+-- Uploads sent and not yet answered. Kept apart from `images` because an upload has no image id
+-- until the service answers; a row left here by a crash tells the next run that an image of
+-- this content may exist unrecorded (its listing will show it with syncd's metadata).
+CREATE TABLE pending_uploads (
+    sha256 TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL
+);
+
+CREATE TABLE tags (
+    tag_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created_by_syncd INTEGER NOT NULL DEFAULT 0   -- only these may be removed by DeleteTag
+);
+
+CREATE TABLE errors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER,
+    at TEXT NOT NULL,
+    operation TEXT NOT NULL,                  -- e.g. upload, add_tags, delete_image
+    subject TEXT NOT NULL,                    -- a path, a sha256 or an image id
+    code TEXT,                                -- the service's code, e.g. ErrorImageFormat
+    message TEXT NOT NULL
+);
+"""
+
+_MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    lambda db: db.executescript(_SCHEMA_V1),
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _schema_version(db: sqlite_utils.Database, where: str, fix: str) -> int:
+    """Return the file's schema version (0: empty); raise LedgerError if it is not ours to use."""
+    tables = set(db.table_names())
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise LedgerError(f"{where} is an SQLite file but not a syncd ledger: {fix}")
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise LedgerError(f"{where} has no schema version: {fix}")
+    version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"{where} was written by a newer syncd (schema {version}, this syncd knows up to "
+            f"{SCHEMA_VERSION}): upgrade syncd, or {fix}"
+        )
+    return version
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only (the WAL files inherit the mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+class Ledger:
+    """One mirror's ledger file. Open with `Ledger.open(path)`; close when done."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._lock = threading.RLock()
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, project_id: str | None = None) -> Ledger:
+        """Return the ledger at `path`, creating it if missing; raise LedgerError if unusable.
+
+        With `project_id`, a ledger already bound to another project is refused; a new one is
+        bound to it.
+        """
+        path = Path(path)
+        if not path.exists():
+            _create_private(path)
+        where = f"ledger {path}"
+        fix = "move it away and syncd rebuilds it (the ledger is only a cache)"
+        conn = None
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
+            db = sqlite_utils.Database(conn)
+            version = _schema_version(db, where, fix)
+            db.execute("PRAGMA busy_timeout = 10000")
+            db.enable_wal()
+            ledger = cls(db, path)
+            ledger._migrate(version)
+            ledger._bind(project_id)
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise LedgerError(f"{where} is not a readable SQLite file ({exc}): {fix}") from None
+        except LedgerError:
+            if conn is not None:
+                conn.close()
+            raise
+        os.chmod(path, 0o600)
+        return ledger
+
+    def _migrate(self, version: int) -> None:
+        for target in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                _MIGRATIONS[target](self._db)
+                self._set_meta("schema_version", str(target + 1))
+
+    def _bind(self, project_id: str | None) -> None:
+        if project_id is None:
+            return
+        bound = self._meta("project_id")
+        if bound is None:
+            self._set_meta("project_id", project_id.lower())
+        elif bound != project_id.lower():
+            raise LedgerError(
+                f"ledger {self.path} belongs to project {bound}, not {project_id}: "
+                "give this mirror its own `ledger:` path"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Ledger]:
+        """Group writes: all happen or none. Nests (inner blocks are savepoints)."""
+        with self._lock, self._db.atomic():
+            yield self
+
+    # --- small helpers ------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._db.query(sql, list(params)))
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._meta("schema_version") or 0)
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def begin_run(self) -> int:
+        """Start a run and return its id; a run still `running` (a crash) becomes interrupted."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE runs SET outcome = ?, finished_at = ? WHERE outcome = ?",
+                [RunOutcome.INTERRUPTED, _now(), RunOutcome.RUNNING],
+            )
+            cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", [_now()])
+            return int(cursor.lastrowid or 0)
+
+    def finish_run(
+        self,
+        run_id: int,
+        outcome: RunOutcome,
+        counts: Mapping[str, int] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close a run with its outcome, counters and (for a failed run) the error text."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, counts = ?, error = ? "
+                "WHERE run_id = ?",
+                [_now(), outcome, json.dumps(dict(counts or {}), sort_keys=True), error, run_id],
+            )
+
+    def record_error(
+        self,
+        run_id: int | None,
+        operation: str,
+        subject: str,
+        message: str,
+        code: str | None = None,
+    ) -> None:
+        """Record one item's failure (shown by `status`)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO errors (run_id, at, operation, subject, code, message) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, _now(), operation, subject, code, message],
+            )
+
+    # --- local files --------------------------------------------------------------------------
+
+    def cached_files(self) -> dict[str, CachedFile]:
+        """Return path -> the stat and hash last recorded, for the scanner's reuse."""
+        rows = self._rows(
+            "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns "
+            "FROM local_files"
+        )
+        return {
+            r["path"]: CachedFile(
+                r["size"],
+                r["mtime_ns"],
+                r["inode"],
+                r["sha256"],
+                r["image_format"],
+                r["hashed_at_ns"],
+            )
+            for r in rows
+        }
+
+    def record_scan(self, snapshot: LocalSnapshot, run_id: int) -> None:
+        """Make `local_files` exactly the snapshot's files (a missing root changes nothing)."""
+        if not snapshot.root_exists:
+            return  # keep the hash cache for when the folder comes back (e.g. a remount)
+        with self.transaction():
+            for f in snapshot.files:
+                self._db.execute(
+                    """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
+                        hashed_at_ns, tags, negative, problem, problem_detail, last_seen_run)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (path) DO UPDATE SET size = excluded.size,
+                        mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                        sha256 = excluded.sha256, image_format = excluded.image_format,
+                        hashed_at_ns = excluded.hashed_at_ns, tags = excluded.tags,
+                        negative = excluded.negative, problem = excluded.problem,
+                        problem_detail = excluded.problem_detail,
+                        last_seen_run = excluded.last_seen_run""",
+                    [
+                        f.path,
+                        f.size,
+                        f.mtime_ns,
+                        f.inode,
+                        f.sha256,
+                        f.image_format,
+                        f.hashed_at_ns,
+                        json.dumps(list(f.tags), ensure_ascii=False),
+                        int(f.negative),
+                        f.problem.kind if f.problem else None,
+                        f.problem.detail if f.problem else None,
+                        run_id,
+                    ],
+                )
+            self._db.execute("DELETE FROM local_files WHERE last_seen_run IS NOT ?", [run_id])
+
+    # --- tags ---------------------------------------------------------------------------------
+
+    def record_tag(self, tag: RemoteTag, *, created_by_syncd: bool = False) -> None:
+        """Remember a tag (e.g. just created by the executor)."""
+        with self.transaction():
+            self._db.execute(
+                """INSERT INTO tags (tag_id, name, type, created_by_syncd) VALUES (?, ?, ?, ?)
+                ON CONFLICT (tag_id) DO UPDATE SET name = excluded.name, type = excluded.type,
+                    created_by_syncd = MAX(created_by_syncd, excluded.created_by_syncd)""",
+                [tag.tag_id.lower(), tag.name, tag.type, int(created_by_syncd)],
+            )
+
+    def record_tag_deleted(self, tag_id: str) -> None:
+        """Forget a tag and remove it from every image's recorded tags."""
+        tag_id = tag_id.lower()
+        with self.transaction():
+            self._db.execute("DELETE FROM tags WHERE tag_id = ?", [tag_id])
+            for row in self._rows("SELECT image_id, tag_ids FROM images"):
+                ids = json.loads(row["tag_ids"])
+                if tag_id in ids:
+                    ids.remove(tag_id)
+                    self._set_image_tags(row["image_id"], ids)
+
+    # --- remote images ------------------------------------------------------------------------
+
+    def record_remote_snapshot(
+        self, remote: RemoteSnapshot, run_id: int, *, mirror_name: str
+    ) -> None:
+        """Remember a listing: tags and images as listed, hashes and owners kept.
+
+        A complete listing also forgets images and tags no longer in the project. A new image
+        whose metadata names `mirror_name` is syncd's own; any other new image is foreign.
+        """
+        with self.transaction():
+            self._set_meta("classification", remote.classification)
+            if remote.complete:
+                listed_tags = [t.tag_id.lower() for t in remote.tags]
+                self._delete_missing("tags", "tag_id", listed_tags)
+            for tag in remote.tags:
+                self.record_tag(tag)
+            if remote.complete:
+                self._delete_missing(
+                    "images", "image_id", [i.image_id.lower() for i in remote.images]
+                )
+            for image in remote.images:
+                ours = image.metadata.get(SYNCD_METADATA_KEY) == mirror_name
+                owner = ImageOwner.SYNCD if ours else ImageOwner.FOREIGN
+                self._db.execute(
+                    """INSERT INTO images (image_id, sha256, owner, tag_ids, metadata, updated_run)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (image_id) DO UPDATE SET
+                        sha256 = COALESCE(excluded.sha256, images.sha256),
+                        tag_ids = excluded.tag_ids, metadata = excluded.metadata,
+                        updated_run = excluded.updated_run""",
+                    [
+                        image.image_id.lower(),
+                        image.sha256,
+                        owner,
+                        json.dumps(sorted(t.lower() for t in image.tag_ids)),
+                        json.dumps(dict(image.metadata), sort_keys=True, ensure_ascii=False),
+                        run_id,
+                    ],
+                )
+
+    def _delete_missing(self, table: str, column: str, keep: list[str]) -> None:
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
+        self._db.execute("DELETE FROM keep_ids")
+        self._db.conn.executemany("INSERT OR IGNORE INTO keep_ids VALUES (?)", [(k,) for k in keep])
+        self._db.execute(f"DELETE FROM {table} WHERE {column} NOT IN (SELECT id FROM keep_ids)")
+
+    def record_upload_started(self, sha256s: Iterable[str], run_id: int) -> None:
+        """Mark uploads as sent (call just before the create call)."""
+        with self.transaction():
+            now = _now()
+            for sha256 in sha256s:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO pending_uploads (sha256, run_id, started_at) "
+                    "VALUES (?, ?, ?)",
+                    [sha256, run_id, now],
+                )
+
+    def record_upload_result(
+        self,
+        sha256: str,
+        run_id: int,
+        *,
+        image_id: str | None = None,
+        tag_ids: Iterable[str] = (),
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Record one upload's answer: the image id and tags applied, or the error.
+
+        An answer naming an image the ledger knew as foreign (the service's OKDuplicate) makes it
+        adopted: syncd did not upload those bytes, but the image now mirrors a local file.
+        """
+        with self.transaction():
+            self._db.execute("DELETE FROM pending_uploads WHERE sha256 = ?", [sha256])
+            if image_id is None:
+                self.record_error(run_id, "upload", sha256, error or "no image returned", code)
+                return
+            self._db.execute(
+                """INSERT INTO images (image_id, sha256, owner, tag_ids, updated_run)
+                VALUES (?, ?, 'syncd', ?, ?)
+                ON CONFLICT (image_id) DO UPDATE SET sha256 = excluded.sha256,
+                    owner = CASE images.owner WHEN 'foreign' THEN 'adopted' ELSE images.owner END,
+                    tag_ids = excluded.tag_ids, updated_run = excluded.updated_run""",
+                [image_id.lower(), sha256, json.dumps(sorted(t.lower() for t in tag_ids)), run_id],
+            )
+
+    def record_adopted(self, image_id: str, sha256: str, run_id: int) -> None:
+        """Record that an image found in the project now mirrors local content `sha256`."""
+        with self.transaction():
+            self._db.execute(
+                """INSERT INTO images (image_id, sha256, owner, updated_run)
+                VALUES (?, ?, 'adopted', ?)
+                ON CONFLICT (image_id) DO UPDATE SET sha256 = excluded.sha256,
+                    owner = CASE images.owner WHEN 'syncd' THEN 'syncd' ELSE 'adopted' END,
+                    updated_run = excluded.updated_run""",
+                [image_id.lower(), sha256, run_id],
+            )
+
+    def record_image_tags(
+        self, image_id: str, *, added: Iterable[str] = (), removed: Iterable[str] = ()
+    ) -> None:
+        """Record tags added to / removed from an image (after AddTags / RemoveTags succeed)."""
+        image_id = image_id.lower()
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT tag_ids FROM images WHERE image_id = ?", [image_id]
+            ).fetchone()
+            if row is None:
+                return
+            ids = set(json.loads(row[0])) | {t.lower() for t in added}
+            self._set_image_tags(image_id, ids - {t.lower() for t in removed})
+
+    def _set_image_tags(self, image_id: str, tag_ids: Iterable[str]) -> None:
+        self._db.execute(
+            "UPDATE images SET tag_ids = ? WHERE image_id = ?",
+            [json.dumps(sorted(tag_ids)), image_id],
+        )
+
+    def record_image_deleted(self, image_id: str) -> None:
+        """Forget an image the executor deleted (or found already gone)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM images WHERE image_id = ?", [image_id.lower()])
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def view(self) -> LedgerView:
+        """Return what the planner needs: every known image's hash and owner, syncd's tags."""
+        images = {
+            r["image_id"]: LedgerImage(
+                r["image_id"],
+                r["sha256"],
+                ImageOwner(r["owner"]),
+                frozenset(json.loads(r["tag_ids"])),
+            )
+            for r in self._rows("SELECT image_id, sha256, owner, tag_ids FROM images")
+        }
+        created = self._rows("SELECT tag_id FROM tags WHERE created_by_syncd = 1")
+        return LedgerView(images=images, created_tag_ids=frozenset(r["tag_id"] for r in created))
+
+    def cached_remote(self) -> RemoteSnapshot | None:
+        """Return the project as the ledger last saw it (complete=False), or None if never listed.
+
+        This is the planner's input on the cheap path: when the service's counts agree with the
+        ledger and no local file changed, no listing is needed.
+        """
+        with self._lock:
+            classification = self._meta("classification")
+            project_id = self._meta("project_id") or ""
+        if classification is None:
+            return None
+        tags = tuple(
+            RemoteTag(r["tag_id"], r["name"], TagType(r["type"]))
+            for r in self._rows("SELECT tag_id, name, type FROM tags ORDER BY tag_id")
+        )
+        images = tuple(
+            RemoteImage(
+                r["image_id"],
+                frozenset(json.loads(r["tag_ids"])),
+                json.loads(r["metadata"]),
+                r["sha256"],
+            )
+            for r in self._rows(
+                "SELECT image_id, tag_ids, metadata, sha256 FROM images ORDER BY image_id"
+            )
+        )
+        return RemoteSnapshot(
+            project_id=project_id,
+            classification=ClassificationType(classification),
+            tags=tags,
+            images=images,
+            complete=False,
+        )
+
+    def pending_uploads(self) -> tuple[str, ...]:
+        """Return the sha256 of uploads sent but never answered (a crash mid-upload)."""
+        return tuple(r["sha256"] for r in self._rows("SELECT sha256 FROM pending_uploads"))
+
+    def last_run(self) -> RunRecord | None:
+        rows = self._rows("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
+        return _run(rows[0]) if rows else None
+
+    def errors(self, limit: int = 20, run_id: int | None = None) -> tuple[ErrorRecord, ...]:
+        """Return the newest item errors (of one run, if given), newest first."""
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        rows = self._rows(
+            f"SELECT * FROM errors {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return tuple(
+            ErrorRecord(r["run_id"], r["at"], r["operation"], r["subject"], r["code"], r["message"])
+            for r in rows
+        )
+
+    def status(self) -> LedgerStatus:
+        """Return the counts `syncd status` prints."""
+        files = self._rows(
+            "SELECT problem, COUNT(*) AS n FROM local_files GROUP BY problem ORDER BY problem"
+        )
+        owners = self._rows("SELECT owner, COUNT(*) AS n FROM images GROUP BY owner ORDER BY owner")
+        return LedgerStatus(
+            files=sum(r["n"] for r in files),
+            files_ok=sum(r["n"] for r in files if r["problem"] is None),
+            problems={r["problem"]: r["n"] for r in files if r["problem"] is not None},
+            images={r["owner"]: r["n"] for r in owners},
+            pending_uploads=len(self.pending_uploads()),
+            tags=self._rows("SELECT COUNT(*) AS n FROM tags")[0]["n"],
+            last_run=self.last_run(),
+            recent_errors=self.errors(limit=10),
+        )
+
+
+def _run(row: Mapping[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outcome=RunOutcome(row["outcome"]),
+        counts=json.loads(row["counts"]),
+        error=row["error"],
+    )

@@ -1,0 +1,244 @@
+"""The shared, frozen nouns of the local half: what the scanner saw, what the remote holds.
+
+Public names: TagType, ClassificationType, ProblemKind, Problem, MarkerState, LocalFile, CachedFile,
+Skipped,
+LocalSnapshot, RemoteTag, RemoteImage, RemoteSnapshot, LedgerImage, ImageOwner, LedgerView,
+SYNCD_METADATA_KEY.
+
+Everything here is a plain value: no I/O, no behaviour beyond small derived properties. The
+scanner makes a `LocalSnapshot`; `remote.py` (or the ledger, on the cheap path) makes a
+`RemoteSnapshot`; the ledger makes a `LedgerView`; `planner.plan` takes all three.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Every image syncd uploads carries {SYNCD_METADATA_KEY: <mirror name>}. Metadata is per create
+# batch, never per image (DIGEST section 2), so the value is batch-constant by design.
+SYNCD_METADATA_KEY = "syncd"
+
+
+class TagType(enum.StrEnum):
+    """Tag.type in the spec: «Regular», «Negative», «GeneralProduct»."""
+
+    REGULAR = "Regular"
+    NEGATIVE = "Negative"
+    GENERAL_PRODUCT = "GeneralProduct"
+
+
+class ClassificationType(enum.StrEnum):
+    """ProjectSettings.classificationType: a Multiclass image carries at most one regular tag."""
+
+    MULTILABEL = "Multilabel"
+    MULTICLASS = "Multiclass"
+
+
+class ProblemKind(enum.StrEnum):
+    """Why a file (or folder) under the root is not mirrored; shown in the run summary."""
+
+    SYMLINK = "symlink"  # a symlink, and following them is off
+    SYMLINK_LOOP = "symlink_loop"  # following is on, and this one leads back up the tree
+    NON_UTF8_NAME = "non_utf8_name"  # paths become tags and ledger keys, so they must be text
+    UNREADABLE = "unreadable"  # an OS error reading the file or listing a folder
+    CHANGED_WHILE_READING = "changed_while_reading"  # stat differed before and after hashing
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"  # over the 6 MB training upload limit
+    NOT_AN_IMAGE = "not_an_image"  # magic bytes are not JPEG, PNG, BMP or GIF
+    BAD_TAG_NAME = "bad_tag_name"  # a folder on the path is not a legal tag name
+    NEGATIVE_AND_REGULAR = "negative_and_regular"  # one path asks for both (tag mode `all`)
+    ROOT_FILE_SKIPPED = "root_file_skipped"  # directly under the root, and root_files: skip
+
+    @property
+    def is_read_error(self) -> bool:
+        """True when the file's content is unknown this run (so no delete may rely on it)."""
+        return self in (ProblemKind.UNREADABLE, ProblemKind.CHANGED_WHILE_READING)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A reason not to mirror one file, with a human detail (never a secret)."""
+
+    kind: ProblemKind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else str(self.kind)
+
+
+class MarkerState(enum.StrEnum):
+    """The root marker file (`.syncd-root`), like Syncthing's `.stfolder`."""
+
+    PRESENT = "present"  # holds this mirror's project id
+    ABSENT = "absent"
+    FOREIGN = "foreign"  # exists but names another project (or is unreadable)
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """One regular file under the root that passed the name filters.
+
+    `path` is the posix path relative to the root exactly as on disk (not normalised: it is how the
+    executor reopens the file). `tags` are the wanted regular tag names (NFC, deduplicated
+    case-insensitively, sorted); `negative` means the file belongs to the project's Negative tag
+    (then `tags` is empty). `sha256` is None when the file was not hashed (too large, unreadable).
+    A file with a `problem` is never uploaded.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    tags: tuple[str, ...] = ()
+    negative: bool = False
+    problem: Problem | None = None
+    image_format: str | None = None  # "jpeg", "png", "bmp", "gif" (from magic bytes)
+    hashed_at_ns: int | None = None  # clock when sha256 was computed (racy-mtime guard)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.sha256 is not None
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    """The ledger's memory of one file: if its stat still matches, its hash is reused."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    image_format: str | None
+    hashed_at_ns: int | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry that is not a regular file syncd can stat: a symlink, a bad name, an unreadable dir.
+
+    `path` is printable: a non-UTF-8 name is shown with its bad bytes escaped (`\\xff`).
+    """
+
+    path: str
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class LocalSnapshot:
+    """The whole tree under one root, as scanned once.
+
+    `files` holds every candidate file (with or without a problem), sorted by path; `skipped` the
+    entries that never became candidates. `hashed` counts files whose bytes were read this scan
+    (the rest reused the ledger's hash because their stat had not changed).
+    """
+
+    root: str
+    root_exists: bool
+    marker: MarkerState
+    files: tuple[LocalFile, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    hashed: int = 0
+
+    @property
+    def good_files(self) -> tuple[LocalFile, ...]:
+        return tuple(f for f in self.files if f.ok)
+
+    @property
+    def problem_files(self) -> tuple[LocalFile, ...]:
+        return tuple(f for f in self.files if f.problem is not None)
+
+    @property
+    def has_read_errors(self) -> bool:
+        """True if some content under the root could not be read this run (deletes unsafe)."""
+        return any(f.problem and f.problem.kind.is_read_error for f in self.files) or any(
+            s.problem.kind.is_read_error for s in self.skipped
+        )
+
+
+@dataclass(frozen=True)
+class RemoteTag:
+    """A tag in the project (GetTags)."""
+
+    tag_id: str
+    name: str
+    type: TagType = TagType.REGULAR
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An image in the project: its id, tag ids, metadata, and its sha256 if known.
+
+    `sha256` comes from the ledger (syncd uploaded or adopted it) or from hashing the downloaded
+    original; None means unknown, and the planner then neither pairs, retags nor deletes it.
+    """
+
+    image_id: str
+    tag_ids: frozenset[str] = frozenset()
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag_ids", frozenset(self.tag_ids))
+        object.__setattr__(self, "metadata", _frozen_map(self.metadata))
+
+
+@dataclass(frozen=True)
+class RemoteSnapshot:
+    """What the project holds, as far as this run knows.
+
+    `complete` is True when `images` is a full listing made this run; False when it is the
+    ledger's account of the project (the cheap path, used when the counts agreed and nothing
+    changed locally). Foreign images are only adopted or deleted from a complete snapshot.
+    """
+
+    project_id: str
+    classification: ClassificationType
+    tags: tuple[RemoteTag, ...] = ()
+    images: tuple[RemoteImage, ...] = ()
+    complete: bool = True
+
+
+class ImageOwner(enum.StrEnum):
+    """Whose an image is, as the ledger records it."""
+
+    SYNCD = "syncd"  # syncd uploaded it
+    ADOPTED = "adopted"  # found in the project, matched to a local file by content
+    FOREIGN = "foreign"  # seen in a listing; syncd neither uploaded nor adopted it
+
+
+@dataclass(frozen=True)
+class LedgerImage:
+    """The ledger's record of one remote image."""
+
+    image_id: str
+    sha256: str | None
+    owner: ImageOwner
+    tag_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """What the planner needs from the ledger: image ownership and hashes, and history.
+
+    `knows_files` is True when an earlier run mirrored files from this root (the ledger holds
+    images syncd uploaded or adopted); with it, a missing root marker refuses deletes.
+    `created_tag_ids` are the tags syncd itself created (the only ones DeleteTag may remove).
+    """
+
+    images: Mapping[str, LedgerImage] = field(default_factory=dict, hash=False)
+    created_tag_ids: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", MappingProxyType(dict(self.images)))
+
+    @property
+    def knows_files(self) -> bool:
+        return any(i.owner is not ImageOwner.FOREIGN for i in self.images.values())

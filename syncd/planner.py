@@ -1,0 +1,582 @@
+"""The planner: what must change in the project so it mirrors the tree. A pure function, no I/O.
+
+Public names: plan, Plan, CreateTag, Upload, Adopt, RemoveTags, AddTags, DeleteImage, DeleteTag,
+Action, Conflict, ConflictKind, Kept, KeepReason, DeleteReason, GuardReason, RefusedDeletes,
+FRACTION_GUARD_FLOOR.
+
+`plan(local, ledger, remote, mirror, allow_mass_delete=False)` first pairs local files and remote
+images by content (sha256) into three buckets, like rclone's matchListings:
+- only local  -> Upload (one image per distinct content, carrying every folder's tag);
+- both        -> Adopt if the image is not syncd's yet, then RemoveTags / AddTags toward the tree
+                 (a moved or renamed file, or a renamed folder, is a retag, never a re-upload);
+- only remote -> DeleteImage under `delete: mirror`, if the image is syncd's (uploaded or adopted,
+                 or carrying syncd's metadata) or `adopt_foreign_images` is on; otherwise kept.
+Policy comes second and works on those buckets. Rules, each with its test in tests/test_planner.py:
+- The same bytes in two folders: one image with both tags (Multilabel); a Conflict (Multiclass,
+  where an image carries one tag), and that content is neither uploaded, retagged nor deleted.
+- The Negative tag stands alone (ErrorNegativeAndRegularTagOnSameImage): the same bytes in the
+  negative folder and a regular one is a Conflict.
+- Over 100 tags on one image ([D] «Max tags per image (classification) 100») is a Conflict.
+- Tag names compare case-insensitively and in NFC: `Dog/` and `dog/` are one tag; an existing
+  remote spelling wins, else the first local one (by path); a TAGS_MERGED note says so.
+- A remote image whose sha256 is unknown (not in the ledger, not hashed) is never paired, retagged
+  or deleted: it is listed in `Plan.unidentified` (hash its original to resolve it).
+- A content that changed in place is a new upload; the old image is only-remote (deleted under
+  mirror). Remote drift (tags changed or removed in the portal, an image or tag deleted) shows up
+  in these buckets and is repaired toward the tree.
+- Tags are created before use; more tags than `max_tags_per_project` is reported (TAG_QUOTA).
+- DeleteTag (only with `tags.delete_empty_tags` under mirror, from a complete listing) removes a
+  regular tag syncd created that no image would carry after the plan.
+
+The mass-delete guard is decided here, where deletes are decided: see GuardReason. When it trips,
+no image or tag is deleted, the rest of the plan stands, and `Plan.refused` says why and how to
+override (`--allow-mass-delete`, this function's `allow_mass_delete`). Reasons that mean "the tree
+is not what it seems" (root missing, marker of another project, read errors) cannot be overridden.
+
+Execution order is `Plan.actions`: CreateTag, Adopt, Upload, RemoveTags, AddTags, DeleteImage,
+DeleteTag. RemoveTags comes before AddTags so a move between the negative folder and a regular one
+(or between classes of a Multiclass project) never holds both tags at once. Deletes come last; the
+executor skips them if anything earlier failed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from syncd.mapping import tag_key
+from syncd.model import (
+    SYNCD_METADATA_KEY,
+    ClassificationType,
+    ImageOwner,
+    LedgerView,
+    LocalFile,
+    LocalSnapshot,
+    MarkerState,
+    RemoteImage,
+    RemoteSnapshot,
+    RemoteTag,
+    TagType,
+)
+
+if TYPE_CHECKING:
+    from syncd.config import MirrorConfig
+
+# [D] «Max tags per image (classification) 100»; error BadRequestExceedTagPerImageLimit [S].
+MAX_TAGS_PER_IMAGE = 100
+# The fraction rule of the guard only counts when more than this many images would go, so a
+# small project can still lose a file or two (the root-empty rule covers "all of them").
+FRACTION_GUARD_FLOOR = 5
+
+
+# --- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateTag:
+    """Create a tag (names are unique case-insensitively; the executor resolves names to ids)."""
+
+    name: str
+    type: TagType = TagType.REGULAR
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Upload one content. `paths` are every local file with these bytes (read any one);
+    `tag_names` may name tags created by this plan; `metadata` is batch-constant (syncd's mark).
+    """
+
+    sha256: str
+    paths: tuple[str, ...]
+    size: int
+    tag_names: tuple[str, ...]
+    metadata: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Adopt:
+    """Take an image found in the project as this mirror's: it holds local content `sha256`.
+
+    The ledger records it; the executor may also stamp syncd's metadata on it.
+    """
+
+    image_id: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RemoveTags:
+    image_id: str
+    tag_ids: tuple[str, ...]
+    tag_names: tuple[str, ...]  # for messages only
+
+
+@dataclass(frozen=True)
+class AddTags:
+    image_id: str
+    tag_names: tuple[str, ...]  # may name tags created by this plan
+
+
+class DeleteReason(enum.StrEnum):
+    NO_LOCAL_FILE = "no_local_file"  # no file under the root has these bytes any more
+    DUPLICATE_CONTENT = "duplicate_content"  # a second image of bytes another image holds
+
+
+@dataclass(frozen=True)
+class DeleteImage:
+    image_id: str
+    reason: DeleteReason
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DeleteTag:
+    tag_id: str
+    name: str
+
+
+Action = CreateTag | Adopt | Upload | RemoveTags | AddTags | DeleteImage | DeleteTag
+
+
+# --- what the plan reports --------------------------------------------------------------------
+
+
+class ConflictKind(enum.StrEnum):
+    """Why some content is not mirrored as asked, or a note about how it is (`blocking`)."""
+
+    MULTICLASS_TAGS = "multiclass_tags"
+    NEGATIVE_AND_REGULAR = "negative_and_regular"
+    TOO_MANY_TAGS = "too_many_tags"
+    TAG_TYPE = "tag_type"  # a wanted regular tag is a Negative/GeneralProduct tag remotely
+    TAG_QUOTA = "tag_quota"  # note: the project would hold more tags than allowed
+    TAGS_MERGED = "tags_merged"  # note: two spellings, one tag
+
+    @property
+    def blocking(self) -> bool:
+        """True when the content involved is left alone (not uploaded, retagged or deleted)."""
+        return self not in (ConflictKind.TAG_QUOTA, ConflictKind.TAGS_MERGED)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    kind: ConflictKind
+    detail: str
+    paths: tuple[str, ...] = ()
+    sha256: str | None = None
+
+
+class KeepReason(enum.StrEnum):
+    POLICY_KEEP = "policy_keep"  # delete: keep
+    FOREIGN = "foreign"  # not syncd's, and adopt_foreign_images is off
+    LOCAL_PROBLEM = "local_problem"  # the bytes are still under the root, in a file with a problem
+    NOT_LISTED = "not_listed"  # a foreign image known only from the ledger, not a fresh listing
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A remote image with no wanted local counterpart that the plan leaves in place."""
+
+    image_id: str
+    reason: KeepReason
+
+
+class GuardReason(enum.StrEnum):
+    ROOT_MISSING = "root_missing"
+    ROOT_EMPTY = "root_empty"
+    MARKER_MISSING = "marker_missing"
+    MARKER_FOREIGN = "marker_foreign"
+    READ_ERRORS = "read_errors"
+    TOO_MANY = "too_many"
+    TOO_LARGE_FRACTION = "too_large_fraction"
+
+    @property
+    def overridable(self) -> bool:
+        """False when deleting would act on a tree syncd could not see properly."""
+        return self not in (
+            GuardReason.ROOT_MISSING,
+            GuardReason.MARKER_FOREIGN,
+            GuardReason.READ_ERRORS,
+        )
+
+
+_GUARD_TEXT = {
+    GuardReason.ROOT_MISSING: "the root folder does not exist (mount or restore it)",
+    GuardReason.ROOT_EMPTY: "the root folder holds no files",
+    GuardReason.MARKER_MISSING: "the root marker .syncd-root is missing, yet this mirror synced "
+    "before (is this the right folder?)",
+    GuardReason.MARKER_FOREIGN: "the root marker .syncd-root names another project (check `root` "
+    "and `project_id`; delete the marker if the folder really moved projects)",
+    GuardReason.READ_ERRORS: "some files or folders could not be read this run (fix the read "
+    "errors listed, then run again)",
+    GuardReason.TOO_MANY: "more images than guard.max_delete",
+    GuardReason.TOO_LARGE_FRACTION: "a larger share of the project than guard.max_delete_fraction",
+}
+
+
+@dataclass(frozen=True)
+class RefusedDeletes:
+    """Deletes the guard held back, why, and how to go ahead anyway."""
+
+    reasons: tuple[GuardReason, ...]
+    images: tuple[DeleteImage, ...]
+    tags: tuple[DeleteTag, ...]
+    message: str
+
+    @property
+    def overridable(self) -> bool:
+        return all(r.overridable for r in self.reasons)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Frozen action records plus what was refused, kept or in conflict."""
+
+    create_tags: tuple[CreateTag, ...] = ()
+    adopts: tuple[Adopt, ...] = ()
+    uploads: tuple[Upload, ...] = ()
+    remove_tags: tuple[RemoveTags, ...] = ()
+    add_tags: tuple[AddTags, ...] = ()
+    delete_images: tuple[DeleteImage, ...] = ()
+    delete_tags: tuple[DeleteTag, ...] = ()
+    refused: RefusedDeletes | None = None
+    overridden: tuple[GuardReason, ...] = ()  # guard reasons set aside by allow_mass_delete
+    conflicts: tuple[Conflict, ...] = ()
+    kept: tuple[Kept, ...] = ()
+    unidentified: tuple[str, ...] = ()  # remote image ids whose content is unknown
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """Every action, in execution order (deletes last)."""
+        return (
+            *self.create_tags,
+            *self.adopts,
+            *self.uploads,
+            *self.remove_tags,
+            *self.add_tags,
+            *self.delete_images,
+            *self.delete_tags,
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        """True when there is nothing to send (refused deletes aside)."""
+        return not self.actions
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of each kind of action and report, for summaries."""
+        return {
+            "create_tags": len(self.create_tags),
+            "adopts": len(self.adopts),
+            "uploads": len(self.uploads),
+            "remove_tags": len(self.remove_tags),
+            "add_tags": len(self.add_tags),
+            "delete_images": len(self.delete_images),
+            "delete_tags": len(self.delete_tags),
+            "refused_deletes": len(self.refused.images) if self.refused else 0,
+            "conflicts": sum(1 for c in self.conflicts if c.kind.blocking),
+            "kept": len(self.kept),
+            "unidentified": len(self.unidentified),
+        }
+
+
+# --- the planner ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One distinct local content and the tags (by key) its files ask for."""
+
+    sha256: str
+    paths: tuple[str, ...]
+    size: int
+    keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """One remote image with known content."""
+
+    image: RemoteImage
+    sha256: str
+    owned: bool
+
+
+class _Tags:
+    """The project's tags by key and id, and the display name for every key."""
+
+    def __init__(self, remote: RemoteSnapshot, mirror: MirrorConfig) -> None:
+        self.by_key = {tag_key(t.name): t for t in sorted(remote.tags, key=lambda t: t.tag_id)}
+        self.by_id = {t.tag_id.lower(): t for t in remote.tags}
+        negatives = sorted(
+            (t for t in remote.tags if t.type is TagType.NEGATIVE), key=lambda t: t.tag_id
+        )
+        self.negative: RemoteTag | None = negatives[0] if negatives else None
+        self.negative_name = self.negative.name if self.negative else mirror.tags.negative_tag_name
+        self.negative_key = tag_key(self.negative_name)
+        self.names = {key: tag.name for key, tag in self.by_key.items()}
+
+    def keys_of(self, image: RemoteImage) -> dict[str, str]:
+        """Return key -> tag id for the image's tags that exist in the project."""
+        out = {}
+        for tag_id in image.tag_ids:
+            tag = self.by_id.get(tag_id.lower())
+            if tag is not None:
+                out[tag_key(tag.name)] = tag.tag_id
+        return out
+
+    def display(self, keys: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted((self.names[k] for k in keys), key=tag_key))
+
+
+def _wanted(
+    local: LocalSnapshot, remote: RemoteSnapshot, tags: _Tags, conflicts: list[Conflict]
+) -> dict[str, _Wanted]:
+    """Group good local files by content; return what each content wants, conflicts aside."""
+    by_sha: dict[str, list[LocalFile]] = defaultdict(list)
+    spellings: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for f in sorted(local.good_files, key=lambda f: f.path):
+        by_sha[f.sha256 or ""].append(f)
+        for name in f.tags:
+            spellings[tag_key(name)].setdefault(name, []).append(f.path)
+    for key, names in sorted(spellings.items()):
+        tags.names.setdefault(key, next(iter(names)))
+        if len(names) > 1:
+            paths = tuple(p for ps in names.values() for p in ps)
+            detail = f"{sorted(names)} are one tag, named {tags.names[key]!r}"
+            conflicts.append(Conflict(ConflictKind.TAGS_MERGED, detail, paths))
+    tags.names.setdefault(tags.negative_key, tags.negative_name)
+
+    wanted: dict[str, _Wanted] = {}
+    for sha, files in sorted(by_sha.items()):
+        paths = tuple(f.path for f in files)
+        negative = any(f.negative for f in files)
+        keys = frozenset(tag_key(name) for f in files for name in f.tags)
+        problem = _content_problem(negative, keys, remote.classification, tags)
+        if problem is not None:
+            kind, detail = problem
+            conflicts.append(Conflict(kind, detail, paths, sha))
+            continue
+        wanted_keys = frozenset({tags.negative_key}) if negative else keys
+        wanted[sha] = _Wanted(sha, paths, files[0].size, wanted_keys)
+    return wanted
+
+
+def _content_problem(
+    negative: bool, keys: frozenset[str], classification: ClassificationType, tags: _Tags
+) -> tuple[ConflictKind, str] | None:
+    names = sorted(tags.names[k] for k in keys)
+    if negative and keys:
+        return ConflictKind.NEGATIVE_AND_REGULAR, f"the same bytes are negative and tagged {names}"
+    if classification is ClassificationType.MULTICLASS and len(keys) > 1:
+        return (
+            ConflictKind.MULTICLASS_TAGS,
+            f"a Multiclass image takes one tag, these bytes want {names}",
+        )
+    if len(keys) > MAX_TAGS_PER_IMAGE:
+        return ConflictKind.TOO_MANY_TAGS, f"{len(keys)} tags, an image takes {MAX_TAGS_PER_IMAGE}"
+    for key in sorted(keys):
+        remote_tag = tags.by_key.get(key)
+        if remote_tag is not None and remote_tag.type is not TagType.REGULAR:
+            return ConflictKind.TAG_TYPE, f"{remote_tag.name!r} is a {remote_tag.type} tag"
+    if negative and tags.negative is None:
+        taken = tags.by_key.get(tags.negative_key)
+        if taken is not None:
+            detail = f"the Negative tag's name {taken.name!r} is taken by a {taken.type} tag"
+            return ConflictKind.TAG_TYPE, detail
+    return None
+
+
+def _held(
+    remote: RemoteSnapshot, ledger: LedgerView, mirror: MirrorConfig
+) -> tuple[dict[str, list[_Held]], list[str]]:
+    """Group remote images by known content (owned first); list the ones of unknown content."""
+    by_sha: dict[str, list[_Held]] = defaultdict(list)
+    unidentified = []
+    for image in sorted(remote.images, key=lambda i: i.image_id):
+        known = ledger.images.get(image.image_id.lower())
+        sha = image.sha256 or (known.sha256 if known else None)
+        owned = (known is not None and known.owner is not ImageOwner.FOREIGN) or (
+            image.metadata.get(SYNCD_METADATA_KEY) == mirror.name
+        )
+        if sha is None:
+            unidentified.append(image.image_id)
+        else:
+            by_sha[sha].append(_Held(image, sha, owned))
+    for held in by_sha.values():
+        held.sort(key=lambda h: (not h.owned, h.image.image_id))
+    return by_sha, unidentified
+
+
+def plan(
+    local: LocalSnapshot,
+    ledger: LedgerView,
+    remote: RemoteSnapshot,
+    mirror: MirrorConfig,
+    *,
+    allow_mass_delete: bool = False,
+) -> Plan:
+    """Return the Plan that makes `remote` mirror `local` under `mirror`'s policy."""
+    conflicts: list[Conflict] = []
+    tags = _Tags(remote, mirror)
+    wanted = _wanted(local, remote, tags, conflicts)
+    held, unidentified = _held(remote, ledger, mirror)
+    # Bytes still under the root, in a file with a problem or in conflict: never deleted.
+    protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
+
+    adopts, uploads, removes, adds = [], [], [], []
+    metadata = ((SYNCD_METADATA_KEY, mirror.name),)
+    after: list[frozenset[str]] = []  # tag keys each surviving image will carry
+    for sha, want in wanted.items():
+        if sha not in held:
+            names = tags.display(want.keys)
+            uploads.append(Upload(sha, want.paths, want.size, names, metadata))
+            after.append(want.keys)
+            continue
+        keeper = held[sha][0]
+        image_id = keeper.image.image_id
+        if not keeper.owned:
+            adopts.append(Adopt(image_id, sha))
+        current = tags.keys_of(keeper.image)
+        gone = sorted(set(current) - want.keys)
+        if gone:
+            ids = tuple(current[k] for k in gone)
+            removes.append(RemoveTags(image_id, ids, tags.display(gone)))
+        if want.keys - current.keys():
+            adds.append(AddTags(image_id, tags.display(want.keys - current.keys())))
+        after.append(want.keys)
+
+    deletes, kept = [], []
+    for sha, images in sorted(held.items()):
+        extras = images[1:] if sha in wanted else images
+        reason = DeleteReason.DUPLICATE_CONTENT if sha in wanted else DeleteReason.NO_LOCAL_FILE
+        for h in extras:
+            keep = _keep_reason(h, sha in protected, remote, mirror)
+            if keep is None:
+                deletes.append(DeleteImage(h.image.image_id, reason, sha))
+            else:
+                kept.append(Kept(h.image.image_id, keep))
+                after.append(frozenset(tags.keys_of(h.image)))
+    unknown = set(unidentified)
+    after += [frozenset(tags.keys_of(i)) for i in remote.images if i.image_id in unknown]
+
+    creates = _creates(wanted, tags)
+    if len(remote.tags) + len(creates) > mirror.max_tags_per_project:
+        detail = (
+            f"the project would hold {len(remote.tags) + len(creates)} tags, "
+            f"max_tags_per_project is {mirror.max_tags_per_project}"
+        )
+        conflicts.append(Conflict(ConflictKind.TAG_QUOTA, detail))
+    delete_tags = _empty_tags(after, ledger, remote, mirror, tags)
+
+    refused, overridden = None, ()
+    if deletes or delete_tags:
+        reasons = _guard(local, ledger, remote, mirror, len(deletes))
+        if reasons and allow_mass_delete and all(r.overridable for r in reasons):
+            overridden = reasons
+        elif reasons:
+            refused = _refusal(reasons, deletes, delete_tags)
+            deletes, delete_tags = [], []
+
+    return Plan(
+        create_tags=creates,
+        adopts=tuple(adopts),
+        uploads=tuple(uploads),
+        remove_tags=tuple(removes),
+        add_tags=tuple(adds),
+        delete_images=tuple(deletes),
+        delete_tags=tuple(delete_tags),
+        refused=refused,
+        overridden=overridden,
+        conflicts=tuple(conflicts),
+        kept=tuple(kept),
+        unidentified=tuple(unidentified),
+    )
+
+
+def _keep_reason(
+    held: _Held, protected: bool, remote: RemoteSnapshot, mirror: MirrorConfig
+) -> KeepReason | None:
+    """Return why an only-remote image stays, or None when it is to be deleted."""
+    if protected:
+        return KeepReason.LOCAL_PROBLEM
+    if str(mirror.delete) != "mirror":
+        return KeepReason.POLICY_KEEP
+    if held.owned:
+        return None
+    if not mirror.adopt_foreign_images:
+        return KeepReason.FOREIGN
+    return None if remote.complete else KeepReason.NOT_LISTED
+
+
+def _creates(wanted: dict[str, _Wanted], tags: _Tags) -> tuple[CreateTag, ...]:
+    keys = set().union(*(w.keys for w in wanted.values())) if wanted else set()
+    creates = []
+    if tags.negative_key in keys and tags.negative is None:
+        keys.discard(tags.negative_key)
+        creates.append(CreateTag(tags.negative_name, TagType.NEGATIVE))
+    missing = sorted(k for k in keys if k not in tags.by_key)
+    creates += [CreateTag(tags.names[k], TagType.REGULAR) for k in missing]
+    return tuple(creates)
+
+
+def _empty_tags(
+    after: list[frozenset[str]],
+    ledger: LedgerView,
+    remote: RemoteSnapshot,
+    mirror: MirrorConfig,
+    tags: _Tags,
+) -> list[DeleteTag]:
+    """Return the tags syncd created that no image would carry after the plan (if enabled)."""
+    if not (mirror.tags.delete_empty_tags and str(mirror.delete) == "mirror" and remote.complete):
+        return []
+    used = set().union(*after) if after else set()
+    created = {t.lower() for t in ledger.created_tag_ids}
+    return [
+        DeleteTag(tag.tag_id, tag.name)
+        for key, tag in sorted(tags.by_key.items())
+        if tag.type is TagType.REGULAR and tag.tag_id.lower() in created and key not in used
+    ]
+
+
+def _guard(
+    local: LocalSnapshot,
+    ledger: LedgerView,
+    remote: RemoteSnapshot,
+    mirror: MirrorConfig,
+    deleting: int,
+) -> tuple[GuardReason, ...]:
+    reasons = []
+    if not local.root_exists:
+        reasons.append(GuardReason.ROOT_MISSING)
+    elif not local.files:
+        reasons.append(GuardReason.ROOT_EMPTY)
+    if local.marker is MarkerState.FOREIGN:
+        reasons.append(GuardReason.MARKER_FOREIGN)
+    elif local.root_exists and local.marker is MarkerState.ABSENT and ledger.knows_files:
+        reasons.append(GuardReason.MARKER_MISSING)
+    if local.has_read_errors:
+        reasons.append(GuardReason.READ_ERRORS)
+    if deleting > mirror.guard.max_delete:
+        reasons.append(GuardReason.TOO_MANY)
+    total = len(remote.images)
+    if (
+        deleting > FRACTION_GUARD_FLOOR
+        and total
+        and deleting / total > mirror.guard.max_delete_fraction
+    ):
+        reasons.append(GuardReason.TOO_LARGE_FRACTION)
+    return tuple(reasons)
+
+
+def _refusal(
+    reasons: tuple[GuardReason, ...], deletes: list[DeleteImage], delete_tags: list[DeleteTag]
+) -> RefusedDeletes:
+    why = "; ".join(_GUARD_TEXT[r] for r in reasons)
+    what = f"{len(deletes)} image(s)" + (f" and {len(delete_tags)} tag(s)" if delete_tags else "")
+    message = f"refused to delete {what}: {why}."
+    if all(r.overridable for r in reasons):
+        message += " If that is what you want, run again with --allow-mass-delete."
+    return RefusedDeletes(reasons, tuple(deletes), tuple(delete_tags), message)

@@ -1,0 +1,338 @@
+"""Walk a root folder into a LocalSnapshot: stat every candidate, hash only what changed.
+
+Public names: scan, sniff_image_format, read_marker, write_marker, compile_glob, glob_problem,
+MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY_WINDOW_NS.
+
+- Candidates: regular files whose extension is allowed (case-insensitive), matching an include
+  glob and no exclude glob (posix paths relative to the root; `**` spans folders). Hidden files and
+  folders (a leading `.`, the marker among them) are skipped silently.
+- A file whose (size, mtime_ns, inode) matches the ledger's cache keeps its cached sha256; others
+  are hashed (sha256, streamed in 1 MiB chunks). A cached hash taken within RACY_WINDOW_NS of
+  the file's mtime is not trusted (a write in the same clock tick would not change the stat).
+- Each candidate is checked: non-empty, within 6 MB, readable, a JPEG/PNG/BMP/GIF by its magic
+  bytes, a legal tag path (syncd.mapping). A failure is recorded on the file, never raised.
+- Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
+  already walked is reported as a loop. Names that are not UTF-8 are reported and skipped.
+- The root marker `.syncd-root` (like Syncthing's `.stfolder`) holds the mirror's project id.
+
+The file system is reached only through the injected `scandir`, `stat`, `open_file` and
+`clock_ns`, so tests can stage failures that a real disk will not produce on demand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from syncd.mapping import TagMapper
+from syncd.model import (
+    CachedFile,
+    LocalFile,
+    LocalSnapshot,
+    MarkerState,
+    Problem,
+    ProblemKind,
+    Skipped,
+)
+
+if TYPE_CHECKING:
+    from syncd.config import MirrorConfig
+
+MARKER_NAME = ".syncd-root"
+# «Binary image data. Supported formats are JPEG, GIF, PNG, and BMP. Supports images up to 6MB.»
+# Read as 6 MiB, like syncd.api.limits (a local copy on purpose: the scanner stays independent of
+# the client). A stricter service costs one reported ErrorImageSize for that file.
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+HASH_CHUNK_BYTES = 1024 * 1024
+# Two seconds covers the coarsest mtime clocks in use (FAT: 2 s; ext4/APFS: ns).
+RACY_WINDOW_NS = 2_000_000_000
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+)
+
+
+def sniff_image_format(head: bytes) -> str | None:
+    """Return "jpeg", "png", "gif" or "bmp" from a file's first bytes, or None."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+# --- globs ------------------------------------------------------------------------------------
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """Return a regex for a posix glob: `*` and `?` stay in one folder, `**` spans folders."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                raise ValueError("an unclosed '['")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Return why `pattern` is not a usable glob, or None."""
+    if not pattern:
+        return "an empty pattern"
+    if pattern.startswith("/"):
+        return "patterns are relative to the root (no leading '/')"
+    try:
+        compile_glob(pattern)
+    except (ValueError, re.error) as exc:
+        return str(exc)
+    return None
+
+
+# --- the root marker --------------------------------------------------------------------------
+
+
+def read_marker(root: Path, project_id: str) -> MarkerState:
+    """Return whether the root's marker names `project_id` (unreadable counts as foreign)."""
+    try:
+        text = (root / MARKER_NAME).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return MarkerState.ABSENT
+    except (OSError, UnicodeDecodeError):
+        return MarkerState.FOREIGN
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if lines and lines[0].lower() == project_id.lower():
+        return MarkerState.PRESENT
+    return MarkerState.FOREIGN
+
+
+def write_marker(root: Path, project_id: str) -> None:
+    """Write the marker naming `project_id` into `root` (atomically, via a rename)."""
+    tmp = root / f"{MARKER_NAME}.tmp"
+    tmp.write_text(
+        "# syncd: this folder is mirrored to the Custom Vision project below.\n"
+        "# Without this file syncd refuses to delete anything from the project.\n"
+        f"{project_id}\n",
+        encoding="utf-8",
+    )
+    os.replace(tmp, root / MARKER_NAME)
+
+
+# --- the walk ---------------------------------------------------------------------------------
+
+
+def _printable(name: str) -> str:
+    """Return a name with undecodable bytes escaped (`\\xff`), safe to print and log."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # surrogateescape'd bytes from a non-UTF-8 name
+        return False
+    return True
+
+
+class _Walk:
+    """One scan of one root; collects files and skipped entries."""
+
+    def __init__(
+        self,
+        mirror: MirrorConfig,
+        cache: Mapping[str, CachedFile],
+        scandir: Callable[[str], Any],
+        stat: Callable[[str], os.stat_result],
+        open_file: Callable[[str], IO[bytes]],
+        clock_ns: Callable[[], int],
+    ) -> None:
+        self.cache = cache
+        self.follow = mirror.files.follow_symlinks
+        self.extensions = {e.lower() for e in mirror.files.extensions}
+        self.include = [compile_glob(p) for p in mirror.files.include]
+        self.exclude = [compile_glob(p) for p in mirror.files.exclude]
+        self.mapper = TagMapper(mirror.tags)
+        self.scandir, self.stat, self.open_file, self.clock_ns = scandir, stat, open_file, clock_ns
+        self.files: list[LocalFile] = []
+        self.skipped: list[Skipped] = []
+        self.hashed = 0
+
+    def wanted(self, rel: str) -> bool:
+        if os.path.splitext(rel)[1].lower() not in self.extensions:
+            return False
+        if not any(p.match(rel) for p in self.include):
+            return False
+        return not any(p.match(rel) for p in self.exclude)
+
+    def skip(self, rel: str, kind: ProblemKind, detail: str = "") -> None:
+        self.skipped.append(Skipped(_printable(rel), Problem(kind, detail)))
+
+    def entries(self, rel_dir: str, abs_dir: str) -> list[Any]:
+        try:
+            with self.scandir(abs_dir) as it:
+                return sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.skip(rel_dir or ".", ProblemKind.UNREADABLE, f"cannot list folder: {exc.strerror}")
+            return []
+
+    def walk(self, root: str) -> None:
+        root_stat = self.stat(root)
+        seen_dirs = {(root_stat.st_dev, root_stat.st_ino)}
+        stack = [("", root)]
+        while stack:
+            rel_dir, abs_dir = stack.pop()
+            subdirs = []
+            for entry in self.entries(rel_dir, abs_dir):
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                if not _is_utf8(name):
+                    self.skip(rel, ProblemKind.NON_UTF8_NAME, "the name is not UTF-8")
+                    continue
+                try:
+                    is_link = entry.is_symlink()
+                    if is_link and not self.follow:
+                        self.skip(rel, ProblemKind.SYMLINK, "symlinks are not followed")
+                        continue
+                    is_dir = entry.is_dir()
+                    is_file = not is_dir and entry.is_file()
+                    entry_stat = entry.stat() if is_dir or is_file else None
+                except OSError as exc:
+                    self.skip(rel, ProblemKind.UNREADABLE, exc.strerror or "cannot stat")
+                    continue
+                if entry_stat is not None and is_dir:
+                    key = (entry_stat.st_dev, entry_stat.st_ino)
+                    if key in seen_dirs:
+                        self.skip(
+                            rel, ProblemKind.SYMLINK_LOOP, "leads to a folder already scanned"
+                        )
+                        continue
+                    seen_dirs.add(key)
+                    subdirs.append((rel, entry.path))
+                elif entry_stat is not None and self.wanted(rel):
+                    self.files.append(self.check(rel, entry.path, entry_stat))
+                elif entry_stat is None and is_link:
+                    self.skip(rel, ProblemKind.SYMLINK, "a broken symlink")
+            stack.extend(reversed(subdirs))
+
+    def check(self, rel: str, path: str, st: os.stat_result) -> LocalFile:
+        size, mtime_ns, inode = st.st_size, st.st_mtime_ns, st.st_ino
+        assignment = self.mapper.assign(rel)
+        base = LocalFile(path=rel, size=size, mtime_ns=mtime_ns, inode=inode, sha256=None)
+        if isinstance(assignment, Problem) and assignment.kind is ProblemKind.ROOT_FILE_SKIPPED:
+            return _replace(base, problem=assignment)
+        if size == 0:
+            return _replace(base, problem=Problem(ProblemKind.EMPTY, "the file is empty"))
+        if size > MAX_IMAGE_BYTES:
+            detail = f"{size} bytes, the training upload limit is {MAX_IMAGE_BYTES}"
+            return _replace(base, problem=Problem(ProblemKind.TOO_LARGE, detail))
+        cached = self.cache.get(rel)
+        if (
+            cached is not None
+            and cached.sha256 is not None
+            and (cached.size, cached.mtime_ns, cached.inode) == (size, mtime_ns, inode)
+            and cached.hashed_at_ns is not None
+            and cached.hashed_at_ns - mtime_ns > RACY_WINDOW_NS
+        ):
+            sha256, fmt, hashed_at = cached.sha256, cached.image_format, cached.hashed_at_ns
+        else:
+            try:
+                sha256, fmt = self.hash(path)
+                after = self.stat(path)
+            except OSError as exc:
+                detail = exc.strerror or "cannot read"
+                return _replace(base, problem=Problem(ProblemKind.UNREADABLE, detail))
+            self.hashed += 1
+            hashed_at = self.clock_ns()
+            if (after.st_size, after.st_mtime_ns, after.st_ino) != (size, mtime_ns, inode):
+                detail = "the file changed while it was read; it is read again next run"
+                return _replace(base, problem=Problem(ProblemKind.CHANGED_WHILE_READING, detail))
+        hashed = _replace(base, sha256=sha256, image_format=fmt, hashed_at_ns=hashed_at)
+        if fmt is None:
+            detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
+            return _replace(hashed, problem=Problem(ProblemKind.NOT_AN_IMAGE, detail))
+        if isinstance(assignment, Problem):
+            return _replace(hashed, problem=assignment)
+        return _replace(hashed, tags=assignment.tags, negative=assignment.negative)
+
+    def hash(self, path: str) -> tuple[str, str | None]:
+        digest = hashlib.sha256()
+        fmt: str | None = None
+        with self.open_file(path) as f:
+            for i, chunk in enumerate(_chunks(f)):
+                if i == 0:
+                    fmt = sniff_image_format(chunk)
+                digest.update(chunk)
+        return digest.hexdigest(), fmt
+
+
+def _chunks(f: IO[bytes]) -> Iterator[bytes]:
+    while chunk := f.read(HASH_CHUNK_BYTES):
+        yield chunk
+
+
+def _replace(file: LocalFile, **changes: Any) -> LocalFile:
+    return dataclasses.replace(file, **changes)
+
+
+def _open_binary(path: str) -> IO[bytes]:
+    return open(path, "rb")  # the caller closes it (a with-block in _Walk.hash)
+
+
+def scan(
+    mirror: MirrorConfig,
+    cache: Mapping[str, CachedFile] | None = None,
+    *,
+    scandir: Callable[[str], Any] = os.scandir,
+    stat: Callable[[str], os.stat_result] = os.stat,
+    open_file: Callable[[str], IO[bytes]] = _open_binary,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> LocalSnapshot:
+    """Return the LocalSnapshot of `mirror.root`, reusing `cache` hashes whose stat still matches.
+
+    Never raises for a file or folder problem (they are recorded); a missing root gives a snapshot
+    with `root_exists=False` and no files.
+    """
+    root = Path(mirror.root)
+    if not root.is_dir():
+        return LocalSnapshot(root=str(root), root_exists=False, marker=MarkerState.ABSENT)
+    walk = _Walk(mirror, cache or {}, scandir, stat, open_file, clock_ns)
+    walk.walk(str(root))
+    return LocalSnapshot(
+        root=str(root),
+        root_exists=True,
+        marker=read_marker(root, mirror.project_id),
+        files=tuple(sorted(walk.files, key=lambda f: f.path)),
+        skipped=tuple(sorted(walk.skipped, key=lambda s: s.path)),
+        hashed=walk.hashed,
+    )
