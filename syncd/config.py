@@ -279,6 +279,7 @@ class _Reader:
         self.problems: list[ConfigProblem] = []
         self.lines: dict[str, int] = {}
         self.from_env: dict[str, str] = {}  # key -> the environment variable that set it
+        self.positions: dict[str, list[int]] = {}  # list key -> file index of each kept item
         self._constructor = yaml.constructor.SafeConstructor()
 
     def problem(self, key: str, message: str, node: yaml.Node | None = None) -> None:
@@ -327,7 +328,14 @@ class _Reader:
             ):
                 self.problem(f"{key}.{name}" if key else name, "missing (required)", node)
                 broken = True
-        return _MISSING if broken else cls(**values)
+        if broken:
+            return _MISSING
+        for name, value in values.items():  # validate as built, while the key path is exact
+            check = fields[name].metadata.get("check")
+            reason = check(value) if check is not None and value is not None else None
+            if reason:
+                self.problem(f"{key}.{name}" if key else name, reason)
+        return cls(**values)
 
     def value(self, hint: Any, node: yaml.Node, key: str, secret: bool = False) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -343,6 +351,7 @@ class _Reader:
                 self.problem(key, f"expected a list, got {_kind(node)}", node)
                 return _MISSING
             items = [self.value(args[0], n, f"{key}[{i}]") for i, n in enumerate(node.value)]
+            self.positions[key] = [i for i, item in enumerate(items) if item is not _MISSING]
             return tuple(item for item in items if item is not _MISSING)
         if origin in (Mapping, dict):
             if not isinstance(node, yaml.MappingNode):
@@ -418,24 +427,6 @@ def _expected(hint: Any) -> str:
     return names.get(hint, "a string")
 
 
-def _validate(obj: Any, key: str, reader: _Reader) -> None:
-    """Run every field's check, recursing into sections."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        child = f"{key}.{f.name}" if key else f.name
-        check = f.metadata.get("check")
-        if check is not None and value is not None:
-            reason = check(value)
-            if reason:
-                reader.problem(child, reason)
-        if dataclasses.is_dataclass(value):
-            _validate(value, child, reader)
-        elif isinstance(value, tuple):
-            for i, item in enumerate(value):
-                if dataclasses.is_dataclass(item):
-                    _validate(item, f"{child}[{i}]", reader)
-
-
 def _default_state_dir(environ: Mapping[str, str]) -> Path:
     base = environ.get("XDG_STATE_HOME") or str(Path("~/.local/state").expanduser())
     return Path(base) / "syncd"
@@ -476,10 +467,12 @@ def parse_config(
     if environ.get("SYNCD_ENDPOINT"):
         service = dataclasses.replace(service, endpoint=environ["SYNCD_ENDPOINT"])
         reader.from_env["service.endpoint"] = "SYNCD_ENDPOINT"
+        reason = _endpoint(service.endpoint)
+        if reason:
+            reader.problem("service.endpoint", reason)
     if service.emulator_dir is None:
         service = dataclasses.replace(service, emulator_dir=state_dir / "emulator")
-    # validate all
-    _validate(dataclasses.replace(parsed, service=service), "", reader)
+    # validate all (each field was checked as it was built; now what spans fields)
     mirrors, mirrors_key = _mirrors(parsed, reader)
     mirrors = tuple(
         m
@@ -508,7 +501,7 @@ def parse_config(
 
 
 def _mirrors(parsed: _ConfigFile, reader: _Reader) -> tuple[tuple[MirrorConfig, ...], str]:
-    if parsed.mirror is not None and parsed.mirrors:
+    if "mirror" in reader.lines and "mirrors" in reader.lines:
         reader.problem("mirrors", "give `mirror` (one) or `mirrors` (a list), not both")
     if parsed.mirror is not None:
         return (parsed.mirror,), "mirror"
@@ -520,19 +513,21 @@ def _mirrors(parsed: _ConfigFile, reader: _Reader) -> tuple[tuple[MirrorConfig, 
 
 def _check_mirrors(mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader) -> None:
     seen: dict[str, dict[Any, int]] = {"name": {}, "project_id": {}, "ledger": {}}
+    index = reader.positions.get(key, list(range(len(mirrors))))
     for i, mirror in enumerate(mirrors):
-        where = key if key == "mirror" else f"{key}[{i}]"
+        where = key if key == "mirror" else f"{key}[{index[i]}]"
         for attr, earlier in seen.items():
             value = getattr(mirror, attr)
             norm = os.path.abspath(value) if isinstance(value, Path) else str(value).lower()
             if norm in earlier:
-                reader.problem(f"{where}.{attr}", f"same as mirrors[{earlier[norm]}].{attr}")
+                first = index[earlier[norm]]
+                reader.problem(f"{where}.{attr}", f"same as mirrors[{first}].{attr}")
             earlier[norm] = i
         if mirror.ledger is not None and _within(mirror.ledger, mirror.root):
             reader.problem(f"{where}.ledger", "must not be inside the root folder it mirrors")
         for j, other in enumerate(mirrors[:i]):
             if _within(mirror.root, other.root) or _within(other.root, mirror.root):
-                reader.problem(f"{where}.root", f"overlaps mirrors[{j}].root")
+                reader.problem(f"{where}.root", f"overlaps mirrors[{index[j]}].root")
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
