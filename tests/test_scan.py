@@ -1,0 +1,242 @@
+"""The scanner on real folders of real images: tags, hashes, checks, filters, awkward names."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from images import image_bytes, write_image
+
+from syncd.config import FileConfig, MirrorConfig, TagConfig
+from syncd.model import CachedFile, LocalSnapshot, MarkerState, ProblemKind
+from syncd.scan import (
+    MARKER_NAME,
+    MAX_IMAGE_BYTES,
+    compile_glob,
+    read_marker,
+    scan,
+    sniff_image_format,
+    write_marker,
+)
+
+PID = "11111111-2222-3333-4444-555555555555"
+LATER = 10**19  # a clock far after every mtime: cached hashes are trusted
+
+
+def mirror(root: Path, **files: object) -> MirrorConfig:
+    return MirrorConfig(root=root, project_id=PID, files=dataclasses.replace(FileConfig(), **files))
+
+
+def cache_of(snapshot: LocalSnapshot) -> dict[str, CachedFile]:
+    """What the ledger would hand back after recording this snapshot."""
+    return {
+        f.path: CachedFile(f.size, f.mtime_ns, f.inode, f.sha256, f.image_format, f.hashed_at_ns)
+        for f in snapshot.files
+    }
+
+
+def by_path(snapshot: LocalSnapshot) -> dict[str, object]:
+    return {f.path: f for f in snapshot.files}
+
+
+def test_sample_tree_tags_and_hashes(tmp_path: Path) -> None:
+    dog = write_image(tmp_path / "Dog" / "a.jpg", 1)
+    write_image(tmp_path / "Cat" / "b.PNG", 2)
+    write_image(tmp_path / "_negative" / "n.gif", 3)
+    write_image(tmp_path / "root.bmp", 4)
+    snapshot = scan(mirror(tmp_path), clock_ns=lambda: LATER)
+    files = by_path(snapshot)
+    assert list(files) == ["Cat/b.PNG", "Dog/a.jpg", "_negative/n.gif", "root.bmp"]
+    assert files["Dog/a.jpg"].tags == ("Dog",)
+    assert files["Dog/a.jpg"].sha256 == hashlib.sha256(dog).hexdigest()
+    assert files["Cat/b.PNG"].image_format == "png"  # extension matched case-insensitively
+    assert files["_negative/n.gif"].negative and files["_negative/n.gif"].tags == ()
+    assert files["root.bmp"].tags == () and files["root.bmp"].ok
+    assert snapshot.hashed == 4 and snapshot.root_exists
+    assert snapshot.marker is MarkerState.ABSENT
+
+
+def test_only_changed_files_are_hashed_again(tmp_path: Path) -> None:
+    for n in range(5):
+        write_image(tmp_path / "Dog" / f"{n}.jpg", n)
+    first = scan(mirror(tmp_path), clock_ns=lambda: LATER)
+    assert first.hashed == 5
+    second = scan(mirror(tmp_path), cache_of(first), clock_ns=lambda: LATER)
+    assert second.hashed == 0
+    assert second.files == first.files
+    changed = write_image(tmp_path / "Dog" / "2.jpg", 99)
+    third = scan(mirror(tmp_path), cache_of(second), clock_ns=lambda: LATER)
+    assert third.hashed == 1
+    assert by_path(third)["Dog/2.jpg"].sha256 == hashlib.sha256(changed).hexdigest()
+
+
+def test_a_hash_taken_in_the_files_mtime_tick_is_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "Dog" / "a.jpg"
+    write_image(path, 1)
+    mtime = path.stat().st_mtime_ns
+    first = scan(mirror(tmp_path), clock_ns=lambda: mtime + 1)  # hashed right after a write
+    second = scan(mirror(tmp_path), cache_of(first), clock_ns=lambda: LATER)
+    assert second.hashed == 1
+
+
+def test_checks_record_problems_and_never_stop_the_run(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "good.jpg", 1)
+    (tmp_path / "Dog" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "Dog" / "text.jpg").write_bytes(b"this is not an image")
+    with open(tmp_path / "Dog" / "huge.jpg", "wb") as f:  # sparse: cheap on disk
+        f.truncate(MAX_IMAGE_BYTES + 1)
+    write_image(tmp_path / "Bad name " / "x.jpg", 2)
+    files = by_path(scan(mirror(tmp_path)))
+    assert files["Dog/good.jpg"].ok
+    assert files["Dog/empty.jpg"].problem.kind is ProblemKind.EMPTY
+    assert files["Dog/text.jpg"].problem.kind is ProblemKind.NOT_AN_IMAGE
+    assert files["Dog/huge.jpg"].problem.kind is ProblemKind.TOO_LARGE
+    assert files["Bad name /x.jpg"].problem.kind is ProblemKind.BAD_TAG_NAME
+    assert "whitespace" in files["Bad name /x.jpg"].problem.detail
+    assert files["Bad name /x.jpg"].sha256 is not None  # hashed: its bytes stay protected
+
+
+def test_unreadable_file_and_folder_are_read_errors(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "locked.jpg", 1)
+    write_image(tmp_path / "Dog" / "fine.jpg", 2)
+    write_image(tmp_path / "Cat" / "c.jpg", 3)
+
+    def open_file(path: str):
+        if path.endswith("locked.jpg"):
+            raise PermissionError(13, "Permission denied", path)
+        return open(path, "rb")
+
+    def scandir(path: str):
+        if path.endswith("Cat"):
+            raise PermissionError(13, "Permission denied", path)
+        return os.scandir(path)
+
+    snapshot = scan(mirror(tmp_path), open_file=open_file, scandir=scandir)
+    files = by_path(snapshot)
+    assert files["Dog/locked.jpg"].problem.kind is ProblemKind.UNREADABLE
+    assert files["Dog/fine.jpg"].ok
+    assert [(s.path, s.problem.kind) for s in snapshot.skipped] == [("Cat", ProblemKind.UNREADABLE)]
+    assert snapshot.has_read_errors
+
+
+def test_a_file_changing_while_read_is_flagged(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "a.jpg", 1)
+
+    def stat(path: str) -> os.stat_result:
+        st = os.stat(path)
+        if path.endswith("a.jpg"):  # the after-read stat sees a new size
+            return os.stat_result((*st[:6], st.st_size + 1, *st[7:]))
+        return st
+
+    files = by_path(scan(mirror(tmp_path), stat=stat))
+    assert files["Dog/a.jpg"].problem.kind is ProblemKind.CHANGED_WHILE_READING
+
+
+def test_filters_hidden_marker_and_globs(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "a.jpg", 1)
+    write_image(tmp_path / "Dog" / "drafts" / "b.jpg", 2)
+    write_image(tmp_path / "Dog" / ".hidden.jpg", 3)
+    write_image(tmp_path / ".git" / "c.jpg", 4)
+    write_image(tmp_path / "Cat" / "c.jpeg", 5)
+    (tmp_path / "Dog" / "notes.txt").write_text("hi")
+    write_marker(tmp_path, PID)
+    snapshot = scan(mirror(tmp_path, exclude=("**/drafts/**",)))
+    assert [f.path for f in snapshot.files] == ["Cat/c.jpeg", "Dog/a.jpg"]
+    assert snapshot.marker is MarkerState.PRESENT and snapshot.skipped == ()
+    only_dogs = scan(mirror(tmp_path, include=("Dog/**",), extensions=(".JPG",)))
+    assert [f.path for f in only_dogs.files] == ["Dog/a.jpg", "Dog/drafts/b.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("**", "a/b/c.jpg", True),
+        ("*.jpg", "c.jpg", True),
+        ("*.jpg", "a/c.jpg", False),
+        ("**/*.jpg", "c.jpg", True),
+        ("**/*.jpg", "a/b/c.jpg", True),
+        ("Dog/**", "Dog/x/y.jpg", True),
+        ("Dog/**", "Dogs/y.jpg", False),
+        ("a?c/*", "abc/x", True),
+        ("[!x]*/*", "x1/y", False),
+        ("a b/*", "a b/c", True),
+    ],
+)
+def test_globs(pattern: str, path: str, matches: bool) -> None:
+    assert bool(compile_glob(pattern).match(path)) is matches
+
+
+def test_symlinks_skipped_by_default_followed_with_loops_detected(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_image(root / "Dog" / "a.jpg", 1)
+    write_image(tmp_path / "elsewhere" / "b.jpg", 2)
+    (root / "Linked").symlink_to(tmp_path / "elsewhere")
+    (root / "Dog" / "loop").symlink_to(root)
+    (root / "Dog" / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
+    default = scan(mirror(root))
+    assert [f.path for f in default.files] == ["Dog/a.jpg"]
+    assert {(s.path, s.problem.kind) for s in default.skipped} == {
+        ("Linked", ProblemKind.SYMLINK),
+        ("Dog/loop", ProblemKind.SYMLINK),
+        ("Dog/dangling.jpg", ProblemKind.SYMLINK),
+    }
+    followed = scan(mirror(root, follow_symlinks=True))
+    assert [f.path for f in followed.files] == ["Dog/a.jpg", "Linked/b.jpg"]
+    assert by_path(followed)["Linked/b.jpg"].tags == ("Linked",)
+    assert ("Dog/loop", ProblemKind.SYMLINK_LOOP) in {
+        (s.path, s.problem.kind) for s in followed.skipped
+    }
+
+
+def test_awkward_names_do_not_crash(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "with space.jpg", 1)
+    write_image(tmp_path / "Dog" / "new\nline.jpg", 2)
+    write_image(tmp_path / "🐶" / "emoji 🐕.jpg", 3)
+    bad_dir = os.path.join(os.fsencode(tmp_path), b"Caf\xe9")
+    os.mkdir(bad_dir)
+    with open(os.path.join(bad_dir, b"x.jpg"), "wb") as f:
+        f.write(image_bytes(4))
+    with open(os.path.join(os.fsencode(tmp_path), b"Dog", b"\xff.jpg"), "wb") as f:
+        f.write(image_bytes(5))
+    snapshot = scan(mirror(tmp_path))
+    assert [f.path for f in snapshot.files] == [
+        "Dog/new\nline.jpg",
+        "Dog/with space.jpg",
+        "🐶/emoji 🐕.jpg",
+    ]
+    assert by_path(snapshot)["🐶/emoji 🐕.jpg"].tags == ("🐶",)
+    assert [(s.path, s.problem.kind) for s in snapshot.skipped] == [
+        ("Caf\\xe9", ProblemKind.NON_UTF8_NAME),
+        ("Dog/\\xff.jpg", ProblemKind.NON_UTF8_NAME),
+    ]
+
+
+def test_root_files_can_be_skipped(tmp_path: Path) -> None:
+    write_image(tmp_path / "loose.jpg", 1)
+    config = dataclasses.replace(mirror(tmp_path), tags=TagConfig(root_files="skip"))
+    (loose,) = scan(config).files
+    assert loose.problem.kind is ProblemKind.ROOT_FILE_SKIPPED
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    snapshot = scan(mirror(tmp_path / "unmounted"))
+    assert not snapshot.root_exists and snapshot.files == ()
+
+
+def test_marker_states(tmp_path: Path) -> None:
+    assert read_marker(tmp_path, PID) is MarkerState.ABSENT
+    write_marker(tmp_path, PID)
+    assert read_marker(tmp_path, PID) is MarkerState.PRESENT
+    assert read_marker(tmp_path, PID.upper()) is MarkerState.PRESENT
+    assert read_marker(tmp_path, "99999999-2222-3333-4444-555555555555") is MarkerState.FOREIGN
+    (tmp_path / MARKER_NAME).write_bytes(b"\xff\xfe")
+    assert read_marker(tmp_path, PID) is MarkerState.FOREIGN
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+def test_sniff_real_images(fmt: str) -> None:
+    assert sniff_image_format(image_bytes(7, fmt)) == fmt
+    assert sniff_image_format(b"RIFF....WEBP") is None
