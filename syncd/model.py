@@ -231,6 +231,7 @@ class LedgerView:
     `knows_files` is True when an earlier run mirrored files from this root (the ledger holds
     images syncd uploaded or adopted); with it, a missing root marker refuses deletes.
     `created_tag_ids` are the tags syncd itself created (the only ones DeleteTag may remove).
+    Keys of `images` are lower-case image ids (the planner looks remote ids up lower-cased).
     """
 
     images: Mapping[str, LedgerImage] = field(default_factory=dict, hash=False)

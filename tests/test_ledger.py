@@ -1,0 +1,230 @@
+"""The ledger on real SQLite files: schema, refusals, per-item records, views, status."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from syncd.ledger import SCHEMA_VERSION, Ledger, LedgerError, RunOutcome
+from syncd.model import (
+    ClassificationType,
+    ImageOwner,
+    LocalFile,
+    LocalSnapshot,
+    MarkerState,
+    Problem,
+    ProblemKind,
+    RemoteImage,
+    RemoteSnapshot,
+    RemoteTag,
+    TagType,
+)
+
+PID = "11111111-2222-3333-4444-555555555555"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path):
+    with Ledger.open(tmp_path / "state" / "l.sqlite", project_id=PID) as led:
+        yield led
+
+
+def snapshot(*files: LocalFile, root_exists: bool = True) -> LocalSnapshot:
+    return LocalSnapshot("/data", root_exists, MarkerState.PRESENT, files)
+
+
+def lf(path: str, sha: str | None = "A", **kw: object) -> LocalFile:
+    return LocalFile(
+        path, 10, 5, 7, sha, ("Dog",), False, image_format="jpeg", hashed_at_ns=9, **kw
+    )
+
+
+def test_new_ledger_is_private_versioned_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "l.sqlite"
+    with Ledger.open(path) as led:
+        assert led.schema_version == SCHEMA_VERSION
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        (lambda p: p.write_bytes(b"not a database at all" * 100), "not a readable SQLite file"),
+        (
+            lambda p: sqlite3.connect(p).execute("CREATE TABLE photos (x)").connection.commit(),
+            "not a syncd ledger",
+        ),
+        (
+            lambda p: sqlite3.connect(p).executescript(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+                "INSERT INTO meta VALUES ('schema_version', '99');"
+            ),
+            "newer syncd (schema 99",
+        ),
+    ],
+    ids=["corrupt", "foreign-sqlite", "newer-schema"],
+)
+def test_unusable_files_are_refused_and_left_untouched(tmp_path: Path, prepare, message) -> None:
+    path = tmp_path / "l.sqlite"
+    prepare(path)
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match=r"move it away|upgrade syncd") as caught:
+        Ledger.open(path)
+    assert message in str(caught.value)
+    assert path.read_bytes() == before
+
+
+def test_a_ledger_of_another_project_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    Ledger.open(path, project_id=PID).close()
+    with pytest.raises(LedgerError, match="belongs to project"):
+        Ledger.open(path, project_id="99999999-2222-3333-4444-555555555555")
+    Ledger.open(path, project_id=PID.upper()).close()  # ids compare case-insensitively
+
+
+def test_transaction_rolls_back_on_error(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    with pytest.raises(RuntimeError), ledger.transaction():
+        ledger.record_upload_result("A", run, image_id="i1")
+        raise RuntimeError("crash mid-transaction")
+    assert ledger.view().images == {}
+
+
+def test_scan_round_trip_and_vanished_files(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    problem = Problem(ProblemKind.NOT_AN_IMAGE, "text")
+    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Dog/b.jpg", "B", problem=problem)), run)
+    cached = ledger.cached_files()
+    assert set(cached) == {"Dog/a.jpg", "Dog/b.jpg"}
+    assert (cached["Dog/a.jpg"].sha256, cached["Dog/a.jpg"].hashed_at_ns) == ("A", 9)
+    assert ledger.status().problems == {"not_an_image": 1}
+    run2 = ledger.begin_run()
+    ledger.record_scan(snapshot(lf("Dog/a.jpg")), run2)
+    assert set(ledger.cached_files()) == {"Dog/a.jpg"}
+    ledger.record_scan(snapshot(root_exists=False), ledger.begin_run())  # an unmounted root
+    assert set(ledger.cached_files()) == {"Dog/a.jpg"}
+
+
+def test_upload_results_owners_and_view(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    ledger.record_upload_started(["A", "B", "C"], run)
+    assert set(ledger.pending_uploads()) == {"A", "B", "C"}
+    ledger.record_upload_result("A", run, image_id="I-A", tag_ids=["T-DOG"])
+    ledger.record_upload_result("B", run, error="bad format", code="ErrorImageFormat")
+    assert ledger.pending_uploads() == ("C",)  # a crash would leave C here
+    ledger.record_adopted("f1", "D", run)
+    view = ledger.view()
+    assert view.images["i-a"].owner is ImageOwner.SYNCD
+    assert view.images["i-a"].tag_ids == frozenset({"t-dog"})
+    assert view.images["f1"].owner is ImageOwner.ADOPTED
+    assert view.knows_files
+    (error,) = ledger.errors()
+    assert (error.operation, error.subject, error.code) == ("upload", "B", "ErrorImageFormat")
+
+
+def test_duplicate_answer_adopts_a_foreign_image(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    listing = RemoteSnapshot(PID, ClassificationType.MULTILABEL, (), (RemoteImage("f1"),), True)
+    ledger.record_remote_snapshot(listing, run, mirror_name="default")
+    assert ledger.view().images["f1"].owner is ImageOwner.FOREIGN
+    assert not ledger.view().knows_files
+    ledger.record_upload_result("A", run, image_id="f1")  # the service said OKDuplicate
+    assert ledger.view().images["f1"].owner is ImageOwner.ADOPTED
+
+
+def test_tags_and_image_tag_changes(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    ledger.record_tag(RemoteTag("t1", "Dog"), created_by_syncd=True)
+    ledger.record_tag(RemoteTag("t2", "Negative", TagType.NEGATIVE))
+    ledger.record_upload_result("A", run, image_id="i1", tag_ids=["t1"])
+    ledger.record_image_tags("i1", added=["t2"], removed=["t1"])
+    assert ledger.view().images["i1"].tag_ids == frozenset({"t2"})
+    assert ledger.view().created_tag_ids == frozenset({"t1"})
+    ledger.record_tag_deleted("t2")
+    assert ledger.view().images["i1"].tag_ids == frozenset()
+    ledger.record_image_deleted("i1")
+    assert ledger.view().images == {}
+
+
+def test_remote_snapshot_round_trip_is_the_cheap_path(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    assert ledger.cached_remote() is None  # never listed: a listing is needed
+    ledger.record_upload_result("A", run, image_id="i1", tag_ids=["t1"])
+    listing = RemoteSnapshot(
+        PID,
+        ClassificationType.MULTICLASS,
+        (RemoteTag("t1", "Dog"), RemoteTag("t2", "Cat")),
+        (
+            RemoteImage("i1", frozenset({"t2"})),  # retagged in the portal
+            RemoteImage("i2", frozenset(), {"syncd": "default"}),  # syncd's, unrecorded
+            RemoteImage("f1", frozenset({"t1"}), {"by": "portal"}),
+        ),
+        True,
+    )
+    ledger.record_remote_snapshot(listing, run, mirror_name="default")
+    cached = ledger.cached_remote()
+    assert cached is not None and not cached.complete
+    assert cached.classification is ClassificationType.MULTICLASS
+    assert {t.name for t in cached.tags} == {"Dog", "Cat"}
+    images = {i.image_id: i for i in cached.images}
+    assert images["i1"].sha256 == "A" and images["i1"].tag_ids == frozenset({"t2"})
+    assert dict(images["f1"].metadata) == {"by": "portal"}
+    owners = {k: v.owner for k, v in ledger.view().images.items()}
+    assert owners == {"i1": ImageOwner.SYNCD, "i2": ImageOwner.SYNCD, "f1": ImageOwner.FOREIGN}
+    # a later complete listing without i2 and without tag t2 forgets both
+    later = RemoteSnapshot(
+        PID, ClassificationType.MULTICLASS, (RemoteTag("t1", "Dog"),), listing.images[::2], True
+    )
+    ledger.record_remote_snapshot(later, run, mirror_name="default")
+    assert set(ledger.view().images) == {"i1", "f1"}
+    assert [t.name for t in ledger.cached_remote().tags] == ["Dog"]
+
+
+def test_runs_and_status(ledger: Ledger, tmp_path: Path) -> None:
+    crashed = ledger.begin_run()
+    run = ledger.begin_run()
+    ledger.finish_run(run, RunOutcome.PARTIAL, {"uploaded": 3, "failed": 1})
+    last = ledger.last_run()
+    assert (last.run_id, last.outcome, dict(last.counts)) == (
+        run,
+        RunOutcome.PARTIAL,
+        {"failed": 1, "uploaded": 3},
+    )
+    # the run that never finished is marked interrupted, not left running
+    row = sqlite3.connect(ledger.path).execute(
+        "SELECT outcome FROM runs WHERE run_id = ?", [crashed]
+    )
+    assert row.fetchone()[0] == "interrupted"
+    status = ledger.status()
+    assert (status.files, status.images, status.pending_uploads) == (0, {}, 0)
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as led:
+        run = led.begin_run()
+        led.record_upload_result("A", run, image_id="i1")
+    with Ledger.open(path) as led:
+        assert led.view().images["i1"].sha256 == "A"
+
+
+def test_results_from_worker_threads_are_all_recorded(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+
+    def worker(n: int) -> None:
+        for k in range(50):
+            ledger.record_upload_result(f"S{n}-{k}", run, image_id=f"i{n}-{k}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ledger.view().images) == 200
