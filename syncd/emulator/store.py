@@ -9,8 +9,8 @@ and every write is one transaction committed before the call returns (so before 
 sent). Image bytes live in `blobs/<sha[:2]>/<sha256>`, content-addressed, written to a temp file,
 fsynced and renamed into place *before* the row that names them is committed; a crash can leave an
 orphan blob, never a row without its bytes. Blobs no longer referenced are deleted after the commit
-that dropped their last row. Without a data dir the database is in memory and blobs go to a
-private temp dir removed by `close()`.
+that dropped their last row. Without a data dir (tests) the database is in memory and so are the
+blobs: nothing survives `close()`.
 
 Schema choices, each for the 100,000-images-per-project scale:
 - `images.seq` (AUTOINCREMENT, never reused) is the insertion order: newest first is `seq DESC`,
@@ -29,7 +29,6 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
 import sqlite3
 import tempfile
 import threading
@@ -332,22 +331,22 @@ class Store:
     def __init__(self, data_dir: Path | None = None, quotas: Quotas = DEFAULT_QUOTAS) -> None:
         self.quotas = quotas
         self._lock = threading.RLock()
-        self._durable = data_dir is not None
+        # In memory mode blobs live in this dict (file creation would dominate big test setups).
+        self._memory_blobs: dict[str, bytes] | None = None
         if data_dir is None:
-            self._temp_dir: Path | None = Path(tempfile.mkdtemp(prefix="syncd-emulator-"))
-            self._blob_dir = self._temp_dir / "blobs"
+            self._memory_blobs = {}
+            self._blob_dir = Path()
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         else:
-            self._temp_dir = None
             data_dir.mkdir(parents=True, exist_ok=True)
             self._blob_dir = data_dir / "blobs"
+            self._blob_dir.mkdir(exist_ok=True)
             self._db = sqlite3.connect(
                 data_dir / "emulator.sqlite3", check_same_thread=False, isolation_level=None
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk before the response that acknowledges it is sent.
             self._db.execute("PRAGMA synchronous=FULL")
-        self._blob_dir.mkdir(parents=True, exist_ok=True)
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._db.executescript(_DDL)
         with self._write() as db:
@@ -360,14 +359,13 @@ class Store:
         self._closed = False
 
     def close(self) -> None:
-        """Close the database; an in-memory store also removes its blob dir."""
+        """Close the database (an in-memory store forgets everything)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._db.close()
-            if self._temp_dir is not None:
-                shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._memory_blobs = None
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -398,6 +396,10 @@ class Store:
         return self._blob_dir / sha[:2] / sha
 
     def _write_blob(self, sha: str, data: bytes) -> None:
+        """Store bytes under their hash: temp file, fsync, rename, fsync the directory."""
+        if self._memory_blobs is not None:
+            self._memory_blobs[sha] = data
+            return
         path = self._blob_path(sha)
         if path.exists():
             return
@@ -407,25 +409,26 @@ class Store:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
-                if self._durable:
-                    os.fsync(out.fileno())
+                os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        if self._durable:
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def _drop_unreferenced_blobs(self, shas: Iterable[str]) -> None:
         """Delete blob files no image row names any more (call after the commit)."""
         with self._read() as db:
             for sha in set(shas):
                 if db.execute("SELECT 1 FROM images WHERE sha256 = ?", (sha,)).fetchone() is None:
-                    self._blob_path(sha).unlink(missing_ok=True)
+                    if self._memory_blobs is not None:
+                        self._memory_blobs.pop(sha, None)
+                    else:
+                        self._blob_path(sha).unlink(missing_ok=True)
 
     # --- domains and projects -----------------------------------------------------------------
 
@@ -678,16 +681,61 @@ class Store:
         skip: int = 0,
     ) -> list[Image]:
         """Return one page of a project's images in insertion order (newest first by default)."""
-        where, params = self._where(project_id, tag_ids, tagging_status, metadata_filter)
         order = "DESC" if newest_first else "ASC"
         with self._read() as db:
             self._require_project(db, project_id)
+            by_tag = self._tag_driven(db, project_id, tag_ids, tagging_status, metadata_filter)
+            if by_tag is not None:
+                if not by_tag:
+                    return []
+                # Walk the (tag_id, image_seq) index in order: no sort, however deep the page.
+                marks = ",".join("?" * len(by_tag))
+                distinct = "DISTINCT " if len(by_tag) > 1 else ""
+                seqs = [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT {distinct}image_seq FROM image_tags WHERE tag_id IN ({marks})"
+                        f" ORDER BY image_seq {order} LIMIT ? OFFSET ?",
+                        (*by_tag, take, skip),
+                    )
+                ]
+                where, params = f"i.seq IN ({','.join('?' * len(seqs))})", list(seqs)
+                limit: tuple[int, ...] = ()
+            else:
+                where, params = self._where(project_id, tag_ids, tagging_status, metadata_filter)
+                limit = (take, skip)
+            if not params and by_tag is not None:
+                return []
             rows = db.execute(
                 "SELECT i.seq, i.id, i.created, i.width, i.height, i.token FROM images i"
-                f" WHERE {where} ORDER BY i.seq {order} LIMIT ? OFFSET ?",
-                (*params, take, skip),
+                f" WHERE {where} ORDER BY i.seq {order}" + (" LIMIT ? OFFSET ?" if limit else ""),
+                (*params, *limit),
             ).fetchall()
             return self._hydrate(db, rows)
+
+    def _tag_driven(
+        self,
+        db: sqlite3.Connection,
+        project_id: str,
+        tag_ids: Sequence[str],
+        tagging_status: str,
+        metadata_filter: MetadataFilter | None,
+    ) -> list[str] | None:
+        """Return the project's own tags among tag_ids when a tag filter can be answered from
+        image_tags alone (no metadata filter), else None. An image with a tag is tagged, so
+        `Untagged` with tags matches nothing (an empty list)."""
+        if not tag_ids or metadata_filter is not None:
+            return None
+        if tagging_status == "Untagged":
+            return []
+        marks = ",".join("?" * len(tag_ids))
+        return [
+            r[0]
+            for r in db.execute(
+                f"SELECT id FROM tags WHERE project_id = ? AND id IN ({marks})",
+                (project_id, *tag_ids),
+            )
+        ]
 
     def count_images(
         self,
@@ -698,9 +746,17 @@ class Store:
         metadata_filter: MetadataFilter | None = None,
     ) -> int:
         """Return how many of a project's images match the filters."""
-        where, params = self._where(project_id, tag_ids, tagging_status, metadata_filter)
         with self._read() as db:
             self._require_project(db, project_id)
+            by_tag = self._tag_driven(db, project_id, tag_ids, tagging_status, metadata_filter)
+            if by_tag is not None:
+                if not by_tag:
+                    return 0
+                marks = ",".join("?" * len(by_tag))
+                what = "COUNT(DISTINCT image_seq)" if len(by_tag) > 1 else "COUNT(*)"
+                sql = f"SELECT {what} FROM image_tags WHERE tag_id IN ({marks})"
+                return db.execute(sql, by_tag).fetchone()[0]
+            where, params = self._where(project_id, tag_ids, tagging_status, metadata_filter)
             (count,) = db.execute(f"SELECT COUNT(*) FROM images i WHERE {where}", params).fetchone()
         return count
 
@@ -764,8 +820,11 @@ class Store:
             row = db.execute(
                 "SELECT sha256, format FROM images WHERE token = ?", (token,)
             ).fetchone()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            if self._memory_blobs is not None:
+                data = self._memory_blobs.get(row[0])
+                return None if data is None else (data, row[1])
         try:
             return self._blob_path(row[0]).read_bytes(), row[1]
         except FileNotFoundError:
