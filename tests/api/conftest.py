@@ -7,6 +7,7 @@ emulator) and keeps a copy, so tests can check what went over the wire; it mocks
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from uuid import UUID
@@ -51,6 +52,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self.inner = inner
         self.requests: list[httpx.Request] = []
         self.statuses: list[int | str] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each status, in order
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
@@ -59,8 +61,10 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             response = await self.inner.handle_async_request(request)
         except httpx.TransportError as exc:
             self.statuses.append(type(exc).__name__)
+            self.answered_at.append(time.monotonic())
             raise
         self.statuses.append(response.status_code)
+        self.answered_at.append(time.monotonic())
         return response
 
     async def aclose(self) -> None:

@@ -152,7 +152,7 @@ async def test_upload_with_metadata_and_over_twenty_tags_in_either_format(
         tag_ids = tuple(t.id for t in tags)
         metadata = {"source": "syncd", "run": "7"}
         for n, settings in enumerate(
-            # call_cost_bytes decides the format: expensive calls -> files, expensive bytes -> multipart.
+            # call_cost_bytes decides: dear calls -> files, dear bytes -> multipart.
             [ClientSettings(call_cost_bytes=1 << 30), ClientSettings(call_cost_bytes=1)]
         ):
             client.settings = settings
