@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from spec_check import SpecChecker
+
 from syncd.emulator.server import EmulatorServer
 
 TEST_KEY = "tk-TEST-0123456789abcdef-SECRET"

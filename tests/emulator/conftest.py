@@ -14,6 +14,7 @@ import httpx
 import pytest
 from conftest import TEST_KEY
 from spec_check import SpecChecker
+
 from syncd.emulator.server import EmulatorServer
 
 REPO = Path(__file__).resolve().parents[2]

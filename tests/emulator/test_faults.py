@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from syncd.emulator.faults import Faults
-from syncd.emulator.server import EmulatorServer
 
 from emulator.support import api_client
+from syncd.emulator.faults import Faults
+from syncd.emulator.server import EmulatorServer
 
 StartEmulator = Callable[..., EmulatorServer]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from syncd.emulator.store import Quotas
 
 from emulator.support import (
     TOO_MANY_CODES,
@@ -24,6 +23,7 @@ from emulator.support import (
     seeded_images,
     upload,
 )
+from syncd.emulator.store import Quotas
 
 
 def _tags(http: httpx.Client, project_id: str, n: int) -> list[str]:

@@ -6,7 +6,6 @@ import random
 
 import httpx
 import pytest
-from syncd.emulator.server import EmulatorServer
 
 from emulator.support import (
     API_BASE,
@@ -22,6 +21,7 @@ from emulator.support import (
     seeded_images,
     upload,
 )
+from syncd.emulator.server import EmulatorServer
 
 # --- auth, not found, bad ids ------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from conftest import TEST_KEY
 from spec_check import SpecChecker
-from syncd.emulator.server import EmulatorServer
 
 from emulator.support import api_client, count, csv, list_all, new_project, new_tag, seeded_images
 from emulator.support import upload as upload_ok
+from syncd.emulator.server import EmulatorServer
 
 
 def _snapshot(http: httpx.Client, pid: str) -> dict[str, tuple]:

@@ -11,7 +11,6 @@ import pytest
 from conftest import TEST_KEY
 from images import image_bytes
 from PIL import Image
-from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 
 from emulator.support import (
     count,
@@ -22,6 +21,7 @@ from emulator.support import (
     seeded_images,
     upload,
 )
+from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 
 SIX_MB = 6 * 1024 * 1024
 
