@@ -439,8 +439,13 @@ class Store:
         domain_id: str | None,
         classification_type: str | None,
         export_platforms: Sequence[str],
+        project_id: str | None = None,
     ) -> Project:
-        """Create a project; raise ApiError when the name, domain or project quota says no."""
+        """Create a project; raise ApiError when the name, domain or project quota says no.
+
+        `project_id` is for the embedded emulator only (the API has no such parameter): it makes
+        the project a config names, so the embedded default needs no setup step.
+        """
         if not name.strip():
             raise ApiError(400, "BadRequestProjectName", "Project name must not be empty.")
         domain = DEFAULT_DOMAIN
@@ -454,7 +459,7 @@ class Store:
             classification_type = None
         stamp = _stamp(_now())
         project = Project(
-            id=str(uuid.uuid4()),
+            id=(project_id or str(uuid.uuid4())).lower(),
             name=name,
             description=description or None,
             domain_id=domain.id,
