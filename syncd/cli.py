@@ -1,25 +1,84 @@
-"""Command line: `syncd reconcile | run | status | emulator`.
+"""Command line: `syncd reconcile | status | emulator`.
 
-The one place that turns errors into messages and exit codes (see README, "Exit codes").
+The one place that turns errors into messages and exit codes (README, "Exit codes"):
+0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
+refused deletes: all listed); 2 config or usage error; 3 cannot reach or authenticate to the
+service, or the project is missing; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
 
 from syncd import __version__
+from syncd.sync import (
+    ACTION_KINDS,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_IN_SYNC,
+    EXIT_OK,
+    EXIT_SERVICE,
+    EXIT_USAGE,
+    MirrorReport,
+    SyncError,
+)
 
-EXIT_OK = 0
-EXIT_ITEMS_FAILED = 1
-EXIT_USAGE = 2
-EXIT_SERVICE = 3
+__all__ = ["EXIT_NOT_IN_SYNC", "EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "main"]
+
+DEFAULT_CONFIG = "syncd.yaml"
+_SHOWN_ITEMS = 10  # items of each list a human summary shows
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG),
+        help=f"the YAML config (default: $SYNCD_CONFIG, else ./{DEFAULT_CONFIG})",
+    )
+    parser.add_argument("--mirror", metavar="NAME", help="only this mirror (default: all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syncd", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description="Mirror a folder tree of labelled images into Azure Custom Vision.",
+        epilog="Exit codes: 0 in sync; 1 not everything mirrored (listed); 2 config or usage "
+        "error; 3 service unreachable, key refused or project missing; 130 interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress events on a terminal too"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    rec = sub.add_parser("reconcile", help="make the project mirror the folder tree, once")
+    _add_config(rec)
+    rec.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    rec.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="go ahead with deletes the mass-delete guard holds back (this run only)",
+    )
+    rec.add_argument(
+        "--full",
+        action="store_true",
+        help="list the whole project even if the service's counts agree with the ledger",
+    )
+
+    status = sub.add_parser("status", help="show the ledger's account of each mirror")
+    _add_config(status)
+    status.add_argument(
+        "--remote", action="store_true", help="also compare counts with the service"
+    )
 
     from syncd.emulator.server import add_arguments as add_emulator_arguments
 
@@ -28,15 +87,306 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "emulator":
         from syncd.emulator.server import run_from_args
 
         return run_from_args(args)
-    parser.error(f"unknown command {args.command!r}")
-    return EXIT_USAGE
+
+    from syncd.log import configure_logging
+
+    # On a terminal the summary tells the story; elsewhere (systemd, cron, CI) log every event.
+    quiet = sys.stderr.isatty() and not args.verbose
+    configure_logging(level="warning" if quiet else "info")
+    try:
+        if args.command == "reconcile":
+            return _reconcile(args)
+        return _status(args)
+    except SyncError as exc:
+        return _error(args, str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        print("syncd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"syncd: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"exit_code": code, "error": message}))
+    return code
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from syncd.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+    for warning in config.warnings:
+        print(f"syncd: warning: {warning}", file=sys.stderr)
+    mirrors = config.mirrors
+    if args.mirror is not None:
+        mirrors = tuple(m for m in mirrors if m.name == args.mirror)
+        if not mirrors:
+            names = ", ".join(m.name for m in config.mirrors)
+            raise SyncError(f"--mirror {args.mirror}: no such mirror (have: {names})", EXIT_USAGE)
+    return config, mirrors
+
+
+# --- reconcile ----------------------------------------------------------------------------------
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    config, mirrors = _load(args)
+    reports = asyncio.run(_reconcile_all(config, mirrors, args))
+    code = max(r.exit_code for r in reports)
+    if args.json:
+        print(json.dumps({"exit_code": code, "mirrors": [r.to_json() for r in reports]}))
+    else:
+        for report in reports:
+            _print_summary(report, sys.stdout)
+    return code
+
+
+async def _reconcile_all(config: Any, mirrors: Any, args: argparse.Namespace) -> list[MirrorReport]:
+    from syncd.sync import open_client, reconcile_mirror
+
+    reports = []
+    async with open_client(config.service, mirrors) as client:
+        for mirror in mirrors:
+            bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
+            try:
+                report = await reconcile_mirror(
+                    config,
+                    mirror,
+                    client,
+                    dry_run=args.dry_run,
+                    allow_mass_delete=args.allow_mass_delete,
+                    full=args.full,
+                    progress=bar,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+            reports.append(report)
+    return reports
+
+
+class _ProgressBar:
+    """One self-rewriting line on a terminal: done counts per kind and the upload rate."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.counts: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, kind: str, n: int) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
+        now = time.monotonic()
+        if now - self.drawn >= 0.1:
+            self.drawn = now
+            rate = self.counts.get("uploads", 0) / max(now - self.started, 1e-9)
+            parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()]
+            self.out.write("\r\033[K" + " · ".join(parts) + f" · {rate:.1f} uploads/s")
+            self.out.flush()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("\r\033[K")
+            self.out.flush()
+
+
+def _print_summary(report: MirrorReport, out: IO[str]) -> None:
+    data = report.to_json()
+    title = f"mirror {report.name} -> project {report.project_id}"
+    if report.dry_run:
+        title += " (dry run: nothing was changed)"
+    print(title, file=out)
+    local, remote = data["local"], data["remote"]
+    print(
+        f"  local: {local['ok']} files ok, {local['problems']} with problems, "
+        f"{local['hashed']} hashed this run",
+        file=out,
+    )
+    print(
+        f"  remote: {remote['images']} images ({remote['listing']} check"
+        f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
+        file=out,
+    )
+    print(f"  {'action':<14}{'planned':>9}{'done':>9}", file=out)
+    for kind in ACTION_KINDS:
+        planned = data["planned"][kind]
+        done = "-" if report.dry_run else str(data["done"][kind])
+        if planned or (done not in ("-", "0")):
+            print(f"  {kind:<14}{planned:>9}{done:>9}", file=out)
+    if report.dry_run:
+        _print_plan_items(report, out)
+    sections = (
+        ("problem files", [f"{p['path']}: {p['kind']} {p['detail']}" for p in data["problems"]]),
+        ("failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]),
+        ("conflicts", [f"{c['kind']}: {c['detail']} {c['paths']}" for c in data["conflicts"]]),
+        ("warnings", data["warnings"]),
+    )
+    for name, lines in sections:
+        if lines:
+            print(f"  {name} ({len(lines)}):", file=out)
+            for line in lines[:_SHOWN_ITEMS]:
+                print(f"    {line}", file=out)
+            if len(lines) > _SHOWN_ITEMS:
+                print(f"    ... and {len(lines) - _SHOWN_ITEMS} more (--json lists all)", file=out)
+    if data["skipped_deletes"]:
+        print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
+    if data["refused"]:
+        print(f"  {data['refused']['message']}", file=out)
+    verdict = "in sync" if report.exit_code == EXIT_OK else "not everything is mirrored"
+    if report.dry_run:
+        verdict = "plan only"
+    print(f"  result: {verdict}", file=out)
+
+
+def _print_plan_items(report: MirrorReport, out: IO[str]) -> None:
+    plan = report.plan
+    items: list[tuple[str, list[str]]] = [
+        ("create tag", [f"{a.name} ({a.type})" for a in plan.create_tags]),
+        ("upload", [f"{a.paths[0]} -> {list(a.tag_names)}" for a in plan.uploads]),
+        ("adopt", [f"{a.image_id}" for a in plan.adopts]),
+        ("remove tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.remove_tags]),
+        ("add tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.add_tags]),
+        ("delete image", [f"{a.image_id} ({a.reason})" for a in plan.delete_images]),
+        ("delete tag", [a.name for a in plan.delete_tags]),
+    ]
+    for verb, lines in items:
+        for line in lines[:_SHOWN_ITEMS]:
+            print(f"    {verb}: {line}", file=out)
+        if len(lines) > _SHOWN_ITEMS:
+            print(f"    {verb}: ... and {len(lines) - _SHOWN_ITEMS} more", file=out)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    config, mirrors = _load(args)
+    entries = [_ledger_status(m) for m in mirrors]
+    if args.remote:
+        asyncio.run(_add_remote_counts(config, mirrors, entries))
+    if args.json:
+        print(json.dumps({"exit_code": EXIT_OK, "mirrors": entries}))
+        return EXIT_OK
+    for entry in entries:
+        _print_status(entry, sys.stdout)
+    return EXIT_OK
+
+
+def _ledger_status(mirror: Any) -> dict[str, Any]:
+    from syncd.ledger import Ledger, LedgerError
+
+    entry: dict[str, Any] = {
+        "name": mirror.name,
+        "project_id": mirror.project_id,
+        "root": str(mirror.root),
+        "ledger": str(mirror.ledger),
+    }
+    if not Path(mirror.ledger).exists():
+        entry["synced"] = False
+        return entry
+    try:
+        with Ledger.open(mirror.ledger, project_id=mirror.project_id) as ledger:
+            status = ledger.status()
+    except LedgerError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+    last = status.last_run
+    entry.update(
+        {
+            "synced": last is not None,
+            "files": status.files,
+            "files_ok": status.files_ok,
+            "problems": dict(status.problems),
+            "images": dict(status.images),
+            "images_total": sum(status.images.values()),
+            "pending_uploads": status.pending_uploads,
+            "tags": status.tags,
+            "last_run": None
+            if last is None
+            else {
+                "run_id": last.run_id,
+                "started_at": last.started_at,
+                "finished_at": last.finished_at,
+                "outcome": str(last.outcome),
+                "counts": dict(last.counts),
+                "error": last.error,
+            },
+            "recent_errors": [
+                {
+                    "at": e.at,
+                    "operation": e.operation,
+                    "subject": e.subject,
+                    "code": e.code,
+                    "message": e.message,
+                }
+                for e in status.recent_errors
+            ],
+        }
+    )
+    return entry
+
+
+async def _add_remote_counts(config: Any, mirrors: Any, entries: list[dict[str, Any]]) -> None:
+    from syncd.api import ApiError
+    from syncd.sync import _service_error, open_client
+
+    async with open_client(config.service, mirrors) as client:
+        for mirror, entry in zip(mirrors, entries, strict=True):
+            try:
+                images = await client.count_images(mirror.project_id)
+                tags = await client.list_tags(mirror.project_id)
+            except ApiError as exc:
+                raise _service_error(exc, mirror) from None
+            entry["remote"] = {"images": images, "tags": len(tags)}
+            entry["remote_agrees"] = images == entry.get("images_total") and len(tags) == entry.get(
+                "tags"
+            )
+
+
+def _print_status(entry: dict[str, Any], out: IO[str]) -> None:
+    print(f"mirror {entry['name']} -> project {entry['project_id']}", file=out)
+    print(f"  root: {entry['root']}", file=out)
+    print(f"  ledger: {entry['ledger']}", file=out)
+    if not entry.get("synced"):
+        print("  never synced (run `syncd reconcile`)", file=out)
+    else:
+        problems = ", ".join(f"{k} {v}" for k, v in entry["problems"].items()) or "none"
+        images = ", ".join(f"{k} {v}" for k, v in entry["images"].items()) or "none"
+        print(f"  files: {entry['files']} ({entry['files_ok']} ok; problems: {problems})", file=out)
+        print(f"  images: {entry['images_total']} ({images}); tags: {entry['tags']}", file=out)
+        if entry["pending_uploads"]:
+            print(f"  uploads never answered: {entry['pending_uploads']}", file=out)
+        last = entry["last_run"]
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(last["counts"].items()) if v)
+        print(
+            f"  last run: #{last['run_id']} {last['outcome']} at {last['finished_at'] or '-'}"
+            + (f" ({counts})" if counts else ""),
+            file=out,
+        )
+        if last["error"]:
+            print(f"    error: {last['error']}", file=out)
+        for error in entry["recent_errors"][:_SHOWN_ITEMS]:
+            print(
+                f"  error {error['at']} {error['operation']} {error['subject']}: "
+                f"{error['message']}",
+                file=out,
+            )
+    if "remote" in entry:
+        remote = entry["remote"]
+        verdict = "agrees with" if entry["remote_agrees"] else "differs from"
+        print(
+            f"  service: {remote['images']} images, {remote['tags']} tags ({verdict} the ledger)",
+            file=out,
+        )
 
 
 if __name__ == "__main__":

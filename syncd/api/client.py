@@ -79,7 +79,7 @@ from syncd.api.pacer import (
 )
 from syncd.credentials import TrainingKey
 
-_log = structlog.get_logger().bind(component="api")
+_log = structlog.get_logger(component="api")
 
 R = TypeVar("R")
 Id = UUID | str
@@ -213,6 +213,7 @@ class TrainingClient:
                 else Pacer(self.settings.rate_per_second)
             )
         self.pacer = pacer
+        self.api_calls = 0  # requests sent to the API (attempts, retries included; no downloads)
         self._retry = self.settings.retry_policy()
         self._rand = rand
         self._clock = time.monotonic
@@ -285,6 +286,7 @@ class TrainingClient:
             failure: httpx.TransportError | None = None
             async with self._slots:
                 await self.pacer.acquire()
+                self.api_calls += 1
                 try:
                     response = await self._http.request(method, url, **request)
                 except httpx.TransportError as exc:

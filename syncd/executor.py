@@ -1,0 +1,397 @@
+"""Apply a Plan through the client, writing every per-item result to the ledger as it arrives.
+
+Public names: execute, Execution, Failure, is_fatal.
+
+Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
+skipped if anything before them failed (a half-applied plan must not cost the user images).
+Crash safety comes from the ledger and the service together: an upload is marked pending before
+it is sent and settled by its answer; a crash in between leaves the pending row, which sends the
+next run down the full listing, where the image (marked with syncd's metadata) is found and
+hashed. Replays are harmless (OKDuplicate, idempotent tag and delete calls), so rerunning a plan
+that was partly applied converges without duplicates.
+
+Uploads are read from disk just before their batch is sent, through a window of
+`max_concurrency + 1` batches, so memory holds a few batches, never the whole plan. Each file is
+hashed again as it is read: bytes that no longer match the plan are not sent (the next run sees
+the new content).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import structlog
+
+from syncd.api import (
+    ApiError,
+    AuthenticationError,
+    ProjectNotFoundError,
+    ServiceUnavailableError,
+    TagNotFoundError,
+    ThrottledError,
+    TrainingClient,
+    UploadItem,
+    UploadResult,
+)
+from syncd.api import TagPair as ApiTagPair
+from syncd.api import TagType as ApiTagType
+from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
+from syncd.ledger import Ledger
+from syncd.mapping import tag_key
+from syncd.model import SYNCD_METADATA_KEY, RemoteSnapshot, RemoteTag, TagType
+from syncd.planner import Plan, Upload
+
+_log = structlog.get_logger(component="executor")
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One item the run could not apply; `subject` is a path, an image id or a tag name."""
+
+    operation: str
+    subject: str
+    message: str
+    code: str | None = None
+
+
+@dataclass
+class Execution:
+    """What was done (counts per action kind) and what failed."""
+
+    done: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+    skipped_deletes: int = 0  # deletes not attempted because something failed earlier
+
+
+def is_fatal(error: ApiError) -> bool:
+    """True for errors that no other item of the run can escape: a bad key, a missing project,
+    or a service that still fails or throttles after the whole retry budget."""
+    return isinstance(
+        error, AuthenticationError | ProjectNotFoundError | ServiceUnavailableError | ThrottledError
+    )
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        client: TrainingClient,
+        ledger: Ledger,
+        root: Path,
+        project_id: str,
+        remote: RemoteSnapshot,
+        run_id: int,
+        progress: Progress,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.ledger = ledger
+        self.root = root
+        self.project_id = project_id
+        self.run_id = run_id
+        self.progress = progress
+        self.result = Execution()
+        self.tag_ids = {tag_key(t.name): t.tag_id for t in remote.tags}
+        self.late_tag_pairs: list[tuple[str, str]] = []  # (image id, tag id) an upload missed
+        self.fatal: ApiError | None = None
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def fail(self, operation: str, subject: str, message: str, code: str | None = None) -> None:
+        failure = Failure(operation, subject, message, code)
+        self.result.failures.append(failure)
+        self.ledger.record_error(self.run_id, operation, subject, message, code)
+        _log.warning("item_failed", operation=operation, subject=subject, code=code, error=message)
+
+    def done(self, kind: str, n: int = 1) -> None:
+        self.result.done[kind] += n
+        self.progress(kind, n)
+
+    def api_failed(self, error: ApiError, operation: str, subjects: Iterable[str]) -> None:
+        """Record an API error against every subject, or keep it to stop the run if fatal."""
+        if is_fatal(error):
+            self.fatal = self.fatal or error
+            return
+        for subject in subjects:
+            self.fail(operation, subject, str(error), error.code)
+
+    def resolve(self, names: Sequence[str], operation: str, subject: str) -> list[str] | None:
+        """Return the tag ids for names, or None (with a failure) if one has no tag."""
+        ids = [self.tag_ids.get(tag_key(n)) for n in names]
+        if any(i is None for i in ids):
+            missing = [n for n, i in zip(names, ids, strict=True) if i is None]
+            self.fail(operation, subject, f"tag(s) {missing} could not be created")
+            return None
+        return [i for i in ids if i is not None]
+
+    # --- steps ----------------------------------------------------------------------------
+
+    async def create_tags(self) -> None:
+        for action in self.plan.create_tags:
+            api_type = ApiTagType(str(action.type))
+            try:
+                tag = await self.client.create_tag(self.project_id, action.name, api_type)
+            except ApiError as error:
+                self.api_failed(error, "create_tag", [action.name])
+                if self.fatal:
+                    return
+                continue
+            remote = RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+            self.ledger.record_tag(remote, created_by_syncd=True)
+            self.tag_ids[tag_key(tag.name)] = remote.tag_id
+            self.done("create_tags")
+
+    async def adopt(self, mirror_name: str) -> None:
+        for action in self.plan.adopts:
+            self.ledger.record_adopted(action.image_id, action.sha256, self.run_id)
+            self.done("adopts")
+        ids = [a.image_id for a in self.plan.adopts]
+        if not ids:
+            return
+        # The mark lets a rebuilt ledger tell the image is this mirror's; a refusal only costs
+        # that, so it is logged rather than failed.
+        try:
+            async for results in self.client.update_metadata(
+                self.project_id, ids, {SYNCD_METADATA_KEY: mirror_name}
+            ):
+                for r in results:
+                    if str(r.status) != "OK":
+                        _log.warning(
+                            "adopt_mark_not_set", image_id=str(r.image_id), status=r.status
+                        )
+        except ApiError as error:
+            if is_fatal(error):
+                self.fatal = error
+            else:
+                _log.warning("adopt_mark_not_set", error=str(error))
+
+    async def uploads(self) -> None:
+        chunks = self._upload_chunks()
+        window = asyncio.Semaphore(self.client.settings.max_concurrency + 1)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def send(tag_ids: list[str], chunk: list[Upload]) -> None:
+            try:
+                await self._send_uploads(tag_ids, chunk)
+            finally:
+                window.release()
+
+        for tag_ids, chunk in chunks:
+            await window.acquire()
+            if self.fatal:
+                window.release()
+                break
+            tasks.append(asyncio.create_task(send(tag_ids, chunk)))
+        await asyncio.gather(*tasks)
+
+    def _upload_chunks(self) -> list[tuple[list[str], list[Upload]]]:
+        """Group uploads by tag set (a multipart batch carries one set), then into batches."""
+        groups: dict[tuple[str, ...], list[Upload]] = defaultdict(list)
+        for upload in self.plan.uploads:
+            ids = self.resolve(upload.tag_names, "upload", upload.paths[0])
+            if ids is not None:
+                groups[tuple(sorted(ids))].append(upload)
+        max_bytes = self.client.settings.max_batch_bytes
+        chunks: list[tuple[list[str], list[Upload]]] = []
+        for tag_ids, uploads in groups.items():
+            chunk: list[Upload] = []
+            size = 0
+            for upload in uploads:
+                if chunk and (
+                    len(chunk) == MAX_IMAGES_PER_UPLOAD or size + upload.size > max_bytes
+                ):
+                    chunks.append((list(tag_ids), chunk))
+                    chunk, size = [], 0
+                chunk.append(upload)
+                size += upload.size
+            if chunk:
+                chunks.append((list(tag_ids), chunk))
+        return chunks
+
+    def _read(self, upload: Upload) -> bytes | None:
+        """Return the upload's bytes from any of its files that still holds them."""
+        reasons = []
+        for rel in upload.paths:
+            try:
+                data = (self.root / rel).read_bytes()
+            except OSError as exc:
+                reasons.append(f"{rel}: {exc.strerror or type(exc).__name__}")
+                continue
+            if hashlib.sha256(data).hexdigest() == upload.sha256:
+                return data
+            reasons.append(f"{rel}: changed since it was scanned")
+        self.fail(
+            "upload",
+            upload.paths[0],
+            "not sent (" + "; ".join(reasons) + "); the next run picks up what is there now",
+        )
+        return None
+
+    async def _send_uploads(self, tag_ids: list[str], chunk: list[Upload]) -> None:
+        read = await asyncio.to_thread(lambda: [(u, self._read(u)) for u in chunk])
+        by_sha = {u.sha256: u for u, data in read if data is not None}
+        items = [
+            UploadItem(u.sha256, data, tuple(UUID(t) for t in tag_ids))
+            for u, data in read
+            if data is not None
+        ]
+        if not items or self.fatal:
+            return
+        self.ledger.record_upload_started(by_sha, self.run_id)
+        metadata = dict(chunk[0].metadata)
+        settled: set[str] = set()
+        try:
+            async for results in self.client.upload_images(self.project_id, items, metadata):
+                for result in results:
+                    settled.add(result.key)
+                    self._settle_upload(by_sha[result.key], result, tag_ids)
+        except ApiError as error:
+            unsettled = [u for sha, u in by_sha.items() if sha not in settled]
+            # Pending rows stay: the batch may have landed before its answer was lost.
+            self.api_failed(error, "upload", [u.paths[0] for u in unsettled])
+
+    def _settle_upload(self, upload: Upload, result: UploadResult, tag_ids: list[str]) -> None:
+        image = result.image
+        if result.ok and image is not None:
+            applied = {str(t).lower() for t in image.tag_ids}
+            self.ledger.record_upload_result(
+                upload.sha256, self.run_id, image_id=str(image.id), tag_ids=applied
+            )
+            # A duplicate of an image already there may lack some wanted tags; extra tags it
+            # has are left to the next run's plan, which sees them in the listing.
+            self.late_tag_pairs += [(str(image.id), t) for t in tag_ids if t not in applied]
+            self.done("uploads")
+        elif result.ok:
+            # OKDuplicate without the image (the spec does not promise it): the pending row
+            # stays, and the next run's full listing finds and hashes the image.
+            _log.info("duplicate_without_image", path=upload.paths[0])
+            self.done("uploads")
+        else:
+            status = str(result.status)
+            self.ledger.record_upload_result(upload.sha256, self.run_id, error=status, code=status)
+            self.fail(
+                "upload", upload.paths[0], f"the service refused the image ({status})", status
+            )
+
+    async def remove_tags(self) -> None:
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for action in self.plan.remove_tags:
+            groups[tuple(sorted(action.tag_ids))].append(action.image_id)
+        for tag_ids, image_ids in groups.items():
+            confirmed: set[str] = set()
+            try:
+                async for pairs in self.client.remove_tags(self.project_id, image_ids, tag_ids):
+                    for pair in pairs:
+                        image_id = str(pair.image_id)
+                        self.ledger.record_image_tags(image_id, removed=[str(pair.tag_id)])
+                        if image_id not in confirmed:
+                            confirmed.add(image_id)
+                            self.done("remove_tags")
+            except ApiError as error:
+                unconfirmed = [i for i in image_ids if i.lower() not in confirmed]
+                self.api_failed(error, "remove_tags", unconfirmed)
+                if self.fatal:
+                    return
+
+    async def add_tags(self) -> None:
+        pairs: list[tuple[str, str]] = list(self.late_tag_pairs)
+        for action in self.plan.add_tags:
+            ids = self.resolve(action.tag_names, "add_tags", action.image_id)
+            if ids is not None:
+                pairs += [(action.image_id, t) for t in ids]
+        if not pairs:
+            return
+        wanted = {i.lower() for i, _ in pairs}
+        counted: set[str] = set()
+        try:
+            async for result in self.client.add_tags(
+                self.project_id, [ApiTagPair(UUID(i), UUID(t)) for i, t in pairs]
+            ):
+                for pair in (*result.created, *result.duplicated):
+                    image_id = str(pair.image_id)
+                    self.ledger.record_image_tags(image_id, added=[str(pair.tag_id)])
+                    if image_id not in counted:
+                        counted.add(image_id)
+                for pair in result.exceeded:
+                    self.fail(
+                        "add_tags",
+                        str(pair.image_id),
+                        f"tag {pair.tag_id} not added: the image is at its tag limit",
+                    )
+        except ApiError as error:
+            self.api_failed(error, "add_tags", sorted(wanted - counted))
+        planned = {a.image_id.lower() for a in self.plan.add_tags}
+        self.done("add_tags", len(counted & planned))
+
+    async def deletes(self) -> None:
+        planned = len(self.plan.delete_images) + len(self.plan.delete_tags)
+        if self.result.failures and planned:
+            self.result.skipped_deletes = planned
+            _log.warning("deletes_skipped", deletes=planned, failures=len(self.result.failures))
+            return
+        ids = [d.image_id for d in self.plan.delete_images]
+        gone: set[str] = set()
+        try:
+            if ids:
+                async for deleted in self.client.delete_images(self.project_id, ids):
+                    for image_id in deleted:
+                        self.ledger.record_image_deleted(str(image_id))
+                        gone.add(str(image_id))
+                    self.done("delete_images", len(deleted))
+        except ApiError as error:
+            self.api_failed(error, "delete_image", [i for i in ids if i.lower() not in gone])
+            return
+        for tag in self.plan.delete_tags:
+            try:
+                await self.client.delete_tag(self.project_id, tag.tag_id)
+            except TagNotFoundError:
+                pass  # already gone: the state asked for
+            except ApiError as error:
+                self.api_failed(error, "delete_tag", [tag.name])
+                if self.fatal:
+                    return
+                continue
+            self.ledger.record_tag_deleted(tag.tag_id)
+            self.done("delete_tags")
+
+
+async def execute(
+    plan: Plan,
+    *,
+    client: TrainingClient,
+    ledger: Ledger,
+    root: Path,
+    project_id: str,
+    remote: RemoteSnapshot,
+    mirror_name: str,
+    run_id: int,
+    progress: Progress | None = None,
+) -> Execution:
+    """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
+    (bad key, project gone, service down after retries) once in-flight work has settled."""
+    run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
+    steps = (
+        run.create_tags,
+        lambda: run.adopt(mirror_name),
+        run.uploads,
+        run.remove_tags,
+        run.add_tags,
+        run.deletes,
+    )
+    for step in steps:
+        await step()
+        if run.fatal is not None:
+            raise run.fatal
+    return run.result
+
+
+def _no_progress(kind: str, n: int) -> None:
+    pass

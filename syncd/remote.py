@@ -1,0 +1,223 @@
+"""Read what the project holds: cheaply from counts when the ledger agrees, else a full listing.
+
+Public names: read_remote, RemoteRead, ProjectKindError.
+
+The cheap path costs three calls (GetProject, GetTags, GetImageCount): when the project's image
+count and every tag's image count equal the ledger's account, and the ledger knows the content of
+every image it holds, the ledger's copy of the project stands in for a listing
+(`RemoteSnapshot.complete` False). Anything else, `--full`, or an upload left unanswered by a
+crash, takes the full path: every image is listed (256 a page), and each image whose content the
+ledger does not know is identified by downloading its original and hashing it. Each hash is
+written to the ledger as it is found, so an interrupted rebuild resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import structlog
+
+from syncd.api import ApiError, Image, Project, Tag, TrainingClient
+from syncd.ledger import Ledger
+from syncd.model import (
+    SYNCD_METADATA_KEY,
+    ClassificationType,
+    LocalSnapshot,
+    RemoteImage,
+    RemoteSnapshot,
+    RemoteTag,
+    TagType,
+)
+
+_log = structlog.get_logger(component="remote")
+
+
+class ProjectKindError(Exception):
+    """The project is not one syncd can mirror into (e.g. object detection)."""
+
+
+@dataclass(frozen=True)
+class RemoteRead:
+    """A snapshot of the project and how it was obtained."""
+
+    snapshot: RemoteSnapshot
+    project: Project
+    listing: str  # "counts" (cheap path) or "full"
+    downloads_hashed: int = 0
+    download_failures: tuple[tuple[str, str], ...] = ()  # (image id, message)
+
+
+def _classification(project: Project) -> ClassificationType:
+    kind = project.classification_type
+    if kind is None:
+        raise ProjectKindError(
+            f"project {project.id} ({project.name!r}) is not a classification project: "
+            "syncd mirrors folders into classification projects only"
+        )
+    return ClassificationType(kind)
+
+
+def _remote_tag(tag: Tag) -> RemoteTag:
+    return RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+
+
+def _remote_image(image: Image, sha256: str | None) -> RemoteImage:
+    return RemoteImage(
+        str(image.id).lower(),
+        frozenset(str(t).lower() for t in image.tag_ids),
+        dict(image.metadata),
+        sha256,
+    )
+
+
+def _counts_agree(cached: RemoteSnapshot, tags: list[Tag], total: int) -> bool:
+    """True when the service's counts match the ledger's account of the project exactly."""
+    live = {_remote_tag(t) for t in tags}
+    if live != set(cached.tags) or total != len(cached.images):
+        return False
+    per_tag = Counter(t for image in cached.images for t in image.tag_ids)
+    return all(per_tag.get(str(t.id).lower(), 0) == t.image_count for t in tags)
+
+
+async def read_remote(
+    client: TrainingClient,
+    project_id: str,
+    ledger: Ledger,
+    local: LocalSnapshot,
+    *,
+    mirror_name: str,
+    full: bool = False,
+    run_id: int | None = None,
+    on_hashed: Callable[[int], None] | None = None,
+) -> RemoteRead:
+    """Return the project's state; record what a full listing learns (unless run_id is None,
+    which means a dry run: nothing is written)."""
+    project = await client.get_project(project_id)
+    classification = _classification(project)
+    tags = await client.list_tags(project_id)
+    cached = ledger.cached_remote()
+    if (
+        not full
+        and cached is not None
+        and cached.classification is classification
+        and not ledger.pending_uploads()
+        and all(i.sha256 is not None for i in cached.images)
+    ):
+        total = await client.count_images(project_id)
+        if _counts_agree(cached, tags, total):
+            return RemoteRead(cached, project, "counts")
+        _log.info("counts_differ", project_images=total, ledger_images=len(cached.images))
+
+    known = ledger.view().images
+    listed: list[RemoteImage] = []
+    uris: dict[str, str] = {}
+    async for image in client.iter_images(project_id):
+        ledger_image = known.get(str(image.id).lower())
+        remote = _remote_image(image, ledger_image.sha256 if ledger_image else None)
+        listed.append(remote)
+        if remote.sha256 is None and image.original_uri:
+            uris[remote.image_id] = image.original_uri
+    snapshot = RemoteSnapshot(
+        project_id=project_id.lower(),
+        classification=classification,
+        tags=tuple(_remote_tag(t) for t in tags),
+        images=tuple(listed),
+        complete=True,
+    )
+    if run_id is not None:
+        ledger.record_remote_snapshot(snapshot, run_id, mirror_name=mirror_name)
+
+    wanted = _worth_hashing(snapshot, local, mirror_name)
+    hashes, failures = await _hash_originals(
+        client,
+        {i: u for i, u in uris.items() if i in wanted},
+        record=None if run_id is None else _recorder(ledger, snapshot, run_id, mirror_name),
+        on_hashed=on_hashed,
+    )
+    if hashes:
+        images = tuple(
+            RemoteImage(i.image_id, i.tag_ids, i.metadata, hashes.get(i.image_id, i.sha256))
+            for i in snapshot.images
+        )
+        snapshot = RemoteSnapshot(
+            snapshot.project_id, snapshot.classification, snapshot.tags, images, complete=True
+        )
+    return RemoteRead(snapshot, project, "full", len(hashes), tuple(failures))
+
+
+def _worth_hashing(snapshot: RemoteSnapshot, local: LocalSnapshot, mirror_name: str) -> set[str]:
+    """Ids of unidentified images worth a download.
+
+    An image marked as this mirror's always is (it may be an upload a crash left unrecorded).
+    Other images only while some local content is matched by no known image: once everything
+    local is accounted for, a foreign image's content changes nothing syncd would do unless it
+    deletes foreign images, and then the planner needs it only to adopt, which needs a match.
+    """
+    held = {i.sha256 for i in snapshot.images if i.sha256}
+    unmatched_local = any(f.sha256 not in held for f in local.good_files)
+    return {
+        i.image_id
+        for i in snapshot.images
+        if i.sha256 is None
+        and (unmatched_local or i.metadata.get(SYNCD_METADATA_KEY) == mirror_name)
+    }
+
+
+def _recorder(
+    ledger: Ledger, snapshot: RemoteSnapshot, run_id: int, mirror_name: str
+) -> Callable[[str, str], None]:
+    by_id = {i.image_id: i for i in snapshot.images}
+
+    def record(image_id: str, sha256: str) -> None:
+        image = by_id[image_id]
+        one = RemoteSnapshot(
+            snapshot.project_id,
+            snapshot.classification,
+            images=(RemoteImage(image.image_id, image.tag_ids, image.metadata, sha256),),
+            complete=False,
+        )
+        ledger.record_remote_snapshot(one, run_id, mirror_name=mirror_name)
+
+    return record
+
+
+async def _hash_originals(
+    client: TrainingClient,
+    uris: dict[str, str],
+    *,
+    record: Callable[[str, str], None] | None,
+    on_hashed: Callable[[int], None] | None,
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Download and sha256 each original (streamed; the client bounds concurrency)."""
+    hashes: dict[str, str] = {}
+    failures: list[tuple[str, str]] = []
+
+    async def one(image_id: str, uri: str) -> None:
+        digest = hashlib.sha256()
+        try:
+            async for chunk in client.download(uri):
+                digest.update(chunk)
+        except ApiError as exc:
+            failures.append((image_id, str(exc)))
+            _log.warning("download_failed", image_id=image_id, error=str(exc))
+            return
+        hashes[image_id] = digest.hexdigest()
+        if record is not None:
+            record(image_id, hashes[image_id])
+        if on_hashed is not None:
+            on_hashed(1)
+
+    async def worker(queue: Iterator[tuple[str, str]]) -> None:
+        for image_id, uri in queue:  # one shared iterator: each item goes to one worker
+            await one(image_id, uri)
+
+    if uris:
+        _log.info("hashing_originals", images=len(uris))
+        queue = iter(uris.items())
+        workers = min(len(uris), 2 * client.settings.max_concurrency)
+        await asyncio.gather(*(worker(queue) for _ in range(workers)))
+    return hashes, failures

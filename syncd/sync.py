@@ -1,0 +1,355 @@
+"""One reconcile of one mirror: scan, read the project, plan, execute, record. The edges meet here.
+
+Public names: reconcile_mirror, open_client, MirrorReport, SyncError, EXIT_* codes.
+
+    scan (filesystem) -> read_remote (HTTP) -> plan (pure) -> execute (HTTP + ledger) -> marker
+
+A dry run does all the reading (including hashing downloads a rebuild needs) against a private
+copy of the ledger, and sends nothing: the real ledger file and the project are left as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from syncd.api import ApiError, ClientSettings, TrainingClient
+from syncd.config import Config, MirrorConfig, ServiceConfig
+from syncd.credentials import CredentialsError, TrainingKey
+from syncd.executor import Execution, execute, is_fatal
+from syncd.ledger import Ledger, LedgerError, RunOutcome
+from syncd.log import redact_secret
+from syncd.model import LocalSnapshot, MarkerState
+from syncd.planner import GuardReason, Plan, plan
+from syncd.remote import ProjectKindError, RemoteRead, read_remote
+from syncd.scan import scan, write_marker
+
+EXIT_OK = 0
+EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts or refused deletes
+EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
+EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
+EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM (128 + SIGINT, as shells report it)
+
+ACTION_KINDS = (
+    "create_tags",
+    "adopts",
+    "uploads",
+    "remove_tags",
+    "add_tags",
+    "delete_images",
+    "delete_tags",
+)
+
+EMBEDDED_KEY = "embedded"  # not a secret: the in-process emulator checks no key
+
+_log = structlog.get_logger(component="sync")
+
+Progress = Callable[[str, int], None]
+
+
+class SyncError(Exception):
+    """A reason the run cannot go on, with its exit code; the message is safe to print."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class MirrorReport:
+    """Everything a run of one mirror found, planned and did (printed as a table or JSON)."""
+
+    name: str
+    project_id: str
+    dry_run: bool
+    local: LocalSnapshot
+    remote: RemoteRead
+    plan: Plan
+    execution: Execution | None = None
+    api_calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        out = [
+            {"path": f.path, "kind": str(f.problem.kind), "detail": f.problem.detail}
+            for f in self.local.problem_files
+            if f.problem is not None
+        ]
+        out += [
+            {"path": s.path, "kind": str(s.problem.kind), "detail": s.problem.detail}
+            for s in self.local.skipped
+        ]
+        return out
+
+    @property
+    def failures(self) -> list[dict[str, str | None]]:
+        failed = self.execution.failures if self.execution else []
+        out: list[dict[str, str | None]] = [
+            {"operation": f.operation, "subject": f.subject, "code": f.code, "message": f.message}
+            for f in failed
+        ]
+        out += [
+            {"operation": "download", "subject": image_id, "code": None, "message": message}
+            for image_id, message in self.remote.download_failures
+        ]
+        return out
+
+    @property
+    def exit_code(self) -> int:
+        blocking = any(c.kind.blocking for c in self.plan.conflicts)
+        skipped = self.execution.skipped_deletes if self.execution else 0
+        if self.failures or self.problems or blocking or self.plan.refused or skipped:
+            return EXIT_NOT_IN_SYNC
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        local = self.local
+        refused = self.plan.refused
+        done = self.execution.done if self.execution else {}
+        return {
+            "name": self.name,
+            "project_id": self.project_id,
+            "dry_run": self.dry_run,
+            "local": {
+                "files": len(local.files) + len(local.skipped),
+                "ok": len(local.good_files),
+                "problems": len(self.problems),
+                "hashed": local.hashed,
+            },
+            "remote": {
+                "listing": self.remote.listing,
+                "images": len(self.remote.snapshot.images),
+                "downloads_hashed": self.remote.downloads_hashed,
+            },
+            "planned": self.plan.counts(),
+            "done": {kind: done.get(kind, 0) for kind in ACTION_KINDS},
+            "skipped_deletes": self.execution.skipped_deletes if self.execution else 0,
+            "failed": self.failures,
+            "problems": self.problems,
+            "conflicts": [
+                {"kind": str(c.kind), "detail": c.detail, "paths": list(c.paths)}
+                for c in self.plan.conflicts
+            ],
+            "refused": None
+            if refused is None
+            else {
+                "message": refused.message,
+                "images": len(refused.images),
+                "tags": len(refused.tags),
+                "overridable": refused.overridable,
+            },
+            "warnings": self.warnings,
+            "api_calls": self.api_calls,
+            "exit_code": self.exit_code,
+        }
+
+
+# --- the edges ----------------------------------------------------------------------------------
+
+
+def client_settings(service: ServiceConfig) -> ClientSettings:
+    return ClientSettings(
+        rate_per_second=service.rate_per_second,
+        max_concurrency=service.max_concurrency,
+        max_attempts=service.max_attempts,
+        connect_timeout_s=service.connect_timeout,
+        read_timeout_s=service.read_timeout,
+    )
+
+
+def _training_key(service: ServiceConfig) -> TrainingKey | None:
+    try:
+        key = service.training_key.load()
+    except CredentialsError as exc:
+        if service.is_embedded:
+            return None  # the embedded emulator takes any key, or none
+        raise SyncError(str(exc), EXIT_USAGE) from None
+    redact_secret(key.reveal())
+    return key
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    service: ServiceConfig, mirrors: tuple[MirrorConfig, ...] = ()
+) -> AsyncIterator[TrainingClient]:
+    """Yield a TrainingClient for the configured endpoint. The embedded emulator runs in-process
+    on `emulator_dir` and creates the projects `mirrors` name if they do not exist yet."""
+    key = _training_key(service)
+    settings = client_settings(service)
+    if service.is_embedded:
+        from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
+        from syncd.emulator.store import ApiError as EmulatorError
+
+        transport = embedded_transport(service.emulator_dir)
+        for mirror in mirrors:
+            try:
+                transport.store.project(mirror.project_id.lower())
+            except EmulatorError:
+                transport.store.create_project(
+                    mirror.name, None, None, "Multilabel", (), project_id=mirror.project_id
+                )
+                _log.info("embedded_project_created", project_id=mirror.project_id)
+        # The embedded emulator accepts any key, but wants one in the header like the service.
+        key = key or TrainingKey(EMBEDDED_KEY)
+        client = TrainingClient(EMBEDDED_BASE_URL, key, settings=settings, transport=transport)
+    else:
+        client = TrainingClient(service.endpoint, key, settings=settings)
+    async with client:
+        yield client
+
+
+@contextlib.contextmanager
+def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
+    """The mirror's ledger; for a dry run, a private copy of it (the file is not touched)."""
+    assert mirror.ledger is not None  # load_config sets it
+    try:
+        if not dry_run:
+            ledger = Ledger.open(mirror.ledger, project_id=mirror.project_id)
+            with ledger:
+                yield ledger
+            return
+        with tempfile.TemporaryDirectory(prefix="syncd-dry-run-") as tmp:
+            copy = Path(tmp) / "ledger.sqlite"
+            if mirror.ledger.exists():
+                _copy_sqlite(mirror.ledger, copy)
+            ledger = Ledger.open(copy, project_id=mirror.project_id)
+            with ledger:
+                yield ledger
+    except LedgerError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a live SQLite file read-only (WAL included) with the backup API."""
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        with contextlib.closing(src), contextlib.closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"ledger {source} is not a readable SQLite file ({exc})") from None
+
+
+def _write_marker(mirror: MirrorConfig, local: LocalSnapshot, the_plan: Plan) -> str | None:
+    """Write the root marker after the first sync of a tree; return a warning if it failed."""
+    if not local.root_exists or local.marker is not MarkerState.ABSENT or not local.files:
+        return None
+    if the_plan.refused and GuardReason.MARKER_MISSING in the_plan.refused.reasons:
+        return None  # a tree syncd does not recognise does not get the marker by itself
+    try:
+        write_marker(Path(mirror.root), mirror.project_id)
+    except OSError as exc:
+        return f"could not write the root marker into {mirror.root}: {exc.strerror}"
+    return None
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+async def reconcile_mirror(
+    config: Config,
+    mirror: MirrorConfig,
+    client: TrainingClient,
+    *,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> MirrorReport:
+    """Reconcile one mirror; raise SyncError for what stops the run (exit 2 or 3)."""
+    calls_before = client.api_calls
+    with _open_ledger(mirror, dry_run) as ledger:
+        run_id = ledger.begin_run()
+        try:
+            report = await _reconcile(
+                mirror, client, ledger, run_id, dry_run, allow_mass_delete, full, progress
+            )
+        except ApiError as exc:
+            ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+            raise _service_error(exc, mirror) from None
+        except ProjectKindError as exc:
+            ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+            raise SyncError(str(exc), EXIT_USAGE) from None
+        except BaseException:
+            ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="interrupted")
+            raise
+        report.api_calls = client.api_calls - calls_before
+        counts = {**report.plan.counts(), "api_calls": report.api_calls}
+        if report.execution is not None:
+            counts.update({f"done_{k}": v for k, v in report.execution.done.items()})
+        outcome = RunOutcome.OK if report.exit_code == EXIT_OK else RunOutcome.PARTIAL
+        ledger.finish_run(run_id, outcome, counts)
+        return report
+
+
+async def _reconcile(
+    mirror: MirrorConfig,
+    client: TrainingClient,
+    ledger: Ledger,
+    run_id: int,
+    dry_run: bool,
+    allow_mass_delete: bool,
+    full: bool,
+    progress: Progress | None,
+) -> MirrorReport:
+    local = await asyncio.to_thread(scan, mirror, ledger.cached_files())
+    ledger.record_scan(local, run_id)
+    remote = await read_remote(
+        client,
+        mirror.project_id,
+        ledger,
+        local,
+        mirror_name=mirror.name,
+        full=full,
+        run_id=run_id,
+        on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
+    )
+    the_plan = plan(
+        local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=allow_mass_delete
+    )
+    report = MirrorReport(mirror.name, mirror.project_id, dry_run, local, remote, the_plan)
+    _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
+    if dry_run:
+        return report
+    report.execution = await execute(
+        the_plan,
+        client=client,
+        ledger=ledger,
+        root=Path(mirror.root),
+        project_id=mirror.project_id,
+        remote=remote.snapshot,
+        mirror_name=mirror.name,
+        run_id=run_id,
+        progress=progress,
+    )
+    warning = _write_marker(mirror, local, the_plan)
+    if warning:
+        report.warnings.append(warning)
+    return report
+
+
+def _service_error(exc: ApiError, mirror: MirrorConfig) -> SyncError:
+    from syncd.api import AuthenticationError, ProjectNotFoundError
+
+    if isinstance(exc, AuthenticationError):
+        return SyncError(
+            f"the service refused the training key ({exc}); check the key's source "
+            "(service.training_key) and that it belongs to this resource",
+            EXIT_SERVICE,
+        )
+    if isinstance(exc, ProjectNotFoundError):
+        return SyncError(
+            f"project {mirror.project_id} (mirror {mirror.name!r}) does not exist at this endpoint",
+            EXIT_SERVICE,
+        )
+    if is_fatal(exc):
+        return SyncError(f"cannot reach the service: {exc}", EXIT_SERVICE)
+    return SyncError(f"the service answered an error: {exc}", EXIT_SERVICE)
