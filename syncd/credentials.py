@@ -21,7 +21,7 @@ from syncd.log import redact_secret
 
 DEFAULT_KEY_ENV = "SYNCD_TRAINING_KEY"
 
-_log = structlog.get_logger().bind(component="credentials")
+_log = structlog.get_logger(component="credentials")
 
 
 class CredentialsError(Exception):

@@ -2,7 +2,8 @@
 
 Public names: configure_logging, redact_secret.
 
-Every component binds its own logger (`structlog.get_logger().bind(component=...)`). As a last line
+Every component takes its own lazy logger (`structlog.get_logger(component=...)`: lazy, so
+it follows this configuration even when made at import time). As a last line
 of defence, a processor replaces any registered secret found in an event's values with `***`, so a
 key that slipped into an error text still never reaches the log.
 """

@@ -39,7 +39,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 
-_log = structlog.get_logger().bind(component="api")
+_log = structlog.get_logger(component="api")
 
 # Statuses worth another attempt, with why. Everything else (4xx) is the request's own fault
 # and would fail the same way again.
