@@ -1,0 +1,42 @@
+"""Fixtures for the end-to-end tests: a sandbox wired to a fresh emulator project over HTTP.
+
+`sandbox`: an empty dataset root and a config (delete: mirror) for a new multilabel project.
+`synced`: the same with STANDARD_TREE written and one successful reconcile behind it.
+The training key comes from SYNCD_TRAINING_KEY, as a user would set it.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from conftest import TEST_KEY
+
+from e2e.support import STANDARD_TREE, Sandbox, write_tree
+from syncd.emulator.server import EmulatorServer
+
+
+@pytest.fixture
+def sandbox(
+    tmp_path,
+    emulator: EmulatorServer,
+    http: httpx.Client,
+    project_id: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Sandbox:
+    monkeypatch.setenv("SYNCD_TRAINING_KEY", TEST_KEY)
+    monkeypatch.delenv("SYNCD_CONFIG", raising=False)
+    monkeypatch.delenv("SYNCD_ENDPOINT", raising=False)
+    monkeypatch.delenv("SYNCD_STATE_DIR", raising=False)
+    box = Sandbox(tmp_path, emulator.url, project_id, http, capsys)
+    box.root.mkdir()
+    box.write_config()
+    return box
+
+
+@pytest.fixture
+def synced(sandbox: Sandbox) -> Sandbox:
+    write_tree(sandbox.root, STANDARD_TREE)
+    first = sandbox.reconcile()
+    assert first.exit_code == 0, str(first)
+    return sandbox

@@ -1,0 +1,265 @@
+"""Helpers for the end-to-end tests: a sandbox (tree + config + project), the CLI, the remote.
+
+Public names: MIRROR_NAME, STANDARD_TREE, Sandbox, Run, RemoteImage, remote_images,
+remote_content, remote_tags, expected_content, sha256, write_tree, ledger_snapshot.
+
+Everything the tests check about the project is read over plain HTTP (listing, tags, and the
+original bytes from each image's URI), never through syncd's own code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from images import write_image
+
+from syncd.cli import main
+
+MIRROR_NAME = "t"
+REPO = Path(__file__).resolve().parents[2]
+
+# rel path -> seed. Distinct seeds give distinct bytes; formats follow the suffix.
+STANDARD_TREE: dict[str, int] = {
+    "Dog/d0.jpg": 100,
+    "Dog/d1.jpg": 101,
+    "Dog/d2.png": 102,
+    "Dog/d3.jpg": 103,
+    "Cat/c0.jpg": 200,
+    "Cat/c1.png": 201,
+    "Cat/c2.bmp": 202,
+    "Bird/b0.jpg": 300,
+    "Bird/b1.gif": 301,
+    "Bird/b2.jpg": 302,
+    "_negative/n0.jpg": 400,
+    "_negative/n1.png": 401,
+}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_tree(root: Path, tree: Mapping[str, int]) -> None:
+    """Write one seeded image per entry of tree under root."""
+    for rel, seed in tree.items():
+        write_image(root / rel, seed)
+
+
+def expected_content(
+    root: Path, *, skip: frozenset[str] = frozenset(), negative: str = "_negative"
+) -> dict[str, frozenset[str]]:
+    """sha256 -> tag names the project should hold for the tree (mode `top`, defaults).
+
+    Hidden files (the marker) and paths in `skip` are left out; the same bytes in several folders
+    give one entry carrying every folder's tag; the negative folder gives the tag "Negative".
+    """
+    out: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or rel in skip or any(p.startswith(".") for p in rel.split("/")):
+            continue
+        parts = rel.split("/")
+        tags = out.setdefault(sha256(path.read_bytes()), set())
+        if len(parts) > 1:
+            tags.add("Negative" if parts[0] == negative else parts[0])
+    return {h: frozenset(t) for h, t in out.items()}
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    id: str
+    sha256: str
+    tags: frozenset[str]
+    metadata: dict[str, str]
+
+
+def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
+    """Every image in the project (all pages), with the sha256 of its original bytes."""
+    raw: list[dict[str, Any]] = []
+    while True:
+        r = http.get(f"/projects/{project_id}/images", params={"take": 256, "skip": len(raw)})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        raw.extend(page)
+        if len(page) < 256:
+            break
+    out = []
+    for image in raw:
+        original = httpx.get(image["originalImageUri"], timeout=30)
+        assert original.status_code == 200, original.text
+        out.append(
+            RemoteImage(
+                id=image["id"],
+                sha256=sha256(original.content),
+                tags=frozenset(t["tagName"] for t in image.get("tags") or ()),
+                metadata=dict(image.get("metadata") or {}),
+            )
+        )
+    return out
+
+
+def remote_content(http: httpx.Client, project_id: str) -> dict[str, frozenset[str]]:
+    """sha256 -> tag names; fails if two images hold the same bytes (a duplicate upload)."""
+    images = remote_images(http, project_id)
+    hashes = [i.sha256 for i in images]
+    duplicates = sorted({h for h in hashes if hashes.count(h) > 1})
+    assert not duplicates, f"{len(duplicates)} content(s) uploaded more than once"
+    return {i.sha256: i.tags for i in images}
+
+
+def remote_tags(http: httpx.Client, project_id: str) -> dict[str, dict[str, Any]]:
+    """Tag name -> Tag (id, type, imageCount) as GetTags answers."""
+    r = http.get(f"/projects/{project_id}/tags")
+    assert r.status_code == 200, r.text
+    return {t["name"]: t for t in r.json()}
+
+
+def ledger_snapshot(path: Path) -> tuple[bytes, list[str]]:
+    """The ledger file's bytes and a dump of its rows (read-only; never writes the file)."""
+    data = path.read_bytes()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = list(db.iterdump())
+    db.close()
+    return data, rows
+
+
+@dataclass
+class Run:
+    """One CLI run: exit code, output, and the --json document if there was one."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    document: dict[str, Any] | None = None
+
+    @property
+    def mirror(self) -> dict[str, Any]:
+        """The only mirror's section of the --json document."""
+        assert self.document is not None, f"no JSON on stdout:\n{self.stdout}\n{self.stderr}"
+        mirrors = self.document["mirrors"]
+        assert len(mirrors) == 1, mirrors
+        return mirrors[0]
+
+    def problem_paths(self) -> set[str]:
+        return {p["path"] for p in self.mirror["problems"]}
+
+    def failed_subjects(self) -> set[str]:
+        return {f["subject"] for f in self.mirror["failed"]}
+
+    def __str__(self) -> str:  # shown by pytest when an assertion on a Run fails
+        return f"exit {self.exit_code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Sandbox:
+    """A dataset root, a state dir, a config file and a project in an emulator over HTTP."""
+
+    tmp: Path
+    endpoint: str
+    project_id: str
+    http: httpx.Client
+    capsys: pytest.CaptureFixture[str]
+    mirror_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.tmp / "dataset"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.tmp / "state"
+
+    @property
+    def ledger(self) -> Path:
+        return self.state_dir / f"{MIRROR_NAME}.ledger.sqlite"
+
+    @property
+    def config_path(self) -> Path:
+        return self.tmp / "syncd.yaml"
+
+    def write_config(self, **mirror_options: Any) -> Path:
+        """Write the config; keyword options are merged into the `mirror:` section."""
+        self.mirror_options = _merge(self.mirror_options, mirror_options)
+        mirror = {
+            "name": MIRROR_NAME,
+            "root": str(self.root),
+            "project_id": self.project_id,
+            "delete": "mirror",
+            "ledger": str(self.ledger),
+        }
+        config = {
+            "state_dir": str(self.state_dir),
+            "service": {"endpoint": self.endpoint, "rate_per_second": 50, "max_attempts": 3},
+            "mirror": _merge(mirror, self.mirror_options),
+        }
+        self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return self.config_path
+
+    def cli(self, *args: str) -> Run:
+        """Run `syncd <args>` in this process, capturing its output."""
+        self.capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse exits this way
+            code = exc.code if isinstance(exc.code, int) else 2
+        out, err = self.capsys.readouterr()
+        document = None
+        if "--json" in args and out.strip():
+            document = json.loads(out)
+        return Run(code, out, err, document)
+
+    def reconcile(self, *args: str) -> Run:
+        """`syncd reconcile --config <ours> --json <args>`; checks the JSON's exit code agrees."""
+        run = self.cli("reconcile", "--config", str(self.config_path), "--json", *args)
+        assert run.document is not None, str(run)
+        assert run.document["exit_code"] == run.exit_code, str(run)
+        return run
+
+    def status(self, *args: str) -> Run:
+        return self.cli("status", "--config", str(self.config_path), *args)
+
+    def subprocess_cli(self, *args: str, env: Mapping[str, str] | None = None) -> Run:
+        """Run `python -m syncd <args>` as a child process (all of its output captured)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "syncd", *args],
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        document = None
+        if "--json" in args and proc.stdout.strip():
+            document = json.loads(proc.stdout)
+        return Run(proc.returncode, proc.stdout, proc.stderr, document)
+
+    def content(self) -> dict[str, frozenset[str]]:
+        return remote_content(self.http, self.project_id)
+
+    def images(self) -> list[RemoteImage]:
+        return remote_images(self.http, self.project_id)
+
+    def expected(self, skip: frozenset[str] = frozenset()) -> dict[str, frozenset[str]]:
+        return expected_content(self.root, skip=skip)

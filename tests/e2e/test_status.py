@@ -1,0 +1,88 @@
+"""`syncd status`: what the ledger knows after a sync, and with --remote what the service says.
+
+The contract names the command and its flags but not the shape of `status --json`; these tests
+read the keys the implementation prints (files, images_total, tags, last_run, remote,
+remote_agrees) and check them against the tree and the project over HTTP.
+"""
+
+from __future__ import annotations
+
+from images import write_image
+
+from e2e.support import STANDARD_TREE, Sandbox
+
+
+def _count(box: Sandbox, path: str) -> int:
+    r = box.http.get(f"/projects/{box.project_id}/{path}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_status_after_a_sync_shows_the_counts_and_the_last_run(synced: Sandbox) -> None:
+    run = synced.status("--json")
+
+    assert run.exit_code == 0, str(run)
+    entry = run.document["mirrors"][0]
+    assert entry["files"] == len(STANDARD_TREE)
+    assert entry["images_total"] == len(STANDARD_TREE)
+    assert entry["tags"] == 4  # Dog, Cat, Bird, Negative
+    assert entry["last_run"]["outcome"] == "ok"
+    assert entry["last_run"]["finished_at"]
+
+
+def test_status_after_a_run_with_problems_shows_them(synced: Sandbox) -> None:
+    (synced.root / "Dog/notes.jpg").write_text("not an image", encoding="utf-8")
+    assert synced.reconcile().exit_code == 1
+
+    entry = synced.status("--json").document["mirrors"][0]
+
+    assert entry["problems"] == {"not_an_image": 1}
+    assert entry["files_ok"] == len(STANDARD_TREE)
+
+
+def test_status_remote_agrees_with_the_service(synced: Sandbox) -> None:
+    run = synced.status("--json", "--remote")
+
+    assert run.exit_code == 0, str(run)
+    entry = run.document["mirrors"][0]
+    assert entry["remote"]["images"] == _count(synced, "images/count") == len(STANDARD_TREE)
+    tags = synced.http.get(f"/projects/{synced.project_id}/tags").json()
+    assert entry["remote"]["tags"] == len(tags)
+    assert entry["remote_agrees"] is True
+
+
+def test_status_remote_shows_an_image_deleted_in_the_portal(synced: Sandbox) -> None:
+    victim = synced.images()[0]
+    synced.http.delete(f"/projects/{synced.project_id}/images", params={"imageIds": victim.id})
+
+    entry = synced.status("--json", "--remote").document["mirrors"][0]
+
+    assert entry["remote"]["images"] == len(STANDARD_TREE) - 1
+    assert entry["remote_agrees"] is False
+
+
+def test_status_does_not_touch_the_service_without_remote(synced: Sandbox) -> None:
+    write_image(synced.root / "Dog/new.jpg", 190)
+    images_before = _count(synced, "images/count")
+
+    run = synced.status("--json")
+
+    assert run.exit_code == 0, str(run)
+    assert "remote" not in run.document["mirrors"][0]
+    assert _count(synced, "images/count") == images_before
+
+
+def test_status_before_any_sync_says_so(sandbox: Sandbox) -> None:
+    run = sandbox.status()
+
+    assert run.exit_code == 0, str(run)
+    assert "never synced" in run.stdout
+
+
+def test_status_for_humans_shows_the_image_count_and_last_run(synced: Sandbox) -> None:
+    run = synced.status("--remote")
+
+    assert run.exit_code == 0, str(run)
+    assert f"images: {len(STANDARD_TREE)}" in run.stdout
+    assert "last run" in run.stdout
+    assert "agrees" in run.stdout
