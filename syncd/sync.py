@@ -53,6 +53,8 @@ EMBEDDED_KEY = "embedded"  # not a secret: the in-process emulator checks no key
 _log = structlog.get_logger(component="sync")
 
 Progress = Callable[[str, int], None]
+# The daemon's settle rule: takes the scan, returns it with files still being written held back.
+Hold = Callable[[LocalSnapshot], LocalSnapshot]
 
 
 class SyncError(Exception):
@@ -263,14 +265,18 @@ async def reconcile_mirror(
     allow_mass_delete: bool = False,
     full: bool = False,
     progress: Progress | None = None,
+    hold: Hold | None = None,
 ) -> MirrorReport:
-    """Reconcile one mirror; raise SyncError for what stops the run (exit 2 or 3)."""
+    """Reconcile one mirror; raise SyncError for what stops the run (exit 2 or 3).
+
+    `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
+    holds back files that have not settled yet)."""
     calls_before = client.api_calls
     with _open_ledger(mirror, dry_run) as ledger:
         run_id = ledger.begin_run()
         try:
             report = await _reconcile(
-                mirror, client, ledger, run_id, dry_run, allow_mass_delete, full, progress
+                mirror, client, ledger, run_id, dry_run, allow_mass_delete, full, progress, hold
             )
         except ApiError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
@@ -299,8 +305,11 @@ async def _reconcile(
     allow_mass_delete: bool,
     full: bool,
     progress: Progress | None,
+    hold: Hold | None = None,
 ) -> MirrorReport:
     local = await asyncio.to_thread(scan, mirror, ledger.cached_files())
+    if hold is not None:
+        local = hold(local)
     ledger.record_scan(local, run_id)
     remote = await read_remote(
         client,
