@@ -1,8 +1,8 @@
 """Typed configuration: defaults -> parse -> env -> validate all -> frozen objects.
 
 Public names: load_config, parse_config, schema_keys, ConfigError, ConfigProblem, Config,
-ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig, TagMode,
-RootFiles, DeletePolicy, ENV_OVERRIDES, EMBEDDED.
+ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig, DaemonConfig,
+TagMode, RootFiles, DeletePolicy, ENV_OVERRIDES, EMBEDDED.
 
 The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
 expected type, its default the default, and `metadata["check"]` its validation. The loader walks
@@ -244,6 +244,17 @@ class MirrorConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """`syncd run`: when a changed file counts as written, how changes are batched, the timers."""
+
+    settle_seconds: float = field(default=2.0, metadata=_check(_positive))
+    max_delay_seconds: float = field(default=1.0, metadata=_check(_positive))
+    full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_positive))
+    rescan_seconds: float = field(default=60.0, metadata=_check(_positive))
+    shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+
+
+@dataclass(frozen=True)
 class _ConfigFile:
     """The top level of the YAML: `mirror:` (one) or `mirrors:` (a list), not both."""
 
@@ -251,6 +262,7 @@ class _ConfigFile:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     mirror: MirrorConfig | None = None
     mirrors: tuple[MirrorConfig, ...] = ()
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
 
 @dataclass(frozen=True)
@@ -262,6 +274,7 @@ class Config:
     mirrors: tuple[MirrorConfig, ...]
     source: Path | None = None
     warnings: tuple[str, ...] = ()
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -497,6 +510,7 @@ def parse_config(
         mirrors=mirrors,
         source=source,
         warnings=tuple(warnings),
+        daemon=parsed.daemon,
     )
 
 
