@@ -10,10 +10,10 @@ next run down the full listing, where the image (marked with syncd's metadata) i
 hashed. Replays are harmless (OKDuplicate, idempotent tag and delete calls), so rerunning a plan
 that was partly applied converges without duplicates.
 
-Uploads are read from disk just before their batch is sent, through a window of
-`max_concurrency + 1` batches, so memory holds a few batches, never the whole plan. Each file is
-hashed again as it is read: bytes that no longer match the plan are not sent (the next run sees
-the new content).
+Uploads are read from disk just before they are sent, a window (up to max_concurrency batches)
+at a time with two windows in flight, so memory holds a few batches, never the whole plan. Each
+file is hashed again as it is read: bytes that no longer match the plan are not sent (the next
+run sees the new content).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ from syncd.planner import Plan, Upload
 _log = structlog.get_logger(component="executor")
 
 Progress = Callable[[str, int], None]
+
+# Upload windows being read or sent at once: one in flight while the next is read from disk.
+_WINDOWS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -174,46 +177,49 @@ class _Run:
                 _log.warning("adopt_mark_not_set", error=str(error))
 
     async def uploads(self) -> None:
-        chunks = self._upload_chunks()
-        window = asyncio.Semaphore(self.client.settings.max_concurrency + 1)
+        window = asyncio.Semaphore(_WINDOWS_IN_FLIGHT)
         tasks: list[asyncio.Task[None]] = []
 
-        async def send(tag_ids: list[str], chunk: list[Upload]) -> None:
+        async def send(chunk: list[tuple[Upload, list[str]]]) -> None:
             try:
-                await self._send_uploads(tag_ids, chunk)
+                await self._send_uploads(chunk)
             finally:
                 window.release()
 
-        for tag_ids, chunk in chunks:
+        for chunk in self._upload_chunks():
             await window.acquire()
             if self.fatal:
                 window.release()
                 break
-            tasks.append(asyncio.create_task(send(tag_ids, chunk)))
+            tasks.append(asyncio.create_task(send(chunk)))
         await asyncio.gather(*tasks)
 
-    def _upload_chunks(self) -> list[tuple[list[str], list[Upload]]]:
-        """Group uploads by tag set (a multipart batch carries one set), then into batches."""
-        groups: dict[tuple[str, ...], list[Upload]] = defaultdict(list)
+    def _upload_chunks(self) -> list[list[tuple[Upload, list[str]]]]:
+        """Cut the uploads into windows of up to max_concurrency full create calls.
+
+        Sorted by tag set, so that the client, which batches each window (a multipart call
+        carries one tag set), wastes a partial batch only where a window's tag sets change.
+        A window holds at most max_batch_bytes of image data, which bounds memory.
+        """
+        resolved = []
         for upload in self.plan.uploads:
             ids = self.resolve(upload.tag_names, "upload", upload.paths[0])
             if ids is not None:
-                groups[tuple(sorted(ids))].append(upload)
+                resolved.append((upload, sorted(ids)))
+        resolved.sort(key=lambda pair: pair[1])
         max_bytes = self.client.settings.max_batch_bytes
-        chunks: list[tuple[list[str], list[Upload]]] = []
-        for tag_ids, uploads in groups.items():
-            chunk: list[Upload] = []
-            size = 0
-            for upload in uploads:
-                if chunk and (
-                    len(chunk) == MAX_IMAGES_PER_UPLOAD or size + upload.size > max_bytes
-                ):
-                    chunks.append((list(tag_ids), chunk))
-                    chunk, size = [], 0
-                chunk.append(upload)
-                size += upload.size
-            if chunk:
-                chunks.append((list(tag_ids), chunk))
+        max_items = MAX_IMAGES_PER_UPLOAD * self.client.settings.max_concurrency
+        chunks: list[list[tuple[Upload, list[str]]]] = []
+        chunk: list[tuple[Upload, list[str]]] = []
+        size = 0
+        for upload, ids in resolved:
+            if chunk and (len(chunk) == max_items or size + upload.size > max_bytes):
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append((upload, ids))
+            size += upload.size
+        if chunk:
+            chunks.append(chunk)
         return chunks
 
     def _read(self, upload: Upload) -> bytes | None:
@@ -235,30 +241,29 @@ class _Run:
         )
         return None
 
-    async def _send_uploads(self, tag_ids: list[str], chunk: list[Upload]) -> None:
-        read = await asyncio.to_thread(lambda: [(u, self._read(u)) for u in chunk])
-        by_sha = {u.sha256: u for u, data in read if data is not None}
-        items = [
-            UploadItem(u.sha256, data, tuple(UUID(t) for t in tag_ids))
-            for u, data in read
-            if data is not None
-        ]
-        if not items or self.fatal:
+    async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
+        read = await asyncio.to_thread(lambda: [(u, ids, self._read(u)) for u, ids in chunk])
+        sendable = [(u, ids, data) for u, ids, data in read if data is not None]
+        if not sendable or self.fatal:
             return
+        by_sha = {u.sha256: (u, ids) for u, ids, _ in sendable}
+        items = [
+            UploadItem(u.sha256, data, tuple(UUID(t) for t in ids)) for u, ids, data in sendable
+        ]
         self.ledger.record_upload_started(by_sha, self.run_id)
-        metadata = dict(chunk[0].metadata)
+        metadata = dict(chunk[0][0].metadata)
         settled: set[str] = set()
         try:
             async for results in self.client.upload_images(self.project_id, items, metadata):
                 for result in results:
                     settled.add(result.key)
-                    self._settle_upload(by_sha[result.key], result, tag_ids)
+                    self._settle_upload(*by_sha[result.key], result)
         except ApiError as error:
-            unsettled = [u for sha, u in by_sha.items() if sha not in settled]
+            unsettled = [u for sha, (u, _) in by_sha.items() if sha not in settled]
             # Pending rows stay: the batch may have landed before its answer was lost.
             self.api_failed(error, "upload", [u.paths[0] for u in unsettled])
 
-    def _settle_upload(self, upload: Upload, result: UploadResult, tag_ids: list[str]) -> None:
+    def _settle_upload(self, upload: Upload, tag_ids: list[str], result: UploadResult) -> None:
         image = result.image
         if result.ok and image is not None:
             applied = {str(t).lower() for t in image.tag_ids}
