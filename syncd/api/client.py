@@ -362,13 +362,7 @@ class TrainingClient:
                 attempts=attempts,
                 replayed=replayed,
             )
-        _log.warning(
-            "request_failed",
-            operation=operation,
-            status=error.status,
-            code=error.code,
-            attempts=attempts,
-        )
+        # Not logged here: the error is raised, and whoever handles it reports it once.
         return error
 
     async def _stream(self, jobs: Iterable[Callable[[], Awaitable[R]]]) -> AsyncIterator[R]:
