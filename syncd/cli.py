@@ -1,4 +1,4 @@
-"""Command line: `syncd reconcile | status | emulator`.
+"""Command line: `syncd reconcile | run | status | emulator`.
 
 The one place that turns errors into messages and exit codes (README, "Exit codes"):
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
@@ -74,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the whole project even if the service's counts agree with the ledger",
     )
 
+    daemon = sub.add_parser(
+        "run", help="reconcile, then keep the project in step as the tree changes (the daemon)"
+    )
+    daemon.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG),
+        help=f"the YAML config (default: $SYNCD_CONFIG, else ./{DEFAULT_CONFIG})",
+    )
+
     status = sub.add_parser("status", help="show the ledger's account of each mirror")
     _add_config(status)
     status.add_argument(
@@ -98,9 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from syncd.log import configure_logging
 
     # On a terminal the summary tells the story; elsewhere (systemd, cron, CI) log every event.
-    quiet = sys.stderr.isatty() and not args.verbose
+    # The daemon has no summary: it always logs its events.
+    quiet = sys.stderr.isatty() and not args.verbose and args.command != "run"
     configure_logging(level="warning" if quiet else "info")
     try:
+        if args.command == "run":
+            from syncd.daemon import run
+
+            return run(args.config)
         if args.command == "reconcile":
             return _reconcile(args)
         return _status(args)

@@ -1,0 +1,538 @@
+"""`syncd run`: the watching daemon. Reconcile at start, then follow the tree as it changes.
+
+Public names: run, Daemon, BATCH_SIZE, BACKOFF_MAX_SECONDS.
+
+One loop per mirror, all in one asyncio event loop sharing one client (one key, one pacer):
+
+    start watcher -> reconcile -> wait for: settled paths | batch full | max delay | timers
+                                   -> reconcile again (rescan + plan + execute: the same path)
+
+- Watchdog events only mark paths dirty in the mirror's SettleTracker (syncd.watch). A flush
+  happens when 64 settled paths wait (a full upload batch) or `max_delay_seconds` after the
+  first one settled. A flush is a `reconcile_mirror` with the settle rule as its `hold`: the
+  rescan costs a walk and stats (hashes only for changed files), the remote check is the cheap
+  count path (3 calls) when nothing else changed, and the planner stays pure.
+- Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
+  backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
+  missing) or dies, a warning says why and how to fix it, and the tree is rescanned every
+  `rescan_seconds` instead (the watcher is retried at each rescan).
+- A failed reconcile (service down, throttled, 5xx past the client's retries) is retried with
+  capped exponential backoff; events keep being recorded meanwhile, and the next reconcile
+  rescans everything, so nothing is dropped. Recovery is logged once.
+- SIGTERM/SIGINT: stop taking work, give the in-flight reconcile `shutdown_timeout_seconds` (less
+  a margin) to finish, then cancel it (the ledger records each result as it arrives, so a
+  cancelled upload is resolved by the next run), close the ledger, exit 0. A timer exits the
+  process hard if even that overruns. SIGHUP: reload the config; a bad one is logged and the
+  running one kept.
+- systemd: READY=1 once every mirror's first reconcile has finished (or failed: the daemon is
+  then up, retrying, and recording changes), STATUS= lines, WATCHDOG=1 pings, STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from syncd.api import TrainingClient
+from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
+from syncd.config import Config, ConfigError, MirrorConfig, load_config
+from syncd.credentials import CredentialsError
+from syncd.model import LocalSnapshot
+from syncd.notify import Notifier
+from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client, reconcile_mirror
+from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
+
+BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
+_TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
+_SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
+
+_log = structlog.get_logger(component="daemon")
+
+
+def _load(path: str | Path) -> Config:
+    """Return the config at `path`; raise SyncError (exit 2) if it or its key source is unusable."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+    if not config.service.is_embedded:
+        try:
+            config.service.training_key.load()
+        except CredentialsError as exc:
+            raise SyncError(str(exc), EXIT_USAGE) from None
+    return config
+
+
+def run(config_path: str | Path) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit code (0; 2 for a bad config)."""
+    config = _load(config_path)
+    for warning in config.warnings:
+        _log.warning("config_warning", warning=warning)
+    daemon = Daemon(Path(config_path), config, Notifier.from_env())
+    return asyncio.run(daemon.run())
+
+
+@dataclass
+class _State:
+    """What one mirror's loop reports for STATUS= and logs."""
+
+    phase: str = "starting"
+    pending: int = 0
+    failures: int = 0
+    watching: bool = False
+    last_error: str | None = None
+    last_sync: float | None = None
+    last_full: float | None = None
+
+    def describe(self, name: str) -> str:
+        if self.failures:
+            return f"{name}: retrying ({(self.last_error or '')[:160]})"
+        watch = "watching" if self.watching else "rescanning (no watcher)"
+        return f"{name}: {self.phase}, {watch}, {self.pending} pending"
+
+
+class _MirrorLoop:
+    """Follows one mirror: its watcher, its dirty paths, its reconciles and retries."""
+
+    def __init__(self, config: Config, mirror: MirrorConfig, client: TrainingClient) -> None:
+        self.config = config
+        self.mirror = mirror
+        self.client = client
+        self.settings = config.daemon
+        self.root = Path(mirror.root)
+        self.tracker = SettleTracker(self.root, self.settings.settle_seconds)
+        self.ready: dict[str, float] = {}  # settled path -> when it settled
+        self.watcher: Watcher | None = None
+        self.watch_problem: str | None = None
+        self.rescan_at: float | None = None  # set while there is no watcher, or events were lost
+        self.full_at = time.monotonic() + self.settings.full_reconcile_seconds
+        self.retry_at: float | None = None
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.first_done = asyncio.Event()
+        self.state = _State()
+        self.log = _log.bind(mirror=mirror.name)
+        self._loop = asyncio.get_running_loop()
+
+    # --- events (watchdog's thread hands them to the loop) --------------------------------------
+
+    def _on_paths(self, rels: list[str]) -> None:
+        self._loop.call_soon_threadsafe(self._touch, rels)
+
+    def _touch(self, rels: list[str]) -> None:
+        for rel in rels:
+            self.tracker.touch(rel)
+            self.ready.pop(rel, None)  # changed again: it must settle again
+        self.wake.set()
+
+    def events_lost(self, message: str) -> None:
+        """Watchdog said events were lost (queue overflow): rescan soon."""
+        self.log.warning("watch_events_lost", detail=message, action="rescan")
+        self.rescan_at = time.monotonic()
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    # --- the watcher ----------------------------------------------------------------------------
+
+    def start_watcher(self) -> None:
+        watcher = Watcher(self.root, self.mirror.files.extensions, self._on_paths)
+        try:
+            watcher.start()
+        except OSError as exc:
+            problem = watch_failure_advice(exc)
+            if problem != self.watch_problem:
+                self.log.warning(
+                    "watcher_unavailable",
+                    root=str(self.root),
+                    reason=problem,
+                    fallback=f"rescanning every {self.settings.rescan_seconds:g} s",
+                )
+            self.watch_problem = problem
+            self.state.watching = False
+            self.rescan_at = time.monotonic() + self.settings.rescan_seconds
+            return
+        if self.watch_problem is not None:
+            self.log.info("watcher_started", root=str(self.root), was=self.watch_problem)
+        self.watcher, self.watch_problem = watcher, None
+        self.state.watching = True
+
+    def _check_watcher(self) -> None:
+        if self.watcher is not None and not self.watcher.alive():
+            self.log.warning(
+                "watcher_died",
+                root=str(self.root),
+                fallback=f"rescanning every {self.settings.rescan_seconds:g} s",
+            )
+            self.watcher.stop(0.5)
+            self.watcher = None
+            self.watch_problem = "the folder watcher stopped"
+            self.state.watching = False
+            self.rescan_at = time.monotonic()
+
+    def stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(1.0)
+            self.watcher = None
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await asyncio.to_thread(self.start_watcher)
+            await self.reconcile("startup")
+            self.first_done.set()
+            while not self.stopping:
+                await self._wait()
+                if self.stopping:
+                    break
+                self._check_watcher()
+                now = time.monotonic()
+                for rel in self.tracker.poll():
+                    self.ready.setdefault(rel, now)
+                self.state.pending = len(self.ready) + len(self.tracker)
+                if self.retry_at is not None and now < self.retry_at:
+                    continue
+                if now >= self.full_at:
+                    await self.reconcile("full", full=True)
+                elif self.retry_at is not None or self._flush_due(now):
+                    await self.reconcile("retry" if self.retry_at is not None else "changes")
+                elif self.rescan_at is not None and now >= self.rescan_at:
+                    await self.reconcile("rescan")
+        finally:
+            self.first_done.set()
+            await asyncio.to_thread(self.stop_watcher)
+
+    def _flush_due(self, now: float) -> bool:
+        if not self.ready:
+            return False
+        if len(self.ready) >= BATCH_SIZE:
+            return True
+        return now - min(self.ready.values()) >= self.settings.max_delay_seconds
+
+    def _next_wake(self) -> float:
+        now = time.monotonic()
+        times = [self.full_at]
+        if self.retry_at is not None:
+            times.append(self.retry_at)
+        elif self.ready:
+            times.append(min(self.ready.values()) + self.settings.max_delay_seconds)
+        if self.rescan_at is not None:
+            times.append(self.rescan_at)
+        check = self.tracker.next_check()
+        if check is not None:
+            times.append(now + min(max(check, 0.05), _TICK_MAX))
+        return max(0.0, min(times) - now)
+
+    async def _wait(self) -> None:
+        timeout = self._next_wake()
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+        self.wake.clear()
+
+    def _hold(self, local: LocalSnapshot) -> LocalSnapshot:
+        settle_ns = int(self.settings.settle_seconds * 1e9)
+        held_back, held = hold_unsettled(
+            local,
+            self.tracker.unsettled(),
+            self.ready.keys(),
+            settle_ns=settle_ns,
+            now_ns=time.time_ns(),
+        )
+        for rel in held:
+            self.tracker.add(rel)  # look again once it has settled
+        if held:
+            self.log.info("held_back", files=len(held), example=held[0])
+        return held_back
+
+    async def reconcile(self, reason: str, *, full: bool = False) -> MirrorReport | None:
+        """Rescan, plan and execute once; on failure schedule a retry with backoff."""
+        answered = set(self.ready)
+        if self.watcher is None and not self.stopping:
+            await asyncio.to_thread(self.start_watcher)  # retried at each rescan
+        self.state.phase = "syncing"
+        started = time.monotonic()
+        try:
+            report = await reconcile_mirror(
+                self.config, self.mirror, self.client, full=full, hold=self._hold
+            )
+        except SyncError as exc:
+            self._failed(reason, exc)
+            return None
+        finally:
+            self.state.phase = "idle"
+        now = time.monotonic()
+        if self.state.failures:
+            self.log.info("service_recovered", after_failures=self.state.failures)
+        self.state.failures, self.state.last_error, self.retry_at = 0, None, None
+        for rel in answered:
+            self.ready.pop(rel, None)
+        self.state.pending = len(self.ready) + len(self.tracker)
+        self.state.last_sync = time.time()
+        self.state.phase = "in sync" if report.exit_code == EXIT_OK else "not everything mirrored"
+        if full:
+            self.full_at = now + self.settings.full_reconcile_seconds
+            self.state.last_full = time.time()
+        if self.watcher is None:
+            self.rescan_at = now + self.settings.rescan_seconds
+        else:
+            self.rescan_at = None
+        _log_actions(self.log, report)
+        self.log.info(
+            "reconciled",
+            reason=reason,
+            full=full,
+            listing=report.remote.listing,
+            api_calls=report.api_calls,
+            seconds=round(now - started, 3),
+            exit_code=report.exit_code,
+            **report.plan.counts(),
+        )
+        return report
+
+    def _failed(self, reason: str, exc: SyncError) -> None:
+        self.state.failures += 1
+        self.state.last_error = str(exc)
+        exponent = min(self.state.failures - 1, 10)
+        cap = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2**exponent)
+        delay = cap * (0.5 + random.random() / 2)  # jitter: mirrors do not retry in step
+        self.retry_at = time.monotonic() + delay
+        self.log.warning(
+            "reconcile_failed",
+            reason=reason,
+            error=str(exc),
+            exit_code=exc.exit_code,
+            attempt=self.state.failures,
+            retry_in=round(delay, 2),
+            pending=len(self.ready) + len(self.tracker),
+        )
+
+
+def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorReport) -> None:
+    """One line per action taken, with the image path where the plan knows it."""
+    execution = report.execution
+    if execution is None:
+        return
+    failed = {f.subject for f in execution.failures}
+    paths_by_sha: dict[str, str] = {}
+    for f in report.local.good_files:
+        if f.sha256:
+            paths_by_sha.setdefault(f.sha256, f.path)
+    sha_by_image = {i.image_id: i.sha256 for i in report.remote.snapshot.images if i.sha256}
+
+    def path_of(image_id: str) -> str | None:
+        sha = sha_by_image.get(image_id)
+        return paths_by_sha.get(sha) if sha else None
+
+    the_plan = report.plan
+    for up in the_plan.uploads:
+        if not failed.intersection(up.paths):
+            log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
+    for rm in the_plan.remove_tags:
+        if rm.image_id not in failed:
+            tags = list(rm.tag_names)
+            log.info("untagged", path=path_of(rm.image_id), image_id=rm.image_id, tags=tags)
+    for add in the_plan.add_tags:
+        if add.image_id not in failed:
+            tags = list(add.tag_names)
+            log.info("tagged", path=path_of(add.image_id), image_id=add.image_id, tags=tags)
+    if execution.skipped_deletes:
+        return
+    for gone in the_plan.delete_images:
+        if gone.image_id not in failed:
+            log.info("deleted", image_id=gone.image_id, reason=str(gone.reason))
+
+
+@dataclass
+class _Session:
+    """One configuration's mirrors, running until asked to stop (a reload starts a new one)."""
+
+    config: Config
+    loops: list[_MirrorLoop] = field(default_factory=list)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        async with open_client(self.config.service, self.config.mirrors) as client:
+            self.loops = [_MirrorLoop(self.config, m, client) for m in self.config.mirrors]
+            self.started.set()
+            await asyncio.gather(*(loop.run() for loop in self.loops))
+
+    async def first_reconciles(self) -> None:
+        await self.started.wait()
+        await asyncio.gather(*(loop.first_done.wait() for loop in self.loops))
+
+    def stop(self) -> None:
+        for loop in self.loops:
+            loop.stop()
+
+    def describe(self) -> str:
+        if not self.loops:
+            return "starting"
+        return "; ".join(loop.state.describe(loop.mirror.name) for loop in self.loops)
+
+    def events_lost(self, message: str) -> None:
+        for loop in self.loops:
+            loop.events_lost(message)
+
+
+class Daemon:
+    """The process: signals, config reloads, systemd notifications, and the current session."""
+
+    def __init__(self, config_path: Path, config: Config, notifier: Notifier) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.notifier = notifier
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._session: _Session | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_stop, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        alarm = WatchAlarm(lambda message: loop.call_soon_threadsafe(self._events_lost, message))
+        alarm.install()
+        helpers = [
+            asyncio.create_task(self._watchdog_pings()),
+            asyncio.create_task(self._status_lines()),
+        ]
+        self._log_start()
+        try:
+            while not self._stop.is_set():
+                session = self._session = _Session(self.config)
+                task = asyncio.create_task(session.run())
+                # READY=1 at start, and again once a reloaded config's first reconciles are done.
+                await self._send_ready(session, task)
+                restart = await self._serve(session, task)
+                await self._end(session, task)
+                if not restart:
+                    break
+        finally:
+            alarm.remove()
+            for helper in helpers:
+                helper.cancel()
+            self.notifier.close()
+        _log.info("stopped")
+        return EXIT_OK
+
+    def _log_start(self) -> None:
+        _log.info(
+            "started",
+            pid=os.getpid(),
+            config=str(self.config_path),
+            mirrors=[m.name for m in self.config.mirrors],
+            settle_seconds=self.config.daemon.settle_seconds,
+            notify=self.notifier.enabled,
+            watchdog_seconds=self.notifier.watchdog_interval,
+        )
+
+    def _on_stop(self, name: str) -> None:
+        if not self._stop.is_set():
+            _log.info("stopping", signal=name)
+            self.notifier.stopping()
+            self._stop.set()
+            # The backstop: whatever hangs (a thread hashing a huge file cannot be cancelled),
+            # the process ends within the bound systemd and the user were promised.
+            limit = self.config.daemon.shutdown_timeout_seconds
+            timer = threading.Timer(limit, _exit_now, args=(limit,))
+            timer.daemon = True
+            timer.start()
+        if self._session is not None:
+            self._session.stop()
+
+    def _events_lost(self, message: str) -> None:
+        if self._session is not None:
+            self._session.events_lost(message)
+
+    async def _send_ready(self, session: _Session, task: asyncio.Task[None]) -> None:
+        """READY=1 once every mirror's first reconcile is over (not if the session ended)."""
+        first = asyncio.create_task(session.first_reconciles())
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({first, task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        first.cancel()
+        stop.cancel()
+        if task.done() or self._stop.is_set():
+            return
+        self.notifier.ready(session.describe())
+        _log.info("ready", status=session.describe())
+
+    async def _serve(self, session: _Session, task: asyncio.Task[None]) -> bool:
+        """Wait for a stop (return False) or an accepted reload (return True)."""
+        while True:
+            stop = asyncio.create_task(self._stop.wait())
+            reload = asyncio.create_task(self._reload.wait())
+            await asyncio.wait({task, stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            reload.cancel()
+            if self._stop.is_set():
+                return False
+            if task.done():
+                task.result()  # a session only ends early by raising: let it surface
+                return False
+            self._reload.clear()
+            self.notifier.reloading()
+            try:
+                new = await asyncio.to_thread(_load, self.config_path)
+            except SyncError as exc:
+                _log.error("config_reload_rejected", error=str(exc), kept="the running config")
+                self.notifier.ready(session.describe())
+                continue
+            for warning in new.warnings:
+                _log.warning("config_warning", warning=warning)
+            _log.info("config_reloaded", mirrors=[m.name for m in new.mirrors])
+            self.config = new
+            return True
+
+    async def _end(self, session: _Session, task: asyncio.Task[None]) -> None:
+        """Stop the session: let in-flight work finish within the budget, then cancel it."""
+        session.stop()
+        budget = self.config.daemon.shutdown_timeout_seconds
+        grace = max(budget - _SHUTDOWN_MARGIN, budget / 2)
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            _log.warning("shutdown_cancelling", after_seconds=grace)
+            task.cancel()
+            await asyncio.wait({task}, timeout=max(budget - grace - 0.5, 0.1))
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, SyncError):
+                raise exc
+            _log.error("session_failed", error=repr(exc))
+
+    async def _watchdog_pings(self) -> None:
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _status_lines(self) -> None:
+        if not self.notifier.enabled:
+            return
+        while True:
+            await asyncio.sleep(1.0)
+            if self._session is not None and not self._stop.is_set():
+                self.notifier.status(self._session.describe())
+
+
+def _exit_now(limit: float) -> None:
+    _log.error("shutdown_timeout", seconds=limit, action="exiting now")
+    sys.stderr.flush()
+    os._exit(EXIT_OK)

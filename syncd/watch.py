@@ -1,0 +1,272 @@
+"""Folder watching for `syncd run`: watchdog events become coalesced dirty paths that must settle.
+
+Public names: SettleTracker, Watcher, WatchAlarm, hold_unsettled, accepts_path, make_observer,
+watch_failure_advice.
+
+Events are hints, never facts: they only mark a path (relative to the root, posix) dirty in a
+`SettleTracker` the daemon's loop owns. A dirty path counts as settled once its (size, mtime)
+has not changed for `settle` seconds; the daemon then rescans the tree and plans as usual, with
+`hold_unsettled` holding back whatever is still being written. The tracker and the hold rule
+take their clocks and `stat` as parameters, so they are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from syncd.model import LocalSnapshot, Problem, ProblemKind, Skipped
+
+_GONE = (-1, -1)  # the stat of a path that does not exist (a deletion settles like a change)
+_UNSEEN = (-2, -2)  # not stat'ed yet
+
+
+def _stat_key(path: str, stat: Callable[[str], os.stat_result]) -> tuple[int, int]:
+    try:
+        st = stat(path)
+    except OSError:
+        return _GONE
+    return (st.st_size, st.st_mtime_ns)
+
+
+@dataclasses.dataclass
+class _Dirty:
+    stat: tuple[int, int]
+    changed_at: float
+
+
+class SettleTracker:
+    """Dirty paths under one root, each with the time its stat last changed."""
+
+    def __init__(
+        self,
+        root: Path,
+        settle: float,
+        *,
+        stat: Callable[[str], os.stat_result] = os.stat,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self.settle = settle
+        self._stat = stat
+        self._clock = clock
+        self._dirty: dict[str, _Dirty] = {}
+
+    def touch(self, rel: str) -> None:
+        """An event for `rel`: it is dirty, and its settle time starts again."""
+        self._dirty[rel] = _Dirty(_UNSEEN, self._clock())
+
+    def add(self, rel: str) -> None:
+        """Make `rel` dirty unless it already is (its settle time keeps running)."""
+        if rel not in self._dirty:
+            self.touch(rel)
+
+    def poll(self) -> list[str]:
+        """Stat every dirty path; return (and forget) those unchanged for `settle` seconds."""
+        now = self._clock()
+        settled = []
+        for rel, dirty in list(self._dirty.items()):
+            key = _stat_key(str(self.root / rel), self._stat)
+            if key != dirty.stat:
+                if dirty.stat is not _UNSEEN:
+                    dirty.changed_at = now
+                dirty.stat = key
+            elif now - dirty.changed_at >= self.settle:
+                settled.append(rel)
+                del self._dirty[rel]
+        return settled
+
+    def unsettled(self) -> frozenset[str]:
+        return frozenset(self._dirty)
+
+    def next_check(self) -> float | None:
+        """Seconds until a poll may find something settled (None: nothing is dirty)."""
+        if not self._dirty:
+            return None
+        soonest = min(d.changed_at for d in self._dirty.values()) + self.settle
+        return max(0.0, soonest - self._clock())
+
+    def __len__(self) -> int:
+        return len(self._dirty)
+
+
+def _under(rel: str, paths: Collection[str]) -> bool:
+    """True if `rel` or a folder above it is in `paths`."""
+    if rel in paths:
+        return True
+    parts = PurePosixPath(rel).parts
+    return any("/".join(parts[:i]) in paths for i in range(1, len(parts)))
+
+
+def hold_unsettled(
+    local: LocalSnapshot,
+    unsettled: Collection[str],
+    settled: Collection[str],
+    *,
+    settle_ns: int,
+    now_ns: int,
+) -> tuple[LocalSnapshot, list[str]]:
+    """Return `local` with files still being written held back, and the held paths.
+
+    A file is held if it (or a folder above it) is dirty and unsettled, or if it is not known to
+    have settled and its mtime is within `settle_ns` of `now_ns` (a write the watcher has not
+    reported yet, or no watcher at all). A held file becomes a `Skipped` entry with a read-error
+    kind: its content is unknown this run, so nothing is uploaded from it and the planner's guard
+    deletes nothing that run (the held file may be the new home of content that looks deleted).
+    """
+    kept, held = [], []
+    for f in local.files:
+        recent = abs(now_ns - f.mtime_ns) < settle_ns and f.path not in settled
+        if recent or _under(f.path, unsettled):
+            held.append(f.path)
+        else:
+            kept.append(f)
+    if not held:
+        return local, []
+    problem = Problem(ProblemKind.CHANGED_WHILE_READING, "still being written; waiting to settle")
+    skipped = tuple(sorted((*local.skipped, *(Skipped(p, problem) for p in held)), key=_path))
+    return dataclasses.replace(local, files=tuple(kept), skipped=skipped), held
+
+
+def _path(s: Skipped) -> str:
+    return s.path
+
+
+def accepts_path(rel: str, is_directory: bool, extensions: Iterable[str]) -> bool:
+    """True if an event on `rel` can matter: not hidden (the marker, editors' temp files) and, for
+    a file, one of the mirrored extensions (a `.part` file counts once renamed)."""
+    if not rel or rel == "." or rel.startswith("../"):
+        return False
+    if any(part.startswith(".") for part in rel.split("/")):
+        return False
+    if is_directory:
+        return True
+    return PurePosixPath(rel).suffix.lower() in {e.lower() for e in extensions}
+
+
+def make_observer() -> BaseObserver:
+    """Return a new watchdog observer (inotify on Linux). The seam the watch-limit test replaces."""
+    return Observer()
+
+
+def watch_failure_advice(exc: OSError) -> str:
+    """Say which limit an observer failure hit and how to raise it."""
+    if exc.errno == errno.ENOSPC:
+        return (
+            "inotify watch limit reached (fs.inotify.max_user_watches; one watch per folder)."
+            " Raise it: `sudo sysctl fs.inotify.max_user_watches=524288`, and make it permanent in"
+            " /etc/sysctl.d/90-syncd.conf"
+        )
+    if exc.errno == errno.EMFILE:
+        return (
+            "the inotify instance limit is reached (fs.inotify.max_user_instances). Raise it:"
+            " `sudo sysctl fs.inotify.max_user_instances=1024`, and make it permanent in"
+            " /etc/sysctl.d/90-syncd.conf"
+        )
+    if exc.errno == errno.ENOENT:
+        return "the root folder does not exist"
+    return f"the folder watcher failed: {exc.strerror or exc}"
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads change nothing
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        self.watcher.report(
+            [os.fsdecode(p) for p in paths if p], is_directory=bool(event.is_directory)
+        )
+
+
+class Watcher:
+    """A recursive watchdog observer on one root, reporting relative paths that may matter."""
+
+    def __init__(
+        self,
+        root: Path,
+        extensions: Iterable[str],
+        on_paths: Callable[[list[str]], None],
+    ) -> None:
+        self.root = root
+        self.extensions = tuple(extensions)
+        self.on_paths = on_paths  # called on watchdog's thread
+        self._observer: BaseObserver | None = None
+
+    def start(self) -> None:
+        """Start watching; raise OSError if the observer cannot (root missing, inotify limits)."""
+        observer = make_observer()
+        try:
+            observer.schedule(_Handler(self), str(self.root), recursive=True)
+            observer.start()
+        except BaseException:
+            _stop_quietly(observer, 1.0)
+            raise
+        self._observer = observer
+
+    def report(self, paths: list[str], *, is_directory: bool) -> None:
+        rels = []
+        for path in paths:
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            if accepts_path(rel, is_directory, self.extensions):
+                rels.append(rel)
+        if rels:
+            self.on_paths(rels)
+
+    def alive(self) -> bool:
+        """False once the observer or one of its emitter threads has died."""
+        observer = self._observer
+        if observer is None or not observer.is_alive():
+            return False
+        return all(emitter.is_alive() for emitter in observer.emitters)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        if self._observer is not None:
+            _stop_quietly(self._observer, timeout)
+            self._observer = None
+
+
+def _stop_quietly(observer: BaseObserver, timeout: float) -> None:
+    try:
+        observer.stop()
+        if observer.is_alive():
+            observer.join(timeout)
+    except (OSError, RuntimeError):
+        pass
+
+
+class WatchAlarm(logging.Handler):
+    """Hears watchdog's own warnings (inotify queue overflow, watches it could not rebuild): events
+    were lost, so `on_alarm(message)` asks for a rescan."""
+
+    LOGGERS = ("watchdog.observers.inotify", "watchdog.observers.inotify_c")
+
+    def __init__(self, on_alarm: Callable[[str], Any]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.on_alarm = on_alarm
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.on_alarm(record.getMessage())
+        except Exception:  # a logging handler must not raise into watchdog's thread
+            self.handleError(record)
+
+    def install(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def remove(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
