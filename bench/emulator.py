@@ -1,0 +1,178 @@
+"""The emulator as the benchmark runs it: a subprocess serving syncd's emulator app, wrapped in a
+counter of what arrives on the wire.
+
+Run as `python -m bench.emulator --port 0 [--tps N] [--latency MS]`; it prints its URL on the
+first line of stdout. `GET /bench/stats` answers the counts since the last `POST /bench/reset`:
+API requests (throttled ones included, by status) with their request body bytes, and image
+downloads (blob GETs) with their response bytes. The counter sits outside the emulator's own
+middleware, so it sees every request the client sent, whichever answer it got; it lives here
+rather than in syncd/emulator so the emulator stays as the tests know it.
+
+Key: from the SYNCD_EMULATOR_TRAINING_KEY environment variable (never on the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import threading
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.emulator.app import create_app
+from syncd.emulator.faults import Faults
+from syncd.emulator.server import KEY_ENV, _bind, _url
+from syncd.emulator.store import DEFAULT_QUOTAS, Store
+
+STATS_PATH = "/bench/stats"
+RESET_PATH = "/bench/reset"
+API_PREFIX = "/customvision/"
+
+
+class WireCounter:
+    """Counts requests and bytes per kind; the totals a benchmark compares."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.api_requests = 0
+            self.api_body_bytes = 0
+            self.by_status: Counter[int] = Counter()
+            self.by_route: Counter[str] = Counter()
+            self.bytes_by_route: Counter[str] = Counter()
+            self.downloads = 0
+            self.download_bytes = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "api_requests": self.api_requests,
+                "api_body_bytes": self.api_body_bytes,
+                "throttled": self.by_status.get(429, 0),
+                "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+                "by_route": dict(sorted(self.by_route.items())),
+                "bytes_by_route": dict(sorted(self.bytes_by_route.items())),
+                "downloads": self.downloads,
+                "download_bytes": self.download_bytes,
+            }
+
+
+def _route_name(method: str, path: str) -> str:
+    """`POST images/files` from `/customvision/v3.x/training/projects/<id>/images/files`."""
+    parts = path.split("/")
+    # ['', 'customvision', 'v3.3', 'training', 'projects', '<id>', ...]
+    rest = parts[6:] if len(parts) > 5 and parts[4] == "projects" else parts[4:5]
+    rest = ["{id}" if len(p) == 36 and p.count("-") == 4 else p for p in rest]
+    return f"{method} {'/'.join(rest) or 'project'}"
+
+
+class CountingMiddleware:
+    """Serve /bench/stats and /bench/reset; count everything else on its way in."""
+
+    def __init__(self, app: ASGIApp, counter: WireCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in (STATS_PATH, RESET_PATH):
+            if path == RESET_PATH:
+                self.counter.reset()
+            body = json.dumps(self.counter.snapshot()).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        counter = self.counter
+        if not path.startswith(API_PREFIX):
+            sent = 0
+
+            async def counting_send(message: Message) -> None:
+                nonlocal sent
+                if message["type"] == "http.response.body":
+                    sent += len(message.get("body", b""))
+                await send(message)
+
+            await self.app(scope, receive, counting_send)
+            with counter._lock:
+                counter.downloads += 1
+                counter.download_bytes += sent
+            return
+
+        received = 0
+        status = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def status_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, status_send)
+        finally:
+            with counter._lock:
+                counter.api_requests += 1
+                counter.api_body_bytes += received
+                counter.by_status[status] += 1
+                route = _route_name(scope["method"], path)
+                counter.by_route[route] += 1
+                counter.bytes_by_route[route] += received
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tps", type=float, default=None)
+    parser.add_argument("--latency", type=float, default=0.0, metavar="MS")
+    args = parser.parse_args()
+    key = os.environ.get(KEY_ENV) or None
+    store = Store(None, DEFAULT_QUOTAS)  # in memory: the benchmark's data is thrown away
+    faults = Faults(tps=args.tps, latency_ms=args.latency)
+    app = CountingMiddleware(create_app(store, training_key=key, faults=faults), WireCounter())
+    sock = _bind(args.host, args.port)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    print(_url(sock), flush=True)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

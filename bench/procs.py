@@ -1,0 +1,140 @@
+"""Subprocesses the benchmark measures, and the emulator process it serves them from.
+
+`run_measured` runs a command and returns its wall time, peak RSS and I/O counters. The RSS and
+I/O are the child's alone: the child is waited for without being reaped (waitid WNOWAIT) so its
+/proc/<pid>/io can still be read, then reaped with wait4, whose rusage is that child's only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PYTHON = sys.executable
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Measured:
+    """One finished subprocess: what it printed and what it cost."""
+
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    max_rss_mb: float
+    cpu_s: float
+    rchar: int  # bytes read through read syscalls (page cache hits included)
+    read_bytes: int  # bytes fetched from the block device
+    stdout: str
+    stderr: str
+
+    def json_out(self) -> dict[str, Any]:
+        """The command's --json document (the last line of stdout that parses)."""
+        for line in reversed(self.stdout.strip().splitlines()):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    return value
+        raise RuntimeError(
+            f"no JSON from {' '.join(self.argv[:4])}... (exit {self.returncode}): "
+            f"{self.stderr.strip()[-2000:]}"
+        )
+
+
+def _proc_io(pid: int) -> dict[str, int]:
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return {}
+    return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
+
+
+def run_measured(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 1800.0,
+) -> Measured:
+    """Run argv to completion; measure wall time, peak RSS, CPU and bytes read."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), stdout=out, stderr=err, env=dict(env) if env else None, cwd=cwd
+        )
+        deadline = start + timeout_s
+        while True:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+            if info is not None:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
+        io = _proc_io(proc.pid)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            argv=list(argv),
+            returncode=proc.returncode,
+            wall_s=wall,
+            max_rss_mb=usage.ru_maxrss / 1024,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            rchar=io.get("rchar", 0),
+            read_bytes=io.get("read_bytes", 0),
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+        )
+
+
+@dataclass
+class Emulator:
+    """A `python -m bench.emulator` subprocess and its URL."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/bench/stats", timeout=30) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/bench/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+
+@contextlib.contextmanager
+def emulator(key: str, *, tps: float | None = None, latency_ms: float = 0.0) -> Iterator[Emulator]:
+    """Start the counting emulator in its own process; stop it on exit."""
+    argv = [PYTHON, "-m", "bench.emulator", "--port", "0", "--latency", str(latency_ms)]
+    if tps:
+        argv += ["--tps", str(tps)]
+    env = {**os.environ, "SYNCD_EMULATOR_TRAINING_KEY": key}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().decode().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"the emulator did not start (printed {url!r})")
+        yield Emulator(url, proc, {"tps": tps, "latency_ms": latency_ms})
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

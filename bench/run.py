@@ -1,0 +1,816 @@
+"""`python -m bench`: generate the data, start the emulator, run scenarios A-F, print one table and
+write the results as JSON. See bench/README.md for what each scenario measures and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.procs import PYTHON, REPO, Emulator, Measured, emulator, run_measured
+
+API = "/customvision/v3.3/training"
+DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; FULL holds the issue's N."""
+
+    a_folders: int
+    a_per_folder: int
+    a_tps: float | None
+    a_latency_ms: float
+    b_folders: int
+    b_per_folder: int
+    c_moved: int
+    c_other: int
+    d_files: int
+    d_mean_gap_s: float
+    f_bytes: int
+
+
+FULL = Sizes(
+    a_folders=10,
+    a_per_folder=1000,
+    a_tps=10,
+    a_latency_ms=500,
+    b_folders=100,
+    b_per_folder=1000,
+    c_moved=5000,
+    c_other=500,
+    d_files=200,
+    d_mean_gap_s=0.2,
+    f_bytes=2 * 1024 * MB,
+)
+SMOKE = Sizes(
+    a_folders=2,
+    a_per_folder=64,
+    a_tps=None,
+    a_latency_ms=0,
+    b_folders=5,
+    b_per_folder=100,
+    c_moved=130,
+    c_other=10,
+    d_files=8,
+    d_mean_gap_s=0.05,
+    f_bytes=20 * MB,
+)
+TARGET_N = {"A": 10_000, "B": 100_000, "C": 5_000, "D": 200, "E": 100_000, "F": 2 * 1024 * MB}
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    metric: str
+    syncd: str
+    reference: str = ""
+    ratio: str = ""
+    target: str = ""
+    met: bool | None = None  # None: informative, no target
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.met is None else ("met" if self.met else "MISSED")
+
+
+@dataclass
+class Bench:
+    """What every scenario shares: sizes, the key, a scratch folder, rows and raw results."""
+
+    sizes: Sizes
+    smoke: bool
+    work: Path
+    key: str = field(default_factory=lambda: secrets.token_hex(16))
+    rows: list[Row] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SYNCD_TRAINING_KEY": self.key}
+
+    def row(self, *args: Any, **kwargs: Any) -> None:
+        self.rows.append(Row(*args, **kwargs))
+
+    # --- the service ------------------------------------------------------------------------
+
+    def http(self, emu: Emulator, method: str, path: str, **query: str) -> Any:
+        url = f"{emu.url}{API}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(url, method=method, headers={"Training-Key": self.key})
+        for attempt in range(20):  # the bench's own calls may meet the emulator's throttle
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    body = response.read()
+                return json.loads(body) if body else None
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429 or attempt == 19:
+                    raise
+                time.sleep(1)
+        raise AssertionError("unreachable")
+
+    def create_project(self, emu: Emulator, name: str) -> str:
+        project = self.http(emu, "POST", "/projects", name=name, classificationType="Multilabel")
+        return str(project["id"])
+
+    def tagged_images(self, emu: Emulator, project_id: str) -> list[dict[str, Any]]:
+        images: list[dict[str, Any]] = []
+        while True:
+            page = self.http(
+                emu,
+                "GET",
+                f"/projects/{project_id}/images/tagged",
+                take="256",
+                skip=str(len(images)),
+            )
+            images += page
+            if len(page) < 256:
+                return images
+
+    # --- syncd ------------------------------------------------------------------------------
+
+    def config(
+        self, name: str, emu_url: str, root: Path, project_id: str, service: str = ""
+    ) -> Path:
+        path = self.work / f"{name}.yaml"
+        path.write_text(
+            f"state_dir: {self.work / ('state-' + name)}\n"
+            f"service:\n  endpoint: {emu_url}\n{service}"
+            f"mirror:\n  name: {name}\n  root: {root}\n  project_id: {project_id}\n"
+            "  delete: mirror\n"
+        )
+        return path
+
+    def reconcile(self, config: Path, *extra: str) -> tuple[Measured, dict[str, Any]]:
+        argv = [PYTHON, "-m", "syncd", "reconcile", "--config", str(config), "--json", *extra]
+        measured = run_measured(argv, env=self.env, cwd=REPO)
+        document = measured.json_out()
+        if "mirrors" not in document:
+            raise RuntimeError(f"syncd reconcile failed: {document}")
+        return measured, document["mirrors"][0]
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def _mb(n: float) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _scaled(bench: Bench, scenario: str, n: int) -> str:
+    target = TARGET_N[scenario]
+    return "" if n >= target else f" (N={n:,}, issue: {target:,})"
+
+
+# --- A. First sync ------------------------------------------------------------------------------
+
+
+def scenario_a(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    s = bench.sizes
+    root = bench.work / "A"
+    n = s.a_folders * s.a_per_folder
+    image_bytes = data.make_tree(root, s.a_folders, s.a_per_folder, "photo", seed0=1)
+    project = bench.create_project(emu, "A-syncd")
+    config = bench.config("a", emu.url, root, project)  # default rate and concurrency
+    emu.reset()
+    run, report = bench.reconcile(config)
+    wire = emu.stats()
+
+    peer_project = bench.create_project(emu, "A-peer")
+    emu.reset()
+    peer_argv = [PYTHON, "-m", "bench.peer", "--url", emu.url, "--project", peer_project]
+    peer = run_measured([*peer_argv, "--root", str(root)], env=bench.env, cwd=REPO)
+    peer_wire = emu.stats()
+    if peer.returncode != 0:
+        raise RuntimeError(f"the peer failed: {peer.stderr[-2000:]}")
+
+    # Fewest calls that can do it: read the project (GetProject, GetTags, one empty listing
+    # page), create each tag, and CreateImages with 64 images a call (tags and syncd's metadata
+    # both fit in one CreateImagesFromFiles call).
+    min_calls = 3 + s.a_folders + s.a_folders * math.ceil(s.a_per_folder / 64)
+    quota = s.a_tps or 10.0
+    floor_s = min_calls / quota
+    efficiency = floor_s / run.wall_s
+    speedup = peer.wall_s / run.wall_s
+    scale = _scaled(bench, "A", n)
+    settings = f"tps {s.a_tps or 'off'}, latency {s.a_latency_ms:g} ms"
+    ok = report["done"]["uploads"] == n and report["exit_code"] == 0
+    bench.row("A", f"first sync wall{scale}", _s(run.wall_s), f"peer {_s(peer.wall_s)}")
+    bench.row(
+        "A",
+        f"efficiency = floor / wall (floor {_s(floor_s)} = {min_calls} calls / {quota:g}/s)",
+        f"{efficiency:.2f}",
+        f"peer {floor_s / peer.wall_s:.2f}",
+        "",
+        ">= 0.8",
+        efficiency >= 0.8,
+    )
+    bench.row("A", "speedup over peer", _x(speedup), "", "", ">= 4x", speedup >= 4)
+    bench.row(
+        "A",
+        "API requests (received by the emulator; 429s)",
+        f"{wire['api_requests']} ({wire['throttled']})",
+        f"{peer_wire['api_requests']} ({peer_wire['throttled']})",
+        _x(wire["api_requests"] / max(1, peer_wire["api_requests"])),
+        f"min {min_calls}",
+    )
+    bench.row(
+        "A",
+        "bytes sent (request bodies)",
+        _mb(wire["api_body_bytes"]),
+        _mb(peer_wire["api_body_bytes"]),
+        _x(wire["api_body_bytes"] / max(1, peer_wire["api_body_bytes"])),
+        f"images {_mb(image_bytes)}",
+    )
+    bench.row("A", "all images uploaded, exit 0", str(ok), "", "", "True", ok)
+    return {
+        "n": n,
+        "image_bytes": image_bytes,
+        "emulator": settings,
+        "min_calls": min_calls,
+        "floor_s": floor_s,
+        "syncd": {**_measured(run), "report": _brief(report), "wire": wire},
+        "peer": {**_measured(peer), "output": peer.json_out(), "wire": peer_wire},
+        "efficiency": efficiency,
+        "speedup": speedup,
+    }
+
+
+# --- C. Folder rename ---------------------------------------------------------------------------
+
+
+def scenario_c(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    s = bench.sizes
+    root = bench.work / "C"
+    moved = [root / "before" / f"c{i:06d}.jpg" for i in range(s.c_moved)]
+    other = [root / "other" / f"o{i:06d}.jpg" for i in range(s.c_other)]
+    data.write_images([*moved, *other], "photo", seed0=10_000_000)
+    moved_bytes = sum(p.stat().st_size for p in moved)
+    peer_root = bench.work / "C-peer"
+    shutil.copytree(root, peer_root)
+
+    project = bench.create_project(emu, "C-syncd")
+    config = bench.config("c", emu.url, root, project)
+    setup, setup_report = bench.reconcile(config)
+    if setup_report["exit_code"] != 0:
+        raise RuntimeError(f"C setup sync failed: {setup_report}")
+    (root / "before").rename(root / "after")
+    emu.reset()
+    run, report = bench.reconcile(config)
+    wire = emu.stats()
+
+    peer_project = bench.create_project(emu, "C-peer")
+    state = bench.work / "C-peer-state.json"
+    peer_argv = [PYTHON, "-m", "bench.peer", "--url", emu.url, "--project", peer_project]
+    peer_argv += ["--root", str(peer_root), "--state", str(state)]
+    staged = run_measured([*peer_argv, "--threads", "4"], env=bench.env, cwd=REPO)
+    if staged.returncode != 0:
+        raise RuntimeError(f"C peer setup failed: {staged.stderr[-2000:]}")
+    (peer_root / "before").rename(peer_root / "after")
+    emu.reset()
+    peer = run_measured(peer_argv, env=bench.env, cwd=REPO)
+    peer_wire = emu.stats()
+    if peer.returncode != 0:
+        raise RuntimeError(f"the peer failed: {peer.stderr[-2000:]}")
+
+    # Reads on the cheap path (GetProject, GetTags, GetImageCount), the new tag, then untag
+    # (DeleteImageTags: 64 images a call) and tag (CreateImageTags: 128 pairs a call).
+    min_calls = 3 + 1 + math.ceil(s.c_moved / 64) + math.ceil(s.c_moved / 128)
+    upload_bytes = _upload_bytes(wire)
+    calls = wire["api_requests"]
+    scale = _scaled(bench, "C", s.c_moved)
+    bench.row("C", f"rename wall{scale}", _s(run.wall_s), f"peer {_s(peer.wall_s)}",
+              _x(peer.wall_s / run.wall_s))  # fmt: skip
+    bench.row(
+        "C",
+        "image bytes uploaded",
+        _n(upload_bytes),
+        _mb(_upload_bytes(peer_wire)),
+        "",
+        "0",
+        upload_bytes == 0,
+    )
+    bench.row(
+        "C",
+        f"API requests (min {min_calls} by batch limits)",
+        f"{calls}",
+        f"{peer_wire['api_requests']}",
+        _x(calls / min_calls),
+        "<= 1.1x min",
+        calls <= 1.1 * min_calls,
+    )
+    retagged = report["done"]["add_tags"] == s.c_moved and report["exit_code"] == 0
+    bench.row("C", "all moved images retagged, exit 0", str(retagged), "", "", "True", retagged)
+    return {
+        "moved": s.c_moved,
+        "other": s.c_other,
+        "moved_bytes": moved_bytes,
+        "min_calls": min_calls,
+        "setup": {**_measured(setup), "report": _brief(setup_report)},
+        "syncd": {**_measured(run), "report": _brief(report), "wire": wire},
+        "peer": {**_measured(peer), "output": peer.json_out(), "wire": peer_wire},
+    }
+
+
+_CREATE_ROUTES = ("POST images", "POST images/files")  # CreateImagesFromData / FromFiles
+
+
+def _upload_bytes(wire: dict[str, Any]) -> int:
+    """Request body bytes of the image-creating calls (image bytes and their framing)."""
+    return sum(wire["bytes_by_route"].get(route, 0) for route in _CREATE_ROUTES)
+
+
+# --- B and E. No-op reconcile and memory --------------------------------------------------------
+
+_BARE_WALK = """
+import os, sys
+n = 0
+for folder, _, files in os.walk(sys.argv[1]):
+    for name in files:
+        os.stat(os.path.join(folder, name))
+        n += 1
+print(n)
+"""
+
+
+def scenario_b_e(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    s = bench.sizes
+    root = bench.work / "B"
+    n = s.b_folders * s.b_per_folder
+    tree_bytes = data.make_tree(root, s.b_folders, s.b_per_folder, "tiny", seed0=20_000_000)
+    # A tree already in sync is not minutes old: without this the first no-op would hash every
+    # file again, as the scanner rightly distrusts a hash taken within 2 s of a file's mtime.
+    data.age_tree(root, seconds=3600)
+    project = bench.create_project(emu, "B-syncd")
+    # The emulator here has no quota: let syncd go as fast as it can to stage the tree.
+    service = "  rate_per_second: 1000\n"
+    config = bench.config("b", emu.url, root, project, service)
+    first, first_report = bench.reconcile(config)
+    if first_report["exit_code"] != 0 or first_report["done"]["uploads"] != n:
+        raise RuntimeError(f"B/E first sync failed: {_brief(first_report)}")
+
+    walk_argv = [PYTHON, "-c", _BARE_WALK, str(root)]
+    run_measured(walk_argv)  # warm the page cache for both
+    walks: list[Measured] = []
+    noops: list[tuple[Measured, dict[str, Any]]] = []
+    for _ in range(2):
+        walks.append(run_measured(walk_argv))
+        emu.reset()
+        noops.append((*bench.reconcile(config), emu.stats()))  # type: ignore[arg-type]
+    walk = min(walks, key=lambda m: m.wall_s)
+    noop, report, wire = min(noops, key=lambda t: t[0].wall_s)  # type: ignore[misc]
+    ratio = noop.wall_s / walk.wall_s
+    calls = report["api_calls"]
+    scale = _scaled(bench, "B", n)
+    bench.row(
+        "B",
+        f"no-op reconcile wall{scale}",
+        _s(noop.wall_s),
+        f"bare walk {_s(walk.wall_s)}",
+        _x(ratio),
+        "<= 2x walk",
+        ratio <= 2,
+    )
+    seen = wire["api_requests"]
+    bench.row(
+        "B",
+        "API calls (syncd's count; emulator's)",
+        f"{calls}; {seen}",
+        "",
+        "",
+        "<= 3",
+        calls <= 3 and seen <= 3,
+    )
+    bench.row(
+        "B",
+        "files re-read (hashed)",
+        str(report["local"]["hashed"]),
+        "",
+        "",
+        "0",
+        report["local"]["hashed"] == 0,
+    )
+    bench.row(
+        "B",
+        "bytes read (read syscalls; from disk)",
+        f"{_mb(noop.rchar)}; {_mb(noop.read_bytes)}",
+        f"walk {_mb(walk.rchar)}",
+        "",
+        f"tree {_mb(tree_bytes)}",
+    )
+    for label, m in (("first sync", first), ("no-op", noop)):
+        bench.row(
+            "E",
+            f"peak RSS, {label}{_scaled(bench, 'E', n)}",
+            f"{m.max_rss_mb:.0f} MB",
+            "",
+            "",
+            "< 200 MB",
+            m.max_rss_mb < 200,
+        )
+    return {
+        "n": n,
+        "tree_bytes": tree_bytes,
+        "first_sync": {**_measured(first), "report": _brief(first_report)},
+        "bare_walks": [_measured(m) for m in walks],
+        "noops": [{**_measured(m), "report": _brief(r), "wire": w} for m, r, w in noops],
+        "ratio": ratio,
+    }
+
+
+# --- D. Daemon latency --------------------------------------------------------------------------
+
+
+def daemon_available() -> bool:
+    probe = subprocess.run(
+        [PYTHON, "-m", "syncd", "run", "--help"], capture_output=True, cwd=REPO, timeout=60
+    )
+    return probe.returncode == 0
+
+
+def _find_settle(config: Path) -> float | None:
+    """The settle time the daemon will use, read from the loaded config (field name *settle*)."""
+    from syncd.config import load_config
+
+    loaded = load_config(config)
+    seen: set[int] = set()
+
+    def search(obj: Any) -> float | None:
+        if id(obj) in seen or not dataclasses.is_dataclass(obj):
+            return None
+        seen.add(id(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if "settle" in f.name and isinstance(value, int | float):
+                return float(value)
+            items = value if isinstance(value, tuple | list) else (value,)
+            for item in items:
+                found = search(item)
+                if found is not None:
+                    return found
+        return None
+
+    return search(loaded)
+
+
+class _Visibility(threading.Thread):
+    """Poll the project's tagged images; note when each expected content first shows its tag."""
+
+    def __init__(self, bench: Bench, emu: Emulator, project: str, interval_s: float) -> None:
+        super().__init__(daemon=True)
+        self.bench, self.emu, self.project, self.interval_s = bench, emu, project, interval_s
+        self.expected: dict[str, str] = {}  # sha256 -> tag name
+        self.seen: dict[str, float] = {}  # sha256 -> monotonic time first seen tagged
+        self.hashes: dict[str, str] = {}  # image id -> sha256
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.polls = 0
+
+    def expect(self, sha256: str, tag: str) -> None:
+        with self.lock:
+            self.expected[sha256] = tag
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll()
+            except Exception:
+                traceback.print_exc()
+            self.stop.wait(self.interval_s)
+
+    def poll(self) -> None:
+        images = self.bench.tagged_images(self.emu, self.project)
+        now = time.monotonic()
+        self.polls += 1
+        for image in images:
+            image_id = image["id"]
+            if image_id not in self.hashes:
+                with urllib.request.urlopen(image["originalImageUri"], timeout=30) as response:
+                    self.hashes[image_id] = hashlib.sha256(response.read()).hexdigest()
+            sha = self.hashes[image_id]
+            tags = {t["tagName"] for t in image.get("tags", [])}
+            with self.lock:
+                if sha in self.expected and sha not in self.seen and self.expected[sha] in tags:
+                    self.seen[sha] = now
+
+    def wait_for(self, shas: list[str], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(s in self.seen for s in shas):
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+def scenario_d(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    s = bench.sizes
+    if not daemon_available():
+        bench.row("D", "daemon latency", "not available", "", "", "p95 <= settle + 1.5 s", None)
+        return {"skipped": "`syncd run` is not available in this tree yet"}
+    root = bench.work / "D"
+    folders = ["alpha", "beta", "gamma"]
+    project = bench.create_project(emu, "D-syncd")
+    config = bench.config("d", emu.url, root, project)
+    settle = _find_settle(config)
+    watcher = _Visibility(bench, emu, project, interval_s=0.05)
+    seeds: list[str] = []
+    for i, folder in enumerate(folders):  # one image per folder before the daemon starts
+        payload = data.photo_jpeg(30_000_000 + i)
+        (root / folder).mkdir(parents=True)
+        (root / folder / "seed.jpg").write_bytes(payload)
+        sha = hashlib.sha256(payload).hexdigest()
+        watcher.expect(sha, folder)
+        seeds.append(sha)
+    log = (bench.work / "D-daemon.log").open("wb")
+    daemon = subprocess.Popen(
+        [PYTHON, "-m", "syncd", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=bench.env,
+        cwd=REPO,
+    )
+    watcher.start()
+    closed: dict[str, float] = {}
+    try:
+        if not watcher.wait_for(seeds, timeout_s=60):
+            raise RuntimeError("the daemon did not sync the initial tree within 60 s")
+        rng = random.Random(7)
+        for i in range(s.d_files):
+            time.sleep(rng.uniform(0, 2 * s.d_mean_gap_s))
+            folder = rng.choice(folders)
+            payload = data.photo_jpeg(30_000_100 + i)
+            sha = hashlib.sha256(payload).hexdigest()
+            watcher.expect(sha, folder)
+            with open(root / folder / f"drop{i:04d}.jpg", "wb") as f:
+                f.write(payload)
+            closed[sha] = time.monotonic()
+        all_seen = watcher.wait_for(list(closed), timeout_s=(settle or 5) + 60)
+    finally:
+        watcher.stop.set()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        watcher.join(timeout=10)
+    latencies = sorted(watcher.seen[s] - closed[s] for s in closed if s in watcher.seen)
+    missing = len(closed) - len(latencies)
+    if not latencies:
+        raise RuntimeError("no dropped file became visible")
+    p50, p95 = _percentile(latencies, 50), _percentile(latencies, 95)
+    worst = latencies[-1]
+    scale = _scaled(bench, "D", s.d_files)
+    budget = None if settle is None else settle + 1.5
+    bench.row(
+        "D",
+        f"close -> visible with tag, p50 / p95 / max{scale}",
+        f"{p50:.2f} / {p95:.2f} / {worst:.2f} s",
+        f"settle {settle if settle is not None else 'unknown'} s",
+        "",
+        "p95 <= settle + 1.5 s" if budget is None else f"p95 <= {budget:.2f} s",
+        None if budget is None else (p95 <= budget and missing == 0),
+    )
+    if missing:
+        bench.row("D", "files never visible", str(missing), "", "", "0", False)
+    return {
+        "files": s.d_files,
+        "settle_s": settle,
+        "latencies_s": latencies,
+        "p50_s": p50,
+        "p95_s": p95,
+        "max_s": worst,
+        "missing": missing,
+        "all_seen": all_seen,
+        "poll_interval_s": watcher.interval_s,
+        "polls": watcher.polls,
+        "daemon_exit": daemon.returncode,
+    }
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+# --- F. Hashing ---------------------------------------------------------------------------------
+
+
+def _drop_caches(files: list[Path]) -> bool:
+    """Evict the files from the page cache: drop_caches as root, else fadvise per file."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        return True
+    except OSError:
+        pass
+    evicted = True
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            evicted = False
+        finally:
+            os.close(fd)
+    return evicted
+
+
+def scenario_f(bench: Bench) -> dict[str, Any]:
+    s = bench.sizes
+    root = bench.work / "F"
+    per_file = len(data.large_png(0))
+    count = max(1, s.f_bytes // per_file)
+    files = [root / "class000" / f"big{i:05d}.png" for i in range(count)]
+    total = data.write_images(files, "large", seed0=40_000_000)
+    config = bench.config("f", "http://127.0.0.1:9", root, "00000000-0000-0000-0000-00000000000f")
+
+    cold_scan = _drop_caches(files)
+    scan_run = run_measured([PYTHON, "-m", "bench.scanner", str(config)], cwd=REPO)
+    scanned = scan_run.json_out()
+    cold_sum = _drop_caches(files)
+    sha_run = run_measured(["sha256sum", *map(str, files)])
+    lines = sorted(line for line in sha_run.stdout.splitlines() if line.strip())
+    agree = hashlib.sha256("\n".join(lines).encode()).hexdigest() == scanned["digest"]
+
+    scan_rate = scanned["bytes"] / scanned["seconds"]
+    sum_rate = total / sha_run.wall_s
+    ratio = scan_rate / sum_rate
+    cache = "cold cache" if cold_scan and cold_sum else "WARM cache (could not evict)"
+    scale = "" if total >= TARGET_N["F"] else f" (issue: {_mb(TARGET_N['F'])})"
+    bench.row(
+        "F",
+        f"hash throughput, {cache}, {_mb(total)}{scale}",
+        f"{scan_rate / MB:.0f} MB/s",
+        f"sha256sum {sum_rate / MB:.0f} MB/s",
+        _x(ratio),
+        ">= 0.8x",
+        ratio >= 0.8 and agree,
+    )
+    if not agree:
+        bench.row("F", "scanner hashes equal sha256sum's", "False", "", "", "True", False)
+    return {
+        "files": count,
+        "bytes": total,
+        "cold_cache": cold_scan and cold_sum,
+        "scanner": {**_measured(scan_run), "output": scanned},
+        "sha256sum": _measured(sha_run, keep_stdout=False),
+        "hashes_agree": agree,
+        "ratio": ratio,
+    }
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def _measured(m: Measured, keep_stdout: bool = False) -> dict[str, Any]:
+    out = {
+        "argv": [a if len(a) < 200 else a[:200] + "..." for a in m.argv[:8]],
+        "returncode": m.returncode,
+        "wall_s": round(m.wall_s, 4),
+        "max_rss_mb": round(m.max_rss_mb, 1),
+        "cpu_s": round(m.cpu_s, 3),
+        "rchar": m.rchar,
+        "read_bytes": m.read_bytes,
+    }
+    if keep_stdout:
+        out["stdout"] = m.stdout
+    return out
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    """The counts of a --json mirror report, without the long lists."""
+    keep = ("local", "remote", "planned", "done", "api_calls", "exit_code", "skipped_deletes")
+    out = {k: report[k] for k in keep if k in report}
+    out["failed"] = len(report.get("failed", []))
+    out["first_failures"] = report.get("failed", [])[:3]
+    return out
+
+
+def format_table(rows: list[Row]) -> str:
+    header = Row("scenario", "metric", "syncd", "floor / peer", "ratio", "target")
+    cells = [[r.scenario, r.metric, r.syncd, r.reference, r.ratio, r.target, r.verdict]
+             for r in [header, *rows]]  # fmt: skip
+    cells[0][6] = "met?"
+    widths = [max(len(row[i]) for row in cells) for i in range(7)]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _scenario(bench: Bench, name: str, fn: Callable[[], dict[str, Any]]) -> None:
+    started = time.perf_counter()
+    print(f"bench: scenario {name} ...", file=sys.stderr, flush=True)
+    try:
+        result = fn()
+    except Exception as exc:
+        traceback.print_exc()
+        bench.row(name, "scenario failed", f"{type(exc).__name__}: {exc}"[:120], "", "", "", False)
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    bench.results[name] = result
+    print(f"bench: scenario {name} took {result['seconds']:.1f} s", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny N, no latency (CI)")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON results ({DEFAULT_OUT})")
+    parser.add_argument("--only", default="ABCDEF", help="scenarios to run, e.g. AB")
+    parser.add_argument("--work", type=Path, help="scratch folder (kept); default: a temp dir")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    out = args.out or (DEFAULT_OUT.with_name("smoke.json") if args.smoke else DEFAULT_OUT)
+    only = set(args.only.upper())
+    if "E" in only:
+        only.add("B")  # E measures B's runs
+    if "B" in only:
+        only.add("E")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-", dir=args.work) as tmp:
+        bench = Bench(sizes, args.smoke, Path(tmp))
+        if only & {"A", "C"}:
+            with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as slow:
+                if "A" in only:
+                    _scenario(bench, "A", lambda: scenario_a(bench, slow))
+                if "C" in only:
+                    _scenario(bench, "C", lambda: scenario_c(bench, slow))
+        if only & {"B", "D"}:
+            with emulator(bench.key) as fast:
+                if "B" in only:
+                    _scenario(bench, "B", lambda: scenario_b_e(bench, fast))
+                    bench.results["E"] = {"see": "B (first_sync and noops carry max_rss_mb)"}
+                if "D" in only:
+                    _scenario(bench, "D", lambda: scenario_d(bench, fast))
+        if "F" in only:
+            _scenario(bench, "F", lambda: scenario_f(bench))
+    total = time.perf_counter() - started
+    order = "ABCDEF"
+    bench.rows.sort(key=lambda r: order.index(r.scenario))
+    table = format_table(bench.rows)
+    print(table)
+    print(f"\n{'smoke' if args.smoke else 'full'} run, {total:.0f} s in all")
+    document = {
+        "mode": "smoke" if args.smoke else "full",
+        "command": "python -m bench" + (" --smoke" if args.smoke else ""),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(total, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "sizes": dataclasses.asdict(sizes),
+        "rows": [dataclasses.asdict(r) | {"verdict": r.verdict} for r in bench.rows],
+        "table": table,
+        "scenarios": {k: bench.results[k] for k in sorted(bench.results)},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"results: {out}")
+    failed = any(r.metric == "scenario failed" for r in bench.rows)
+    return 1 if failed else 0
