@@ -97,7 +97,7 @@ def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
             break
     out = []
     for image in raw:
-        original = httpx.get(image["originalImageUri"], timeout=30)
+        original = http.get(image["originalImageUri"])  # an absolute URI overrides the base
         assert original.status_code == 200, original.text
         out.append(
             RemoteImage(
@@ -235,6 +235,11 @@ class Sandbox:
         run = self.cli("reconcile", "--config", str(self.config_path), "--json", *args)
         assert run.document is not None, str(run)
         assert run.document["exit_code"] == run.exit_code, str(run)
+        if run.exit_code == 0 and "--dry-run" not in args:
+            # Exit 0 means everything planned was done: the two tallies must agree.
+            for mirror in run.document["mirrors"]:
+                planned = {k: mirror["planned"][k] for k in mirror["done"]}
+                assert mirror["done"] == planned, f"exit 0 but done != planned\n{run}"
         return run
 
     def status(self, *args: str) -> Run:
