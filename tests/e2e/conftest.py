@@ -7,6 +7,8 @@ The training key comes from SYNCD_TRAINING_KEY, as a user would set it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from conftest import TEST_KEY
@@ -17,7 +19,7 @@ from syncd.emulator.server import EmulatorServer
 
 @pytest.fixture
 def sandbox(
-    tmp_path,
+    tmp_path: Path,
     emulator: EmulatorServer,
     http: httpx.Client,
     project_id: str,

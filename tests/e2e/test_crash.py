@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -66,7 +67,10 @@ def counter(spec_checker: SpecChecker) -> ResponseCounter:
 
 @pytest.fixture
 def slow_box(
-    tmp_path, counter: ResponseCounter, capsys, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    counter: ResponseCounter,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Sandbox]:
     faults = Faults(latency_ms=LATENCY_MS, seed=SEED)
     server = EmulatorServer(training_key=TEST_KEY, faults=faults, response_observer=counter.observe)
