@@ -39,6 +39,7 @@ from syncd.api import (
     UploadItem,
     UploadResult,
 )
+from syncd.api import Tag as ApiTag
 from syncd.api import TagPair as ApiTagPair
 from syncd.api import TagType as ApiTagType
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
@@ -140,17 +141,31 @@ class _Run:
     async def create_tags(self) -> None:
         for action in self.plan.create_tags:
             api_type = ApiTagType(str(action.type))
+            created_by_syncd = True
             try:
                 tag = await self.client.create_tag(self.project_id, action.name, api_type)
             except ApiError as error:
-                self.api_failed(error, "create_tag", [action.name])
-                if self.fatal:
-                    return
-                continue
+                # Made by someone else since the listing (the portal, another syncd): use it.
+                taken = error.code == "BadRequestTagNameNotUnique" and not is_fatal(error)
+                found = await self._existing_tag(action.name, api_type) if taken else None
+                if found is None:
+                    self.api_failed(error, "create_tag", [action.name])
+                    if self.fatal:
+                        return
+                    continue
+                tag, created_by_syncd = found, False
             remote = RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
-            self.ledger.record_tag(remote, created_by_syncd=True)
+            self.ledger.record_tag(remote, created_by_syncd=created_by_syncd)
             self.tag_ids[tag_key(tag.name)] = remote.tag_id
             self.done("create_tags")
+
+    async def _existing_tag(self, name: str, tag_type: ApiTagType) -> ApiTag | None:
+        try:
+            tags = await self.client.list_tags(self.project_id)
+        except ApiError:
+            return None
+        key = tag_key(name)
+        return next((t for t in tags if tag_key(t.name) == key and t.type == tag_type), None)
 
     async def adopt(self, mirror_name: str) -> None:
         for action in self.plan.adopts:
