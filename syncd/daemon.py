@@ -56,6 +56,9 @@ BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth send
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
 _TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
+# Poll this long after the first dirty path is due, so the events of one burst (a folder of files
+# moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
+_SETTLE_SLACK = 0.1
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
 
 _log = structlog.get_logger(component="daemon")
@@ -235,7 +238,7 @@ class _MirrorLoop:
             times.append(self.rescan_at)
         check = self.tracker.next_check()
         if check is not None:
-            times.append(now + min(max(check, 0.05), _TICK_MAX))
+            times.append(now + min(check + _SETTLE_SLACK, _TICK_MAX))
         return max(0.0, min(times) - now)
 
     async def _wait(self) -> None:
