@@ -6,9 +6,10 @@ MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY_WINDOW_NS.
 - Candidates: regular files whose extension is allowed (case-insensitive), matching an include
   glob and no exclude glob (posix paths relative to the root; `**` spans folders). Hidden files and
   folders (a leading `.`, the marker among them) are skipped silently.
-- A file whose (size, mtime_ns, inode) matches the ledger's cache keeps its cached sha256; others
-  are hashed (sha256, streamed in 1 MiB chunks). A cached hash taken within RACY_WINDOW_NS of
-  the file's mtime is not trusted (a write in the same clock tick would not change the stat).
+- A file whose (size, mtime_ns, inode) matches the ledger's cache, under its path or (moved) any
+  other, keeps its cached sha256; others are hashed (sha256, streamed in 1 MiB chunks). A cached
+  hash taken within RACY_WINDOW_NS of the file's mtime is not trusted (a write in the same clock
+  tick would not change the stat).
 - Each candidate is checked: non-empty, within 6 MB, readable, a JPEG/PNG/BMP/GIF by its magic
   bytes, a legal tag path (syncd.mapping). A failure is recorded on the file, never raised.
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
@@ -176,6 +177,9 @@ class _Walk:
         clock_ns: Callable[[], int],
     ) -> None:
         self.cache = cache
+        # A moved file keeps its inode, size and mtime: find its hash without its old path, so a
+        # renamed folder costs no reads (as git's index matches stat data, not only names).
+        self.by_stat = {(c.inode, c.size, c.mtime_ns): c for c in cache.values()}
         self.follow = mirror.files.follow_symlinks
         self.extensions = {e.lower() for e in mirror.files.extensions}
         self.include = [compile_glob(p) for p in mirror.files.include]
@@ -257,6 +261,12 @@ class _Walk:
             detail = f"{size} bytes, the training upload limit is {MAX_IMAGE_BYTES}"
             return _replace(base, problem=Problem(ProblemKind.TOO_LARGE, detail))
         cached = self.cache.get(rel)
+        if cached is None or (cached.size, cached.mtime_ns, cached.inode) != (
+            size,
+            mtime_ns,
+            inode,
+        ):
+            cached = self.by_stat.get((inode, size, mtime_ns))
         if (
             cached is not None
             and cached.sha256 is not None

@@ -73,6 +73,23 @@ def test_only_changed_files_are_hashed_again(tmp_path: Path) -> None:
     assert by_path(third)["Dog/2.jpg"].sha256 == hashlib.sha256(changed).hexdigest()
 
 
+def test_moved_files_and_renamed_folders_are_not_read_again(tmp_path: Path) -> None:
+    for n in range(3):
+        write_image(tmp_path / "Cat" / f"{n}.jpg", n)
+    first = scan(mirror(tmp_path), clock_ns=lambda: LATER)
+    (tmp_path / "Cat").rename(tmp_path / "Dog")
+    (tmp_path / "Dog" / "0.jpg").rename(tmp_path / "Dog" / "zero.jpg")
+    second = scan(mirror(tmp_path), cache_of(first), clock_ns=lambda: LATER)
+    assert second.hashed == 0
+    assert {f.sha256 for f in second.files} == {f.sha256 for f in first.files}
+    assert all(f.tags == ("Dog",) for f in second.files)
+    # Same inode, new bytes (rewritten in place under its new name): read again.
+    changed = write_image(tmp_path / "Dog" / "zero.jpg", 9)
+    third = scan(mirror(tmp_path), cache_of(second), clock_ns=lambda: LATER)
+    assert third.hashed == 1
+    assert by_path(third)["Dog/zero.jpg"].sha256 == hashlib.sha256(changed).hexdigest()
+
+
 def test_a_hash_taken_in_the_files_mtime_tick_is_not_trusted(tmp_path: Path) -> None:
     path = tmp_path / "Dog" / "a.jpg"
     write_image(path, 1)
