@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from syncd import __version__
 from syncd.sync import (
@@ -29,6 +29,11 @@ from syncd.sync import (
     MirrorReport,
     SyncError,
 )
+
+if TYPE_CHECKING:
+    from syncd.config import Config, MirrorConfig
+
+Mirrors = tuple["MirrorConfig", ...]
 
 __all__ = ["EXIT_NOT_IN_SYNC", "EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "main"]
 
@@ -133,7 +138,7 @@ def _error(args: argparse.Namespace, message: str, code: int) -> int:
     return code
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace) -> tuple[Config, Mirrors]:
     from syncd.config import ConfigError, load_config
 
     try:
@@ -166,7 +171,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     return code
 
 
-async def _reconcile_all(config: Any, mirrors: Any, args: argparse.Namespace) -> list[MirrorReport]:
+async def _reconcile_all(
+    config: Config, mirrors: Mirrors, args: argparse.Namespace
+) -> list[MirrorReport]:
     from syncd.sync import open_client, reconcile_mirror
 
     reports = []
@@ -297,7 +304,7 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ledger_status(mirror: Any) -> dict[str, Any]:
+def _ledger_status(mirror: MirrorConfig) -> dict[str, Any]:
     from syncd.ledger import Ledger, LedgerError
 
     entry: dict[str, Any] = {
@@ -350,7 +357,9 @@ def _ledger_status(mirror: Any) -> dict[str, Any]:
     return entry
 
 
-async def _add_remote_counts(config: Any, mirrors: Any, entries: list[dict[str, Any]]) -> None:
+async def _add_remote_counts(
+    config: Config, mirrors: Mirrors, entries: list[dict[str, Any]]
+) -> None:
     from syncd.api import ApiError
     from syncd.sync import _service_error, open_client
 
