@@ -7,14 +7,26 @@ The training key comes from SYNCD_TRAINING_KEY, as a user would set it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from conftest import TEST_KEY
 
 from e2e.support import STANDARD_TREE, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Put structlog back as it was: the in-process CLI configures it to print to the stderr it
+    sees, which under capsys is a capture stream closed after the test; later tests that log
+    elsewhere in the suite would then fail writing to it."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
