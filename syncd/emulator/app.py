@@ -24,8 +24,13 @@ Decisions where the spec is silent (see also `store.py`):
 - A missing, empty or wrong key is 401 `{"code": "401", "message": "Access denied ..."}`: the
   APIM gateway's code and message, but bare rather than under "error" so the SDK's
   CustomVisionError picks the code up.
-- `iterationId` is accepted but no iteration exists (training is not emulated), so any value is
+- `iterationId` on tag and image routes (iteration-scoped views) is not emulated: any value is
   404 NotFoundIteration.
+- Training is simulated (see `store.py`): TrainProject answers at once with a `Training`
+  iteration that reads `Completed` after the store's `training_seconds`; GetIterations lists
+  oldest first; performance calls on an iteration still training are 400
+  BadRequestIterationIsNotTrained. `POST /emulator/projects/{id}/mispredictions` (body
+  `{"imageId", "tagId"}`, key required) is an emulator-only test seam, not an API route.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ from syncd.emulator.store import (
     TAGGING_STATUSES,
     ApiError,
     Image,
+    ImagePerformance,
+    Iteration,
     Store,
     Upload,
     check_metadata,
@@ -66,6 +73,7 @@ from syncd.emulator.store import (
 
 API_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
 BLOB_PREFIX = "/emulator/blobs"
+SEAM_PREFIX = "/emulator/projects"  # test seams, not API routes (the key is still required)
 ResponseObserver = Callable[[str, str, int, dict[str, str], bytes], None]
 
 # Spec limits, each with the spec's words (the emulator reads the spec on its own, see design.md).
@@ -78,6 +86,8 @@ MAX_TAG_PAIRS = 128  # CreateImageTags: «Limited to 128 tags per batch.»
 MAX_UNTAG_IMAGES = 64  # DeleteImageTags imageIds: maxItems 64
 MAX_METADATA_IDS = 64  # UpdateImageMetadata: «There is a limit of 64 images.» (schema says 256)
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
+TRAINING_TYPES = ("Regular", "Advanced")
+MAX_PERFORMANCE_TAGS = 20  # GetImagePerformances tagIds: «Limited to 20.» (count: no limit)
 CLASSIFICATION_TYPES = ("Multiclass", "Multilabel")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK")
 UNAUTHORIZED_MESSAGE = (
@@ -164,7 +174,9 @@ def _no_iteration(request: Request) -> None:
     raw = request.query_params.get("iterationId")
     if raw:
         _uuid(raw, "iterationId")
-        raise ApiError(404, "NotFoundIteration", "Iteration not found (training is not emulated).")
+        raise ApiError(
+            404, "NotFoundIteration", "Iteration-scoped views are not emulated on this route."
+        )
 
 
 async def _json_body(request: Request) -> Any:
@@ -201,6 +213,50 @@ def _image_json(image: Image, base: str) -> dict[str, Any]:
     if image.metadata:
         out["metadata"] = image.metadata
     return out
+
+
+def _iteration_json(iteration: Iteration) -> dict[str, Any]:
+    """Shape an Iteration; publishName and originalPublishResourceId are left out (unpublished)."""
+    return {
+        "id": iteration.id,
+        "name": iteration.name,
+        "status": iteration.status,
+        "created": iteration.created,
+        "lastModified": iteration.last_modified,
+        "trainedAt": iteration.trained_at,
+        "projectId": iteration.project_id,
+        "exportable": False,
+        "exportableTo": [],
+        "domainId": iteration.domain_id,
+        "classificationType": iteration.classification_type,
+        "trainingType": iteration.training_type,
+        "reservedBudgetInHours": iteration.reserved_budget,
+        "trainingTimeInMinutes": 0,  # simulated training takes seconds
+    }
+
+
+def _performance_json(image: ImagePerformance, base: str) -> dict[str, Any]:
+    uri = f"{base}{BLOB_PREFIX}/{image.token}"
+    return {
+        "id": image.id,
+        "created": image.created,
+        "width": image.width,
+        "height": image.height,
+        "imageUri": f"{uri}/resized",
+        "thumbnailUri": f"{uri}/thumbnail",
+        "tags": [
+            {"tagId": t.tag_id, "tagName": t.tag_name, "created": t.created} for t in image.tags
+        ],
+        "predictions": [
+            {
+                "probability": p.probability,
+                "tagId": p.tag_id,
+                "tagName": p.tag_name,
+                "tagType": p.tag_type,
+            }
+            for p in image.predictions
+        ],
+    }
 
 
 def _project_json(project: Any) -> dict[str, Any]:
@@ -703,6 +759,120 @@ def create_app(
             {"isBatchSuccessful": ok, "images": entries}, status_code=200 if ok else 207
         )
 
+    # --- training and iterations (simulated) ---
+
+    def _iteration_id(request: Request) -> str:
+        return _uuid(request.path_params["iteration_id"], "iterationId")
+
+    @api
+    async def train_project(request: Request) -> Response:
+        project_id = _project_id(request)
+        training_type = _choice(request, "trainingType", TRAINING_TYPES, "Regular", "BadRequest")
+        budget = _int(request, "reservedBudgetInHours", 0, 0, None)
+        force = _bool(request, "forceTrain")
+        body = await _json_body(request)
+        selected = None
+        if body is not None:
+            if not isinstance(body, dict):
+                raise _bad("BadRequest", "The body must be TrainingParameters.")
+            raw = _str_list(body.get("selectedTags"), "selectedTags")
+            selected = [_uuid(t, "selectedTags") for t in raw] or None
+        iteration = await run(
+            store.train,
+            project_id,
+            training_type=training_type or "Regular",
+            reserved_budget=budget,
+            force=force,
+            selected_tags=selected,
+        )
+        return JSONResponse(_iteration_json(iteration))
+
+    @api
+    async def get_iterations(request: Request) -> Response:
+        iterations = await run(store.iterations, _project_id(request))
+        return JSONResponse([_iteration_json(i) for i in iterations])
+
+    @api
+    async def get_iteration(request: Request) -> Response:
+        project_id, iteration_id = _project_id(request), _iteration_id(request)
+        return JSONResponse(_iteration_json(await run(store.iteration, project_id, iteration_id)))
+
+    @api
+    async def delete_iteration(request: Request) -> Response:
+        project_id, iteration_id = _project_id(request), _iteration_id(request)
+        await run(store.delete_iteration, project_id, iteration_id)
+        return Response(status_code=204)
+
+    @api
+    async def get_iteration_performance(request: Request) -> Response:
+        project_id, iteration_id = _project_id(request), _iteration_id(request)
+        raw = request.query_params.get("threshold")
+        try:
+            threshold = 0.5 if raw in (None, "") else float(raw)
+        except ValueError:
+            raise _bad("BadRequest", "threshold must be a number.") from None
+        per_tag, precision, recall = await run(
+            store.iteration_performance, project_id, iteration_id, threshold
+        )
+        return JSONResponse(
+            {
+                "perTagPerformance": [
+                    {
+                        "id": tag_id,
+                        "name": name,
+                        "precision": p,
+                        "precisionStdDeviation": 0.0,
+                        "recall": r,
+                        "recallStdDeviation": 0.0,
+                        "averagePrecision": None,
+                    }
+                    for tag_id, name, p, r in per_tag
+                ],
+                "precision": precision,
+                "precisionStdDeviation": 0.0,
+                "recall": recall,
+                "recallStdDeviation": 0.0,
+                "averagePrecision": None,
+            }
+        )
+
+    @api
+    async def get_image_performances(request: Request) -> Response:
+        project_id, iteration_id = _project_id(request), _iteration_id(request)
+        tag_ids = _id_list(request, "tagIds", MAX_PERFORMANCE_TAGS)
+        order = _choice(request, "orderBy", ("Newest", "Oldest"), "Newest", "BadRequest")
+        take = _int(request, "take", DEFAULT_TAKE, 0, MAX_TAKE)
+        skip = _int(request, "skip", 0, 0, None)
+        images = await run(
+            store.image_performances,
+            project_id,
+            iteration_id,
+            tag_ids=tag_ids,
+            newest_first=order == "Newest",
+            take=take,
+            skip=skip,
+        )
+        base = _base_url(request)
+        return JSONResponse([_performance_json(image, base) for image in images])
+
+    @api
+    async def get_image_performance_count(request: Request) -> Response:
+        project_id, iteration_id = _project_id(request), _iteration_id(request)
+        tag_ids = _id_list(request, "tagIds", None)
+        count = await run(store.count_image_performances, project_id, iteration_id, tag_ids=tag_ids)
+        return JSONResponse(count)
+
+    @api
+    async def mark_mispredicted(request: Request) -> Response:
+        project_id = _project_id(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise _bad("BadRequest", 'The body must be {"imageId": ..., "tagId": ...}.')
+        image_id = _uuid(body.get("imageId"), "imageId")
+        tag_id = _uuid(body.get("tagId"), "tagId")
+        await run(store.mark_mispredicted, project_id, image_id, tag_id)
+        return Response(status_code=204)
+
     # --- image bytes (the SAS-like URIs) ---
 
     async def get_blob(request: Request) -> Response:
@@ -741,9 +911,31 @@ def create_app(
         Route(f"{pid}/images/tags", delete_image_tags, methods=["DELETE"]),
         Route(f"{pid}/images/untagged", get_untagged_images, methods=["GET"]),
         Route(f"{pid}/images/untagged/count", get_untagged_count, methods=["GET"]),
+        Route(f"{pid}/train", train_project, methods=["POST"]),
+        Route(f"{pid}/iterations", get_iterations, methods=["GET"]),
+        Route(pid + "/iterations/{iteration_id}", get_iteration, methods=["GET"]),
+        Route(pid + "/iterations/{iteration_id}", delete_iteration, methods=["DELETE"]),
+        Route(
+            pid + "/iterations/{iteration_id}/performance",
+            get_iteration_performance,
+            methods=["GET"],
+        ),
+        Route(
+            pid + "/iterations/{iteration_id}/performance/images",
+            get_image_performances,
+            methods=["GET"],
+        ),
+        Route(
+            pid + "/iterations/{iteration_id}/performance/images/count",
+            get_image_performance_count,
+            methods=["GET"],
+        ),
     ]
     routes: list[Any] = [Mount(prefix, routes=api_routes) for prefix in API_PREFIXES]
     routes.append(Route(BLOB_PREFIX + "/{token}/{kind}", get_blob, methods=["GET"]))
+    routes.append(
+        Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"])
+    )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -801,7 +993,8 @@ class _KeyMiddleware:
         self._key = training_key.encode() if training_key is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/customvision/"):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/customvision/") or path.startswith(SEAM_PREFIX):
             given = b""
             for name, value in scope["headers"]:
                 if name.lower() == b"training-key":

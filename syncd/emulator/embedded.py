@@ -16,7 +16,7 @@ import httpx
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
-from syncd.emulator.store import DEFAULT_QUOTAS, Quotas, Store
+from syncd.emulator.store import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas, Store
 
 EMBEDDED_BASE_URL = "http://embedded.syncd"
 
@@ -48,8 +48,9 @@ def embedded_transport(
     training_key: str | None = None,
     faults: Faults = NO_FAULTS,
     quotas: Quotas = DEFAULT_QUOTAS,
+    training_seconds: float = DEFAULT_TRAINING_SECONDS,
 ) -> EmbeddedTransport:
     """Return a transport serving an emulator whose state lives in data_dir (None = memory)."""
-    store = Store(data_dir, quotas)
+    store = Store(data_dir, quotas, training_seconds=training_seconds)
     app = create_app(store, training_key=training_key, faults=faults)
     return EmbeddedTransport(store, httpx.ASGITransport(app=app))

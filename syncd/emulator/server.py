@@ -22,7 +22,7 @@ import uvicorn
 
 from syncd.emulator.app import ResponseObserver, create_app
 from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
-from syncd.emulator.store import DEFAULT_QUOTAS, Quotas, Store
+from syncd.emulator.store import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas, Store
 
 KEY_ENV = "SYNCD_EMULATOR_TRAINING_KEY"
 _START_TIMEOUT_S = 20.0
@@ -82,8 +82,10 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         response_observer: ResponseObserver | None = None,
+        training_seconds: float = DEFAULT_TRAINING_SECONDS,
     ) -> None:
         self._training_key = training_key
+        self._training_seconds = training_seconds
         self._data_dir = data_dir
         self._faults = faults
         self._quotas = quotas
@@ -100,7 +102,7 @@ class EmulatorServer:
 
     def start(self) -> EmulatorServer:
         """Open the store, bind the port and serve; return once requests are answered."""
-        self.store = Store(self._data_dir, self._quotas)
+        self.store = Store(self._data_dir, self._quotas, training_seconds=self._training_seconds)
         app = create_app(
             self.store,
             training_key=self._training_key,
@@ -231,6 +233,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-images-per-project", type=_count, default=Quotas.max_images_per_project
     )
     quotas.add_argument("--max-tags-per-project", type=_count, default=Quotas.max_tags_per_project)
+    quotas.add_argument(
+        "--min-images-per-tag",
+        type=_count,
+        default=Quotas.min_images_per_tag,
+        help="images each tag needs before TrainProject trains (5, as the service asks)",
+    )
+    training = parser.add_argument_group("simulated training")
+    training.add_argument(
+        "--training-seconds",
+        type=_non_negative,
+        default=DEFAULT_TRAINING_SECONDS,
+        metavar="S",
+        help="seconds an iteration stays `Training` before it completes (%(default)s)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -247,13 +263,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     quotas = Quotas(
         max_images_per_project=args.max_images_per_project,
         max_tags_per_project=args.max_tags_per_project,
+        min_images_per_tag=args.min_images_per_tag,
     )
     try:
         sock = _bind(args.host, args.port)
     except OSError as exc:
         print(f"syncd emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    store = Store(args.data, quotas)
+    store = Store(args.data, quotas, training_seconds=args.training_seconds)
     app = create_app(store, training_key=key, faults=faults)
     _quiet_drops()
     server = uvicorn.Server(_config(app))
