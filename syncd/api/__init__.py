@@ -2,7 +2,8 @@
 
 Public names (re-exported): TrainingClient, ClientSettings, Pacer, RetryPolicy, the models
 (Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadResult, UploadStatus,
-TagPair, TagAddResult, MetadataResult, MetadataStatus) and the errors (ApiError and subclasses).
+TagPair, TagAddResult, MetadataResult, MetadataStatus, Iteration, IterationStatus, TrainingType,
+Prediction, ImagePerformance) and the errors (ApiError and subclasses).
 Modules: limits (documented limits + batching), errors (the tree), pacer (rate, retries),
 models (records), client (the endpoints).
 """
@@ -24,15 +25,20 @@ from syncd.api.errors import (
 )
 from syncd.api.models import (
     Image,
+    ImagePerformance,
+    Iteration,
+    IterationStatus,
     MetadataResult,
     MetadataStatus,
     Order,
+    Prediction,
     Project,
     Tag,
     TagAddResult,
     TaggingStatus,
     TagPair,
     TagType,
+    TrainingType,
     UploadItem,
     UploadResult,
     UploadStatus,
@@ -47,12 +53,16 @@ __all__ = [
     "ClientSettings",
     "Image",
     "ImageNotFoundError",
+    "ImagePerformance",
+    "Iteration",
+    "IterationStatus",
     "LimitExceededError",
     "MetadataResult",
     "MetadataStatus",
     "NotFoundError",
     "Order",
     "Pacer",
+    "Prediction",
     "Project",
     "ProjectNotFoundError",
     "RetryPolicy",
@@ -65,6 +75,7 @@ __all__ = [
     "TaggingStatus",
     "ThrottledError",
     "TrainingClient",
+    "TrainingType",
     "UnexpectedResponseError",
     "UploadItem",
     "UploadResult",

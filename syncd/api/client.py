@@ -33,6 +33,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -53,6 +54,9 @@ from syncd.api.errors import (
 from syncd.api.limits import UploadFormat
 from syncd.api.models import (
     Image,
+    ImagePerformance,
+    Iteration,
+    IterationStatus,
     MetadataResult,
     MetadataStatus,
     Order,
@@ -62,10 +66,13 @@ from syncd.api.models import (
     TaggingStatus,
     TagPair,
     TagType,
+    TrainingType,
     UploadItem,
     UploadResult,
     UploadStatus,
     parse_image,
+    parse_image_performance,
+    parse_iteration,
     parse_project,
     parse_tag,
 )
@@ -85,6 +92,7 @@ R = TypeVar("R")
 Id = UUID | str
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True)
@@ -929,6 +937,146 @@ class TrainingClient:
         chunks = limits.chunked(ids, limits.MAX_IMAGES_PER_METADATA_UPDATE)
         async for result in self._stream(job(c) for c in chunks):
             yield result
+
+    # --- training and iterations ----------------------------------------------------------
+
+    async def list_iterations(self, project_id: Id) -> list[Iteration]:
+        """Return the project's iterations (in no promised order)."""
+        return await self._call(
+            "list_iterations",
+            "GET",
+            f"/projects/{project_id}/iterations",
+            parse=lambda r: [parse_iteration(i) for i in r.json()],
+            replay=True,
+        )
+
+    async def get_iteration(self, project_id: Id, iteration_id: Id) -> Iteration:
+        """Return one iteration; raise NotFoundError (code NotFoundIteration) if it is unknown."""
+        return await self._call(
+            "get_iteration",
+            "GET",
+            f"/projects/{project_id}/iterations/{iteration_id}",
+            parse=lambda r: parse_iteration(r.json()),
+            replay=True,
+        )
+
+    async def _training_iteration(self, project_id: Id) -> Iteration | None:
+        training = [
+            i
+            for i in await self.list_iterations(project_id)
+            if i.status == IterationStatus.TRAINING
+        ]
+        return max(training, key=lambda i: i.created or _EPOCH, default=None)
+
+    async def train_project(
+        self,
+        project_id: Id,
+        *,
+        force: bool = False,
+        training_type: TrainingType = TrainingType.REGULAR,
+        reserved_budget_hours: int = 0,
+        notification_email: str | None = None,
+        selected_tags: Sequence[Id] | None = None,
+    ) -> Iteration:
+        """Start training (TrainProject) and return the new iteration, usually still training.
+
+        Raises BadRequestError with code BadRequestTrainingNotNeeded when nothing changed since
+        the last training (unless `force`), BadRequestTrainingValidationFailed (too few images
+        or tags), BadRequestTrainingAlreadyInProgress.
+        """
+        params: dict[str, str | int] = {"trainingType": str(training_type)}
+        if reserved_budget_hours:
+            params["reservedBudgetInHours"] = reserved_budget_hours
+        if force:
+            params["forceTrain"] = "true"
+        if notification_email:
+            params["notificationEmailAddress"] = notification_email
+        body = {"selectedTags": [str(t) for t in selected_tags]} if selected_tags else None
+        try:
+            return await self._call(
+                "train_project",
+                "POST",
+                f"/projects/{project_id}/train",
+                params=params,
+                json=body,
+                parse=lambda r: parse_iteration(r.json()),
+                # Not idempotent: a lost attempt may have started training. Before a replay,
+                # an iteration now training is that attempt's (or a concurrent one, which would
+                # have refused ours anyway): it is the answer.
+                replay=lambda: self._training_iteration(project_id),
+            )
+        except BadRequestError as exc:
+            # The lost attempt trained and finished before the replay, which then found nothing
+            # to train: the newest iteration is the one it made.
+            if exc.replayed and exc.code == "BadRequestTrainingNotNeeded":
+                iterations = await self.list_iterations(project_id)
+                if iterations:
+                    return max(iterations, key=lambda i: i.created or _EPOCH)
+            raise
+
+    async def count_image_performances(
+        self, project_id: Id, iteration_id: Id, tag_ids: Iterable[Id] | None = None
+    ) -> int:
+        """Return how many images GetImagePerformances lists for the iteration (its tagged
+        training images, or those with any of tag_ids)."""
+        params = {"tagIds": _csv(tag_ids)} if tag_ids else {}
+        return await self._call(
+            "count_image_performances",
+            "GET",
+            f"/projects/{project_id}/iterations/{iteration_id}/performance/images/count",
+            params=params,
+            parse=_count,
+            replay=True,
+        )
+
+    async def image_performance_page(
+        self,
+        project_id: Id,
+        iteration_id: Id,
+        *,
+        skip: int,
+        take: int = limits.MAX_TAKE,
+        tag_ids: Sequence[Id] | None = None,
+        order: Order = Order.OLDEST,
+    ) -> list[ImagePerformance]:
+        """Return one page of the iteration's image performances (take <= 256, tag_ids <= 20)."""
+        params: dict[str, str | int] = {
+            "orderBy": str(order),
+            "take": max(0, min(take, limits.MAX_TAKE)),
+            "skip": skip,
+        }
+        if tag_ids:
+            if len(tag_ids) > limits.MAX_TAG_FILTER_IDS:
+                raise ValueError(f"at most {limits.MAX_TAG_FILTER_IDS} tag ids per page")
+            params["tagIds"] = _csv(tag_ids)
+        return await self._call(
+            "image_performances",
+            "GET",
+            f"/projects/{project_id}/iterations/{iteration_id}/performance/images",
+            params=params,
+            parse=lambda r: [parse_image_performance(p) for p in r.json()],
+            replay=True,
+        )
+
+    async def iter_image_performances(
+        self, project_id: Id, iteration_id: Id, *, page_size: int = limits.MAX_TAKE
+    ) -> AsyncIterator[ImagePerformance]:
+        """Yield every image performance of the iteration once: the count first, then
+        ceil(count / page_size) pages of at most 256, up to max_concurrency at once."""
+        take = max(1, min(page_size, limits.MAX_TAKE))
+        total = await self.count_image_performances(project_id, iteration_id)
+
+        def job(skip: int) -> Callable[[], Awaitable[list[ImagePerformance]]]:
+            return lambda: self.image_performance_page(
+                project_id, iteration_id, skip=skip, take=take
+            )
+
+        seen: set[UUID] = set()
+        async for page in self._stream(job(skip) for skip in range(0, total, take)):
+            for perf in page:
+                if perf.id not in seen:  # an iteration is frozen; this only guards odd answers
+                    seen.add(perf.id)
+                    yield perf
 
     # --- image bytes ----------------------------------------------------------------------
 

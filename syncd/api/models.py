@@ -1,8 +1,9 @@
 """Small frozen records for what the Training API takes and returns, parsed from its JSON.
 
 Public names: Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadStatus,
-UploadResult, TagPair, TagAddResult, MetadataStatus, MetadataResult, parse_project, parse_tag,
-parse_image.
+UploadResult, TagPair, TagAddResult, MetadataStatus, MetadataResult, Iteration, IterationStatus,
+TrainingType, Prediction, ImagePerformance, parse_project, parse_tag, parse_image,
+parse_iteration, parse_image_performance.
 
 Parsing is tolerant of what the real service sends (DIGEST §2-3, [R]): `tags` absent on an untagged
 image, `tagName` null in create answers, `metadata` absent when none was set, `description` null,
@@ -242,4 +243,98 @@ def parse_image(body: Mapping[str, Any]) -> Image:
         metadata=_metadata(body.get("metadata")),
         original_uri=body.get("originalImageUri"),
         thumbnail_uri=body.get("thumbnailUri"),
+    )
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+class IterationStatus(enum.StrEnum):
+    """Iteration.status: the spec types it as a plain string; these are the values seen."""
+
+    TRAINING = "Training"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class TrainingType(enum.StrEnum):
+    """TrainProject trainingType [S enum] («default: Regular»)."""
+
+    REGULAR = "Regular"
+    ADVANCED = "Advanced"
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """A trained model of a project (or one still training)."""
+
+    id: UUID
+    name: str
+    status: str  # an IterationStatus value, kept as a string (the spec gives no enum)
+    created: datetime | None
+    trained_at: datetime | None
+    training_type: str
+
+    @property
+    def finished(self) -> bool:
+        """True once training has ended, well or badly (no longer `Training`)."""
+        return self.status != IterationStatus.TRAINING
+
+    @property
+    def completed(self) -> bool:
+        return self.status == IterationStatus.COMPLETED
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One tag's probability for an image, as a trained iteration scored it."""
+
+    tag_id: UUID
+    tag_name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class ImagePerformance:
+    """One training image of an iteration: its tags then, and the iteration's predictions
+    (best first)."""
+
+    id: UUID
+    created: datetime | None
+    tag_ids: frozenset[UUID]
+    tag_names: tuple[str, ...]
+    predictions: tuple[Prediction, ...]
+    image_uri: str | None = None
+
+
+def parse_iteration(body: Mapping[str, Any]) -> Iteration:
+    """Return an Iteration from its JSON."""
+    return Iteration(
+        id=UUID(body["id"]),
+        name=str(body.get("name") or ""),
+        status=str(body.get("status") or ""),
+        created=parse_time(body.get("created")),
+        trained_at=parse_time(body.get("trainedAt")),
+        training_type=str(body.get("trainingType") or TrainingType.REGULAR),
+    )
+
+
+def parse_image_performance(body: Mapping[str, Any]) -> ImagePerformance:
+    """Return an ImagePerformance; predictions are sorted best first whatever the wire order."""
+    tags = [t for t in body.get("tags") or [] if isinstance(t, dict) and t.get("tagId")]
+    predictions = sorted(
+        (
+            Prediction(UUID(p["tagId"]), str(p.get("tagName") or ""), float(p["probability"]))
+            for p in body.get("predictions") or []
+            if isinstance(p, dict) and p.get("tagId")
+        ),
+        key=lambda p: (-p.probability, p.tag_name),
+    )
+    return ImagePerformance(
+        id=UUID(body["id"]),
+        created=parse_time(body.get("created")),
+        tag_ids=frozenset(UUID(t["tagId"]) for t in tags),
+        tag_names=tuple(str(t.get("tagName") or "") for t in tags),
+        predictions=tuple(predictions),
+        image_uri=body.get("imageUri"),
     )
