@@ -37,10 +37,14 @@ def sha256(data: bytes) -> str:
 def wait_until(
     condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S, step: float = 0.1
 ) -> Any:
-    """Poll `condition` until it returns something truthy; fail naming `what` at the deadline."""
+    """Poll `condition` until it returns something truthy; fail naming `what` at the deadline.
+    A condition that raises Changing (the daemon was mid-change) is polled again."""
     end = time.monotonic() + deadline_s
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except Changing:
+            value = None
         if value:
             return value
         if time.monotonic() > end:
@@ -55,8 +59,13 @@ class RemoteImage:
     tags: frozenset[str]
 
 
+class Changing(Exception):
+    """The project changed while it was being read (an image listed, then gone): read again."""
+
+
 def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
-    """Every image in the project with the sha256 of its original bytes (read over HTTP)."""
+    """Every image in the project with the sha256 of its original bytes (read over HTTP); raise
+    Changing if an image vanished between the listing and its download."""
     raw: list[dict[str, Any]] = []
     while True:
         r = http.get(f"/projects/{project_id}/images", params={"take": 256, "skip": len(raw)})
@@ -68,6 +77,8 @@ def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
     out = []
     for image in raw:
         original = httpx.get(image["originalImageUri"], timeout=30)
+        if original.status_code == 404:
+            raise Changing(image["id"])
         assert original.status_code == 200, original.text
         tags = frozenset(t["tagName"] for t in image.get("tags") or ())
         out.append(RemoteImage(image["id"], sha256(original.content), tags))
