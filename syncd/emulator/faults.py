@@ -1,7 +1,7 @@
 """Injected faults for the emulator: throttling, failures, dropped responses, latency.
 
 Public names: `Faults` (the switches, all off by default), `NO_FAULTS`, `FaultMiddleware` (pure
-ASGI, applied to the training API paths only, not to image URIs), `DroppedResponse`.
+ASGI, applied to the training API paths; image URIs get only `blob_latency_ms`), `DroppedResponse`.
 
 Per API request, in this order:
 1. `latency_ms`: `await anyio.sleep(...)`, so other requests keep being served meanwhile.
@@ -33,6 +33,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_PATH_PREFIX = "/customvision/"
+BLOB_PATH = "/emulator/blobs/"  # image URIs: only blob_latency_ms applies to them
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,13 @@ class Faults:
     latency_ms: float = 0.0  # added delay per request
     seed: int | None = None  # reproducible fault sequences
     duplicate_without_image: bool = False  # OKDuplicate results omit `image`
+    blob_latency_ms: float = 0.0  # added delay per image-URI download (a slow blob store)
 
     def any_active(self) -> bool:
         """Return True when some fault would change a response."""
-        return bool(self.tps or self.fail_rate or self.drop_rate or self.latency_ms)
+        return bool(
+            self.tps or self.fail_rate or self.drop_rate or self.latency_ms or self.blob_latency_ms
+        )
 
 
 NO_FAULTS = Faults()
@@ -103,6 +107,8 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PATH_PREFIX):
+            if self.faults.blob_latency_ms > 0 and scope.get("path", "").startswith(BLOB_PATH):
+                await anyio.sleep(self.faults.blob_latency_ms / 1000)
             await self.app(scope, receive, send)
             return
         faults = self.faults

@@ -228,6 +228,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="omit `image` from OKDuplicate results (the spec does not promise it)",
     )
+    faults.add_argument(
+        "--blob-latency",
+        type=_non_negative,
+        default=0.0,
+        metavar="MS",
+        help="add MS ms to each image-URI download (a slow blob store)",
+    )
     quotas = parser.add_argument_group("quotas (defaults: the S0 tier)")
     quotas.add_argument(
         "--max-images-per-project", type=_count, default=Quotas.max_images_per_project
@@ -259,6 +266,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         latency_ms=args.latency,
         seed=args.seed,
         duplicate_without_image=args.duplicate_without_image,
+        blob_latency_ms=args.blob_latency,
     )
     quotas = Quotas(
         max_images_per_project=args.max_images_per_project,
