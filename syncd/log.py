@@ -47,6 +47,17 @@ def _scrub_processor(
     return {key: _scrub(value) for key, value in event_dict.items()}
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is when a line is written (not when logging was configured), so a
+    swapped stream (a test's capture, a daemon's redirect) never leaves a closed file behind."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
     """Configure structlog for the process; JSON lines unless stderr is a terminal."""
     if json is None:
@@ -66,6 +77,6 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
