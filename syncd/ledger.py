@@ -476,6 +476,11 @@ class Ledger:
                     [sha256, run_id, now],
                 )
 
+    def forget_pending_uploads(self, *, before_run: int) -> None:
+        """Drop pending rows of earlier runs (a complete, fully hashed listing settled them)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM pending_uploads WHERE run_id < ?", [before_run])
+
     def record_upload_result(
         self,
         sha256: str,

@@ -138,6 +138,10 @@ async def read_remote(
         record=None if run_id is None else _recorder(ledger, snapshot, run_id, mirror_name),
         on_hashed=on_hashed,
     )
+    if run_id is not None and not failures:
+        # Every image marked as this mirror's is now listed and hashed, so whatever a lost answer
+        # uploaded is found (or never landed): kept, the rows would force a listing every run.
+        ledger.forget_pending_uploads(before_run=run_id)
     if hashes:
         images = tuple(
             RemoteImage(i.image_id, i.tag_ids, i.metadata, hashes.get(i.image_id, i.sha256))
