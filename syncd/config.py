@@ -88,6 +88,13 @@ def _endpoint(value: str) -> str | None:
     return f"expected {EMBEDDED!r} or an http(s) URL, got {value!r}"
 
 
+def _address(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return "expected host:port, e.g. 127.0.0.1:9464"
+    return None
+
+
 def _uuid(value: str) -> str | None:
     try:
         uuid.UUID(value)
@@ -252,6 +259,8 @@ class DaemonConfig:
     full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_positive))
     rescan_seconds: float = field(default=60.0, metadata=_check(_positive))
     shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+    # host:port for Prometheus metrics (GET /metrics); null: no endpoint.
+    metrics_address: str | None = field(default=None, metadata=_check(_address))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
 from syncd.credentials import CredentialsError
+from syncd.metrics import Metrics
 from syncd.model import LocalSnapshot
 from syncd.notify import Notifier
 from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client, reconcile_mirror
@@ -109,8 +110,15 @@ class _State:
 class _MirrorLoop:
     """Follows one mirror: its watcher, its dirty paths, its reconciles and retries."""
 
-    def __init__(self, config: Config, mirror: MirrorConfig, client: TrainingClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        mirror: MirrorConfig,
+        client: TrainingClient,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
+        self.metrics = metrics
         self.mirror = mirror
         self.client = client
         self.settings = config.daemon
@@ -138,6 +146,8 @@ class _MirrorLoop:
         for rel in rels:
             self.tracker.touch(rel)
             self.ready.pop(rel, None)  # changed again: it must settle again
+        if self.metrics is not None:
+            self.metrics.set_pending(self.mirror.name, len(self.ready) + len(self.tracker))
         self.wake.set()
 
     def events_lost(self, message: str) -> None:
@@ -276,6 +286,8 @@ class _MirrorLoop:
             )
         except SyncError as exc:
             self._failed(reason, exc)
+            if self.metrics is not None:
+                self.metrics.observe_failed_reconcile(self.mirror.name)
             return None
         finally:
             self.state.phase = "idle"
@@ -287,6 +299,9 @@ class _MirrorLoop:
             self.ready.pop(rel, None)
         self.state.pending = len(self.ready) + len(self.tracker)
         self.state.last_sync = time.time()
+        if self.metrics is not None:
+            self.metrics.observe_reconcile(self.mirror.name, report, full=full)
+            self.metrics.set_pending(self.mirror.name, self.state.pending)
         self.state.phase = "in sync" if report.exit_code == EXIT_OK else "not everything mirrored"
         if full:
             self.full_at = now + self.settings.full_reconcile_seconds
@@ -366,12 +381,17 @@ class _Session:
     """One configuration's mirrors, running until asked to stop (a reload starts a new one)."""
 
     config: Config
+    metrics: Metrics | None = None
     loops: list[_MirrorLoop] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         async with open_client(self.config.service, self.config.mirrors) as client:
-            self.loops = [_MirrorLoop(self.config, m, client) for m in self.config.mirrors]
+            if self.metrics is not None:
+                client.on_call = self.metrics.observe_call
+            self.loops = [
+                _MirrorLoop(self.config, m, client, self.metrics) for m in self.config.mirrors
+            ]
             self.started.set()
             await asyncio.gather(*(loop.run() for loop in self.loops))
 
@@ -403,6 +423,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._session: _Session | None = None
+        # Served from the first config only: a reload does not move the endpoint.
+        self.metrics = Metrics() if config.daemon.metrics_address else None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -416,9 +438,10 @@ class Daemon:
             asyncio.create_task(self._status_lines()),
         ]
         self._log_start()
+        self._serve_metrics()
         try:
             while not self._stop.is_set():
-                session = self._session = _Session(self.config)
+                session = self._session = _Session(self.config, self.metrics)
                 task = asyncio.create_task(session.run())
                 # READY=1 at start, and again once a reloaded config's first reconciles are done.
                 await self._send_ready(session, task)
@@ -430,9 +453,24 @@ class Daemon:
             alarm.remove()
             for helper in helpers:
                 helper.cancel()
+            if self.metrics is not None:
+                self.metrics.close()
             self.notifier.close()
         _log.info("stopped")
         return EXIT_OK
+
+    def _serve_metrics(self) -> None:
+        address = self.config.daemon.metrics_address
+        if self.metrics is None or address is None:
+            return
+        try:
+            self.metrics.serve(address)
+        except OSError as exc:
+            # A busy port should not stop the syncing; the warning says what to change.
+            _log.warning("metrics_unavailable", address=address, error=exc.strerror)
+            self.metrics = None
+            return
+        _log.info("metrics_serving", address=address, path="/metrics")
 
     def _log_start(self) -> None:
         _log.info(

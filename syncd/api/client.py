@@ -222,6 +222,8 @@ class TrainingClient:
             )
         self.pacer = pacer
         self.api_calls = 0  # requests sent to the API (attempts, retries included; no downloads)
+        # Told of every attempt's outcome: (operation, HTTP status or transport error's name).
+        self.on_call: Callable[[str, str], None] | None = None
         self._retry = self.settings.retry_policy()
         self._rand = rand
         self._clock = time.monotonic
@@ -300,6 +302,8 @@ class TrainingClient:
                 except httpx.TransportError as exc:
                     failure = exc
             status = response.status_code if response is not None else None
+            if self.on_call is not None:
+                self.on_call(operation, str(status) if failure is None else type(failure).__name__)
             if response is not None and status != 429:
                 self.pacer.on_success()  # it passed the quota, whatever the answer
             if response is not None and status in ok:

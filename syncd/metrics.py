@@ -1,0 +1,120 @@
+"""Prometheus metrics of `syncd run`, served on localhost when `daemon.metrics_address` is set.
+
+Public names: Metrics, parse_address.
+
+One registry per daemon process (not prometheus_client's global one, so tests can make several).
+Reconcile results, pending paths and every API request (by operation and status, 429s included)
+are counted here; the daemon and the client call in, nothing here calls out but the HTTP server.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+if TYPE_CHECKING:
+    from syncd.sync import MirrorReport
+
+DEFAULT_METRICS_PORT = 9464  # the port Prometheus' registry of defaults gives exporters like this
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Return (host, port) of `host:port` or `:port` (host 127.0.0.1); raise ValueError."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:{DEFAULT_METRICS_PORT})")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Metrics:
+    """The daemon's counters and gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.files = Gauge(
+            "syncd_files",
+            "Files under the root, by state (ok or with a problem)",
+            ["mirror", "state"],
+            registry=r,
+        )
+        self.pending = Gauge(
+            "syncd_pending_paths",
+            "Changed paths waiting to settle or to be sent",
+            ["mirror"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "syncd_actions", "Actions applied to the project", ["mirror", "action"], registry=r
+        )
+        self.failures = Counter(
+            "syncd_failures",
+            "Items that failed, by operation and service code",
+            ["mirror", "operation", "code"],
+            registry=r,
+        )
+        self.reconciles = Counter(
+            "syncd_reconciles", "Reconciles run, by outcome", ["mirror", "outcome"], registry=r
+        )
+        self.api_calls = Counter(
+            "syncd_api_calls",
+            "Training API requests, by operation and HTTP status",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.throttled = Counter(
+            "syncd_throttled", "Requests the service answered with 429", registry=r
+        )
+        self.last_sync = Gauge(
+            "syncd_last_sync_timestamp_seconds",
+            "When the last reconcile succeeded",
+            ["mirror"],
+            registry=r,
+        )
+        self.last_full = Gauge(
+            "syncd_last_full_reconcile_timestamp_seconds",
+            "When the last full reconcile (whole project listed) succeeded",
+            ["mirror"],
+            registry=r,
+        )
+        self._server: Any = None
+
+    def serve(self, address: str) -> None:
+        """Serve /metrics on address (host:port) from a daemon thread."""
+        host, port = parse_address(address)
+        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def observe_call(self, operation: str, status: str) -> None:
+        """Count one API request (status: the HTTP status, or the transport error's name)."""
+        self.api_calls.labels(operation, status).inc()
+        if status == "429":
+            self.throttled.inc()
+
+    def observe_reconcile(self, mirror: str, report: MirrorReport, *, full: bool) -> None:
+        local = report.local
+        self.files.labels(mirror, "ok").set(len(local.good_files))
+        self.files.labels(mirror, "problem").set(len(local.files) - len(local.good_files))
+        if report.execution is not None:
+            for action, n in report.execution.done.items():
+                self.actions.labels(mirror, action).inc(n)
+        for failure in report.failures:
+            self.failures.labels(mirror, failure["operation"], failure["code"] or "").inc()
+        outcome = "in_sync" if report.exit_code == 0 else "not_in_sync"
+        self.reconciles.labels(mirror, outcome).inc()
+        now = time.time()
+        self.last_sync.labels(mirror).set(now)
+        if full or report.remote.listing == "full":
+            self.last_full.labels(mirror).set(now)
+
+    def observe_failed_reconcile(self, mirror: str) -> None:
+        self.reconciles.labels(mirror, "failed").inc()
+
+    def set_pending(self, mirror: str, paths: int) -> None:
+        self.pending.labels(mirror).set(paths)

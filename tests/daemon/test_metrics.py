@@ -1,0 +1,69 @@
+"""`daemon.metrics_address`: Prometheus text on localhost, counting what the daemon did."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+from images import write_image
+
+from daemon.conftest import World
+from syncd.metrics import parse_address
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format, or None if absent."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        series, _, label_text = key.partition("{")
+        got = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
+        if series == name and got == want:
+            return float(value)
+    return None
+
+
+def test_metrics_count_uploads_api_calls_and_pending_work(world: World) -> None:
+    port = _free_port()
+    world.write_config(daemon={"metrics_address": f"127.0.0.1:{port}"})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    write_image(world.root / "Dog" / "a.jpg", 1)
+    write_image(world.root / "Dog" / "b.jpg", 2)
+
+    def scraped() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        done = _sample(text, "syncd_actions_total", mirror="t", action="uploads")
+        return text if done == 2 else None
+
+    text = daemon.wait_for(scraped, "2 uploads counted in /metrics")
+    assert _sample(text, "syncd_files", mirror="t", state="ok") == 2
+    assert _sample(text, "syncd_pending_paths", mirror="t") == 0
+    assert (
+        _sample(text, "syncd_api_calls_total", operation="upload_images", status="200") or 0
+    ) >= 1
+    assert (_sample(text, "syncd_last_full_reconcile_timestamp_seconds", mirror="t") or 0) > 0
+    assert _sample(text, "syncd_throttled_total") == 0
+    assert "tk-TEST" not in text  # the key is nowhere, not even in a label
+    assert daemon.stop() == 0
+
+
+def test_metrics_address_is_validated() -> None:
+    assert parse_address("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_address(":9464") == ("127.0.0.1", 9464)
+    assert parse_address("[::1]:9464") == ("::1", 9464)
+    for bad in ("9464", "host:", "host:99999", "host:http"):
+        try:
+            parse_address(bad)
+        except ValueError as exc:
+            assert "host:port" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
