@@ -1,0 +1,38 @@
+"""The periodic full reconcile repairs the project with no local event to prompt it."""
+
+from __future__ import annotations
+
+from images import write_image
+
+from daemon.conftest import World
+from daemon.support import content, remote_images, sha256
+
+
+def test_a_tag_removed_in_the_portal_is_put_back_by_the_timer(world: World) -> None:
+    world.write_config(daemon={"full_reconcile_seconds": 1.5})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    data = write_image(world.root / "Dog" / "rex.jpg", 1)
+    daemon.wait_for(
+        lambda: content(remote_images(world.http, world.project_id)) == {sha256(data): {"Dog"}},
+        "rex.jpg tagged Dog",
+    )
+    [image] = remote_images(world.http, world.project_id)
+    tag_id = world.http.get(f"/projects/{world.project_id}/tags").json()[0]["id"]
+    fulls_before = len([e for e in daemon.events("reconciled") if e["reason"] == "full"])
+
+    # Drift behind the daemon's back: nothing changes locally, so only the timer can notice.
+    removed = world.http.delete(
+        f"/projects/{world.project_id}/images/tags",
+        params={"imageIds": image.id, "tagIds": tag_id},
+    )
+    assert removed.status_code in (200, 204), removed.text
+
+    daemon.wait_for(
+        lambda: content(remote_images(world.http, world.project_id)) == {sha256(data): {"Dog"}},
+        "the Dog tag put back",
+    )
+    fulls = [e for e in daemon.events("reconciled") if e["reason"] == "full"]
+    assert len(fulls) > fulls_before
+    assert any(e["add_tags"] == 1 for e in fulls)
+    assert daemon.stop() == 0
