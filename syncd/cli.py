@@ -1,4 +1,4 @@
-"""Command line: `syncd reconcile | run | status | emulator`.
+"""Command line: `syncd reconcile | run | status | pull | train | review | emulator`.
 
 The one place that turns errors into messages and exit codes (README, "Exit codes"):
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
@@ -95,6 +95,59 @@ def build_parser() -> argparse.ArgumentParser:
         "--remote", action="store_true", help="also compare counts with the service"
     )
 
+    pull = sub.add_parser(
+        "pull", help="write the project out as a folder tree (the tag mapping reversed)"
+    )
+    _add_config(pull)
+    pull.add_argument(
+        "--into",
+        metavar="DIR",
+        type=Path,
+        help="the folder to write into (default: the mirror's root)",
+    )
+
+    train = sub.add_parser("train", help="train the project (TrainProject)")
+    _add_config(train)
+    train.add_argument("--wait", action="store_true", help="wait until the iteration finishes")
+    train.add_argument(
+        "--force", action="store_true", help="train even if nothing changed (forceTrain)"
+    )
+    train.add_argument(
+        "--advanced", action="store_true", help="advanced training (trainingType Advanced)"
+    )
+    train.add_argument(
+        "--budget-hours",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reserved budget for advanced training (reservedBudgetInHours)",
+    )
+    train.add_argument(
+        "--notify", metavar="EMAIL", help="e-mail the service notifies when training ends"
+    )
+
+    review = sub.add_parser(
+        "review", help="list the files a trained iteration gets wrong, worst first"
+    )
+    _add_config(review)
+    review.add_argument(
+        "--iteration", default="latest", metavar="latest|ID", help="the iteration (latest)"
+    )
+    review.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="list an image when its own tag scores under P, or another tag wins (0.5)",
+    )
+    review.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    review.add_argument(
+        "--link-into",
+        metavar="DIR",
+        type=Path,
+        help="build a tree of symlinks DIR/<expected>→<predicted>/<file> to look through",
+    )
+
     from syncd.emulator.server import add_arguments as add_emulator_arguments
 
     emu = sub.add_parser("emulator", help="run the local Custom Vision Training API emulator")
@@ -123,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args.config)
         if args.command == "reconcile":
             return _reconcile(args)
+        if args.command == "pull":
+            return _pull(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "review":
+            return _review(args)
         return _status(args)
     except SyncError as exc:
         return _error(args, str(exc), exc.exit_code)
@@ -200,8 +259,9 @@ async def _reconcile_all(
 class _ProgressBar:
     """One self-rewriting line on a terminal: done counts per kind and the upload rate."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], rate_kind: str = "uploads") -> None:
         self.out = out
+        self.rate_kind = rate_kind
         self.counts: dict[str, int] = {}
         self.started = time.monotonic()
         self.drawn = 0.0
@@ -211,9 +271,9 @@ class _ProgressBar:
         now = time.monotonic()
         if now - self.drawn >= 0.1:
             self.drawn = now
-            rate = self.counts.get("uploads", 0) / max(now - self.started, 1e-9)
+            rate = self.counts.get(self.rate_kind, 0) / max(now - self.started, 1e-9)
             parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()]
-            self.out.write("\r\033[K" + " · ".join(parts) + f" · {rate:.1f} uploads/s")
+            self.out.write("\r\033[K" + " · ".join(parts) + f" · {rate:.1f} {self.rate_kind}/s")
             self.out.flush()
 
     def close(self) -> None:
@@ -286,6 +346,65 @@ def _print_plan_items(report: MirrorReport, out: IO[str]) -> None:
             print(f"    {verb}: {line}", file=out)
         if len(lines) > _SHOWN_ITEMS:
             print(f"    {verb}: ... and {len(lines) - _SHOWN_ITEMS} more", file=out)
+
+
+# --- pull ---------------------------------------------------------------------------------------
+
+
+def _one_mirror(args: argparse.Namespace) -> tuple[Config, MirrorConfig]:
+    config, mirrors = _load(args)
+    if len(mirrors) > 1:
+        names = ", ".join(m.name for m in mirrors)
+        message = f"{args.command} works on one mirror: pass --mirror (one of {names})"
+        raise SyncError(message, EXIT_USAGE)
+    return config, mirrors[0]
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from syncd.pull import PullError, pull_project
+    from syncd.sync import _open_ledger, _service_error, open_client
+
+    config, mirror = _one_mirror(args)
+    into = (args.into or Path(mirror.root)).expanduser().resolve()
+
+    async def run() -> Any:
+        async with open_client(config.service, (mirror,)) as client:
+            bar = _ProgressBar(sys.stderr, "downloaded") if sys.stderr.isatty() else None
+            try:
+                with _open_ledger(mirror, False) as ledger:
+                    return await pull_project(client, mirror, ledger, into, progress=bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+
+    from syncd.api import ApiError
+
+    try:
+        report = asyncio.run(run())
+    except PullError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+    except ApiError as exc:
+        raise _service_error(exc, mirror) from None
+    data = report.to_json()
+    if args.json:
+        print(json.dumps(data))
+        return report.exit_code
+    print(f"pulled project {mirror.project_id} into {into}")
+    print(
+        f"  images: {report.images}; downloaded {report.downloaded}"
+        f" ({report.bytes_downloaded / 1e6:.1f} MB), already here and verified {report.verified},"
+        f" extra links/copies {report.extra_files}; {report.api_calls} API calls"
+    )
+    for title, rows in (("skipped", report.skipped), ("failed", report.failed)):
+        if rows:
+            print(f"  {title} ({len(rows)}):")
+            for image_id, why in rows[:_SHOWN_ITEMS]:
+                print(f"    {image_id}: {why}")
+            if len(rows) > _SHOWN_ITEMS:
+                print(f"    ... and {len(rows) - _SHOWN_ITEMS} more (--json lists all)")
+    verdict = "complete" if report.exit_code == 0 else "not every image was pulled"
+    print(f"  result: {verdict}")
+    return report.exit_code
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -411,6 +530,14 @@ def _print_status(entry: dict[str, Any], out: IO[str]) -> None:
             f"  service: {remote['images']} images, {remote['tags']} tags ({verdict} the ledger)",
             file=out,
         )
+
+
+def _train(args: argparse.Namespace) -> int:
+    raise SyncError("not implemented yet", EXIT_USAGE)
+
+
+def _review(args: argparse.Namespace) -> int:
+    raise SyncError("not implemented yet", EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Public names: load_config, parse_config, schema_keys, ConfigError, ConfigProblem, Config,
 ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig, DaemonConfig,
-TagMode, RootFiles, DeletePolicy, ENV_OVERRIDES, EMBEDDED.
+PullConfig, TagMode, RootFiles, DeletePolicy, MultiTag, ENV_OVERRIDES, EMBEDDED.
 
 The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
 expected type, its default the default, and `metadata["check"]` its validation. The loader walks
@@ -162,6 +162,14 @@ class RootFiles(enum.StrEnum):
     SKIP = "skip"
 
 
+class MultiTag(enum.StrEnum):
+    """`syncd pull`: where an image with several tags goes."""
+
+    LINK = "link"  # into each tag's folder, as hard links of one file (copies where impossible)
+    COPY = "copy"  # into each tag's folder, as separate copies
+    FIRST = "first"  # into the first tag's folder only (by name); the other tags are dropped
+
+
 class DeletePolicy(enum.StrEnum):
     MIRROR = "mirror"  # a remote image with no local file is deleted
     KEEP = "keep"  # nothing is ever deleted from the project
@@ -235,6 +243,13 @@ class GuardConfig:
 
 
 @dataclass(frozen=True)
+class PullConfig:
+    """`syncd pull`: how a project is written out as a folder tree (the mapping reversed)."""
+
+    multi_tag: MultiTag = MultiTag.LINK
+
+
+@dataclass(frozen=True)
 class MirrorConfig:
     """One (root folder, project) pair."""
 
@@ -248,6 +263,9 @@ class MirrorConfig:
     tags: TagConfig = field(default_factory=TagConfig)
     files: FileConfig = field(default_factory=FileConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
+    pull: PullConfig = field(default_factory=PullConfig)
+    # Start training after a reconcile that changed at least this many images (0: never).
+    train_after_sync: int = field(default=0, metadata=_check(_at_least(0)))
 
 
 @dataclass(frozen=True)

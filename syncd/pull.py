@@ -1,0 +1,425 @@
+"""`syncd pull`: a project written out as a folder tree, the tag mapping reversed.
+
+Public names: pull_project, PullReport, placement.
+
+Where each image goes (`placement`, checked against `TagMapper` so the tree maps back to the same
+tags): a regular tag's images into a folder named after the tag (or the folder a `tags.rename`
+entry maps to it), the Negative tag's into `tags.negative_folder`, untagged images directly under
+the root (not pulled with `tags.root_files: skip`). An image with several tags follows
+`pull.multi_tag`: `link` (one file, hard-linked into each tag's folder; copied where links are
+impossible), `copy`, or `first` (the first tag by name). A tag that cannot be a folder name (a
+`/` in it, a leading `.`, ...), a GeneralProduct tag, or a Negative tag without a negative folder
+is reported and its images are skipped. Files are named `<image id><.jpg|.png|.bmp|.gif>`, the
+suffix from the image's first bytes.
+
+Resumable and verified: a file already in place is hashed and kept if its sha256 is the one the
+ledger recorded for that image; anything else is downloaded again. A download goes to
+`<DIR>/.syncd-pull/<id>.part` (hidden, so a scan never sees it), is hashed as it streams, recorded
+in the ledger, then renamed into place, so a killed pull leaves no partial file under a real name.
+Pull only adds: it never deletes or moves local files.
+
+The ledger is written as it goes: the listing first (tags, classification, the images), then each
+image's sha256 as it lands, owner `adopted` (the image now mirrors a local file; no metadata is
+written to the project, pull sends nothing but reads). So `syncd reconcile` of the pulled tree
+right after finds the counts agree and plans nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from syncd.api import ApiError, Image, Tag, TrainingClient
+from syncd.config import MirrorConfig, MultiTag, RootFiles
+from syncd.ledger import Ledger, RunOutcome
+from syncd.mapping import TagAssignment, TagMapper, tag_key
+from syncd.model import (
+    ClassificationType,
+    MarkerState,
+    RemoteImage,
+    RemoteSnapshot,
+    RemoteTag,
+    TagType,
+)
+from syncd.scan import read_marker, write_marker
+
+_log = structlog.get_logger(component="pull")
+
+PART_DIR = ".syncd-pull"
+_HASH_CHUNK = 1 << 20
+# First bytes -> file suffix; the service accepts only these formats.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"GIF87a", ".gif"),
+    (b"GIF89a", ".gif"),
+    (b"BM", ".bmp"),
+)
+
+Progress = Callable[[str, int], None]
+
+
+class PullError(Exception):
+    """The pull cannot start (the target folder belongs to another project, ...)."""
+
+
+@dataclass
+class PullReport:
+    """What a pull found and did."""
+
+    into: str
+    project_id: str
+    images: int = 0
+    downloaded: int = 0
+    verified: int = 0  # already complete on disk (hash checked), not downloaded
+    extra_files: int = 0  # further links or copies for multi-tag images
+    bytes_downloaded: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image id, why)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (image id, error)
+    api_calls: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.skipped or self.failed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "into": self.into,
+            "project_id": self.project_id,
+            "images": self.images,
+            "downloaded": self.downloaded,
+            "verified": self.verified,
+            "extra_files": self.extra_files,
+            "bytes_downloaded": self.bytes_downloaded,
+            "skipped": [{"image_id": i, "reason": r} for i, r in self.skipped],
+            "failed": [{"image_id": i, "message": m} for i, m in self.failed],
+            "api_calls": self.api_calls,
+            "exit_code": self.exit_code,
+        }
+
+
+# --- placement (pure) ----------------------------------------------------------------------------
+
+
+def _folder_problem(folder: str) -> str | None:
+    if not folder or folder in (".", ".."):
+        return "is not a usable folder name"
+    if "/" in folder or "\\" in folder or "\0" in folder:
+        return "contains a path separator"
+    if folder.startswith("."):
+        return "would be a hidden folder (syncd skips those)"
+    if len(folder.encode()) > 255:
+        return "is longer than a file name may be"
+    return None
+
+
+def placement(
+    tags: list[RemoteTag], mirror: MirrorConfig, mapper: TagMapper | None = None
+) -> tuple[str, ...] | str:
+    """Return the folders (relative to the root, "" = the root) an image with `tags` goes
+    into, or why it cannot be placed. Each folder is checked to map back to its tag."""
+    mapper = mapper or TagMapper(mirror.tags)
+    if not tags:
+        if mirror.tags.root_files is RootFiles.SKIP:
+            return "untagged, and tags.root_files is skip"
+        return ("",)
+    odd = [t.name for t in tags if t.type is TagType.GENERAL_PRODUCT]
+    if odd:
+        return f"GeneralProduct tag {odd[0]!r} has no folder"
+    negative = [t for t in tags if t.type is TagType.NEGATIVE]
+    if negative:
+        if len(tags) > 1:
+            return "carries the Negative tag and a regular one"
+        folder = mirror.tags.negative_folder
+        if not folder:
+            return "Negative tag, and tags.negative_folder is null"
+        wanted = [(folder, TagAssignment(negative=True))]
+    else:
+        folder_of = {tag_key(tag): folder for folder, tag in mirror.tags.rename.items()}
+        ordered = sorted(tags, key=lambda t: (tag_key(t.name), t.name))
+        wanted = [
+            (folder_of.get(tag_key(t.name), t.name), TagAssignment(tags=(t.name,))) for t in ordered
+        ]
+        if mirror.pull.multi_tag is MultiTag.FIRST:
+            wanted = wanted[:1]
+    folders = []
+    for folder, expected in wanted:
+        problem = _folder_problem(folder)
+        got = mapper.assign(f"{folder}/x.jpg") if problem is None else None
+        if problem is None and not (
+            isinstance(got, TagAssignment)
+            and got.negative == expected.negative
+            and [tag_key(n) for n in got.tags] == [tag_key(n) for n in expected.tags]
+        ):
+            problem = "does not map back to the same tag under the tags: rules"
+        if problem is not None:
+            return f"folder {folder!r} {problem}"
+        folders.append(folder)
+    return tuple(folders)
+
+
+def _suffix(head: bytes) -> str | None:
+    return next((suffix for magic, suffix in _SIGNATURES if head.startswith(magic)), None)
+
+
+# --- the pull ------------------------------------------------------------------------------------
+
+
+def _index(root: Path) -> dict[str, list[str]]:
+    """Map image id -> relative paths of files named <id>.<suffix> under root (not hidden)."""
+    found: dict[str, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            stem, _, _ = name.partition(".")
+            try:
+                image_id = str(uuid.UUID(stem))
+            except ValueError:
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            found.setdefault(image_id, []).append(Path(rel).as_posix())
+    return found
+
+
+def _sha256_file(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _rel(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+class _Puller:
+    def __init__(
+        self,
+        client: TrainingClient,
+        ledger: Ledger,
+        root: Path,
+        mirror: MirrorConfig,
+        report: PullReport,
+        progress: Progress | None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.root = root
+        self.mirror = mirror
+        self.report = report
+        self.progress = progress or (lambda kind, n: None)
+        self.parts = root / PART_DIR
+        self.index = _index(root)
+        self.known = {i.image_id: i.sha256 for i in ledger.view().images.values() if i.sha256}
+        self.run_id = 0
+        self.placements: dict[str, tuple[str, ...]] = {}
+
+    async def one(self, image: Image, folders: tuple[str, ...]) -> None:
+        image_id = str(image.id).lower()
+        have = await self._verified(image_id, folders)
+        if have is None:
+            have = await self._download(image)
+            if have is None:
+                return
+        primary, sha = have
+        name = Path(primary).name
+        for folder in folders:
+            target = _rel(folder, name)
+            if target == primary:
+                continue
+            if await asyncio.to_thread(self._extra_ok, target, primary, sha):
+                continue
+            await asyncio.to_thread(self._place_extra, target, primary)
+            self.report.extra_files += 1
+
+    async def _verified(self, image_id: str, folders: tuple[str, ...]) -> tuple[str, str] | None:
+        """Return (a file in place, its sha256) if one holds the bytes the ledger recorded."""
+        sha = self.known.get(image_id)
+        if sha is None:
+            return None
+        for rel in self.index.get(image_id, []):
+            if rel.rpartition("/")[0] not in folders:
+                continue
+            if await asyncio.to_thread(_sha256_file, self.root / rel) == sha:
+                self.report.verified += 1
+                self.progress("verified", 1)
+                return rel, sha
+        return None
+
+    async def _download(self, image: Image) -> tuple[str, str] | None:
+        image_id = str(image.id).lower()
+        if not image.original_uri:
+            self.report.failed.append((image_id, "the listing gave no originalImageUri"))
+            return None
+        part = self.parts / f"{image_id}.part"
+        digest = hashlib.sha256()
+        head = b""
+        size = 0
+        try:
+            with part.open("wb") as out:
+                async for chunk in self.client.download(image.original_uri):
+                    if len(head) < 16:
+                        head += chunk[:16]
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except ApiError as exc:
+            part.unlink(missing_ok=True)
+            self.report.failed.append((image_id, str(exc)))
+            _log.warning("download_failed", image_id=image_id, error=str(exc))
+            return None
+        suffix = _suffix(head)
+        if suffix is None:
+            part.unlink(missing_ok=True)
+            self.report.failed.append((image_id, "not a JPEG, PNG, GIF or BMP image"))
+            return None
+        sha = digest.hexdigest()
+        # Recorded before the rename: a file under its real name is always vouched for.
+        self.ledger.record_adopted(image_id, sha, self.run_id)
+        self.known[image_id] = sha
+        folders = self.placements[image_id]
+        primary = _rel(folders[0], f"{image_id}{suffix}")
+        (self.root / primary).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, self.root / primary)
+        self.report.downloaded += 1
+        self.report.bytes_downloaded += size
+        self.progress("downloaded", 1)
+        return primary, sha
+
+    def _extra_ok(self, target: str, primary: str, sha: str) -> bool:
+        path = self.root / target
+        if not path.exists():
+            return False
+        try:
+            if os.path.samefile(path, self.root / primary):
+                return True
+        except OSError:
+            return False
+        return _sha256_file(path) == sha
+
+    def _place_extra(self, target: str, primary: str) -> None:
+        path = self.root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.parts / f"{path.name}.{os.getpid()}.extra"
+        tmp.unlink(missing_ok=True)
+        if self.mirror.pull.multi_tag is MultiTag.LINK:
+            try:
+                os.link(self.root / primary, tmp)
+            except OSError:  # no hard links here (another filesystem, FAT...): a copy will do
+                shutil.copyfile(self.root / primary, tmp)
+        else:
+            shutil.copyfile(self.root / primary, tmp)
+        os.replace(tmp, path)
+
+
+async def pull_project(
+    client: TrainingClient,
+    mirror: MirrorConfig,
+    ledger: Ledger,
+    into: Path,
+    *,
+    progress: Progress | None = None,
+) -> PullReport:
+    """Write mirror's project out under `into`; raise PullError if `into` is another project's,
+    ApiError for what stops the listing (per-image failures are in the report)."""
+    calls_before = client.api_calls
+    into.mkdir(parents=True, exist_ok=True)
+    if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
+        raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
+    report = PullReport(str(into), mirror.project_id)
+    project = await client.get_project(mirror.project_id)
+    if project.classification_type is None:
+        raise PullError(f"project {mirror.project_id} is not a classification project")
+    tags = await client.list_tags(mirror.project_id)
+    images = [image async for image in client.iter_images(mirror.project_id)]
+    report.images = len(images)
+
+    run_id = ledger.begin_run()
+    puller = _Puller(client, ledger, into, mirror, report, progress)
+    puller.run_id = run_id
+    try:
+        ledger.record_remote_snapshot(
+            _snapshot(mirror.project_id, project.classification_type, tags, images, puller.known),
+            run_id,
+            mirror_name=mirror.name,
+        )
+        write_marker(into, mirror.project_id)
+        shutil.rmtree(puller.parts, ignore_errors=True)  # parts of a killed pull: not vouched for
+        puller.parts.mkdir()
+        by_id = {str(t.id).lower(): t for t in tags}
+        mapper = TagMapper(mirror.tags)
+        work: list[tuple[Image, tuple[str, ...]]] = []
+        for image in images:
+            image_tags = [
+                _remote_tag(by_id[str(t).lower()]) for t in image.tag_ids if str(t).lower() in by_id
+            ]
+            where = placement(image_tags, mirror, mapper)
+            if isinstance(where, str):
+                report.skipped.append((str(image.id).lower(), where))
+                continue
+            puller.placements[str(image.id).lower()] = where
+            work.append((image, where))
+        queue: Iterator[tuple[Image, tuple[str, ...]]] = iter(work)
+
+        async def worker() -> None:
+            for image, folders in queue:  # one shared iterator: each image goes to one worker
+                await puller.one(image, folders)
+
+        workers = max(1, min(len(work), 2 * client.settings.max_concurrency))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        shutil.rmtree(puller.parts, ignore_errors=True)
+    except BaseException:
+        ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="pull interrupted")
+        raise
+    report.api_calls = client.api_calls - calls_before
+    counts = {
+        "pull_images": report.images,
+        "pull_downloaded": report.downloaded,
+        "pull_verified": report.verified,
+        "api_calls": report.api_calls,
+    }
+    outcome = RunOutcome.OK if report.exit_code == 0 else RunOutcome.PARTIAL
+    ledger.finish_run(run_id, outcome, counts)
+    _log.info("pulled", **counts)
+    return report
+
+
+def _remote_tag(tag: Tag) -> RemoteTag:
+    return RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+
+
+def _snapshot(
+    project_id: str,
+    classification: str,
+    tags: list[Tag],
+    images: list[Image],
+    known: dict[str, str],
+) -> RemoteSnapshot:
+    return RemoteSnapshot(
+        project_id=project_id.lower(),
+        classification=ClassificationType(classification),
+        tags=tuple(_remote_tag(t) for t in tags),
+        images=tuple(
+            RemoteImage(
+                str(i.id).lower(),
+                frozenset(str(t).lower() for t in i.tag_ids),
+                dict(i.metadata),
+                known.get(str(i.id).lower()),
+            )
+            for i in images
+        ),
+        complete=True,
+    )
