@@ -78,6 +78,7 @@ class MirrorReport:
     execution: Execution | None = None
     api_calls: int = 0
     warnings: list[str] = field(default_factory=list)
+    training: dict[str, Any] | None = None  # what train_after_sync did (syncd.train)
 
     @property
     def problems(self) -> list[dict[str, str]]:
@@ -150,6 +151,7 @@ class MirrorReport:
                 "overridable": refused.overridable,
             },
             "warnings": self.warnings,
+            "training": self.training,
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
@@ -278,6 +280,10 @@ async def reconcile_mirror(
             report = await _reconcile(
                 mirror, client, ledger, run_id, dry_run, allow_mass_delete, full, progress, hold
             )
+            if mirror.train_after_sync and not dry_run:
+                from syncd.train import train_after_sync
+
+                report.training = await train_after_sync(client, mirror, report)
         except ApiError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             raise _service_error(exc, mirror) from None
