@@ -3,7 +3,8 @@
 The one place that turns errors into messages and exit codes (README, "Exit codes"):
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
 refused deletes: all listed); 2 config or usage error; 3 cannot reach or authenticate to the
-service, or the project is missing; 130 interrupted.
+service, or the project is missing; 4 `train`: nothing changed since the last training;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="syncd",
         description="Mirror a folder tree of labelled images into Azure Custom Vision.",
         epilog="Exit codes: 0 in sync; 1 not everything mirrored (listed); 2 config or usage "
-        "error; 3 service unreachable, key refused or project missing; 130 interrupted.",
+        "error; 3 service unreachable, key refused or project missing; 4 (train) nothing "
+        "changed since the last training; 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     parser.add_argument(
@@ -324,6 +326,14 @@ def _print_summary(report: MirrorReport, out: IO[str]) -> None:
         print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
     if data["refused"]:
         print(f"  {data['refused']['message']}", file=out)
+    training = data.get("training")
+    if training:
+        if training["started"]:
+            what = f"started {training['iteration']} ({training['iteration_id']})"
+        else:
+            what = f"not started: {training['reason']}"
+        changed = f"{training['changed_images']} images changed, threshold {training['threshold']}"
+        print(f"  training: {what} ({changed})", file=out)
     verdict = "in sync" if report.exit_code == EXIT_OK else "not everything is mirrored"
     if report.dry_run:
         verdict = "plan only"
@@ -532,8 +542,71 @@ def _print_status(entry: dict[str, Any], out: IO[str]) -> None:
         )
 
 
+# --- train --------------------------------------------------------------------------------------
+
+
 def _train(args: argparse.Namespace) -> int:
-    raise SyncError("not implemented yet", EXIT_USAGE)
+    from syncd.api import ApiError, BadRequestError
+    from syncd.sync import _service_error, open_client
+    from syncd.train import (
+        EXIT_NOTHING_TO_TRAIN,
+        TrainingNotNeeded,
+        start_training,
+        wait_for_iteration,
+    )
+
+    config, mirror = _one_mirror(args)
+    terminal = sys.stderr.isatty() and not args.json
+
+    def show(iteration: Any, elapsed: float) -> None:
+        if terminal:
+            sys.stderr.write(f"\r\033[K{iteration.name}: {iteration.status} ({elapsed:.0f} s)")
+            sys.stderr.flush()
+
+    async def run() -> Any:
+        async with open_client(config.service, (mirror,)) as client:
+            iteration = await start_training(
+                client,
+                mirror.project_id,
+                force=args.force,
+                advanced=args.advanced,
+                budget_hours=args.budget_hours,
+                notify=args.notify,
+            )
+            if args.wait:
+                show(iteration, 0.0)
+                iteration = await wait_for_iteration(
+                    client, mirror.project_id, iteration, on_poll=show
+                )
+                if terminal:
+                    sys.stderr.write("\r\033[K")
+            return iteration
+
+    try:
+        iteration = asyncio.run(run())
+    except TrainingNotNeeded as exc:
+        return _error(args, str(exc), EXIT_NOTHING_TO_TRAIN)
+    except BadRequestError as exc:
+        # e.g. BadRequestTrainingValidationFailed: too few images per tag. The data, not syncd.
+        return _error(args, f"the service would not train: {exc}", EXIT_NOT_IN_SYNC)
+    except ApiError as exc:
+        raise _service_error(exc, mirror) from None
+    failed = args.wait and not iteration.completed
+    code = EXIT_NOT_IN_SYNC if failed else EXIT_OK
+    document = {
+        "exit_code": code,
+        "iteration_id": str(iteration.id),
+        "name": iteration.name,
+        "status": iteration.status,
+        "trained_at": iteration.trained_at.isoformat() if iteration.trained_at else None,
+    }
+    if args.json:
+        print(json.dumps(document))
+    elif args.wait:
+        print(f"{iteration.name} ({iteration.id}): {iteration.status}")
+    else:
+        print(f"{iteration.name} ({iteration.id}): {iteration.status} (started; --wait waits)")
+    return code
 
 
 def _review(args: argparse.Namespace) -> int:
