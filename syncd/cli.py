@@ -609,8 +609,65 @@ def _train(args: argparse.Namespace) -> int:
     return code
 
 
+# --- review -------------------------------------------------------------------------------------
+
+
 def _review(args: argparse.Namespace) -> int:
-    raise SyncError("not implemented yet", EXIT_USAGE)
+    from syncd.api import ApiError
+    from syncd.ledger import Ledger, LedgerError
+    from syncd.review import (
+        ReviewError,
+        link_tree,
+        pick_iteration,
+        review_iteration,
+        review_json,
+        write_csv,
+        write_table,
+    )
+    from syncd.sync import _service_error, open_client
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise SyncError(f"--threshold must be between 0 and 1, got {args.threshold}", EXIT_USAGE)
+    config, mirror = _one_mirror(args)
+    root = Path(mirror.root)
+    if not Path(mirror.ledger).exists():
+        raise SyncError(
+            f"mirror {mirror.name} has no ledger yet: run `syncd reconcile` (or `syncd pull`)"
+            " first, so image ids can be joined to files",
+            EXIT_USAGE,
+        )
+    try:
+        with Ledger.open(mirror.ledger, project_id=mirror.project_id) as ledger:
+            paths = ledger.local_paths_by_image()
+    except LedgerError as exc:
+        raise SyncError(str(exc), EXIT_USAGE) from None
+
+    async def run() -> Any:
+        async with open_client(config.service, (mirror,)) as client:
+            iteration = await pick_iteration(client, mirror.project_id, args.iteration)
+            return await review_iteration(
+                client, mirror.project_id, iteration, paths, root, args.threshold
+            )
+
+    try:
+        review = asyncio.run(run())
+        links = link_tree(review, root, args.link_into) if args.link_into else None
+    except ReviewError as exc:
+        return _error(args, str(exc), EXIT_NOT_IN_SYNC)
+    except ApiError as exc:
+        raise _service_error(exc, mirror) from None
+    if args.format == "json" or args.json:
+        document = review_json(review)
+        if links is not None:
+            document["links"] = {"into": str(args.link_into), "made": links}
+        print(json.dumps(document))
+    elif args.format == "csv":
+        write_csv(review, sys.stdout)
+    else:
+        write_table(review, sys.stdout)
+        if links is not None:
+            print(f"{links} symlinks under {args.link_into} (<tagged>→<predicted>/)")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -597,6 +597,18 @@ class Ledger:
             complete=False,
         )
 
+    def local_paths_by_image(self) -> dict[str, tuple[str, ...]]:
+        """Return image id -> the local files (relative paths, as last scanned) holding its
+        content; images with no local file are left out."""
+        rows = self._rows(
+            "SELECT i.image_id, f.path FROM images i JOIN local_files f ON f.sha256 = i.sha256"
+            " ORDER BY i.image_id, f.path"
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["image_id"], []).append(r["path"])
+        return {image_id: tuple(paths) for image_id, paths in out.items()}
+
     def pending_uploads(self) -> tuple[str, ...]:
         """Return the sha256 of uploads sent but never answered (a crash mid-upload)."""
         return tuple(r["sha256"] for r in self._rows("SELECT sha256 FROM pending_uploads"))
