@@ -1,8 +1,11 @@
 """Subprocesses the benchmark measures, and the emulator process it serves them from.
 
-`run_measured` runs a command and returns its wall time, peak RSS and I/O counters. The RSS and
-I/O are the child's alone: the child is waited for without being reaped (waitid WNOWAIT) so its
-/proc/<pid>/io can still be read, then reaped with wait4, whose rusage is that child's only.
+`run_measured` runs a command and returns its wall time, peak RSS and I/O counters, the child's
+alone. Peak RSS is the child's VmHWM from /proc/<pid>/status, polled every few milliseconds until
+it exits (the high-water mark only grows, so the last reading is the peak unless it came in the
+final milliseconds); wait4's ru_maxrss is kept too, but it can start from the forking parent's
+RSS, so it is an upper bound. The child is waited for without being reaped (waitid WNOWAIT) so
+its /proc/<pid>/io can still be read, then reaped with wait4.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class Measured:
     argv: list[str]
     returncode: int
     wall_s: float
-    max_rss_mb: float
+    max_rss_mb: float  # VmHWM, polled
+    rusage_max_rss_mb: float  # wait4's ru_maxrss (an upper bound, see the module docstring)
     cpu_s: float
     rchar: int  # bytes read through read syscalls (page cache hits included)
     read_bytes: int  # bytes fetched from the block device
@@ -59,6 +63,17 @@ def _proc_io(pid: int) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split(": ") for line in text.splitlines())}
 
 
+def _hwm_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0  # a zombie has no memory left to report
+
+
 def run_measured(
     argv: Sequence[str],
     *,
@@ -73,10 +88,12 @@ def run_measured(
             list(argv), stdout=out, stderr=err, env=dict(env) if env else None, cwd=cwd
         )
         deadline = start + timeout_s
+        hwm_kb = 0
         while True:
             info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
             if info is not None:
                 break
+            hwm_kb = max(hwm_kb, _hwm_kb(proc.pid))
             if time.perf_counter() > deadline:
                 proc.kill()
             time.sleep(0.005)
@@ -90,7 +107,8 @@ def run_measured(
             argv=list(argv),
             returncode=proc.returncode,
             wall_s=wall,
-            max_rss_mb=usage.ru_maxrss / 1024,
+            max_rss_mb=hwm_kb / 1024,
+            rusage_max_rss_mb=usage.ru_maxrss / 1024,
             cpu_s=usage.ru_utime + usage.ru_stime,
             rchar=io.get("rchar", 0),
             read_bytes=io.get("read_bytes", 0),

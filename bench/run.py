@@ -5,6 +5,7 @@ write the results as JSON. See bench/README.md for what each scenario measures a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -710,6 +711,7 @@ def _measured(m: Measured, keep_stdout: bool = False) -> dict[str, Any]:
         "returncode": m.returncode,
         "wall_s": round(m.wall_s, 4),
         "max_rss_mb": round(m.max_rss_mb, 1),
+        "rusage_max_rss_mb": round(m.rusage_max_rss_mb, 1),
         "cpu_s": round(m.cpu_s, 3),
         "rchar": m.rchar,
         "read_bytes": m.read_bytes,
@@ -761,7 +763,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny N, no latency (CI)")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON results ({DEFAULT_OUT})")
     parser.add_argument("--only", default="ABCDEF", help="scenarios to run, e.g. AB")
-    parser.add_argument("--work", type=Path, help="scratch folder (kept); default: a temp dir")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="keep the scratch data (daemon log, configs, ledgers) in a new folder under WORK",
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     out = args.out or (DEFAULT_OUT.with_name("smoke.json") if args.smoke else DEFAULT_OUT)
@@ -771,7 +777,14 @@ def main(argv: list[str] | None = None) -> int:
     if "B" in only:
         only.add("E")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="syncd-bench-", dir=args.work) as tmp:
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    scratch = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="syncd-bench-", dir=args.work))
+        if args.work is not None
+        else tempfile.TemporaryDirectory(prefix="syncd-bench-")
+    )
+    with scratch as tmp:
         bench = Bench(sizes, args.smoke, Path(tmp))
         if only & {"A", "C"}:
             with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as slow:
