@@ -309,7 +309,7 @@ class TrainingClient:
             if response is not None and status in ok:
                 try:
                     return parse(response)
-                except (ValueError, KeyError, TypeError) as exc:
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     raise UnexpectedResponseError(
                         operation,
                         status=status,
