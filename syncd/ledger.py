@@ -264,6 +264,17 @@ class Ledger:
         with self._lock:
             self._db.close()
 
+    def unbind_if_never_synced(self) -> None:
+        """Forget the bound project if no run ever finished against it (a mistyped project id
+        that the service denied must not tie the ledger to it)."""
+        with self.transaction():
+            (finished,) = self._db.execute(
+                "SELECT COUNT(*) FROM runs WHERE outcome IN (?, ?)",
+                [RunOutcome.OK, RunOutcome.PARTIAL],
+            ).fetchone()
+            if finished == 0:
+                self._db.execute("DELETE FROM meta WHERE key = 'project_id'")
+
     def __enter__(self) -> Ledger:
         return self
 

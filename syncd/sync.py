@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from syncd.api import ApiError, ClientSettings, TrainingClient
+from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
@@ -286,6 +286,8 @@ async def reconcile_mirror(
                 report.training = await train_after_sync(client, mirror, report)
         except ApiError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+            if isinstance(exc, ProjectNotFoundError) and not dry_run:
+                ledger.unbind_if_never_synced()
             raise _service_error(exc, mirror) from None
         except ProjectKindError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
