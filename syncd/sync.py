@@ -336,6 +336,9 @@ async def _reconcile(
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
     if dry_run:
         return report
+    # Before anything is sent: a first sync killed halfway must leave the marker too, or every
+    # later run with a delete in it would see "synced before, marker missing" and refuse for good.
+    warning = _write_marker(mirror, local, the_plan)
     report.execution = await execute(
         the_plan,
         client=client,
@@ -347,7 +350,6 @@ async def _reconcile(
         run_id=run_id,
         progress=progress,
     )
-    warning = _write_marker(mirror, local, the_plan)
     if warning:
         report.warnings.append(warning)
     return report
