@@ -88,10 +88,19 @@ def _endpoint(value: str) -> str | None:
     return f"expected {EMBEDDED!r} or an http(s) URL, got {value!r}"
 
 
-def _address(value: str) -> str | None:
-    host, sep, port = value.rpartition(":")
+def parse_host_port(address: str) -> tuple[str, int]:
+    """Return (host, port) of `host:port` or `:port` (host 127.0.0.1); raise ValueError."""
+    host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return "expected host:port, e.g. 127.0.0.1:9464"
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:9464)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _address(value: str) -> str | None:
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

@@ -14,18 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from syncd.config import parse_host_port as parse_address
+
 if TYPE_CHECKING:
     from syncd.sync import MirrorReport
-
-DEFAULT_METRICS_PORT = 9464  # the port Prometheus' registry of defaults gives exporters like this
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """Return (host, port) of `host:port` or `:port` (host 127.0.0.1); raise ValueError."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:{DEFAULT_METRICS_PORT})")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Metrics:
