@@ -46,7 +46,7 @@ from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.ledger import Ledger
 from syncd.mapping import tag_key
 from syncd.model import SYNCD_METADATA_KEY, RemoteSnapshot, RemoteTag, TagType
-from syncd.planner import Plan, Upload
+from syncd.planner import CreateTag, Plan, Upload
 
 _log = structlog.get_logger(component="executor")
 
@@ -139,25 +139,28 @@ class _Run:
     # --- steps ----------------------------------------------------------------------------
 
     async def create_tags(self) -> None:
-        for action in self.plan.create_tags:
-            api_type = ApiTagType(str(action.type))
-            created_by_syncd = True
-            try:
-                tag = await self.client.create_tag(self.project_id, action.name, api_type)
-            except ApiError as error:
-                # Made by someone else since the listing (the portal, another syncd): use it.
-                taken = error.code == "BadRequestTagNameNotUnique" and not is_fatal(error)
-                found = await self._existing_tag(action.name, api_type) if taken else None
-                if found is None:
-                    self.api_failed(error, "create_tag", [action.name])
-                    if self.fatal:
-                        return
-                    continue
-                tag, created_by_syncd = found, False
-            remote = RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
-            self.ledger.record_tag(remote, created_by_syncd=created_by_syncd)
-            self.tag_ids[tag_key(tag.name)] = remote.tag_id
-            self.done("create_tags")
+        # Independent calls: in flight together, within the client's concurrency and rate.
+        await asyncio.gather(*(self._create_tag(action) for action in self.plan.create_tags))
+
+    async def _create_tag(self, action: CreateTag) -> None:
+        if self.fatal:
+            return
+        api_type = ApiTagType(str(action.type))
+        created_by_syncd = True
+        try:
+            tag = await self.client.create_tag(self.project_id, action.name, api_type)
+        except ApiError as error:
+            # Made by someone else since the listing (the portal, another syncd): use it.
+            taken = error.code == "BadRequestTagNameNotUnique" and not is_fatal(error)
+            found = await self._existing_tag(action.name, api_type) if taken else None
+            if found is None:
+                self.api_failed(error, "create_tag", [action.name])
+                return
+            tag, created_by_syncd = found, False
+        remote = RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+        self.ledger.record_tag(remote, created_by_syncd=created_by_syncd)
+        self.tag_ids[tag_key(tag.name)] = remote.tag_id
+        self.done("create_tags")
 
     async def _existing_tag(self, name: str, tag_type: ApiTagType) -> ApiTag | None:
         try:
@@ -270,9 +273,10 @@ class _Run:
         settled: set[str] = set()
         try:
             async for results in self.client.upload_images(self.project_id, items, metadata):
-                for result in results:
-                    settled.add(result.key)
-                    self._settle_upload(*by_sha[result.key], result)
+                with self.ledger.transaction():  # one commit per answered batch
+                    for result in results:
+                        settled.add(result.key)
+                        self._settle_upload(*by_sha[result.key], result)
         except ApiError as error:
             unsettled = [u for sha, (u, _) in by_sha.items() if sha not in settled]
             # Pending rows stay: the batch may have landed before its answer was lost.
@@ -309,12 +313,13 @@ class _Run:
             confirmed: set[str] = set()
             try:
                 async for pairs in self.client.remove_tags(self.project_id, image_ids, tag_ids):
-                    for pair in pairs:
-                        image_id = str(pair.image_id)
-                        self.ledger.record_image_tags(image_id, removed=[str(pair.tag_id)])
-                        if image_id not in confirmed:
-                            confirmed.add(image_id)
-                            self.done("remove_tags")
+                    with self.ledger.transaction():  # one commit per answered batch
+                        for pair in pairs:
+                            image_id = str(pair.image_id)
+                            self.ledger.record_image_tags(image_id, removed=[str(pair.tag_id)])
+                            if image_id not in confirmed:
+                                confirmed.add(image_id)
+                                self.done("remove_tags")
             except ApiError as error:
                 unconfirmed = [i for i in image_ids if i.lower() not in confirmed]
                 self.api_failed(error, "remove_tags", unconfirmed)
@@ -335,10 +340,10 @@ class _Run:
             async for result in self.client.add_tags(
                 self.project_id, [ApiTagPair(UUID(i), UUID(t)) for i, t in pairs]
             ):
-                for pair in (*result.created, *result.duplicated):
-                    image_id = str(pair.image_id)
-                    self.ledger.record_image_tags(image_id, added=[str(pair.tag_id)])
-                    if image_id not in counted:
+                with self.ledger.transaction():  # one commit per answered batch
+                    for pair in (*result.created, *result.duplicated):
+                        image_id = str(pair.image_id)
+                        self.ledger.record_image_tags(image_id, added=[str(pair.tag_id)])
                         counted.add(image_id)
                 for pair in result.exceeded:
                     self.fail(
@@ -362,9 +367,10 @@ class _Run:
         try:
             if ids:
                 async for deleted in self.client.delete_images(self.project_id, ids):
-                    for image_id in deleted:
-                        self.ledger.record_image_deleted(str(image_id))
-                        gone.add(str(image_id))
+                    with self.ledger.transaction():  # one commit per answered batch
+                        for image_id in deleted:
+                            self.ledger.record_image_deleted(str(image_id))
+                            gone.add(str(image_id))
                     self.done("delete_images", len(deleted))
         except ApiError as error:
             self.api_failed(error, "delete_image", [i for i in ids if i.lower() not in gone])

@@ -116,9 +116,11 @@ class ClientSettings:
     pool_timeout_s: float = 120.0
     # Wire bytes per upload call (not a service limit: bounds memory and the cost of a replay).
     max_batch_bytes: int = 64 * 1024 * 1024
-    # What one call is worth in bytes when choosing an upload format: roughly what a 10 Mbit/s
-    # uplink sends in the 1/10 s one call of a 10/s quota occupies.
-    call_cost_bytes: int = 128 * 1024
+    # What one call is worth in bytes when choosing an upload format: what an ~80 Mbit/s uplink
+    # sends in the 1/10 s one call of a 10/s quota occupies. Multipart needs a second call per
+    # batch for syncd's metadata, so with images of tens of KB the files format (one call, base64)
+    # wins; with MB-sized images the third more bytes of base64 costs more than the extra call.
+    call_cost_bytes: int = 1024 * 1024
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
