@@ -8,10 +8,11 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
                                    -> reconcile again (rescan + plan + execute: the same path)
 
 - Watchdog events only mark paths dirty in the mirror's SettleTracker (syncd.watch). A flush
-  happens when 64 settled paths wait (a full upload batch) or `max_delay_seconds` after the
-  first one settled. A flush is a `reconcile_mirror` with the settle rule as its `hold`: the
-  rescan costs a walk and stats (hashes only for changed files), the remote check is the cheap
-  count path (3 calls) when nothing else changed, and the planner stays pure.
+  happens when 64 settled paths wait (a full upload batch), when no dirty path could settle in
+  time to join the ones waiting, or `max_delay_seconds` after the first one settled. A flush is
+  a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
+  (hashes only for changed files), the remote check is the cheap count path (3 calls) when
+  nothing else changed, and the planner stays pure.
 - Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
   backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
   missing) or dies, a warning says why and how to fix it, and the tree is rescanned every
@@ -235,7 +236,14 @@ class _MirrorLoop:
             return False
         if len(self.ready) >= BATCH_SIZE:
             return True
-        return now - min(self.ready.values()) >= self.settings.max_delay_seconds
+        deadline = min(self.ready.values()) + self.settings.max_delay_seconds
+        if now >= deadline:
+            return True
+        # Waiting only pays if a path still settling can join before the deadline (a file with
+        # no event yet needs a whole settle time, longer than max_delay by default): a lone drop
+        # goes at once, a burst still leaves in full batches.
+        soonest = self.tracker.next_check()
+        return soonest is None or now + soonest > deadline
 
     def _next_wake(self) -> float:
         now = time.monotonic()

@@ -185,6 +185,11 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads change nothing
+        if event.is_directory and event.event_type == "modified":
+            # A folder's mtime moves whenever an entry is added or removed, and each entry
+            # reports its own event; held as dirty, the folder would hold back every file under
+            # it for as long as files keep arriving.
+            return
         paths = [event.src_path, getattr(event, "dest_path", "")]
         self.watcher.report(
             [os.fsdecode(p) for p in paths if p], is_directory=bool(event.is_directory)
@@ -220,10 +225,27 @@ class Watcher:
         rels = []
         for path in paths:
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-            if accepts_path(rel, is_directory, self.extensions):
-                rels.append(rel)
+            if not accepts_path(rel, is_directory, self.extensions):
+                continue
+            if is_directory and os.path.isdir(path):
+                # A folder created or moved in: its files settle one by one (a folder's own
+                # mtime moves with every entry, so it would never settle while files arrive).
+                rels += self._files_under(path)
+            else:
+                rels.append(rel)  # a file, or a folder gone (deleted or moved away)
         if rels:
             self.on_paths(rels)
+
+    def _files_under(self, folder: str) -> list[str]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                rel = os.path.relpath(os.path.join(dirpath, name), self.root)
+                rel = rel.replace(os.sep, "/")
+                if accepts_path(rel, False, self.extensions):
+                    found.append(rel)
+        return found
 
     def alive(self) -> bool:
         """False once the observer or one of its emitter threads has died."""
