@@ -209,7 +209,7 @@ class ServiceConfig:
     emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
     training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
     rate_per_second: float = field(default=10.0, metadata=_check(_positive))
-    max_concurrency: int = field(default=4, metadata=_check(_at_least(1)))
+    max_concurrency: int = field(default=8, metadata=_check(_at_least(1)))
     max_attempts: int = field(default=8, metadata=_check(_at_least(1)))
     connect_timeout: float = field(default=10.0, metadata=_check(_positive))
     read_timeout: float = field(default=60.0, metadata=_check(_positive))

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
+from emulator.support import new_project
 from spec_check import SpecChecker
 
 from daemon.support import Daemon, Uploads
@@ -34,17 +35,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def new_project(http: httpx.Client, name: str = "test") -> str:
-    domains = http.get("/domains").json()
-    domain = next(d for d in domains if d["type"] == "Classification")
-    r = http.post(
-        "/projects",
-        params={"name": name, "domainId": domain["id"], "classificationType": "Multilabel"},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
 
 
 @dataclass

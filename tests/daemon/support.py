@@ -1,6 +1,7 @@
 """Helpers for the daemon tests: `syncd run` as a subprocess, the project read over plain HTTP.
 
-Public names: Daemon, Uploads, wait_until, remote_images, sha256, EXIT_TIMEOUT_S.
+Public names: Daemon, Uploads, wait_until, image_count, EXIT_TIMEOUT_S (the project itself is
+read with tests/project_view.py).
 
 The daemon is a real process (`python -m syncd run --config ...`) talking to an EmulatorServer
 over real HTTP; its JSON log lines (stderr) are read back as events. Waits poll a condition under
@@ -9,7 +10,6 @@ a generous deadline that only turns a hang into a failure: nothing here asserts 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,14 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from project_view import Changing
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0  # a generous bound on any wait: only a hang should ever reach it
 EXIT_TIMEOUT_S = 15.0  # the default shutdown bound (10 s) plus interpreter start-up slack
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def wait_until(
@@ -52,51 +49,10 @@ def wait_until(
         time.sleep(step)
 
 
-@dataclass(frozen=True)
-class RemoteImage:
-    id: str
-    sha256: str
-    tags: frozenset[str]
-
-
-class Changing(Exception):
-    """The project changed while it was being read (an image listed, then gone): read again."""
-
-
-def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
-    """Every image in the project with the sha256 of its original bytes (read over HTTP); raise
-    Changing if an image vanished between the listing and its download."""
-    raw: list[dict[str, Any]] = []
-    while True:
-        r = http.get(f"/projects/{project_id}/images", params={"take": 256, "skip": len(raw)})
-        assert r.status_code == 200, r.text
-        page = r.json()
-        raw.extend(page)
-        if len(page) < 256:
-            break
-    out = []
-    for image in raw:
-        original = httpx.get(image["originalImageUri"], timeout=30)
-        if original.status_code == 404:
-            raise Changing(image["id"])
-        assert original.status_code == 200, original.text
-        tags = frozenset(t["tagName"] for t in image.get("tags") or ())
-        out.append(RemoteImage(image["id"], sha256(original.content), tags))
-    return out
-
-
 def image_count(http: httpx.Client, project_id: str) -> int:
     r = http.get(f"/projects/{project_id}/images/count")
     assert r.status_code == 200, r.text
     return int(r.json())
-
-
-def content(images: list[RemoteImage]) -> dict[str, frozenset[str]]:
-    """sha256 -> tags; fails on two images with the same bytes (a duplicate upload)."""
-    hashes = [i.sha256 for i in images]
-    duplicates = {h for h in hashes if hashes.count(h) > 1}
-    assert not duplicates, f"{len(duplicates)} content(s) uploaded more than once"
-    return {i.sha256: i.tags for i in images}
 
 
 _UPLOAD = re.compile(r"/projects/[^/]+/images(/files)?$")

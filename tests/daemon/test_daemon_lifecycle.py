@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from images import write_image
+from project_view import content, remote_images, sha256
 
 from daemon.conftest import World
-from daemon.support import content, image_count, remote_images, sha256
+from daemon.support import image_count
 from syncd.emulator.faults import NO_FAULTS
 
 HERE = Path(__file__).parent

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from images import image_bytes, write_image
+from project_view import content, remote_images, sha256
 
 from daemon.conftest import World, new_project
-from daemon.support import content, image_count, remote_images, sha256
+from daemon.support import image_count
 
 
 def _tags_by_sha(world: World) -> dict[str, frozenset[str]]:

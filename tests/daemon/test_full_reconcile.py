@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from images import write_image
+from project_view import content, remote_images, sha256
 
 from daemon.conftest import World
-from daemon.support import content, remote_images, sha256
 
 
 def test_a_tag_removed_in_the_portal_is_put_back_by_the_timer(world: World) -> None:

@@ -9,7 +9,6 @@ original bytes from each image's URI), never through syncd's own code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -24,6 +23,7 @@ import httpx
 import pytest
 import yaml
 from images import write_image
+from project_view import RemoteImage, content, remote_images, sha256
 
 from syncd.cli import main
 
@@ -45,10 +45,6 @@ STANDARD_TREE: dict[str, int] = {
     "_negative/n0.jpg": 400,
     "_negative/n1.png": 401,
 }
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def write_tree(root: Path, tree: Mapping[str, int]) -> None:
@@ -77,46 +73,9 @@ def expected_content(
     return {h: frozenset(t) for h, t in out.items()}
 
 
-@dataclass(frozen=True)
-class RemoteImage:
-    id: str
-    sha256: str
-    tags: frozenset[str]
-    metadata: dict[str, str]
-
-
-def remote_images(http: httpx.Client, project_id: str) -> list[RemoteImage]:
-    """Every image in the project (all pages), with the sha256 of its original bytes."""
-    raw: list[dict[str, Any]] = []
-    while True:
-        r = http.get(f"/projects/{project_id}/images", params={"take": 256, "skip": len(raw)})
-        assert r.status_code == 200, r.text
-        page = r.json()
-        raw.extend(page)
-        if len(page) < 256:
-            break
-    out = []
-    for image in raw:
-        original = http.get(image["originalImageUri"])  # an absolute URI overrides the base
-        assert original.status_code == 200, original.text
-        out.append(
-            RemoteImage(
-                id=image["id"],
-                sha256=sha256(original.content),
-                tags=frozenset(t["tagName"] for t in image.get("tags") or ()),
-                metadata=dict(image.get("metadata") or {}),
-            )
-        )
-    return out
-
-
 def remote_content(http: httpx.Client, project_id: str) -> dict[str, frozenset[str]]:
     """sha256 -> tag names; fails if two images hold the same bytes (a duplicate upload)."""
-    images = remote_images(http, project_id)
-    hashes = [i.sha256 for i in images]
-    duplicates = sorted({h for h in hashes if hashes.count(h) > 1})
-    assert not duplicates, f"{len(duplicates)} content(s) uploaded more than once"
-    return {i.sha256: i.tags for i in images}
+    return content(remote_images(http, project_id))
 
 
 def remote_tags(http: httpx.Client, project_id: str) -> dict[str, dict[str, Any]]:
