@@ -74,10 +74,21 @@ class TagMapper:
         self._rename = {tag_key(k): normalise_tag_name(v) for k, v in config.rename.items()}
         self._negative_key = tag_key(config.negative_folder) if config.negative_folder else None
         self._negative_tag_key = tag_key(config.negative_tag_name)
+        # Tags depend on the folder alone: one answer per folder, not per file (100k-file scans).
+        self._by_folder: dict[str, TagAssignment | Problem] = {}
 
     def assign(self, rel_path: str) -> TagAssignment | Problem:
         """Return the tags for a file at `rel_path` (relative, posix), or the Problem with it."""
-        folders = [normalise_tag_name(part) for part in rel_path.split("/")[:-1]]
+        folder = rel_path.rpartition("/")[0]
+        found = self._by_folder.get(folder)
+        if found is None:
+            found = self._by_folder[folder] = self._assign(folder)
+        return found
+
+    def _assign(self, folder_path: str) -> TagAssignment | Problem:
+        folders = (
+            [normalise_tag_name(part) for part in folder_path.split("/")] if folder_path else []
+        )
         if not folders:
             if self._skip_root_files:
                 return Problem(ProblemKind.ROOT_FILE_SKIPPED, "directly under the root")
