@@ -380,34 +380,38 @@ class Ledger:
         """Make `local_files` exactly the snapshot's files (a missing root changes nothing)."""
         if not snapshot.root_exists:
             return  # keep the hash cache for when the folder comes back (e.g. a remount)
+        rows = [
+            (
+                f.path,
+                f.size,
+                f.mtime_ns,
+                f.inode,
+                f.sha256,
+                f.image_format,
+                f.hashed_at_ns,
+                json.dumps(list(f.tags), ensure_ascii=False),
+                int(f.negative),
+                f.problem.kind if f.problem else None,
+                f.problem.detail if f.problem else None,
+                run_id,
+            )
+            for f in snapshot.files
+        ]
         with self.transaction():
-            for f in snapshot.files:
-                self._db.execute(
-                    """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
-                        hashed_at_ns, tags, negative, problem, problem_detail, last_seen_run)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (path) DO UPDATE SET size = excluded.size,
-                        mtime_ns = excluded.mtime_ns, inode = excluded.inode,
-                        sha256 = excluded.sha256, image_format = excluded.image_format,
-                        hashed_at_ns = excluded.hashed_at_ns, tags = excluded.tags,
-                        negative = excluded.negative, problem = excluded.problem,
-                        problem_detail = excluded.problem_detail,
-                        last_seen_run = excluded.last_seen_run""",
-                    [
-                        f.path,
-                        f.size,
-                        f.mtime_ns,
-                        f.inode,
-                        f.sha256,
-                        f.image_format,
-                        f.hashed_at_ns,
-                        json.dumps(list(f.tags), ensure_ascii=False),
-                        int(f.negative),
-                        f.problem.kind if f.problem else None,
-                        f.problem.detail if f.problem else None,
-                        run_id,
-                    ],
-                )
+            # One executemany, not a statement per file: 100k files in a fraction of a second.
+            self._db.conn.executemany(
+                """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
+                    hashed_at_ns, tags, negative, problem, problem_detail, last_seen_run)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (path) DO UPDATE SET size = excluded.size,
+                    mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                    sha256 = excluded.sha256, image_format = excluded.image_format,
+                    hashed_at_ns = excluded.hashed_at_ns, tags = excluded.tags,
+                    negative = excluded.negative, problem = excluded.problem,
+                    problem_detail = excluded.problem_detail,
+                    last_seen_run = excluded.last_seen_run""",
+                rows,
+            )
             self._db.execute("DELETE FROM local_files WHERE last_seen_run IS NOT ?", [run_id])
 
     # --- tags ---------------------------------------------------------------------------------

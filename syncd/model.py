@@ -77,7 +77,7 @@ class MarkerState(enum.StrEnum):
     FOREIGN = "foreign"  # exists but names another project (or is unreadable)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     """One regular file under the root that passed the name filters.
 
@@ -104,7 +104,7 @@ class LocalFile:
         return self.problem is None and self.sha256 is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CachedFile:
     """The ledger's memory of one file: if its stat still matches, its hash is reused."""
 
@@ -159,7 +159,7 @@ class LocalSnapshot:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteTag:
     """A tag in the project (GetTags)."""
 
@@ -172,7 +172,7 @@ def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value or {}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteImage:
     """An image in the project: its id, tag ids, metadata, and its sha256 if known.
 
@@ -214,7 +214,7 @@ class ImageOwner(enum.StrEnum):
     FOREIGN = "foreign"  # seen in a listing; syncd neither uploaded nor adopted it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerImage:
     """The ledger's record of one remote image."""
 
