@@ -73,6 +73,9 @@ class Execution:
     done: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     skipped_deletes: int = 0  # deletes not attempted because something failed earlier
+    # False when the project may still differ from the plan's aim though nothing failed: a
+    # duplicate came back with other tags, or without its image. The next run plans in full.
+    settled: bool = True
 
 
 def is_fatal(error: ApiError) -> bool:
@@ -292,11 +295,14 @@ class _Run:
             # A duplicate of an image already there may lack some wanted tags; extra tags it
             # has are left to the next run's plan, which sees them in the listing.
             self.late_tag_pairs += [(str(image.id), t) for t in tag_ids if t not in applied]
+            if not applied <= set(tag_ids):
+                self.result.settled = False
             self.done("uploads")
         elif result.ok:
             # OKDuplicate without the image (the spec does not promise it): the pending row
             # stays, and the next run's full listing finds and hashes the image.
             _log.info("duplicate_without_image", path=upload.paths[0])
+            self.result.settled = False
             self.done("uploads")
         else:
             status = str(result.status)

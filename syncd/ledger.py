@@ -1,6 +1,6 @@
 """The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
-Public names: Ledger, LedgerError, RunOutcome, RunRecord, ErrorRecord, LedgerStatus,
+Public names: Ledger, LedgerError, RunOutcome, RunRecord, ErrorRecord, LedgerStatus, RemoteSummary,
 SCHEMA_VERSION.
 
 The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
@@ -91,6 +91,17 @@ class LedgerStatus:
     recent_errors: tuple[ErrorRecord, ...]
 
 
+@dataclass(frozen=True)
+class RemoteSummary:
+    """The project in counts, as the ledger last saw it."""
+
+    classification: ClassificationType
+    tags: frozenset[RemoteTag]
+    images: int
+    images_per_tag: Mapping[str, int] = field(hash=False)  # tag id -> images carrying it
+    all_hashed: bool  # every image's content is known
+
+
 SCHEMA_VERSION = 1
 
 # Each migration turns schema version i into i + 1 (index i). Version 0 is an empty file.
@@ -120,7 +131,7 @@ CREATE TABLE local_files (
     negative INTEGER NOT NULL DEFAULT 0,
     problem TEXT,
     problem_detail TEXT,
-    last_seen_run INTEGER
+    last_seen_run INTEGER                     -- the run that last changed the row
 );
 CREATE INDEX local_files_sha256 ON local_files (sha256);
 
@@ -315,9 +326,22 @@ class Ledger:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def begin_run(self) -> int:
-        """Start a run and return its id; a run still `running` (a crash) becomes interrupted."""
+    def settled(self) -> str | None:
+        """The fingerprint of the mirror config under which the last run ended fully in sync."""
+        with self._lock:
+            return self._meta("settled")
+
+    def mark_settled(self, fingerprint: str) -> None:
+        """Record that this run ended fully in sync under the config `fingerprint`."""
         with self.transaction():
+            self._set_meta("settled", fingerprint)
+
+    def begin_run(self) -> int:
+        """Start a run and return its id; a run still `running` (a crash) becomes interrupted.
+
+        The settled mark is cleared: a run cut short must not vouch for the next."""
+        with self.transaction():
+            self._db.execute("DELETE FROM meta WHERE key = 'settled'")
             self._db.execute(
                 "UPDATE runs SET outcome = ?, finished_at = ? WHERE outcome = ?",
                 [RunOutcome.INTERRUPTED, _now(), RunOutcome.RUNNING],
@@ -376,13 +400,16 @@ class Ledger:
             for r in rows
         }
 
-    def record_scan(self, snapshot: LocalSnapshot, run_id: int) -> None:
-        """Make `local_files` exactly the snapshot's files (a missing root changes nothing)."""
+    def record_scan(self, snapshot: LocalSnapshot, run_id: int) -> bool:
+        """Make `local_files` exactly the snapshot's files (a missing root changes nothing);
+        return True if any row changed, appeared or went.
+
+        Only what differs is written: a no-op scan of 100k files writes nothing.
+        """
         if not snapshot.root_exists:
-            return  # keep the hash cache for when the folder comes back (e.g. a remount)
-        rows = [
-            (
-                f.path,
+            return False  # keep the hash cache for when the folder comes back (e.g. a remount)
+        rows = {
+            f.path: (
                 f.size,
                 f.mtime_ns,
                 f.inode,
@@ -393,12 +420,19 @@ class Ledger:
                 int(f.negative),
                 f.problem.kind if f.problem else None,
                 f.problem.detail if f.problem else None,
-                run_id,
             )
             for f in snapshot.files
-        ]
+        }
         with self.transaction():
-            # One executemany, not a statement per file: 100k files in a fraction of a second.
+            known = {
+                row[0]: tuple(row[1:])
+                for row in self._db.execute(
+                    "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns, tags,"
+                    " negative, problem, problem_detail FROM local_files"
+                )
+            }
+            changed = [(path, *row, run_id) for path, row in rows.items() if known.get(path) != row]
+            gone = [(path,) for path in known.keys() - rows.keys()]
             self._db.conn.executemany(
                 """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
                     hashed_at_ns, tags, negative, problem, problem_detail, last_seen_run)
@@ -410,9 +444,10 @@ class Ledger:
                     negative = excluded.negative, problem = excluded.problem,
                     problem_detail = excluded.problem_detail,
                     last_seen_run = excluded.last_seen_run""",
-                rows,
+                changed,
             )
-            self._db.execute("DELETE FROM local_files WHERE last_seen_run IS NOT ?", [run_id])
+            self._db.conn.executemany("DELETE FROM local_files WHERE path = ?", gone)
+        return bool(changed or gone)
 
     # --- tags ---------------------------------------------------------------------------------
 
@@ -627,6 +662,31 @@ class Ledger:
         for r in rows:
             out.setdefault(r["image_id"], []).append(r["path"])
         return {image_id: tuple(paths) for image_id, paths in out.items()}
+
+    def remote_summary(self) -> RemoteSummary | None:
+        """The ledger's account of the project in counts (what the cheap path compares with the
+        service), without loading every image; None if the project was never listed."""
+        with self._lock:
+            classification = self._meta("classification")
+        if classification is None:
+            return None
+        tags = frozenset(
+            RemoteTag(r["tag_id"], r["name"], TagType(r["type"]))
+            for r in self._rows("SELECT tag_id, name, type FROM tags")
+        )
+        per_tag = {
+            r["tag_id"]: r["n"]
+            for r in self._rows(
+                "SELECT j.value AS tag_id, COUNT(*) AS n FROM images, json_each(images.tag_ids) j"
+                " GROUP BY j.value"
+            )
+        }
+        totals = self._rows(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(sha256 IS NULL), 0) AS unknown FROM images"
+        )[0]
+        return RemoteSummary(
+            ClassificationType(classification), tags, totals["n"], per_tag, totals["unknown"] == 0
+        )
 
     def pending_uploads(self) -> tuple[str, ...]:
         """Return the sha256 of uploads sent but never answered (a crash mid-upload)."""

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
 
 from syncd.api import ApiError, Image, Project, Tag, TrainingClient
-from syncd.ledger import Ledger
+from syncd.ledger import Ledger, RemoteSummary
 from syncd.model import (
     SYNCD_METADATA_KEY,
     ClassificationType,
@@ -49,6 +48,11 @@ class RemoteRead:
     listing: str  # "counts" (cheap path) or "full"
     downloads_hashed: int = 0
     download_failures: tuple[tuple[str, str], ...] = ()  # (image id, message)
+    image_count: int | None = None  # images in the project (the snapshot may not list them)
+
+    @property
+    def images(self) -> int:
+        return len(self.snapshot.images) if self.image_count is None else self.image_count
 
 
 def _classification(project: Project) -> ClassificationType:
@@ -74,12 +78,11 @@ def _remote_image(image: Image, sha256: str | None) -> RemoteImage:
     )
 
 
-def _counts_agree(cached: RemoteSnapshot, tags: list[Tag], total: int) -> bool:
+def _counts_agree(summary: RemoteSummary, tags: list[Tag], total: int) -> bool:
     """True when the service's counts match the ledger's account of the project exactly."""
-    live = {_remote_tag(t) for t in tags}
-    if live != set(cached.tags) or total != len(cached.images):
+    if {_remote_tag(t) for t in tags} != summary.tags or total != summary.images:
         return False
-    per_tag = Counter(t for image in cached.images for t in image.tag_ids)
+    per_tag = summary.images_per_tag
     return all(per_tag.get(str(t.id).lower(), 0) == t.image_count for t in tags)
 
 
@@ -93,24 +96,36 @@ async def read_remote(
     full: bool = False,
     run_id: int | None = None,
     on_hashed: Callable[[int], None] | None = None,
+    settled: bool = False,
 ) -> RemoteRead:
     """Return the project's state; record what a full listing learns (unless run_id is None,
-    which means a dry run: nothing is written)."""
+    which means a dry run: nothing is written).
+
+    `settled` (the last run ended in sync and nothing changed locally since): if the counts
+    agree, the plan will be empty, so the snapshot carries the tags but not the images.
+    """
     project = await client.get_project(project_id)
     classification = _classification(project)
     tags = await client.list_tags(project_id)
-    cached = ledger.cached_remote()
+    summary = ledger.remote_summary()
     if (
         not full
-        and cached is not None
-        and cached.classification is classification
+        and summary is not None
+        and summary.classification is classification
         and not ledger.pending_uploads()
-        and all(i.sha256 is not None for i in cached.images)
+        and summary.all_hashed
     ):
         total = await client.count_images(project_id)
-        if _counts_agree(cached, tags, total):
-            return RemoteRead(cached, project, "counts")
-        _log.info("counts_differ", project_images=total, ledger_images=len(cached.images))
+        if _counts_agree(summary, tags, total):
+            if settled:
+                tags_only = RemoteSnapshot(
+                    project_id.lower(), classification, tuple(summary.tags), complete=False
+                )
+                return RemoteRead(tags_only, project, "counts", image_count=total)
+            cached = ledger.cached_remote()
+            if cached is not None:  # always, once a summary exists
+                return RemoteRead(cached, project, "counts", image_count=total)
+        _log.info("counts_differ", project_images=total, ledger_images=summary.images)
 
     known = ledger.view().images
     listed: list[RemoteImage] = []

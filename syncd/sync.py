@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -130,7 +131,7 @@ class MirrorReport:
             },
             "remote": {
                 "listing": self.remote.listing,
-                "images": len(self.remote.snapshot.images),
+                "images": self.remote.images,
                 "downloads_hashed": self.remote.downloads_hashed,
             },
             "planned": self.plan.counts(),
@@ -275,10 +276,20 @@ async def reconcile_mirror(
     holds back files that have not settled yet)."""
     calls_before = client.api_calls
     with _open_ledger(mirror, dry_run) as ledger:
+        was_settled = ledger.settled() == _fingerprint(mirror)  # read before begin_run clears it
         run_id = ledger.begin_run()
         try:
             report = await _reconcile(
-                mirror, client, ledger, run_id, dry_run, allow_mass_delete, full, progress, hold
+                mirror,
+                client,
+                ledger,
+                run_id,
+                dry_run,
+                allow_mass_delete,
+                full,
+                progress,
+                hold,
+                was_settled,
             )
             if mirror.train_after_sync and not dry_run:
                 from syncd.train import train_after_sync
@@ -301,7 +312,14 @@ async def reconcile_mirror(
             counts.update({f"done_{k}": v for k, v in report.execution.done.items()})
         outcome = RunOutcome.OK if report.exit_code == EXIT_OK else RunOutcome.PARTIAL
         ledger.finish_run(run_id, outcome, counts)
+        if outcome is RunOutcome.OK and report.execution is not None and report.execution.settled:
+            ledger.mark_settled(_fingerprint(mirror))
         return report
+
+
+def _fingerprint(mirror: MirrorConfig) -> str:
+    """Identifies the mirror's settings: a settled mark is only trusted under the same ones."""
+    return hashlib.sha256(repr(mirror).encode()).hexdigest()[:32]
 
 
 async def _reconcile(
@@ -314,11 +332,22 @@ async def _reconcile(
     full: bool,
     progress: Progress | None,
     hold: Hold | None = None,
+    was_settled: bool = False,
 ) -> MirrorReport:
     local = await asyncio.to_thread(scan, mirror, ledger.cached_files())
     if hold is not None:
         local = hold(local)
-    ledger.record_scan(local, run_id)
+    changed = ledger.record_scan(local, run_id)
+    # The last run ended in sync and not a file changed since: if the service's counts agree,
+    # the plan is empty by construction, and a 100k-file no-op need not load or plan them all.
+    quiet = (
+        was_settled
+        and local.root_exists
+        and local.marker is MarkerState.PRESENT
+        and not changed
+        and not local.skipped
+        and not local.problem_files
+    )
     remote = await read_remote(
         client,
         mirror.project_id,
@@ -328,10 +357,14 @@ async def _reconcile(
         full=full,
         run_id=run_id,
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
+        settled=quiet,
     )
-    the_plan = plan(
-        local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=allow_mass_delete
-    )
+    if quiet and remote.listing == "counts":
+        the_plan = Plan()
+    else:
+        the_plan = plan(
+            local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=allow_mass_delete
+        )
     report = MirrorReport(mirror.name, mirror.project_id, dry_run, local, remote, the_plan)
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
     if dry_run:

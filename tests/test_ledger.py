@@ -100,16 +100,47 @@ def test_transaction_rolls_back_on_error(ledger: Ledger) -> None:
 def test_scan_round_trip_and_vanished_files(ledger: Ledger) -> None:
     run = ledger.begin_run()
     problem = Problem(ProblemKind.NOT_AN_IMAGE, "text")
-    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Dog/b.jpg", "B", problem=problem)), run)
+    first = snapshot(lf("Dog/a.jpg"), lf("Dog/b.jpg", "B", problem=problem))
+    assert ledger.record_scan(first, run) is True
+    assert ledger.record_scan(first, ledger.begin_run()) is False  # the same tree: no change
     cached = ledger.cached_files()
     assert set(cached) == {"Dog/a.jpg", "Dog/b.jpg"}
     assert (cached["Dog/a.jpg"].sha256, cached["Dog/a.jpg"].hashed_at_ns) == ("A", 9)
     assert ledger.status().problems == {"not_an_image": 1}
     run2 = ledger.begin_run()
-    ledger.record_scan(snapshot(lf("Dog/a.jpg")), run2)
+    assert ledger.record_scan(snapshot(lf("Dog/a.jpg")), run2) is True  # b.jpg went
     assert set(ledger.cached_files()) == {"Dog/a.jpg"}
     ledger.record_scan(snapshot(root_exists=False), ledger.begin_run())  # an unmounted root
     assert set(ledger.cached_files()) == {"Dog/a.jpg"}
+
+
+def test_a_settled_mark_lasts_until_the_next_run_begins(ledger: Ledger) -> None:
+    ledger.begin_run()
+    ledger.mark_settled("fingerprint-1")
+    assert ledger.settled() == "fingerprint-1"
+    ledger.begin_run()  # a run cut short after this must not vouch for the one after it
+    assert ledger.settled() is None
+
+
+def test_remote_summary_counts_images_per_tag_without_loading_them(ledger: Ledger) -> None:
+    assert ledger.remote_summary() is None  # never listed
+    listing = RemoteSnapshot(
+        PID,
+        ClassificationType.MULTILABEL,
+        (RemoteTag("t1", "Dog"), RemoteTag("t2", "Cat")),
+        (
+            RemoteImage("i1", frozenset({"t1"}), {}, "A"),
+            RemoteImage("i2", frozenset({"t1", "t2"}), {}, "B"),
+            RemoteImage("i3", frozenset(), {}, None),
+        ),
+        True,
+    )
+    ledger.record_remote_snapshot(listing, ledger.begin_run(), mirror_name="default")
+    summary = ledger.remote_summary()
+    assert summary is not None
+    assert (summary.images, dict(summary.images_per_tag)) == (3, {"t1": 2, "t2": 1})
+    assert summary.tags == {RemoteTag("t1", "Dog"), RemoteTag("t2", "Cat")}
+    assert summary.all_hashed is False  # i3's content is unknown
 
 
 def test_upload_results_owners_and_view(ledger: Ledger) -> None:
