@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -106,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         help="the folder to write into (default: the mirror's root)",
+    )
+    pull.add_argument("--project", metavar="ID", help="the project to pull (default: the config's)")
+    pull.add_argument(
+        "--endpoint", metavar="URL", help="the service (default: the config's, or $SYNCD_ENDPOINT)"
     )
 
     train = sub.add_parser("train", help="train the project (TrainProject)")
@@ -370,11 +375,32 @@ def _one_mirror(args: argparse.Namespace) -> tuple[Config, MirrorConfig]:
     return config, mirrors[0]
 
 
+def _pull_overrides(
+    args: argparse.Namespace, config: Config, mirror: MirrorConfig
+) -> tuple[Config, MirrorConfig]:
+    """Apply --project and --endpoint, checked as the config checks those keys."""
+    from syncd.config import check_value
+
+    if args.project is not None:
+        problem = check_value("mirror.project_id", args.project)
+        if problem:
+            raise SyncError(f"--project: {problem}", EXIT_USAGE)
+        mirror = dataclasses.replace(mirror, project_id=args.project.lower())
+    if args.endpoint is not None:
+        problem = check_value("service.endpoint", args.endpoint)
+        if problem:
+            raise SyncError(f"--endpoint: {problem}", EXIT_USAGE)
+        service = dataclasses.replace(config.service, endpoint=args.endpoint)
+        config = dataclasses.replace(config, service=service)
+    return config, mirror
+
+
 def _pull(args: argparse.Namespace) -> int:
     from syncd.pull import PullError, pull_project
     from syncd.sync import _open_ledger, _service_error, open_client
 
     config, mirror = _one_mirror(args)
+    config, mirror = _pull_overrides(args, config, mirror)
     into = (args.into or Path(mirror.root)).expanduser().resolve()
 
     async def run() -> Any:

@@ -1,8 +1,8 @@
 """Typed configuration: defaults -> parse -> env -> validate all -> frozen objects.
 
-Public names: load_config, parse_config, schema_keys, ConfigError, ConfigProblem, Config,
-ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig, DaemonConfig,
-PullConfig, TagMode, RootFiles, DeletePolicy, MultiTag, ENV_OVERRIDES, EMBEDDED.
+Public names: load_config, parse_config, schema_keys, check_value, ConfigError, ConfigProblem,
+Config, ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig,
+DaemonConfig, PullConfig, TagMode, RootFiles, DeletePolicy, MultiTag, ENV_OVERRIDES, EMBEDDED.
 
 The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
 expected type, its default the default, and `metadata["check"]` its validation. The loader walks
@@ -591,6 +591,13 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
             [ConfigProblem("", f"cannot read the config file: {reason}", str(source))]
         ) from None
     return parse_config(text, source=source.absolute(), environ=environ)
+
+
+def check_value(key: str, value: str) -> str | None:
+    """Return why `value` is not valid for `key` (e.g. "mirror.project_id"), or None; for flags
+    that stand in for a config key."""
+    checks = {"mirror.project_id": _uuid, "service.endpoint": _endpoint}
+    return checks[key](value)
 
 
 def schema_keys() -> list[str]:

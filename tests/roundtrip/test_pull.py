@@ -211,3 +211,18 @@ def test_a_killed_pull_resumes_without_missing_corrupt_or_repeated_downloads(
     run = box.reconcile()
     assert run.mirror["done"] == NOTHING and run.mirror["remote"]["listing"] == "counts"
     api.close()
+
+
+def test_project_and_endpoint_can_come_from_flags(box: Sandbox) -> None:
+    project = label_project(box.http, box.project_id, {("Cat",): 3, ("Dog",): 2})
+    real_endpoint, real_project = box.endpoint, box.project_id
+    box.endpoint, box.project_id = "http://127.0.0.1:9", "00000000-0000-4000-8000-000000000000"
+    box.write_config()  # a config naming neither the right service nor the right project
+
+    flags = ("--project", real_project, "--endpoint", real_endpoint)
+    pulled = _pull(box, *flags)
+
+    assert pulled["exit_code"] == 0, pulled
+    assert tree_files(box.root) == _expected_tree(project)
+    bad = box.cli("pull", "--config", str(box.config_path), "--project", "not-a-uuid")
+    assert bad.exit_code == 2 and "--project: expected a project id" in bad.stderr
