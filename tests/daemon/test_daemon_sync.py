@@ -33,12 +33,12 @@ def test_a_bulk_drop_is_uploaded_in_full_batches(world: World) -> None:
     daemon = world.start_daemon()
     daemon.wait_ready()
     staging = world.tmp / "staging" / "Cat"
-    expected = {sha256(write_image(staging / f"c{i:03}.jpg", 1000 + i)) for i in range(200)}
-    os.rename(staging, world.root / "Cat")  # 200 files appear at once
-    daemon.wait_for(lambda: image_count(world.http, world.project_id) == 200, "200 images")
+    expected = {sha256(write_image(staging / f"c{i:03}.jpg", 1000 + i)) for i in range(500)}
+    os.rename(staging, world.root / "Cat")  # 500 files appear at once
+    daemon.wait_for(lambda: image_count(world.http, world.project_id) == 500, "500 images")
     assert set(_tags_by_sha(world)) == expected
-    # One tag, 200 files: 64 + 64 + 64 + 8, never a trickle of small batches.
-    assert sorted(world.uploads.batches, reverse=True) == [64, 64, 64, 8]
+    # One tag, 500 files: seven full batches of 64 and the rest, never a trickle of small ones.
+    assert sorted(world.uploads.batches, reverse=True) == [64] * 7 + [52]
     assert daemon.stop() == 0
 
 
@@ -49,8 +49,9 @@ def test_a_slowly_written_file_is_uploaded_once_complete(world: World) -> None:
     data = image_bytes(7, size=(400, 300))
     target = world.root / "Dog" / "slow.jpg"
     target.parent.mkdir()
-    chunks = [data[i : i + len(data) // 12 + 1] for i in range(0, len(data), len(data) // 12 + 1)]
-    with target.open("wb") as f:  # a camera writing for ~3 s, pausing 0.25 s between chunks
+    step = len(data) // 20 + 1
+    chunks = [data[i : i + step] for i in range(0, len(data), step)]
+    with target.open("wb") as f:  # a camera writing for ~5 s, pausing 0.25 s between chunks
         for chunk in chunks:
             f.write(chunk)
             f.flush()
