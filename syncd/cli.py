@@ -465,8 +465,8 @@ def _ledger_status(mirror: MirrorConfig) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": mirror.name,
         "project_id": mirror.project_id,
-        "root": str(mirror.root),
-        "ledger": str(mirror.ledger),
+        "root": os.path.normpath(mirror.root),
+        "ledger": os.path.normpath(str(mirror.ledger)),
     }
     if not Path(mirror.ledger).exists():
         entry["synced"] = False
