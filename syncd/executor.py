@@ -41,7 +41,6 @@ from syncd.api import (
 )
 from syncd.api import Tag as ApiTag
 from syncd.api import TagPair as ApiTagPair
-from syncd.api import TagType as ApiTagType
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.ledger import Ledger
 from syncd.mapping import tag_key
@@ -148,24 +147,23 @@ class _Run:
     async def _create_tag(self, action: CreateTag) -> None:
         if self.fatal:
             return
-        api_type = ApiTagType(str(action.type))
         created_by_syncd = True
         try:
-            tag = await self.client.create_tag(self.project_id, action.name, api_type)
+            tag = await self.client.create_tag(self.project_id, action.name, action.type)
         except ApiError as error:
             # Made by someone else since the listing (the portal, another syncd): use it.
             taken = error.code == "BadRequestTagNameNotUnique" and not is_fatal(error)
-            found = await self._existing_tag(action.name, api_type) if taken else None
+            found = await self._existing_tag(action.name, action.type) if taken else None
             if found is None:
                 self.api_failed(error, "create_tag", [action.name])
                 return
             tag, created_by_syncd = found, False
-        remote = RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+        remote = RemoteTag(str(tag.id).lower(), tag.name, tag.type)
         self.ledger.record_tag(remote, created_by_syncd=created_by_syncd)
         self.tag_ids[tag_key(tag.name)] = remote.tag_id
         self.done("create_tags")
 
-    async def _existing_tag(self, name: str, tag_type: ApiTagType) -> ApiTag | None:
+    async def _existing_tag(self, name: str, tag_type: TagType) -> ApiTag | None:
         try:
             tags = await self.client.list_tags(self.project_id)
         except ApiError:

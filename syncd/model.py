@@ -17,17 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+# One TagType for both halves: the planner's records and the client's speak the same spec enum.
+from syncd.api.models import TagType
+
 # Every image syncd uploads carries {SYNCD_METADATA_KEY: <mirror name>}. Metadata is per create
 # batch, never per image (DIGEST section 2), so the value is batch-constant by design.
 SYNCD_METADATA_KEY = "syncd"
-
-
-class TagType(enum.StrEnum):
-    """Tag.type in the spec: «Regular», «Negative», «GeneralProduct»."""
-
-    REGULAR = "Regular"
-    NEGATIVE = "Negative"
-    GENERAL_PRODUCT = "GeneralProduct"
 
 
 class ClassificationType(enum.StrEnum):

@@ -50,6 +50,7 @@ from syncd.model import (
     RemoteTag,
     TagType,
 )
+from syncd.remote import remote_tag
 from syncd.scan import read_marker, write_marker
 
 _log = structlog.get_logger(component="pull")
@@ -364,7 +365,7 @@ async def pull_project(
         work: list[tuple[Image, tuple[str, ...]]] = []
         for image in images:
             image_tags = [
-                _remote_tag(by_id[str(t).lower()]) for t in image.tag_ids if str(t).lower() in by_id
+                remote_tag(by_id[str(t).lower()]) for t in image.tag_ids if str(t).lower() in by_id
             ]
             where = placement(image_tags, mirror, mapper)
             if isinstance(where, str):
@@ -397,10 +398,6 @@ async def pull_project(
     return report
 
 
-def _remote_tag(tag: Tag) -> RemoteTag:
-    return RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
-
-
 def _snapshot(
     project_id: str,
     classification: str,
@@ -411,7 +408,7 @@ def _snapshot(
     return RemoteSnapshot(
         project_id=project_id.lower(),
         classification=ClassificationType(classification),
-        tags=tuple(_remote_tag(t) for t in tags),
+        tags=tuple(remote_tag(t) for t in tags),
         images=tuple(
             RemoteImage(
                 str(i.id).lower(),

@@ -1,6 +1,6 @@
 """Read what the project holds: cheaply from counts when the ledger agrees, else a full listing.
 
-Public names: read_remote, RemoteRead, ProjectKindError.
+Public names: read_remote, remote_tag, RemoteRead, ProjectKindError.
 
 The cheap path costs three calls (GetProject, GetTags, GetImageCount): when the project's image
 count and every tag's image count equal the ledger's account, and the ledger knows the content of
@@ -29,7 +29,6 @@ from syncd.model import (
     RemoteImage,
     RemoteSnapshot,
     RemoteTag,
-    TagType,
 )
 
 _log = structlog.get_logger(component="remote")
@@ -65,8 +64,9 @@ def _classification(project: Project) -> ClassificationType:
     return ClassificationType(kind)
 
 
-def _remote_tag(tag: Tag) -> RemoteTag:
-    return RemoteTag(str(tag.id).lower(), tag.name, TagType(str(tag.type)))
+def remote_tag(tag: Tag) -> RemoteTag:
+    """The planner's record of a tag the client returned (ids lower-cased, as the ledger keeps)."""
+    return RemoteTag(str(tag.id).lower(), tag.name, tag.type)
 
 
 def _remote_image(image: Image, sha256: str | None) -> RemoteImage:
@@ -80,7 +80,7 @@ def _remote_image(image: Image, sha256: str | None) -> RemoteImage:
 
 def _counts_agree(summary: RemoteSummary, tags: list[Tag], total: int) -> bool:
     """True when the service's counts match the ledger's account of the project exactly."""
-    if {_remote_tag(t) for t in tags} != summary.tags or total != summary.images:
+    if {remote_tag(t) for t in tags} != summary.tags or total != summary.images:
         return False
     per_tag = summary.images_per_tag
     return all(per_tag.get(str(t.id).lower(), 0) == t.image_count for t in tags)
@@ -139,7 +139,7 @@ async def read_remote(
     snapshot = RemoteSnapshot(
         project_id=project_id.lower(),
         classification=classification,
-        tags=tuple(_remote_tag(t) for t in tags),
+        tags=tuple(remote_tag(t) for t in tags),
         images=tuple(listed),
         complete=True,
     )
