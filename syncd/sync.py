@@ -279,18 +279,8 @@ async def reconcile_mirror(
         was_settled = ledger.settled() == _fingerprint(mirror)  # read before begin_run clears it
         run_id = ledger.begin_run()
         try:
-            report = await _reconcile(
-                mirror,
-                client,
-                ledger,
-                run_id,
-                dry_run,
-                allow_mass_delete,
-                full,
-                progress,
-                hold,
-                was_settled,
-            )
+            options = _Options(dry_run, allow_mass_delete, full, progress, hold)
+            report = await _reconcile(mirror, client, ledger, run_id, options, was_settled)
             if mirror.train_after_sync and not dry_run:
                 from syncd.train import train_after_sync
 
@@ -322,21 +312,29 @@ def _fingerprint(mirror: MirrorConfig) -> str:
     return hashlib.sha256(repr(mirror).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one reconcile runs (reconcile_mirror's keyword arguments)."""
+
+    dry_run: bool
+    allow_mass_delete: bool
+    full: bool
+    progress: Progress | None
+    hold: Hold | None
+
+
 async def _reconcile(
     mirror: MirrorConfig,
     client: TrainingClient,
     ledger: Ledger,
     run_id: int,
-    dry_run: bool,
-    allow_mass_delete: bool,
-    full: bool,
-    progress: Progress | None,
-    hold: Hold | None = None,
-    was_settled: bool = False,
+    options: _Options,
+    was_settled: bool,
 ) -> MirrorReport:
+    progress = options.progress
     local = await asyncio.to_thread(scan, mirror, ledger.cached_files())
-    if hold is not None:
-        local = hold(local)
+    if options.hold is not None:
+        local = options.hold(local)
     changed = ledger.record_scan(local, run_id)
     # The last run ended in sync and not a file changed since: if the service's counts agree,
     # the plan is empty by construction, and a 100k-file no-op need not load or plan them all.
@@ -354,7 +352,7 @@ async def _reconcile(
         ledger,
         local,
         mirror_name=mirror.name,
-        full=full,
+        full=options.full,
         run_id=run_id,
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
         settled=quiet,
@@ -363,11 +361,15 @@ async def _reconcile(
         the_plan = Plan()
     else:
         the_plan = plan(
-            local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=allow_mass_delete
+            local,
+            ledger.view(),
+            remote.snapshot,
+            mirror,
+            allow_mass_delete=options.allow_mass_delete,
         )
-    report = MirrorReport(mirror.name, mirror.project_id, dry_run, local, remote, the_plan)
+    report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
-    if dry_run:
+    if options.dry_run:
         return report
     # Before anything is sent: a first sync killed halfway must leave the marker too, or every
     # later run with a delete in it would see "synced before, marker missing" and refuse for good.
