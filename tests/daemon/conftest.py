@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
-from emulator.support import new_project
+from emulator.support import api_client, new_project
 from spec_check import SpecChecker
 
 from daemon.support import Daemon, Uploads
@@ -52,11 +51,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.start_emulator()
-        self.http = httpx.Client(
-            base_url=f"{self.url}/customvision/v3.3/training",
-            headers={"Training-Key": TEST_KEY},
-            timeout=30,
-        )
+        self.http = api_client(self.url)
         self.project_id = new_project(self.http)
         self.root.mkdir()
 

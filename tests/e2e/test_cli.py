@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
+from emulator.support import api_client
 from spec_check import SpecChecker
 
 from e2e.support import STANDARD_TREE, Sandbox, remote_content, write_tree
@@ -105,10 +105,6 @@ def test_embedded_endpoint_needs_no_service_and_no_key(
             data_dir=box.state_dir / "emulator",
             response_observer=spec_checker.observe,
         ) as server,
-        httpx.Client(
-            base_url=f"{server.url}/customvision/v3.3/training",
-            headers={"Training-Key": TEST_KEY},
-            timeout=30,
-        ) as http,
+        api_client(server.url) as http,
     ):
         assert remote_content(http, project_id) == box.expected()

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import pytest
 from conftest import TEST_KEY
+from emulator.support import api_client
 from images import write_image
 from spec_check import SpecChecker
 
@@ -76,11 +76,7 @@ def slow_box(
     server = EmulatorServer(training_key=TEST_KEY, faults=faults, response_observer=counter.observe)
     with (
         server,
-        httpx.Client(
-            base_url=f"{server.url}/customvision/v3.3/training",
-            headers={"Training-Key": TEST_KEY},
-            timeout=30,
-        ) as http,
+        api_client(server.url) as http,
     ):
         domain = next(d for d in http.get("/domains").json() if d["type"] == "Classification")
         r = http.post(

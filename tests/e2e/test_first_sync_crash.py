@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
+from emulator.support import api_client
 from spec_check import SpecChecker
 
 from e2e.support import REPO, Sandbox, write_tree
@@ -44,11 +44,7 @@ def slow_box(
     )
     with (
         server,
-        httpx.Client(
-            base_url=f"{server.url}/customvision/v3.3/training",
-            headers={"Training-Key": TEST_KEY},
-            timeout=30,
-        ) as http,
+        api_client(server.url) as http,
     ):
         r = http.post("/projects", params={"name": "first", "classificationType": "Multilabel"})
         assert r.status_code == 200, r.text

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from conftest import TEST_KEY
 from e2e.support import Sandbox
+from emulator.support import api_client
 from spec_check import SpecChecker
 
 from syncd.emulator.server import EmulatorServer
@@ -29,11 +30,7 @@ def server(spec_checker: SpecChecker) -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def api(server: EmulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=f"{server.url}/customvision/v3.3/training",
-        headers={"Training-Key": TEST_KEY},
-        timeout=30,
-    ) as client:
+    with api_client(server.url) as client:
         yield client
 
 

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import TEST_KEY
 from e2e.support import REPO, Sandbox
+from emulator.support import api_client
 from spec_check import SpecChecker
 
 from roundtrip.conftest import new_sandbox
@@ -164,11 +164,7 @@ def test_a_killed_pull_resumes_without_missing_corrupt_or_repeated_downloads(
 ) -> None:
     server, downloads, victims = slow_blobs
     monkeypatch.setenv("SYNCD_TRAINING_KEY", TEST_KEY)
-    api = httpx.Client(
-        base_url=f"{server.url}/customvision/v3.3/training",
-        headers={"Training-Key": TEST_KEY},
-        timeout=30,
-    )
+    api = api_client(server.url)
     box = new_sandbox(tmp_path, server.url, api, capsys)
     counts = {("Dog",): 100, ("Cat",): 90, ("Cat", "Dog"): 10}
     project = label_project(api, box.project_id, counts)
