@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="build a tree of symlinks DIR/<expected>→<predicted>/<file> to look through",
     )
 
-    from syncd.emulator.server import add_arguments as add_emulator_arguments
+    from syncd.emulator.options import add_arguments as add_emulator_arguments
 
     emu = sub.add_parser("emulator", help="run the local Custom Vision Training API emulator")
     add_emulator_arguments(emu)

@@ -49,31 +49,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.emulator.imageinfo import inspect_image
+from syncd.emulator.quotas import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas
 
 SCHEMA_VERSION = 1
-DEFAULT_TRAINING_SECONDS = 2.0
 TAGGING_STATUSES = ("All", "Tagged", "Untagged")
 METADATA_MAX_PAIRS = 50  # «Limited to 50 key-value pairs per image.»
 METADATA_MAX_KEY = 256  # «The length of key is limited to 256.»
 METADATA_MAX_VALUE = 512  # «The length of value is limited to 512.»
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """Per-account limits; the defaults are the S0 tier's (DIGEST section 6)."""
-
-    max_projects: int = 100
-    max_images_per_project: int = 100_000
-    max_tags_per_project: int = 500
-    max_tags_per_image: int = 100
-    max_image_bytes: int = 6 * 1024 * 1024
-    # «Iterations 20» (S0 and F0, DIGEST section 6).
-    max_iterations_per_project: int = 20
-    # Custom Vision asks for at least 5 images per tag before it trains a classifier.
-    min_images_per_tag: int = 5
-
-
-DEFAULT_QUOTAS = Quotas()
 
 
 class ApiError(Exception):
