@@ -129,6 +129,12 @@ class LocalSnapshot:
     `files` holds every candidate file (with or without a problem), sorted by path; `skipped` the
     entries that never became candidates. `hashed` counts files whose bytes were read this scan
     (the rest reused the ledger's hash because their stat had not changed).
+
+    `digest` identifies the tree's names and stat data (syncd.scan.Walked.digest); it is None
+    unless the snapshot is clean: nothing skipped, no problem, every hash trusted. A run that ends
+    in sync keeps it, and the next run whose walk has the same digest can skip loading the files.
+    Such a snapshot has `unchanged_files` set instead of `files`: that many files, all ok and all
+    as the ledger has them.
     """
 
     root: str
@@ -137,6 +143,16 @@ class LocalSnapshot:
     files: tuple[LocalFile, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     hashed: int = 0
+    digest: str | None = None
+    unchanged_files: int = 0
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files) + self.unchanged_files
+
+    @property
+    def ok_count(self) -> int:
+        return len(self.good_files) + self.unchanged_files
 
     @property
     def good_files(self) -> tuple[LocalFile, ...]:

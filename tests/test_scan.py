@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from syncd.model import CachedFile, LocalSnapshot, MarkerState, ProblemKind
 from syncd.scan import (
     MARKER_NAME,
     MAX_IMAGE_BYTES,
+    check_tree,
     compile_glob,
     read_marker,
     scan,
     sniff_image_format,
+    walk_tree,
     write_marker,
 )
 
@@ -257,3 +260,55 @@ def test_marker_states(tmp_path: Path) -> None:
 def test_sniff_real_images(fmt: str) -> None:
     assert sniff_image_format(image_bytes(7, fmt)) == fmt
     assert sniff_image_format(b"RIFF....WEBP") is None
+
+
+# --- the tree's stat digest (what lets an unchanged tree skip the file-by-file work) -----------
+
+
+def _digest(root: Path) -> str | None:
+    return walk_tree(mirror(root)).digest
+
+
+def test_the_digest_is_stable_and_moves_with_any_name_or_stat_change(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "a.jpg", 1)
+    write_image(tmp_path / "Dog" / "b.jpg", 2)
+    write_image(tmp_path / "Cat" / "c.jpg", 3)
+    seen = {_digest(tmp_path)}
+    assert _digest(tmp_path) in seen  # nothing changed: the same digest
+
+    def changed() -> bool:
+        digest = _digest(tmp_path)
+        new = digest not in seen
+        seen.add(digest)
+        return new
+
+    os.utime(tmp_path / "Dog" / "a.jpg", ns=(1, 1))
+    assert changed()  # mtime
+    (tmp_path / "Dog" / "b.jpg").write_bytes((tmp_path / "Dog" / "b.jpg").read_bytes() + b"\0")
+    assert changed()  # size (and mtime)
+    os.rename(tmp_path / "Cat" / "c.jpg", tmp_path / "Cat" / "d.jpg")
+    assert changed()  # a name
+    write_image(tmp_path / "Cat" / "e.jpg", 4)
+    assert changed()  # a new file
+    (tmp_path / "Cat" / "e.jpg").unlink()
+    assert _digest(tmp_path) in seen  # back to the tree before it
+    # Two files swap names: the same names, sizes and mtimes overall, but not file by file.
+    a, d = tmp_path / "Dog" / "a.jpg", tmp_path / "Cat" / "d.jpg"
+    os.rename(a, tmp_path / "swap")
+    os.rename(d, a)
+    os.rename(tmp_path / "swap", d)
+    assert changed()
+
+
+def test_the_digest_is_only_kept_for_a_clean_tree(tmp_path: Path) -> None:
+    write_image(tmp_path / "Dog" / "a.jpg", 1)
+    walked = walk_tree(mirror(tmp_path))
+    # Hashed right after the write: not to be trusted next run, so nothing may vouch for it.
+    assert check_tree(walked, mirror(tmp_path), clock_ns=time.time_ns).digest is None
+    assert check_tree(walked, mirror(tmp_path), clock_ns=lambda: LATER).digest == walked.digest
+
+    (tmp_path / "Dog" / "empty.jpg").write_bytes(b"")  # a problem file
+    assert check_tree(walk_tree(mirror(tmp_path)), mirror(tmp_path)).digest is None
+    (tmp_path / "Dog" / "empty.jpg").unlink()
+    (tmp_path / "Dog" / "link.jpg").symlink_to(tmp_path / "Dog" / "a.jpg")  # skipped
+    assert walk_tree(mirror(tmp_path)).digest is None
