@@ -1,7 +1,7 @@
 """The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
 Public names: Ledger, LedgerError, RunOutcome, RunRecord, ErrorRecord, LedgerStatus, RemoteSummary,
-SCHEMA_VERSION.
+SettledMark, SCHEMA_VERSION.
 
 The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
 file costs one full listing and one hashing pass, never data. So a ledger that is corrupt, from a
@@ -100,6 +100,38 @@ class RemoteSummary:
     images: int
     images_per_tag: Mapping[str, int] = field(hash=False)  # tag id -> images carrying it
     all_hashed: bool  # every image's content is known
+
+
+@dataclass(frozen=True)
+class SettledMark:
+    """What a run that ended fully in sync left for the next one: its token, and the ledger's
+    summary of the project then (nothing in the ledger has changed since: every run clears it)."""
+
+    token: str
+    summary: RemoteSummary | None
+
+
+def _summary_to_json(summary: RemoteSummary) -> str:
+    return json.dumps(
+        {
+            "classification": str(summary.classification),
+            "tags": sorted([t.tag_id, t.name, str(t.type)] for t in summary.tags),
+            "images": summary.images,
+            "images_per_tag": dict(summary.images_per_tag),
+            "all_hashed": summary.all_hashed,
+        }
+    )
+
+
+def _summary_from_json(text: str) -> RemoteSummary:
+    data = json.loads(text)
+    return RemoteSummary(
+        ClassificationType(data["classification"]),
+        frozenset(RemoteTag(i, name, TagType(kind)) for i, name, kind in data["tags"]),
+        data["images"],
+        data["images_per_tag"],
+        data["all_hashed"],
+    )
 
 
 SCHEMA_VERSION = 1
@@ -326,22 +358,30 @@ class Ledger:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def settled(self) -> str | None:
-        """The fingerprint of the mirror config under which the last run ended fully in sync."""
+    def settled(self) -> SettledMark | None:
+        """The mark the last run left if it ended fully in sync (until the next run begins)."""
         with self._lock:
-            return self._meta("settled")
+            token, summary = self._meta("settled"), self._meta("settled_summary")
+        if token is None:
+            return None
+        return SettledMark(token, _summary_from_json(summary) if summary else None)
 
-    def mark_settled(self, fingerprint: str) -> None:
-        """Record that this run ended fully in sync under the config `fingerprint`."""
+    def mark_settled(self, token: str, summary: RemoteSummary | None = None) -> None:
+        """Record that this run ended fully in sync, as `token` (the caller's identity of the
+        settings and the tree). The project's summary is kept with it, so the next run reads it
+        without a query over every image: `summary` if the caller has it, else it is counted."""
+        summary = summary or self.remote_summary()
         with self.transaction():
-            self._set_meta("settled", fingerprint)
+            self._set_meta("settled", token)
+            if summary is not None:
+                self._set_meta("settled_summary", _summary_to_json(summary))
 
     def begin_run(self) -> int:
         """Start a run and return its id; a run still `running` (a crash) becomes interrupted.
 
         The settled mark is cleared: a run cut short must not vouch for the next."""
         with self.transaction():
-            self._db.execute("DELETE FROM meta WHERE key = 'settled'")
+            self._db.execute("DELETE FROM meta WHERE key IN ('settled', 'settled_summary')")
             self._db.execute(
                 "UPDATE runs SET outcome = ?, finished_at = ? WHERE outcome = ?",
                 [RunOutcome.INTERRUPTED, _now(), RunOutcome.RUNNING],

@@ -91,8 +91,8 @@ class Metrics:
 
     def observe_reconcile(self, mirror: str, report: MirrorReport, *, full: bool) -> None:
         local = report.local
-        self.files.labels(mirror, "ok").set(len(local.good_files))
-        self.files.labels(mirror, "problem").set(len(local.files) - len(local.good_files))
+        self.files.labels(mirror, "ok").set(local.ok_count)
+        self.files.labels(mirror, "problem").set(local.file_count - local.ok_count)
         if report.execution is not None:
             for action, n in report.execution.done.items():
                 self.actions.labels(mirror, action).inc(n)

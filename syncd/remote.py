@@ -1,6 +1,6 @@
 """Read what the project holds: cheaply from counts when the ledger agrees, else a full listing.
 
-Public names: read_remote, remote_tag, RemoteRead, ProjectKindError.
+Public names: read_counts, read_remote, remote_tag, ProjectCounts, RemoteRead, ProjectKindError.
 
 The cheap path costs three calls (GetProject, GetTags, GetImageCount): when the project's image
 count and every tag's image count equal the ledger's account, and the ledger knows the content of
@@ -86,6 +86,59 @@ def _counts_agree(summary: RemoteSummary, tags: list[Tag], total: int) -> bool:
     return all(per_tag.get(str(t.id).lower(), 0) == t.image_count for t in tags)
 
 
+@dataclass(frozen=True)
+class ProjectCounts:
+    """The cheap path's three answers, and whether they match the ledger's account exactly."""
+
+    project: Project
+    classification: ClassificationType
+    tags: list[Tag]
+    summary: RemoteSummary | None
+    image_count: int | None  # None: the ledger could not be trusted, so the count was not asked
+    agree: bool
+
+    def tags_only(self) -> RemoteRead:
+        """The read of a run whose plan is known to be empty: tags, no images (they agree)."""
+        assert self.agree and self.summary is not None
+        snapshot = RemoteSnapshot(
+            str(self.project.id).lower(),
+            self.classification,
+            tuple(self.summary.tags),
+            complete=False,
+        )
+        return RemoteRead(snapshot, self.project, "counts", image_count=self.image_count)
+
+
+async def read_counts(
+    client: TrainingClient,
+    project_id: str,
+    ledger: Ledger,
+    *,
+    full: bool = False,
+    summary: RemoteSummary | None = None,
+) -> ProjectCounts:
+    """GetProject, GetTags and (when the ledger can be trusted) GetImageCount: three calls.
+
+    `summary`: the ledger's, if the caller has it (Ledger.settled); else it is counted."""
+    project = await client.get_project(project_id)
+    classification = _classification(project)
+    tags = await client.list_tags(project_id)
+    summary = summary or ledger.remote_summary()
+    if (
+        full
+        or summary is None
+        or summary.classification is not classification
+        or ledger.pending_uploads()
+        or not summary.all_hashed
+    ):
+        return ProjectCounts(project, classification, tags, summary, None, agree=False)
+    total = await client.count_images(project_id)
+    agree = _counts_agree(summary, tags, total)
+    if not agree:
+        _log.info("counts_differ", project_images=total, ledger_images=summary.images)
+    return ProjectCounts(project, classification, tags, summary, total, agree)
+
+
 async def read_remote(
     client: TrainingClient,
     project_id: str,
@@ -96,36 +149,20 @@ async def read_remote(
     full: bool = False,
     run_id: int | None = None,
     on_hashed: Callable[[int], None] | None = None,
-    settled: bool = False,
+    counts: ProjectCounts | None = None,
 ) -> RemoteRead:
     """Return the project's state; record what a full listing learns (unless run_id is None,
     which means a dry run: nothing is written).
 
-    `settled` (the last run ended in sync and nothing changed locally since): if the counts
-    agree, the plan will be empty, so the snapshot carries the tags but not the images.
+    `counts`, if the caller already read them (read_counts), are not asked again.
     """
-    project = await client.get_project(project_id)
-    classification = _classification(project)
-    tags = await client.list_tags(project_id)
-    summary = ledger.remote_summary()
-    if (
-        not full
-        and summary is not None
-        and summary.classification is classification
-        and not ledger.pending_uploads()
-        and summary.all_hashed
-    ):
-        total = await client.count_images(project_id)
-        if _counts_agree(summary, tags, total):
-            if settled:
-                tags_only = RemoteSnapshot(
-                    project_id.lower(), classification, tuple(summary.tags), complete=False
-                )
-                return RemoteRead(tags_only, project, "counts", image_count=total)
-            cached = ledger.cached_remote()
-            if cached is not None:  # always, once a summary exists
-                return RemoteRead(cached, project, "counts", image_count=total)
-        _log.info("counts_differ", project_images=total, ledger_images=summary.images)
+    if counts is None:
+        counts = await read_counts(client, project_id, ledger, full=full)
+    project, classification, tags = counts.project, counts.classification, counts.tags
+    if counts.agree:
+        cached = ledger.cached_remote()
+        if cached is not None:  # always, once a summary exists
+            return RemoteRead(cached, project, "counts", image_count=counts.image_count)
 
     known = ledger.view().images
     listed: list[RemoteImage] = []

@@ -2,7 +2,9 @@
 
 Public names: reconcile_mirror, open_client, MirrorReport, SyncError, EXIT_* codes.
 
-    scan (filesystem) -> read_remote (HTTP) -> plan (pure) -> execute (HTTP + ledger) -> marker
+    walk (filesystem) + counts (HTTP, at the same time)
+        -> unchanged on both sides since a run that ended in sync? done: nothing to plan
+        -> check (hash) -> read_remote (ledger or listing) -> plan (pure) -> execute -> marker
 
 A dry run does all the reading (including hashing downloads a rebuild needs) against a private
 copy of the ledger, and sends nothing: the real ledger file and the project are left as they were.
@@ -26,12 +28,12 @@ from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingCl
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
-from syncd.ledger import Ledger, LedgerError, RunOutcome
+from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark
 from syncd.log import redact_secret
 from syncd.model import LocalSnapshot, MarkerState
 from syncd.planner import GuardReason, Plan, plan
-from syncd.remote import ProjectKindError, RemoteRead, read_remote
-from syncd.scan import scan, write_marker
+from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
+from syncd.scan import Walked, check_tree, walk_tree, write_marker
 
 EXIT_OK = 0
 EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts or refused deletes
@@ -73,10 +75,12 @@ class MirrorReport:
     name: str
     project_id: str
     dry_run: bool
-    local: LocalSnapshot
-    remote: RemoteRead
-    plan: Plan
-    execution: Execution | None = None
+    # Left out of the repr: at 100k files it would be megabytes, and asyncio.run reprs its
+    # finished main task (and so this result) when it restores the SIGINT handler.
+    local: LocalSnapshot = field(repr=False)
+    remote: RemoteRead = field(repr=False)
+    plan: Plan = field(repr=False)
+    execution: Execution | None = field(default=None, repr=False)
     api_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None  # what train_after_sync did (syncd.train)
@@ -124,10 +128,11 @@ class MirrorReport:
             "project_id": self.project_id,
             "dry_run": self.dry_run,
             "local": {
-                "files": len(local.files) + len(local.skipped),
-                "ok": len(local.good_files),
+                "files": local.file_count + len(local.skipped),
+                "ok": local.ok_count,
                 "problems": len(self.problems),
                 "hashed": local.hashed,
+                "unchanged": bool(local.unchanged_files),
             },
             "remote": {
                 "listing": self.remote.listing,
@@ -276,11 +281,11 @@ async def reconcile_mirror(
     holds back files that have not settled yet)."""
     calls_before = client.api_calls
     with _open_ledger(mirror, dry_run) as ledger:
-        was_settled = ledger.settled() == _fingerprint(mirror)  # read before begin_run clears it
+        settled = ledger.settled()  # read before begin_run clears it
         run_id = ledger.begin_run()
         try:
             options = _Options(dry_run, allow_mass_delete, full, progress, hold)
-            report = await _reconcile(mirror, client, ledger, run_id, options, was_settled)
+            report = await _reconcile(mirror, client, ledger, run_id, options, settled)
             if mirror.train_after_sync and not dry_run:
                 from syncd.train import train_after_sync
 
@@ -302,14 +307,22 @@ async def reconcile_mirror(
             counts.update({f"done_{k}": v for k, v in report.execution.done.items()})
         outcome = RunOutcome.OK if report.exit_code == EXIT_OK else RunOutcome.PARTIAL
         ledger.finish_run(run_id, outcome, counts)
-        if outcome is RunOutcome.OK and report.execution is not None and report.execution.settled:
-            ledger.mark_settled(_fingerprint(mirror))
+        token = _settled_token(mirror, report.local.digest)
+        in_sync = report.execution is not None and report.execution.settled
+        if outcome is RunOutcome.OK and in_sync and token is not None:
+            # A run that changed nothing leaves the summary it read; any other counts it again.
+            unchanged = settled is not None and report.local.unchanged_files > 0
+            ledger.mark_settled(token, settled.summary if settled and unchanged else None)
         return report
 
 
-def _fingerprint(mirror: MirrorConfig) -> str:
-    """Identifies the mirror's settings: a settled mark is only trusted under the same ones."""
-    return hashlib.sha256(repr(mirror).encode()).hexdigest()[:32]
+def _settled_token(mirror: MirrorConfig, digest: str | None) -> str | None:
+    """What a run that ended in sync leaves for the next: the mirror's settings and the tree's
+    stat digest. A run that finds both the same need not load its files (see _reconcile)."""
+    if digest is None:
+        return None
+    settings = hashlib.sha256(repr(mirror).encode()).hexdigest()[:32]
+    return f"{settings}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -323,29 +336,52 @@ class _Options:
     hold: Hold | None
 
 
+def _unchanged_since(settled: SettledMark | None, mirror: MirrorConfig, walked: Walked) -> bool:
+    """True if the last run ended in sync under the same settings, and no name or stat in the
+    tree has changed since (the marker is still there too)."""
+    token = _settled_token(mirror, walked.digest)
+    same = settled is not None and token is not None and settled.token == token
+    return walked.marker is MarkerState.PRESENT and same
+
+
 async def _reconcile(
     mirror: MirrorConfig,
     client: TrainingClient,
     ledger: Ledger,
     run_id: int,
     options: _Options,
-    was_settled: bool,
+    settled: SettledMark | None,
 ) -> MirrorReport:
     progress = options.progress
-    local = await asyncio.to_thread(scan, mirror, ledger.cached_files())
+    # The walk (disk) and the three count calls (network) need nothing of each other: overlap.
+    walking = asyncio.create_task(asyncio.to_thread(walk_tree, mirror))
+    try:
+        summary = settled.summary if settled is not None else None
+        counts = await read_counts(
+            client, mirror.project_id, ledger, full=options.full, summary=summary
+        )
+    except BaseException:
+        await asyncio.wait([walking])  # a thread cannot be cancelled: let it end first
+        raise
+    walked = await walking
+    if counts.agree and _unchanged_since(settled, mirror, walked):
+        # In sync then, nothing changed on either side since: the plan is empty by construction,
+        # and a 100k-file no-op need not load, record or plan a single file.
+        _log.info("planned", mirror=mirror.name, listing="counts", unchanged=True)
+        report = MirrorReport(
+            mirror.name,
+            mirror.project_id,
+            options.dry_run,
+            walked.unchanged(),
+            counts.tags_only(),
+            Plan(),
+        )
+        report.execution = None if options.dry_run else Execution()
+        return report
+    local = await asyncio.to_thread(check_tree, walked, mirror, ledger.cached_files())
     if options.hold is not None:
         local = options.hold(local)
-    changed = ledger.record_scan(local, run_id)
-    # The last run ended in sync and not a file changed since: if the service's counts agree,
-    # the plan is empty by construction, and a 100k-file no-op need not load or plan them all.
-    quiet = (
-        was_settled
-        and local.root_exists
-        and local.marker is MarkerState.PRESENT
-        and not changed
-        and not local.skipped
-        and not local.problem_files
-    )
+    ledger.record_scan(local, run_id)
     remote = await read_remote(
         client,
         mirror.project_id,
@@ -355,18 +391,11 @@ async def _reconcile(
         full=options.full,
         run_id=run_id,
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
-        settled=quiet,
+        counts=counts,
     )
-    if quiet and remote.listing == "counts":
-        the_plan = Plan()
-    else:
-        the_plan = plan(
-            local,
-            ledger.view(),
-            remote.snapshot,
-            mirror,
-            allow_mass_delete=options.allow_mass_delete,
-        )
+    the_plan = plan(
+        local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
+    )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
     if options.dry_run:

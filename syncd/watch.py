@@ -135,7 +135,8 @@ def hold_unsettled(
         return local, []
     problem = Problem(ProblemKind.CHANGED_WHILE_READING, "still being written; waiting to settle")
     skipped = tuple(sorted((*local.skipped, *(Skipped(p, problem) for p in held)), key=_path))
-    return dataclasses.replace(local, files=tuple(kept), skipped=skipped), held
+    # No digest: the tree as walked is not what this run will sync (see LocalSnapshot.digest).
+    return dataclasses.replace(local, files=tuple(kept), skipped=skipped, digest=None), held
 
 
 def _path(s: Skipped) -> str:

@@ -116,8 +116,9 @@ def test_scan_round_trip_and_vanished_files(ledger: Ledger) -> None:
 
 def test_a_settled_mark_lasts_until_the_next_run_begins(ledger: Ledger) -> None:
     ledger.begin_run()
-    ledger.mark_settled("fingerprint-1")
-    assert ledger.settled() == "fingerprint-1"
+    ledger.mark_settled("token-1")
+    mark = ledger.settled()
+    assert mark is not None and mark.token == "token-1"
     ledger.begin_run()  # a run cut short after this must not vouch for the one after it
     assert ledger.settled() is None
 
@@ -141,6 +142,12 @@ def test_remote_summary_counts_images_per_tag_without_loading_them(ledger: Ledge
     assert (summary.images, dict(summary.images_per_tag)) == (3, {"t1": 2, "t2": 1})
     assert summary.tags == {RemoteTag("t1", "Dog"), RemoteTag("t2", "Cat")}
     assert summary.all_hashed is False  # i3's content is unknown
+
+    # A run that ends in sync keeps the summary with its mark: the next reads it, not the images.
+    ledger.mark_settled("token")
+    mark = ledger.settled()
+    assert mark is not None and mark.summary == summary
+    assert dict(mark.summary.images_per_tag) == dict(summary.images_per_tag)
 
 
 def test_upload_results_owners_and_view(ledger: Ledger) -> None:

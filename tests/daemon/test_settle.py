@@ -54,6 +54,7 @@ def _snapshot(*files: tuple[str, int]) -> LocalSnapshot:
         root_exists=True,
         marker=MarkerState.PRESENT,
         files=tuple(LocalFile(p, 1, mtime, 1, "h" + p) for p, mtime in files),
+        digest="digest-of-the-whole-tree",
     )
 
 
@@ -73,6 +74,9 @@ def test_hold_keeps_back_unsettled_and_recently_written_files() -> None:
     # Held files are read errors this run: never uploaded, and the guard deletes nothing.
     assert all(s.problem.kind is ProblemKind.CHANGED_WHILE_READING for s in held_back.skipped)
     assert held_back.has_read_errors
+    # The walk's digest describes files this run does not sync: a run that ends in sync must not
+    # vouch that the tree is unchanged, or the next run would skip the held files for good.
+    assert held_back.digest is None
 
 
 def test_events_on_hidden_or_foreign_files_are_ignored() -> None:
