@@ -129,12 +129,12 @@ def test_unreadable_file_and_folder_are_read_errors(tmp_path: Path) -> None:
             raise PermissionError(13, "Permission denied", path)
         return open(path, "rb")
 
-    def scandir(path: str):
+    def open_folder(path: str) -> int:
         if path.endswith("Cat"):
             raise PermissionError(13, "Permission denied", path)
-        return os.scandir(path)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
 
-    snapshot = scan(mirror(tmp_path), open_file=open_file, scandir=scandir)
+    snapshot = scan(mirror(tmp_path), open_file=open_file, open_folder=open_folder)
     files = by_path(snapshot)
     assert files["Dog/locked.jpg"].problem.kind is ProblemKind.UNREADABLE
     assert files["Dog/fine.jpg"].ok
