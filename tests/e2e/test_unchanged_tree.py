@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from images import write_image
 
-from e2e.support import STANDARD_TREE, Sandbox, write_tree
+from e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, write_tree
 
 AN_HOUR = 3600
 
@@ -175,3 +175,15 @@ def test_full_reads_the_whole_project_even_when_nothing_changed(settled: Sandbox
     assert run.exit_code == 0, str(run)
     assert run.mirror["local"]["unchanged"] is False
     assert run.mirror["remote"]["listing"] == "full"
+
+
+def test_a_dry_run_of_an_unchanged_tree_writes_nothing_and_keeps_the_mark(settled: Sandbox) -> None:
+    before = ledger_snapshot(settled.ledger)[1]
+
+    run = settled.reconcile("--dry-run")
+
+    assert run.exit_code == 0, str(run)
+    assert run.mirror["local"]["unchanged"] is True
+    assert ledger_snapshot(settled.ledger)[1] == before
+    # The real ledger still vouches for the tree: the next real run takes the short way too.
+    assert settled.reconcile().mirror["local"]["unchanged"] is True
