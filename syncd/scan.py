@@ -19,8 +19,10 @@ compile_glob, glob_problem, MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY
   hashes and checks. A run that finds the digest its predecessor left when it ended in sync
   stops after the walk (syncd.sync); `scan` is both halves at once.
 
-The file system is reached only through the injected `open_folder`, `stat`, `open_file` and
-`clock_ns`, so tests can stage failures that a real disk will not produce on demand.
+Folders are opened, files opened and re-stat'ed, and the clock read through the injected
+`open_folder`, `open_file`, `stat` and `clock_ns`, so tests can stage failures that a real disk
+will not produce on demand. The entries of an open folder are listed and stat'ed relative to its
+descriptor directly (POSIX: Linux, macOS).
 """
 
 from __future__ import annotations
