@@ -296,11 +296,12 @@ def _print_summary(report: MirrorReport, out: IO[str]) -> None:
         title += " (dry run: nothing was changed)"
     print(title, file=out)
     local, remote = data["local"], data["remote"]
-    print(
-        f"  local: {local['ok']} files ok, {local['problems']} with problems, "
-        f"{local['hashed']} hashed this run",
-        file=out,
+    hashed = (
+        "unchanged since the last run in sync"
+        if local["unchanged"]
+        else f"{local['hashed']} hashed this run"
     )
+    print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
     print(
         f"  remote: {remote['images']} images ({remote['listing']} check"
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",

@@ -52,6 +52,8 @@ def test_an_unchanged_tree_costs_three_calls_and_no_file_work(settled: Sandbox) 
     assert run.mirror["planned"] == dict.fromkeys(run.mirror["planned"], 0)
     # It stays that way run after run: the shortcut leaves the mark for the next one.
     assert settled.reconcile().mirror["local"]["unchanged"] is True
+    summary = settled.cli("reconcile", "--config", str(settled.config_path))
+    assert "unchanged since the last run in sync" in summary.stdout, summary.stdout
 
 
 def test_a_tree_synced_seconds_after_it_was_written_is_checked_again(synced: Sandbox) -> None:
