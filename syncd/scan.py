@@ -233,12 +233,7 @@ class _Walker:
         self.found: list[tuple[str, int, int, int]] = []
         self.skipped: list[Skipped] = []
 
-    def wanted(self, name: str, rel: str) -> bool:
-        dot = name.rfind(".")  # as os.path.splitext, for a name with no leading dot
-        if dot < 1 or name[dot:].lower() not in self.extensions:
-            return False
-        if self.by_extension_only:
-            return True
+    def globs_allow(self, rel: str) -> bool:
         if not self.include_all and not any(p.match(rel) for p in self.include):
             return False
         return not any(p.match(rel) for p in self.exclude)
@@ -299,7 +294,7 @@ class _Walker:
             if S_ISREG(mode):
                 # No dot: rfind gives -1 and the last character, never an extension.
                 if name[name.rfind(".") :].lower() in extensions and (
-                    by_extension_only or self.wanted(name, rel)
+                    by_extension_only or self.globs_allow(rel)
                 ):
                     found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
             elif S_ISDIR(mode):

@@ -311,8 +311,8 @@ async def reconcile_mirror(
         in_sync = report.execution is not None and report.execution.settled
         if outcome is RunOutcome.OK and in_sync and token is not None:
             # A run that changed nothing leaves the summary it read; any other counts it again.
-            unchanged = settled is not None and report.local.unchanged_files > 0
-            ledger.mark_settled(token, settled.summary if settled and unchanged else None)
+            kept = settled.summary if settled and report.local.unchanged_files else None
+            ledger.mark_settled(token, kept)
         return report
 
 
