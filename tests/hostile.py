@@ -217,9 +217,12 @@ class HostileServer:
         if self._forwarder is None:
             return Reply(404, json={"code": "NotFound", "message": "no upstream"})
         headers = {k: v for k, v in request.headers.items() if k not in _HOP_HEADERS}
-        response = await self._forwarder.request(
-            request.method, request.target, headers=headers, content=request.body
-        )
+        try:
+            response = await self._forwarder.request(
+                request.method, request.target, headers=headers, content=request.body
+            )
+        except httpx.TransportError:  # the upstream is down (killed): the client sees a drop
+            return Reply(close=True)
         kept = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS}
         return Reply(response.status_code, headers=kept, body=response.content)
 

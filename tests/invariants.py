@@ -48,6 +48,7 @@ class Kind(enum.StrEnum):
     LEDGER_WRONG_TAGS = "ledger_wrong_tags"  # a ledger row's tag ids are not the image's
     LEDGER_PENDING = "ledger_pending"  # an upload still marked in flight
     LEDGER_UNREADABLE = "ledger_unreadable"  # the ledger file cannot be read
+    UNREQUESTED_DELETE = "unrequested_delete"  # an image syncd does not own was deleted
 
 
 @dataclass(frozen=True, order=True)
@@ -155,8 +156,17 @@ def check_mirror(
     remote: RemoteView,
     *,
     delete_mirror: bool,
+    foreign: Collection[str] = (),
 ) -> list[Violation]:
+    """Return what differs between the tree's wanted content and the project.
+
+    `foreign`: ids of images someone else put in the project (no local file has their bytes):
+    they must still be there, and are no one's business otherwise.
+    """
     out: list[Violation] = []
+    listed = {image.image_id for image in remote.images}
+    for image_id in sorted(set(foreign) - listed):
+        out.append(Violation(Kind.UNREQUESTED_DELETE, image_id, "a foreign image was deleted"))
     by_hash: dict[str, list[RemoteImage]] = {}
     for image in remote.images:
         by_hash.setdefault(image.sha256, []).append(image)
@@ -182,7 +192,7 @@ def check_mirror(
                 )
     if delete_mirror:
         for image in remote.images:
-            if image.sha256 not in expected:
+            if image.sha256 not in expected and image.image_id not in foreign:
                 out.append(
                     Violation(
                         Kind.NOT_LOCAL,
@@ -208,7 +218,7 @@ def _read_ledger(path: Path) -> tuple[dict[str, tuple[str | None, frozenset[str]
     return images, pending
 
 
-def check_ledger(path: Path, remote: RemoteView) -> list[Violation]:
+def check_ledger(path: Path, remote: RemoteView, foreign: Collection[str] = ()) -> list[Violation]:
     try:
         rows, pending = _read_ledger(path)
     except (sqlite3.Error, ValueError) as exc:
@@ -232,7 +242,7 @@ def check_ledger(path: Path, remote: RemoteView) -> list[Violation]:
                     f"ledger {sorted(tag_ids)}, project {sorted(image.tag_ids)}",
                 )
             )
-    for image_id in sorted(listed.keys() - rows.keys()):
+    for image_id in sorted(listed.keys() - rows.keys() - set(foreign)):
         out.append(Violation(Kind.LEDGER_UNKNOWN_IMAGE, image_id, "no ledger row"))
     return out
 
@@ -245,14 +255,16 @@ def check_invariants(
     *,
     delete_mirror: bool = True,
     skip: Collection[str] = (),
+    foreign: Collection[str] = (),
 ) -> list[Violation]:
     """Return every violation (sorted; empty when tree, ledger and project agree).
 
     `http` is a client whose base URL is the service's endpoint (no path) with the
-    Training-Key header set.
+    Training-Key header set. `foreign`: ids of images put in the project by someone else, whose
+    bytes are in no local file; each must survive, whatever `delete_mirror` says.
     """
     expected, where = expected_from_tree(root, skip=skip)
     remote = read_remote(http, project_id)
-    out = check_mirror(expected, where, remote, delete_mirror=delete_mirror)
-    out += check_ledger(ledger, remote)
+    out = check_mirror(expected, where, remote, delete_mirror=delete_mirror, foreign=foreign)
+    out += check_ledger(ledger, remote, foreign)
     return sorted(out)

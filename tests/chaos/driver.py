@@ -5,18 +5,31 @@ Public names: ChaosSettings, ChaosResult, run_chaos, main, CHAOS_KEY.
 One run, all of it drawn from `random.Random(seed)`:
 1. Start the emulator (`--data`, so a kill -9 loses nothing acknowledged), create a Multilabel
    project, write a starting tree, restart the emulator with every fault on (`--tps`,
-   `--fail-rate`, `--drop-rate`, `--latency`, its own `--seed`) and start the daemon.
+   `--fail-rate`, `--drop-rate`, `--latency`, its own `--seed`) and start the daemon. The daemon
+   talks to the emulator through the hostile server (tests/hostile.py), which answers a share
+   (`hostile_rate`) of requests itself, the way a broken or malicious service would: Retry-After
+   of 10^9 s, inf, NaN, a negative value or a date years ahead; a body trickled a byte at a time;
+   a request that never gets an answer; a huge body; JSON of the wrong shape; an HTML page; and
+   error texts that echo the training key in every encoding. None of these reach the emulator,
+   so each is safe for any request.
 2. Until `duration_s` has passed: random file operations (create, overwrite with new bytes, move,
    rename a folder, delete, copy the same bytes into a second folder) with short random pauses;
    now and then the daemon or the emulator is killed with SIGKILL and restarted a moment later.
-3. Faults off (the emulator restarts without them), the daemon is started if it is down, and the
+3. Faults off (the emulator restarts without them, the hostile server only forwards), the daemon
+   is started if it is down, and the
    invariant checker (tests/invariants.py) is polled until the tree, the ledger and the project
    agree or `settle_deadline_s` passes. Then the daemon gets SIGTERM (it must exit 0) and the
    checker runs once more: that last answer is the verdict.
-Also checked: neither process exited unless we killed it, and the training key is in no log.
+Also checked: neither process exited unless we killed it, and the training key is in no log
+and not in the ledger, in any encoding the hostile server echoed it in.
 
 Replay: the same seed gives the same operations, pauses, kill points and fault sequences; the
-processes' own timing (how far the daemon got when it was killed) is the only thing that varies.
+processes' own timing (how far the daemon got when it was killed, and so which request meets
+which hostile answer) is the only thing that varies.
+Before the daemon starts, the driver puts foreign images in the project, as another tool or another
+install of syncd would: some plain, some carrying the metadata `syncd=<this mirror's name>` (a name
+anyone can write). Their bytes are in no local file; under `delete: mirror` every one must survive
+(an unrequested delete is a violation).
 The driver keeps the tree free of what syncd must refuse (the same bytes in `_negative/` and a
 regular folder, bad tag names), so every violation at the end is a real one.
 """
@@ -24,6 +37,7 @@ regular folder, bad tag names), so every violation at the end is a real one.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import json
 import os
@@ -46,6 +60,7 @@ if str(TESTS_DIR) not in sys.path:  # `python -m tests.chaos`: images.py and inv
 
 import httpx  # noqa: E402
 import yaml  # noqa: E402
+from hostile import HostileServer, Reply, Request  # noqa: E402
 from images import image_bytes  # noqa: E402
 from invariants import Violation, check_invariants  # noqa: E402
 
@@ -58,6 +73,7 @@ START_FOLDERS = ("Dog", "Cat", "Bird", NEGATIVE)
 MAX_FOLDERS = 12  # renames make new names; past this, renames reuse no new names
 MAX_FILES = 400  # past this, the driver deletes more than it creates
 START_FILES = 30
+FOREIGN_IMAGES = 6  # half plain, half claiming this mirror's name in their metadata
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,10 @@ class ChaosSettings:
     max_pause_s: float = 0.25
     settle_deadline_s: float = 180.0
     full_reconcile_s: float = 5.0
+    # Share of requests the hostile server answers itself (see HostileFaults), and the per-request
+    # deadline the daemon is given, so that a trickled or unanswered request ends in seconds.
+    hostile_rate: float = 0.04
+    request_deadline_s: float = 5.0
 
 
 @dataclass
@@ -87,6 +107,7 @@ class ChaosResult:
     violations: list[Violation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # unexpected exits, leaked key, ...
     settle_s: float = 0.0
+    requests: int = 0  # requests the daemon sent (through the hostile server)
     files_at_end: int = 0
     images_at_end: int = 0
 
@@ -99,7 +120,8 @@ class ChaosResult:
         verdict = "PASS" if self.ok else "FAIL"
         lines = [
             f"chaos seed={self.seed}: {verdict}; {sum(self.file_ops().values())} file operations"
-            f" ({ops}); {self.files_at_end} files, {self.images_at_end} images at the end;"
+            f" ({ops}); {self.requests} requests; {self.files_at_end} files,"
+            f" {self.images_at_end} images at the end;"
             f" settled in {self.settle_s:.1f} s; workdir {self.workdir}",
             *(f"  violation: {v}" for v in self.violations),
             *(f"  problem: {p}" for p in self.problems),
@@ -109,7 +131,78 @@ class ChaosResult:
         return "\n".join(lines)
 
     def file_ops(self) -> dict[str, int]:
-        return {k: v for k, v in self.operations.items() if not k.startswith("kill")}
+        return {k: v for k, v in self.operations.items() if not k.startswith(("kill", "hostile"))}
+
+    def hostile_faults(self) -> dict[str, int]:
+        return {k: v for k, v in self.operations.items() if k.startswith("hostile")}
+
+
+def key_encodings(key: str) -> dict[str, str]:
+    """The forms a server could echo the key in: each must be absent from every output."""
+    return {
+        "raw": key,
+        "json": json.dumps(key)[1:-1].replace("-", "\\u002d"),
+        "percent": "".join(f"%{b:02X}" for b in key.encode()),
+        "percent_lower": "".join(f"%{b:02x}" for b in key.encode()),
+        "backslash": "\\".join(key),
+        "reversed_halves": key[len(key) // 2 :] + key[: len(key) // 2],
+    }
+
+
+# Retry-After values a hostile service might send; every one must be capped, none may stall.
+ABSURD_RETRY_AFTER = ("1000000000", "inf", "nan", "-5", "1e308", "Wed, 01 Jan 2031 00:00:00 GMT")
+HOSTILE_KINDS = (
+    "retry_after",
+    "trickle",
+    "hang",
+    "huge_body",
+    "wrong_shape",
+    "html",
+    "echo_key_500",
+    "echo_key_400",
+)
+
+
+class HostileFaults:
+    """The hostile server's script for a chaos run: forward, or (at `rate`) misbehave.
+
+    Seeded by the run; the counts of what it injected are kept in `injected`.
+    """
+
+    def __init__(self, seed: int, rate: float, deadline_s: float) -> None:
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.deadline_s = deadline_s
+        self.enabled = True
+        self.injected: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, request: Request) -> Reply | None:
+        # Image downloads (pre-signed URIs) and probes pass; the training API is the target.
+        if not self.enabled or "/training/" not in request.path:
+            return None
+        if self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choice(HOSTILE_KINDS)
+        self.injected[kind] += 1
+        return self._reply(kind, request.headers.get("training-key", ""))
+
+    def _reply(self, kind: str, key: str) -> Reply:
+        if kind == "retry_after":
+            return Reply(429, headers={"Retry-After": self.rng.choice(ABSURD_RETRY_AFTER)})
+        if kind == "trickle":  # a byte at a time, slower than any deadline allows
+            return Reply(json=[], chunk=1, interval=self.deadline_s, length=1000)
+        if kind == "hang":
+            return Reply(hang=True)
+        if kind == "huge_body":
+            return Reply(body=b"[", stream_bytes=200_000_000, fill=b"[")
+        if kind == "wrong_shape":
+            return Reply(json={"images": "not a list", "count": "many"})
+        if kind == "html":
+            return Reply(502, body=b"<html><body>Bad gateway</body></html>")
+        echoed = " ".join(key_encodings(key).values()) if key else "no key"
+        if kind == "echo_key_500":
+            return Reply(500, body=f"upstream failed for key {echoed}".encode())
+        return Reply(400, json={"code": f"BadRequest{key}", "message": f"bad key {echoed}"})
 
 
 def _free_port() -> int:
@@ -198,6 +291,11 @@ class _World:
         )
         self.next_name = 0
         self.project_id = ""
+        self.foreign: list[str] = []
+        self.hostile = HostileFaults(
+            settings.seed, settings.hostile_rate, settings.request_deadline_s
+        )
+        self.proxy = HostileServer(self.hostile, upstream=self.url).start()
 
     # --- processes ----------------------------------------------------------------------------
 
@@ -236,12 +334,25 @@ class _World:
         r.raise_for_status()
         self.project_id = r.json()["id"]
 
+    def add_foreign_images(self) -> None:
+        """Upload images no local file holds, half with `syncd=<mirror name>` metadata."""
+        for n in range(FOREIGN_IMAGES):
+            data = image_bytes(2**41 + self.rng.randrange(2**40), "png", (40, 30))
+            batch: dict[str, object] = {
+                "images": [{"name": f"foreign{n}.png", "contents": base64.b64encode(data).decode()}]
+            }
+            if n % 2:
+                batch["metadata"] = {"syncd": MIRROR}
+            r = self.http.post(f"{API}/projects/{self.project_id}/images/files", json=batch)
+            r.raise_for_status()
+            self.foreign.append(str(r.json()["images"][0]["image"]["id"]).lower())
+
     def write_config(self) -> None:
         s = self.settings
         config = {
             "state_dir": str(self.state),
             "service": {
-                "endpoint": self.url,
+                "endpoint": self.proxy.url,
                 "rate_per_second": 50,
                 "connect_timeout": 2,
                 "read_timeout": 15,
@@ -364,14 +475,22 @@ class _World:
     def close(self) -> None:
         self.daemon.kill9()
         self.emulator.kill9()
+        self.proxy.stop()
         self.http.close()
 
 
 def _leaks(paths: list[Path]) -> list[str]:
     out = []
+    forms = key_encodings(CHAOS_KEY)
     for path in paths:
-        if path.exists() and CHAOS_KEY.encode() in path.read_bytes():
-            out.append(f"the training key appears in {path}")
+        for extra in ("", "-wal"):
+            file = path.with_name(path.name + extra)
+            data = file.read_bytes() if file.exists() else b""
+            out += [
+                f"the training key ({form}) appears in {file}"
+                for form, text in forms.items()
+                if text.encode() in data
+            ]
     return out
 
 
@@ -414,6 +533,7 @@ def _chaos_phase(world: _World, result: ChaosResult) -> None:
 
 def _settle_phase(world: _World, result: ChaosResult) -> None:
     s = world.settings
+    world.hostile.enabled = False
     world.emulator.kill9()  # faults off: the same data, a plain emulator
     world.start_emulator(faults=False)
     if not world.daemon.alive():
@@ -426,7 +546,9 @@ def _settle_phase(world: _World, result: ChaosResult) -> None:
             result.problems.append("the daemon exited while settling")
             break
         try:
-            if not check_invariants(world.root, world.ledger, world.http, world.project_id):
+            if not check_invariants(
+                world.root, world.ledger, world.http, world.project_id, foreign=world.foreign
+            ):
                 break
         except httpx.HTTPError:
             pass  # an image deleted between the listing and its download: look again
@@ -436,7 +558,9 @@ def _settle_phase(world: _World, result: ChaosResult) -> None:
     if code != 0:
         result.problems.append(f"the daemon exited {code} on SIGTERM, not 0")
     # The verdict: the same check once the daemon has stopped.
-    result.violations = check_invariants(world.root, world.ledger, world.http, world.project_id)
+    result.violations = check_invariants(
+        world.root, world.ledger, world.http, world.project_id, foreign=world.foreign
+    )
     result.files_at_end = len(world.files())
     count = world.http.get(f"{API}/projects/{world.project_id}/images/count")
     result.images_at_end = int(count.json())
@@ -452,6 +576,7 @@ def run_chaos(settings: ChaosSettings) -> ChaosResult:
         world.root.mkdir()
         world.start_emulator(faults=False)
         world.create_project()
+        world.add_foreign_images()
         world.write_config()
         world.seed_tree()
         world.emulator.terminate()
@@ -464,7 +589,9 @@ def run_chaos(settings: ChaosSettings) -> ChaosResult:
     for proc, name in ((world.daemon, "daemon"), (world.emulator, "emulator")):
         for code in proc.unexpected_exits:
             result.problems.append(f"the {name} exited by itself with {code}")
-    result.problems += _leaks([world.daemon.log_path, world.emulator.log_path, world.ledger])
+    result.operations.update({f"hostile_{k}": v for k, v in world.hostile.injected.items()})
+    result.requests = len(world.proxy.requests)
+    result.problems += _leaks([world.daemon.log_path, world.ledger])
     result.problems += _log_problems(world.daemon.log_path)
     return result
 
@@ -506,10 +633,12 @@ def main(argv: list[str] | None = None) -> int:
         if result.ok and not args.keep:
             shutil.rmtree(result.workdir, ignore_errors=True)
         failed += not result.ok
-    ops = sum(v for k, v in totals.items() if not k.startswith("kill"))
+    ops = sum(v for k, v in totals.items() if not k.startswith(("kill", "hostile")))
+    hostile = sum(v for k, v in totals.items() if k.startswith("hostile"))
     print(
         f"chaos: {len(seeds) - failed}/{len(seeds)} runs passed; {ops} file operations,"
-        f" {totals['kill_daemon']} daemon kills, {totals['kill_emulator']} emulator kills;"
+        f" {totals['kill_daemon']} daemon kills, {totals['kill_emulator']} emulator kills,"
+        f" {hostile} hostile answers;"
         f" seeds {' '.join(map(str, seeds))}",
         flush=True,
     )

@@ -15,7 +15,7 @@ from chaos.driver import ChaosSettings, run_chaos
 
 
 @pytest.mark.slow
-def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_leaks_nothing(
+def test_a_short_chaos_run_loses_nothing_duplicates_nothing_deletes_nothing_foreign_and_leaks_nothing(
     tmp_path: Path,
 ) -> None:
     seed = int(os.environ.get("SYNCD_CHAOS_SEED", "20260801"))
@@ -26,6 +26,7 @@ def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_leaks_nothing(
         ops_per_daemon_kill=15,
         ops_per_emulator_kill=20,
         settle_deadline_s=60,
+        hostile_rate=0.08,
     )
 
     result = run_chaos(settings)
@@ -43,4 +44,5 @@ def test_a_short_chaos_run_loses_nothing_duplicates_nothing_and_leaks_nothing(
     }, result.summary()
     assert result.operations["kill_daemon"] >= 1, result.summary()
     assert result.operations["kill_emulator"] >= 1, result.summary()
+    assert result.hostile_faults(), result.summary()
     assert result.images_at_end > 0
