@@ -15,7 +15,7 @@ from chaos.driver import ChaosSettings, run_chaos
 
 
 @pytest.mark.slow
-def test_a_short_chaos_run_loses_nothing_duplicates_nothing_deletes_nothing_foreign_and_leaks_nothing(
+def test_a_short_chaos_run_loses_duplicates_leaks_and_wrongly_deletes_nothing(
     tmp_path: Path,
 ) -> None:
     seed = int(os.environ.get("SYNCD_CHAOS_SEED", "20260801"))
