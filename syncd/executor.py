@@ -252,19 +252,17 @@ class _Run:
         is never read whole, and is sent by the next run, which scans and hashes it again."""
         reasons = []
         for rel in upload.paths:
+            # The failure's subject is the first path: name the path only when there are more.
+            where = f"{rel}: " if len(upload.paths) > 1 else ""
             try:
                 data = _read_scanned(self.root / rel, upload.size)
             except OSError as exc:
-                reasons.append(f"{rel}: {exc.strerror or type(exc).__name__}")
+                reasons.append(f"{where}{exc.strerror or type(exc).__name__}")
                 continue
             if data is not None and hashlib.sha256(data).hexdigest() == upload.sha256:
                 return data
-            reasons.append(f"{rel} changed since it was scanned")
-        self.fail(
-            "upload",
-            upload.paths[0],
-            "not sent: " + "; ".join(reasons) + "; will be sent next run",
-        )
+            reasons.append(f"{where}changed since it was scanned")
+        self.fail("upload", upload.paths[0], "; ".join(reasons) + "; will be sent next run")
         return None
 
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
