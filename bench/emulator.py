@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import threading
 from collections import Counter
 from typing import Any
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import Faults
-from syncd.emulator.server import KEY_ENV, _bind, _url
+from syncd.emulator.server import KEY_ENV, _bind, _url, open_listen_refusal
 from syncd.emulator.store import DEFAULT_QUOTAS, Store
 
 STATS_PATH = "/bench/stats"
@@ -155,6 +156,10 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS")
     args = parser.parse_args()
     key = os.environ.get(KEY_ENV) or None
+    refusal = open_listen_refusal(args.host, key)
+    if refusal is not None:
+        print(f"bench.emulator: {refusal}", file=sys.stderr)
+        return 2
     store = Store(None, DEFAULT_QUOTAS)  # in memory: the benchmark's data is thrown away
     faults = Faults(tps=args.tps, latency_ms=args.latency)
     app = CountingMiddleware(create_app(store, training_key=key, faults=faults), WireCounter())

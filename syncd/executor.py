@@ -12,18 +12,21 @@ that was partly applied converges without duplicates.
 
 Uploads are read from disk just before they are sent, a window (up to max_concurrency batches)
 at a time with two windows in flight, so memory holds a few batches, never the whole plan. Each
-file is hashed again as it is read: bytes that no longer match the plan are not sent (the next
-run sees the new content).
+file is read only if its size is still the scanned size, at most one byte past it, and hashed
+again: bytes that no longer match the plan are not sent (the next run sees the new content), and a
+file that grew is never read whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from uuid import UUID
 
 import structlog
@@ -242,22 +245,24 @@ class _Run:
         return chunks
 
     def _read(self, upload: Upload) -> bytes | None:
-        """Return the upload's bytes from any of its files that still holds them."""
+        """Return the upload's bytes from any of its files that still holds them.
+
+        A file is read only if its size is still the scanned size, and then at most one byte
+        more than that: a file that grew (a 10 GB file in place of a 20 KB image) or changed
+        is never read whole, and is sent by the next run, which scans and hashes it again."""
         reasons = []
         for rel in upload.paths:
+            # The failure's subject is the first path: name the path only when there are more.
+            where = f"{rel}: " if len(upload.paths) > 1 else ""
             try:
-                data = (self.root / rel).read_bytes()
+                data = _read_scanned(self.root / rel, upload.size)
             except OSError as exc:
-                reasons.append(f"{rel}: {exc.strerror or type(exc).__name__}")
+                reasons.append(f"{where}{exc.strerror or type(exc).__name__}")
                 continue
-            if hashlib.sha256(data).hexdigest() == upload.sha256:
+            if data is not None and hashlib.sha256(data).hexdigest() == upload.sha256:
                 return data
-            reasons.append(f"{rel}: changed since it was scanned")
-        self.fail(
-            "upload",
-            upload.paths[0],
-            "not sent (" + "; ".join(reasons) + "); the next run picks up what is there now",
-        )
+            reasons.append(f"{where}changed since it was scanned")
+        self.fail("upload", upload.paths[0], "; ".join(reasons) + "; will be sent next run")
         return None
 
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
@@ -421,6 +426,17 @@ async def execute(
         if run.fatal is not None:
             raise run.fatal
     return run.result
+
+
+def _read_scanned(path: Path, size: int) -> bytes | None:
+    """Return the file's bytes if it still holds exactly `size` of them, else None; never reads
+    more than `size + 1` bytes (the one extra proves the file did not grow while it was read)."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not S_ISREG(st.st_mode) or st.st_size != size:
+            return None
+        data = f.read(size + 1)
+    return data if len(data) == size else None
 
 
 def _no_progress(kind: str, n: int) -> None:

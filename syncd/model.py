@@ -37,6 +37,7 @@ class ProblemKind(enum.StrEnum):
 
     SYMLINK = "symlink"  # a symlink, and following them is off
     SYMLINK_LOOP = "symlink_loop"  # following is on, and this one leads back up the tree
+    SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"  # following is on, and it leads out of the root
     NON_UTF8_NAME = "non_utf8_name"  # paths become tags and ledger keys, so they must be text
     UNREADABLE = "unreadable"  # an OS error reading the file or listing a folder
     CHANGED_WHILE_READING = "changed_while_reading"  # stat differed before and after hashing

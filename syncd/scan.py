@@ -13,7 +13,9 @@ compile_glob, glob_problem, MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY
 - Each candidate is checked: non-empty, within 6 MB, readable, a JPEG/PNG/BMP/GIF by its magic
   bytes, a legal tag path (syncd.mapping). A failure is recorded on the file, never raised.
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
-  already walked is reported as a loop. Names that are not UTF-8 are reported and skipped.
+  already walked is reported as a loop, and a link whose target (at the end of any chain of links)
+  is outside the root is reported and skipped: following never leaves the root. Names that are
+  not UTF-8 are reported and skipped.
 - The root marker `.syncd-root` (like Syncthing's `.stfolder`) holds the mirror's project id.
 - Two halves: `walk_tree` lists and stats (no file opened) and digests the result; `check_tree`
   hashes and checks. A run that finds the digest its predecessor left when it ended in sync
@@ -232,6 +234,7 @@ class _Walker:
         self.open_folder, self.stat = open_folder, stat
         self.found: list[tuple[str, int, int, int]] = []
         self.skipped: list[Skipped] = []
+        self.real_root = ""  # the root with every link resolved, set by walk()
 
     def globs_allow(self, rel: str) -> bool:
         if not self.include_all and not any(p.match(rel) for p in self.include):
@@ -242,6 +245,7 @@ class _Walker:
         self.skipped.append(Skipped(_printable(rel), Problem(kind, detail)))
 
     def walk(self, root: str) -> None:
+        self.real_root = os.path.realpath(root)
         root_stat = self.stat(root)
         seen_dirs = {(root_stat.st_dev, root_stat.st_ino)}
         stack = [("", root)]
@@ -258,6 +262,11 @@ class _Walker:
                 self.skip(rel_dir or ".", ProblemKind.UNREADABLE, reason)
                 continue
             stack.extend(reversed(subdirs))
+
+    def inside_root(self, link: str) -> bool:
+        """True if the link's final target (every link on the way resolved) is under the root."""
+        target = os.path.realpath(link)
+        return os.path.commonpath((self.real_root, target)) == self.real_root
 
     def folder(
         self, rel_dir: str, abs_dir: str, fd: int, seen_dirs: set[tuple[int, int]]
@@ -286,6 +295,10 @@ class _Walker:
                         st = os.stat(name, dir_fd=fd)
                     except OSError:
                         self.skip(rel, ProblemKind.SYMLINK, "a broken symlink")
+                        continue
+                    if not self.inside_root(f"{abs_dir}/{name}"):
+                        kind, detail = ProblemKind.SYMLINK_OUTSIDE_ROOT, "points outside the root"
+                        self.skip(rel, kind, detail)
                         continue
             except OSError as exc:
                 self.skip(rel, ProblemKind.UNREADABLE, exc.strerror or "cannot stat")

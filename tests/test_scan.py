@@ -192,8 +192,8 @@ def test_globs(pattern: str, path: str, matches: bool) -> None:
 def test_symlinks_skipped_by_default_followed_with_loops_detected(tmp_path: Path) -> None:
     root = tmp_path / "root"
     write_image(root / "Dog" / "a.jpg", 1)
-    write_image(tmp_path / "elsewhere" / "b.jpg", 2)
-    (root / "Linked").symlink_to(tmp_path / "elsewhere")
+    write_image(root / ".store" / "b.jpg", 2)  # hidden: reached only through the link
+    (root / "Linked").symlink_to(root / ".store")
     (root / "Dog" / "loop").symlink_to(root)
     (root / "Dog" / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
     default = scan(mirror(root))
@@ -209,6 +209,36 @@ def test_symlinks_skipped_by_default_followed_with_loops_detected(tmp_path: Path
     assert ("Dog/loop", ProblemKind.SYMLINK_LOOP) in {
         (s.path, s.problem.kind) for s in followed.skipped
     }
+
+
+def test_followed_symlinks_never_leave_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write_image(root / "Dog" / "a.jpg", 1)
+    write_image(root / "Cat" / "c.jpg", 2)
+    write_image(root / ".store" / "pics" / "p.jpg", 3)
+    write_image(tmp_path / "outside" / "hostname.jpg", 4)  # an image, so only the place refuses it
+    write_image(tmp_path / "outside" / "away" / "x.jpg", 5)
+    (root / "Dog" / "host.jpg").symlink_to(tmp_path / "outside" / "hostname.jpg")  # file, outside
+    (root / "Away").symlink_to(tmp_path / "outside" / "away")  # folder, outside
+    (root / ".hop.jpg").symlink_to(tmp_path / "outside" / "hostname.jpg")
+    (root / "Dog" / "chain.jpg").symlink_to(root / ".hop.jpg")  # inside, then out
+    (root / "Up").symlink_to("..")  # relative, to the root's parent
+    (root / "Pics").symlink_to(root / ".store" / "pics")  # folder, inside
+    (root / "Dog" / "rel.jpg").symlink_to(Path("..") / "Cat" / "c.jpg")  # file, inside
+
+    snapshot = scan(mirror(root, follow_symlinks=True))
+
+    assert [f.path for f in snapshot.files] == [
+        "Cat/c.jpg",
+        "Dog/a.jpg",
+        "Dog/rel.jpg",
+        "Pics/p.jpg",
+    ]
+    outside = {"Away", "Dog/chain.jpg", "Dog/host.jpg", "Up"}
+    assert {s.path for s in snapshot.skipped} == outside
+    for skipped in snapshot.skipped:
+        assert skipped.problem.kind is ProblemKind.SYMLINK_OUTSIDE_ROOT
+        assert "points outside the root" in str(skipped.problem)
 
 
 def test_awkward_names_do_not_crash(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The emulator's HTTP API: Custom Vision Training v3.3 routes on a Starlette app.
 
-Public names: `create_app`, `API_PREFIXES`, `BLOB_PREFIX`.
+Public names: `create_app`, `upload_body_limits`, `API_PREFIXES`, `BLOB_PREFIX`.
 
 The same routes answer under `/customvision/v3.3/training` and `/customvision/v3.4-preview/training`
 (the path the official SDK 3.1.1 calls). Image URIs point at `/emulator/blobs/<token>/<kind>` on
@@ -20,7 +20,8 @@ Decisions where the spec is silent (see also `store.py`):
 - Errors: bad ids 400 BadRequestInvalidIds; too many items 400 BadRequestExceededBatchSize (more
   than 64 images: BadRequestImageBatch); other bad parameters 400 BadRequest; unknown project /
   tag / image 404 NotFound*; an unemulated or unknown route 404 NotFound; a wrong method 405
-  BadRequestNotSupported; a bad create content type 415 UnsupportedMediaType.
+  BadRequestNotSupported; a bad create content type 415 UnsupportedMediaType; a body over its
+  route's cap (see MAX_JSON_BODY_BYTES, upload_body_limits) 413, refused unread or as it streams.
 - A missing, empty or wrong key is 401 `{"code": "401", "message": "Access denied ..."}`: the
   APIM gateway's code and message, but bare rather than under "error" so the SDK's
   CustomVisionError picks the code up.
@@ -42,7 +43,7 @@ import hmac
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -90,6 +91,12 @@ TRAINING_TYPES = ("Regular", "Advanced")
 MAX_PERFORMANCE_TAGS = 20  # GetImagePerformances tagIds: «Limited to 20.» (count: no limit)
 CLASSIFICATION_TYPES = ("Multiclass", "Multilabel")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK")
+# Request bodies. The service documents no request size limit (DIGEST.md has none), so each cap is
+# the largest legal request of its route plus room for framing: a body over it is refused with 413
+# before it is read if its Content-Length says so, else as soon as it streams past the cap.
+MAX_JSON_BODY_BYTES = 1024 * 1024  # the largest legal JSON call (not a create) is ~0.3 MB
+_BATCH_FRAMING_BYTES = 1024 * 1024  # a create batch's own fields: 20 tag ids, 50 metadata pairs
+_IMAGE_FRAMING_BYTES = 16 * 1024  # one image's multipart headers, or its JSON name and tag ids
 UNAUTHORIZED_MESSAGE = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a"
     " valid key for an active subscription and use a correct regional API endpoint for your"
@@ -179,8 +186,47 @@ def _no_iteration(request: Request) -> None:
         )
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+def upload_body_limits(max_image_bytes: int) -> tuple[int, int]:
+    """Return the body caps of CreateImagesFromData (raw images) and CreateImagesFromFiles (base64
+    in JSON): a full batch of images of max_image_bytes, with its framing."""
+    base64_bytes = 4 * -(-max_image_bytes // 3)
+    return (
+        _BATCH_FRAMING_BYTES + MAX_IMAGES_PER_BATCH * (max_image_bytes + _IMAGE_FRAMING_BYTES),
+        _BATCH_FRAMING_BYTES + MAX_IMAGES_PER_BATCH * (base64_bytes + _IMAGE_FRAMING_BYTES),
+    )
+
+
+async def _body_chunks(request: Request, cap: int, code: str) -> AsyncIterator[bytes]:
+    """Yield the body as it arrives; refuse it (413 `code`) unread if its Content-Length is over
+    cap, or as soon as more than cap bytes have arrived (a chunked body has no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _too_large(cap, code)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > cap:
+            raise _too_large(cap, code)
+        yield chunk
+
+
+class _BodyRefused(ApiError):
+    """A refusal sent before the body was read to its end. Its answer closes the connection, so
+    the client stops sending (uvicorn would otherwise read and drop the rest of the body)."""
+
+
+def _too_large(cap: int, code: str) -> ApiError:
+    return _BodyRefused(
+        413, code, f"The request body is over {cap} bytes, the most this call takes."
+    )
+
+
+async def _json_body(
+    request: Request, cap: int = MAX_JSON_BODY_BYTES, code: str = "BadRequest"
+) -> Any:
+    raw = bytearray()
+    async for chunk in _body_chunks(request, cap, code):
+        raw.extend(chunk)
     try:
         return json.loads(raw) if raw.strip() else None
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -304,11 +350,14 @@ def _domain_json(domain: Any) -> dict[str, Any]:
 _FILENAME = re.compile(r';\s*filename=("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)
 
 
-async def _multipart_uploads(request: Request, content_type: str, max_bytes: int) -> list[Upload]:
+async def _multipart_uploads(
+    request: Request, content_type: str, max_bytes: int, cap: int
+) -> list[Upload]:
     """Read every part of a multipart body as one image; keep each filename raw (quotes too).
 
     Each part is kept up to max_bytes + 1 bytes: enough to tell it is too big, without holding
-    the rest of an oversized upload in memory.
+    the rest of an oversized upload in memory. The batch is refused as it streams: at its 65th
+    part (400 BadRequestImageBatch), or past `cap` bytes in all (413).
     """
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
@@ -334,6 +383,8 @@ async def _multipart_uploads(request: Request, content_type: str, max_bytes: int
         header_value.clear()
 
     def on_headers_finished() -> None:
+        if len(parts) == MAX_IMAGES_PER_BATCH:
+            raise _BodyRefused(400, "BadRequestImageBatch", _too_many_images().message)
         match = _FILENAME.search(headers.get("content-disposition", ""))
         parts.append((match.group(1).strip() if match else "", bytearray()))
 
@@ -355,12 +406,28 @@ async def _multipart_uploads(request: Request, content_type: str, max_bytes: int
         },
     )
     try:
-        async for chunk in request.stream():
+        async for chunk in _body_chunks(request, cap, "BadRequestImageBatch"):
             parser.write(chunk)
         parser.finalize()
+    except ApiError:
+        raise
     except Exception as exc:  # python-multipart raises its own error types for bad framing
         raise _bad("BadRequestImageStream", f"Malformed multipart body: {exc}") from None
     return [Upload(source, bytes(data)) for source, data in parts]
+
+
+def _too_many_images() -> ApiError:
+    return _bad("BadRequestImageBatch", f"A batch is limited to {MAX_IMAGES_PER_BATCH} images.")
+
+
+async def _octet_stream_upload(request: Request, max_bytes: int) -> Upload:
+    """Read a one-image body, keeping max_bytes + 1 of it (enough to tell it is too big)."""
+    data = bytearray()
+    async for chunk in _body_chunks(
+        request, max_bytes + _IMAGE_FRAMING_BYTES, "BadRequestImageSizeBytes"
+    ):
+        data.extend(chunk[: max(0, max_bytes + 1 - len(data))])
+    return Upload("", bytes(data))
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -374,6 +441,7 @@ def create_app(
     response_observer: ResponseObserver | None = None,
 ) -> Starlette:
     """Return the emulator as an ASGI app serving store (see the module docstring)."""
+    multipart_cap, files_cap = upload_body_limits(store.quotas.max_image_bytes)
 
     async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # SQLite and blob I/O block: keep them off the event loop (the store has its own lock).
@@ -387,7 +455,10 @@ def create_app(
             try:
                 return await handler(request)
             except ApiError as exc:
-                return _error(exc.status, exc.code, exc.message)
+                response = _error(exc.status, exc.code, exc.message)
+                if isinstance(exc, _BodyRefused):
+                    response.headers["connection"] = "close"
+                return response
 
         return endpoint
 
@@ -615,9 +686,7 @@ def create_app(
         if not uploads:
             raise _bad("BadRequestImageBatch", "The batch has no images.")
         if len(uploads) > MAX_IMAGES_PER_BATCH:
-            raise _bad(
-                "BadRequestImageBatch", f"A batch is limited to {MAX_IMAGES_PER_BATCH} images."
-            )
+            raise _too_many_images()
         distinct = {*tag_ids, *(t for u in uploads for t in u.tag_ids)}
         if len(distinct) > MAX_TAGS_PER_BATCH:
             raise _bad(
@@ -631,9 +700,11 @@ def create_app(
         content_type = request.headers.get("content-type", "")
         media = content_type.split(";")[0].strip().lower()
         if media == "multipart/form-data":
-            uploads = await _multipart_uploads(request, content_type, store.quotas.max_image_bytes)
+            uploads = await _multipart_uploads(
+                request, content_type, store.quotas.max_image_bytes, multipart_cap
+            )
         elif media == "application/octet-stream":
-            uploads = [Upload("", await request.body())]
+            uploads = [await _octet_stream_upload(request, store.quotas.max_image_bytes)]
         else:
             raise ApiError(
                 415,
@@ -656,7 +727,7 @@ def create_app(
     @api
     async def create_images_from_files(request: Request) -> Response:
         project_id = _project_id(request)
-        body = await _json_body(request)
+        body = await _json_body(request, files_cap, "BadRequestImageBatch")
         if not isinstance(body, dict) or not isinstance(body.get("images"), list):
             raise _bad("BadRequestImageBatch", "The body must be an ImageFileCreateBatch.")
         tag_ids = [_uuid(t, "tagIds") for t in _str_list(body.get("tagIds"), "tagIds")]
@@ -673,9 +744,7 @@ def create_app(
                     f"Metadata is limited to {METADATA_MAX_PAIRS} key-value pairs per image.",
                 )
         if len(body["images"]) > MAX_IMAGES_PER_BATCH:
-            raise _bad(
-                "BadRequestImageBatch", f"A batch is limited to {MAX_IMAGES_PER_BATCH} images."
-            )
+            raise _too_many_images()
         uploads = []
         for entry in body["images"]:
             if not isinstance(entry, dict):

@@ -48,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Serve a local stand-in for the Custom Vision Training API v3.3 (also under the"
         " v3.4-preview path the official SDK calls). The endpoint to configure is the printed URL."
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1); any but loopback needs a training key",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (8080; 0 = any)")
     parser.add_argument(
         "--data",

@@ -1,12 +1,17 @@
 """Run the emulator: in a background thread for tests (`EmulatorServer`) or as `syncd emulator`.
 
-Public names: `EmulatorServer`, `run_from_args` (its options: syncd.emulator.options).
+Public names: `EmulatorServer`, `run_from_args` (its options: syncd.emulator.options),
+`is_loopback`, `open_listen_refusal`.
+
+Neither listens on an address other than loopback without a training key: anyone who can reach
+it would have a key-less service to write to.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -40,6 +45,27 @@ def _quiet_drops() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _HideDroppedResponses) for f in logger.filters):
         logger.addFilter(_HideDroppedResponses())
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1): only this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may well resolve to a public address
+        return False
+
+
+def open_listen_refusal(host: str, key: str | None) -> str | None:
+    """Why the emulator may not listen on host with this key, or None if it may."""
+    if key or is_loopback(host):
+        return None
+    return (
+        f"refusing to listen on {host} without a training key: anyone who can reach that"
+        f" address could use the emulator. Set {KEY_ENV} (or --training-key), or listen on"
+        " 127.0.0.1"
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -84,6 +110,9 @@ class EmulatorServer:
         response_observer: ResponseObserver | None = None,
         training_seconds: float = DEFAULT_TRAINING_SECONDS,
     ) -> None:
+        refusal = open_listen_refusal(host, training_key)
+        if refusal is not None:
+            raise ValueError(refusal)
         self._training_key = training_key
         self._training_seconds = training_seconds
         self._data_dir = data_dir
@@ -155,8 +184,13 @@ class EmulatorServer:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Serve in the foreground until SIGINT or SIGTERM; return the exit code (0)."""
+    """Serve in the foreground until SIGINT or SIGTERM; return the exit code (0; 2 when it may
+    not listen: the address is taken, or not loopback and there is no key)."""
     key = args.training_key or os.environ.get(KEY_ENV) or None
+    refusal = open_listen_refusal(args.host, key)
+    if refusal is not None:
+        print(f"syncd emulator: {refusal}", file=sys.stderr)
+        return 2
     faults = Faults(
         tps=args.tps,
         fail_rate=args.fail_rate,
