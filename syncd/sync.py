@@ -378,7 +378,10 @@ async def _reconcile(
         )
         report.execution = None if options.dry_run else Execution()
         return report
-    local = await asyncio.to_thread(check_tree, walked, mirror, ledger.cached_files())
+    on_checked = None if progress is None else (lambda: progress("checked", 1))
+    local = await asyncio.to_thread(
+        check_tree, walked, mirror, ledger.cached_files(), on_checked=on_checked
+    )
     if options.hold is not None:
         local = options.hold(local)
     ledger.record_scan(local, run_id)
