@@ -20,6 +20,8 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 - A failed reconcile (service down, throttled, 5xx past the client's retries) is retried with
   capped exponential backoff; events keep being recorded meanwhile, and the next reconcile
   rescans everything, so nothing is dropped. Recovery is logged once.
+- The daemon holds every mirror's ledger lock (syncd.ledger.LedgerLock) from start to exit, so a
+  `syncd reconcile` or a second daemon on the same ledger exits 5 instead of writing beside it.
 - SIGTERM/SIGINT: stop taking work, give the in-flight reconcile `shutdown_timeout_seconds` (less
   a margin) to finish, then cancel it (the ledger records each result as it arrives, so a
   cancelled upload is resolved by the next run), close the ledger, exit 0. A timer exits the
@@ -55,6 +57,7 @@ from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
 from syncd.credentials import CredentialsError
+from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.metrics import Metrics
 from syncd.model import LocalSnapshot
 from syncd.notify import Notifier
@@ -101,8 +104,41 @@ def run(config_path: str | Path) -> int:
     config = _load(config_path)
     for warning in config.warnings:
         _log.warning("config_warning", warning=warning)
-    daemon = Daemon(Path(config_path), config, Notifier.from_env())
-    return asyncio.run(daemon.run())
+    ledgers = HeldLedgers()
+    ledgers.hold(config)  # another writer: LedgerBusyError (exit 5) before anything starts
+    try:
+        daemon = Daemon(Path(config_path), config, Notifier.from_env(), ledgers=ledgers)
+        return asyncio.run(daemon.run())
+    finally:
+        ledgers.release_all()
+
+
+class HeldLedgers:
+    """The ledger locks the daemon holds for its whole life: one per mirror of its config."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, LedgerLock] = {}
+
+    def hold(self, config: Config) -> None:
+        """Hold the locks of `config`'s ledgers, taking the new ones before letting go of those
+        no longer used; raise LedgerBusyError (holding what was held before) if one is busy."""
+        wanted = {Path(m.ledger) for m in config.mirrors if m.ledger is not None}
+        taken: dict[Path, LedgerLock] = {}
+        try:
+            for path in sorted(wanted - self._held.keys()):
+                taken[path] = LedgerLock.acquire(path, command="syncd run")
+        except LedgerBusyError:
+            for lock in taken.values():
+                lock.release()
+            raise
+        for path in self._held.keys() - wanted:
+            self._held.pop(path).release()
+        self._held.update(taken)
+
+    def release_all(self) -> None:
+        for lock in self._held.values():
+            lock.release()
+        self._held = {}
 
 
 class Liveness:
@@ -499,7 +535,9 @@ class Daemon:
         config: Config,
         notifier: Notifier,
         clock: Callable[[], float] = time.monotonic,
+        ledgers: HeldLedgers | None = None,
     ) -> None:
+        self.ledgers = ledgers
         self.config_path = config_path
         self.config = config
         self.notifier = notifier
@@ -632,6 +670,13 @@ class Daemon:
                 _log.error("config_reload_rejected", error=str(exc), kept="the running config")
                 self.notifier.ready(session.describe())
                 continue
+            if self.ledgers is not None:
+                try:
+                    self.ledgers.hold(new)
+                except LedgerBusyError as exc:
+                    _log.error("config_reload_rejected", error=str(exc), kept="the running config")
+                    self.notifier.ready(session.describe())
+                    continue
             for warning in new.warnings:
                 _log.warning("config_warning", warning=warning)
             _log.info("config_reloaded", mirrors=[m.name for m in new.mirrors])
