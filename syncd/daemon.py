@@ -149,8 +149,15 @@ class Liveness:
         self.clock = clock
         self._last: dict[str, float] = {}
 
+    def watch(self, name: str) -> None:
+        """Start judging loop `name` (as if it just beat)."""
+        self._last[name] = self.clock()
+
     def beat(self, name: str) -> None:
-        self._last[name] = self.clock()  # one dict store: safe from a worker thread too
+        """Record progress of loop `name`; ignored for a loop not watched (a stray thread of a
+        session that ended must not bring back a loop that is gone)."""
+        if name in self._last:
+            self._last[name] = self.clock()  # one dict store: safe from a worker thread too
 
     def reset(self) -> None:
         """Forget every loop (a new session's loops beat as they start)."""
@@ -195,7 +202,7 @@ class _MirrorLoop:
     ) -> None:
         self.config = config
         self.liveness = liveness or Liveness(config.daemon.stall_seconds)
-        self.liveness.beat(mirror.name)
+        self.liveness.watch(mirror.name)
         self.metrics = metrics
         self.mirror = mirror
         self.client = client

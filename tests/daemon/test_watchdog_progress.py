@@ -117,7 +117,7 @@ def test_pings_stop_past_the_stall_bound_and_resume_with_progress(
     config = load_config(world.write_config(daemon={"stall_seconds": 30}))
     clock = _Clock()
     daemon = Daemon(world.config_path, config, Notifier(path, 20_000_000), clock=clock)
-    daemon.liveness.beat("t")
+    daemon.liveness.watch("t")
 
     clock.now += 29.0
     daemon.check_progress()
