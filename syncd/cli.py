@@ -4,25 +4,28 @@ The one place that turns errors into messages and exit codes (README, "Exit code
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
 refused deletes: all listed); 2 config or usage error; 3 cannot reach or authenticate to the
 service, or the project is missing; 4 `train`: nothing changed since the last training;
-130 interrupted.
+5 busy: another syncd process holds the mirror's ledger lock (LedgerBusyError); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd import __version__
+from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.sync import (
     ACTION_KINDS,
+    EXIT_BUSY,
     EXIT_INTERRUPTED,
     EXIT_NOT_IN_SYNC,
     EXIT_OK,
@@ -37,10 +40,38 @@ if TYPE_CHECKING:
 
 Mirrors = tuple["MirrorConfig", ...]
 
-__all__ = ["EXIT_NOT_IN_SYNC", "EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_BUSY", "EXIT_NOT_IN_SYNC", "EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "main"]
 
 DEFAULT_CONFIG = "syncd.yaml"
 _SHOWN_ITEMS = 10  # items of each list a human summary shows
+# How long a writing command waits for another syncd process to release a ledger by default: not
+# at all. A reconcile started (by hand or by a timer) while the daemon runs should say so at once.
+DEFAULT_WAIT_LOCK_SECONDS = 0.0
+
+
+def _add_wait_lock(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait-lock",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_WAIT_LOCK_SECONDS,
+        help="if another syncd process writes the ledger, wait this long for it, then exit 5 "
+        f"(default {DEFAULT_WAIT_LOCK_SECONDS:g}: exit at once)",
+    )
+
+
+@contextlib.contextmanager
+def _writing(mirrors: Mirrors, wait_seconds: float, command: str) -> Iterator[None]:
+    """Hold every mirror's ledger lock for the whole command (LedgerBusyError: exit 5)."""
+    if wait_seconds < 0:
+        raise SyncError(f"--wait-lock must be 0 or more seconds, got {wait_seconds:g}", EXIT_USAGE)
+    with contextlib.ExitStack() as stack:
+        for mirror in mirrors:
+            assert mirror.ledger is not None  # load_config sets it
+            stack.enter_context(
+                LedgerLock.acquire(mirror.ledger, wait_seconds=wait_seconds, command=command)
+            )
+        yield
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mirror a folder tree of labelled images into Azure Custom Vision.",
         epilog="Exit codes: 0 in sync; 1 not everything mirrored (listed); 2 config or usage "
         "error; 3 service unreachable, key refused or project missing; 4 (train) nothing "
-        "changed since the last training; 130 interrupted.",
+        "changed since the last training; 5 another syncd process is writing the ledger; "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     parser.add_argument(
@@ -81,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list the whole project even if the service's counts agree with the ledger",
     )
+    _add_wait_lock(rec)
 
     daemon = sub.add_parser(
         "run", help="reconcile, then keep the project in step as the tree changes (the daemon)"
@@ -112,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--endpoint", metavar="URL", help="the service (default: the config's, or $SYNCD_ENDPOINT)"
     )
+    _add_wait_lock(pull)
 
     train = sub.add_parser("train", help="train the project (TrainProject)")
     _add_config(train)
@@ -192,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args)
     except SyncError as exc:
         return _error(args, str(exc), exc.exit_code)
+    except LedgerBusyError as exc:
+        return _error(args, str(exc), EXIT_BUSY)
     except KeyboardInterrupt:
         print("syncd: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -227,7 +263,14 @@ def _load(args: argparse.Namespace) -> tuple[Config, Mirrors]:
 
 def _reconcile(args: argparse.Namespace) -> int:
     config, mirrors = _load(args)
-    reports = asyncio.run(_reconcile_all(config, mirrors, args))
+    # A dry run reads a copy of the ledger: it needs no lock, and works while another writes.
+    writing = (
+        contextlib.nullcontext()
+        if args.dry_run
+        else _writing(mirrors, args.wait_lock, "syncd reconcile")
+    )
+    with writing:
+        reports = asyncio.run(_reconcile_all(config, mirrors, args))
     code = max(r.exit_code for r in reports)
     if args.json:
         print(json.dumps({"exit_code": code, "mirrors": [r.to_json() for r in reports]}))
@@ -417,7 +460,8 @@ def _pull(args: argparse.Namespace) -> int:
     from syncd.api import ApiError
 
     try:
-        report = asyncio.run(run())
+        with _writing((mirror,), args.wait_lock, "syncd pull"):
+            report = asyncio.run(run())
     except PullError as exc:
         raise SyncError(str(exc), EXIT_USAGE) from None
     except ApiError as exc:
@@ -461,6 +505,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ledger_status(mirror: MirrorConfig) -> dict[str, Any]:
+    """What the ledger says, read-only: works while another process writes it, and on a
+    read-only file system; never creates, migrates or writes the file."""
     from syncd.ledger import Ledger, LedgerError
 
     entry: dict[str, Any] = {
@@ -473,10 +519,13 @@ def _ledger_status(mirror: MirrorConfig) -> dict[str, Any]:
         entry["synced"] = False
         return entry
     try:
-        with Ledger.open(mirror.ledger, project_id=mirror.project_id) as ledger:
-            status = ledger.status()
+        with Ledger.open_read_only(mirror.ledger, project_id=mirror.project_id) as ledger:
+            status = None if ledger.empty else ledger.status()
     except LedgerError as exc:
         raise SyncError(str(exc), EXIT_USAGE) from None
+    if status is None:
+        entry["synced"] = False
+        return entry
     last = status.last_run
     entry.update(
         {
@@ -664,8 +713,8 @@ def _review(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     try:
-        with Ledger.open(mirror.ledger, project_id=mirror.project_id) as ledger:
-            paths = ledger.local_paths_by_image()
+        with Ledger.open_read_only(mirror.ledger, project_id=mirror.project_id) as ledger:
+            paths = {} if ledger.empty else ledger.local_paths_by_image()
     except LedgerError as exc:
         raise SyncError(str(exc), EXIT_USAGE) from None
 

@@ -37,6 +37,13 @@ from syncd.mapping import tag_name_problem
 
 EMBEDDED = "embedded"
 # Environment variables that override one key each (applied after the file, before validation).
+# `daemon.stall_seconds`: how long a mirror loop may show no progress before the daemon stops
+# its WATCHDOG=1 pings. The default is well above the longest step a healthy loop takes without
+# a heartbeat: one request (its deadline, ~300 s) or one throttle/backoff wait (capped by a
+# call's 300 s retry budget). Small values are allowed for tests; the daemon warns about them.
+STALL_SECONDS_DEFAULT = 900.0
+STALL_SECONDS_MIN = 1.0
+STALL_SECONDS_MAX = 86400.0
 ENV_OVERRIDES = {"SYNCD_ENDPOINT": "service.endpoint", "SYNCD_STATE_DIR": "state_dir"}
 
 
@@ -73,6 +80,11 @@ def _positive(value: float) -> str | None:
 
 def _at_least(n: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= n else f"must be at least {n}, got {value}"
+
+
+def _stall_bound(value: float) -> str | None:
+    lo, hi = STALL_SECONDS_MIN, STALL_SECONDS_MAX
+    return None if lo <= value <= hi else f"must be between {lo:g} and {hi:g} seconds, got {value}"
 
 
 def _fraction(value: float) -> str | None:
@@ -286,6 +298,8 @@ class DaemonConfig:
     full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_positive))
     rescan_seconds: float = field(default=60.0, metadata=_check(_positive))
     shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+    # WATCHDOG=1 stops once a mirror loop has shown no progress for this long (docs/daemon.md).
+    stall_seconds: float = field(default=STALL_SECONDS_DEFAULT, metadata=_check(_stall_bound))
     # host:port for Prometheus metrics (GET /metrics); null: no endpoint.
     metrics_address: str | None = field(default=None, metadata=_check(_address))
 

@@ -20,6 +20,8 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 - A failed reconcile (service down, throttled, 5xx past the client's retries) is retried with
   capped exponential backoff; events keep being recorded meanwhile, and the next reconcile
   rescans everything, so nothing is dropped. Recovery is logged once.
+- The daemon holds every mirror's ledger lock (syncd.ledger.LedgerLock) from start to exit, so a
+  `syncd reconcile` or a second daemon on the same ledger exits 5 instead of writing beside it.
 - SIGTERM/SIGINT: stop taking work, give the in-flight reconcile `shutdown_timeout_seconds` (less
   a margin) to finish, then cancel it (the ledger records each result as it arrives, so a
   cancelled upload is resolved by the next run), close the ledger, exit 0. A timer exits the
@@ -27,18 +29,25 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
   running one kept.
 - systemd: READY=1 once every mirror's first reconcile has finished (or failed: the daemon is
   then up, retrying, and recording changes), STATUS= lines, WATCHDOG=1 pings, STOPPING=1.
+- WATCHDOG=1 proves progress, not just a running event loop: each mirror loop records a heartbeat
+  (Liveness.beat) at every step it completes: a wait that ended (idle waits are cut to at most
+  _IDLE_BEAT_SECONDS), a reconcile that ended or failed, a file checked, an API call answered, an
+  item executed or downloaded. Once any loop has had no heartbeat for `daemon.stall_seconds`, the
+  pings stop (systemd then restarts the process), STATUS= says "stalled" and one error is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import random
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +57,7 @@ from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
 from syncd.credentials import CredentialsError
+from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.metrics import Metrics
 from syncd.model import LocalSnapshot
 from syncd.notify import Notifier
@@ -62,6 +72,15 @@ _TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
 # moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
 _SETTLE_SLACK = 0.1
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
+# An idle loop (nothing due for up to full_reconcile_seconds) still wakes this often to beat.
+_IDLE_BEAT_SECONDS = 10.0
+_CHECK_SECONDS = 1.0  # how often progress is judged when systemd asks for no watchdog pings
+
+# The heartbeat of the mirror loop whose task (or worker thread) is running: the shared client's
+# on_call hook credits an answered request to the loop that sent it.
+_current_beat: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "syncd_current_beat", default=None
+)
 
 _log = structlog.get_logger(component="daemon")
 
@@ -85,8 +104,70 @@ def run(config_path: str | Path) -> int:
     config = _load(config_path)
     for warning in config.warnings:
         _log.warning("config_warning", warning=warning)
-    daemon = Daemon(Path(config_path), config, Notifier.from_env())
-    return asyncio.run(daemon.run())
+    ledgers = HeldLedgers()
+    ledgers.hold(config)  # another writer: LedgerBusyError (exit 5) before anything starts
+    try:
+        daemon = Daemon(Path(config_path), config, Notifier.from_env(), ledgers=ledgers)
+        return asyncio.run(daemon.run())
+    finally:
+        ledgers.release_all()
+
+
+class HeldLedgers:
+    """The ledger locks the daemon holds for its whole life: one per mirror of its config."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, LedgerLock] = {}
+
+    def hold(self, config: Config) -> None:
+        """Hold the locks of `config`'s ledgers, taking the new ones before letting go of those
+        no longer used; raise LedgerBusyError (holding what was held before) if one is busy."""
+        wanted = {Path(m.ledger) for m in config.mirrors if m.ledger is not None}
+        taken: dict[Path, LedgerLock] = {}
+        try:
+            for path in sorted(wanted - self._held.keys()):
+                taken[path] = LedgerLock.acquire(path, command="syncd run")
+        except LedgerBusyError:
+            for lock in taken.values():
+                lock.release()
+            raise
+        for path in self._held.keys() - wanted:
+            self._held.pop(path).release()
+        self._held.update(taken)
+
+    def release_all(self) -> None:
+        for lock in self._held.values():
+            lock.release()
+        self._held = {}
+
+
+class Liveness:
+    """When each mirror loop last showed progress, and which ones are stuck."""
+
+    def __init__(self, stall_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stall_seconds = stall_seconds
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def watch(self, name: str) -> None:
+        """Start judging loop `name` (as if it just beat)."""
+        self._last[name] = self.clock()
+
+    def beat(self, name: str) -> None:
+        """Record progress of loop `name`; ignored for a loop not watched (a stray thread of a
+        session that ended must not bring back a loop that is gone)."""
+        if name in self._last:
+            self._last[name] = self.clock()  # one dict store: safe from a worker thread too
+
+    def reset(self) -> None:
+        """Forget every loop (a new session's loops beat as they start)."""
+        self._last = {}
+
+    def stuck(self) -> dict[str, float]:
+        """Mirror name -> seconds without progress, for each loop past the stall bound."""
+        now = self.clock()
+        since = {name: now - at for name, at in list(self._last.items())}
+        return {name: s for name, s in since.items() if s > self.stall_seconds}
 
 
 @dataclass
@@ -117,8 +198,11 @@ class _MirrorLoop:
         mirror: MirrorConfig,
         client: TrainingClient,
         metrics: Metrics | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.config = config
+        self.liveness = liveness or Liveness(config.daemon.stall_seconds)
+        self.liveness.watch(mirror.name)
         self.metrics = metrics
         self.mirror = mirror
         self.client = client
@@ -160,6 +244,13 @@ class _MirrorLoop:
     def stop(self) -> None:
         self.stopping = True
         self.wake.set()
+
+    def beat(self) -> None:
+        """Record that this loop just completed a step (see Liveness)."""
+        self.liveness.beat(self.mirror.name)
+
+    def _progress(self, _kind: str, _n: int) -> None:
+        self.beat()
 
     # --- the watcher ----------------------------------------------------------------------------
 
@@ -206,12 +297,15 @@ class _MirrorLoop:
     # --- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        _current_beat.set(self.beat)  # this task's context: inherited by its tasks and threads
+        self.beat()
         try:
             await asyncio.to_thread(self.start_watcher)
             await self.reconcile("startup")
             self.first_done.set()
             while not self.stopping:
                 await self._wait()
+                self.beat()
                 if self.stopping:
                     break
                 self._check_watcher()
@@ -257,6 +351,8 @@ class _MirrorLoop:
         check = self.tracker.next_check()
         if check is not None:
             times.append(now + min(check + _SETTLE_SLACK, _TICK_MAX))
+        # Wake to beat even with nothing due, well within the stall bound.
+        times.append(now + min(_IDLE_BEAT_SECONDS, self.liveness.stall_seconds / 4))
         return max(0.0, min(times) - now)
 
     async def _wait(self) -> None:
@@ -290,15 +386,22 @@ class _MirrorLoop:
         started = time.monotonic()
         try:
             report = await reconcile_mirror(
-                self.config, self.mirror, self.client, full=full, hold=self._hold
+                self.config,
+                self.mirror,
+                self.client,
+                full=full,
+                progress=self._progress,
+                hold=self._hold,
             )
         except SyncError as exc:
+            self.beat()
             self._failed(reason, exc)
             if self.metrics is not None:
                 self.metrics.observe_failed_reconcile(self.mirror.name)
             return None
         finally:
             self.state.phase = "idle"
+        self.beat()
         now = time.monotonic()
         if self.state.failures:
             self.log.info("service_recovered", after_failures=self.state.failures)
@@ -390,18 +493,27 @@ class _Session:
 
     config: Config
     metrics: Metrics | None = None
+    liveness: Liveness | None = None
     loops: list[_MirrorLoop] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         async with open_client(self.config.service, self.config.mirrors) as client:
-            if self.metrics is not None:
-                client.on_call = self.metrics.observe_call
+            client.on_call = self._on_call
             self.loops = [
-                _MirrorLoop(self.config, m, client, self.metrics) for m in self.config.mirrors
+                _MirrorLoop(self.config, m, client, self.metrics, self.liveness)
+                for m in self.config.mirrors
             ]
             self.started.set()
             await asyncio.gather(*(loop.run() for loop in self.loops))
+
+    def _on_call(self, operation: str, outcome: str) -> None:
+        """An API call was answered (or failed): progress for the loop that sent it."""
+        if self.metrics is not None:
+            self.metrics.observe_call(operation, outcome)
+        beat = _current_beat.get()
+        if beat is not None:
+            beat()
 
     async def first_reconciles(self) -> None:
         await self.started.wait()
@@ -424,10 +536,20 @@ class _Session:
 class Daemon:
     """The process: signals, config reloads, systemd notifications, and the current session."""
 
-    def __init__(self, config_path: Path, config: Config, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        notifier: Notifier,
+        clock: Callable[[], float] = time.monotonic,
+        ledgers: HeldLedgers | None = None,
+    ) -> None:
+        self.ledgers = ledgers
         self.config_path = config_path
         self.config = config
         self.notifier = notifier
+        self.liveness = Liveness(config.daemon.stall_seconds, clock)
+        self._stalled: dict[str, float] = {}  # the stuck loops while pings are held back
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._session: _Session | None = None
@@ -449,7 +571,9 @@ class Daemon:
         self._serve_metrics()
         try:
             while not self._stop.is_set():
-                session = self._session = _Session(self.config, self.metrics)
+                self.liveness.reset()
+                self.liveness.stall_seconds = self.config.daemon.stall_seconds
+                session = self._session = _Session(self.config, self.metrics, self.liveness)
                 task = asyncio.create_task(session.run())
                 # READY=1 at start, and again once a reloaded config's first reconciles are done.
                 await self._send_ready(session, task)
@@ -487,9 +611,20 @@ class Daemon:
             config=str(self.config_path),
             mirrors=[m.name for m in self.config.mirrors],
             settle_seconds=self.config.daemon.settle_seconds,
+            stall_seconds=self.config.daemon.stall_seconds,
             notify=self.notifier.enabled,
             watchdog_seconds=self.notifier.watchdog_interval,
         )
+        read_timeout = self.config.service.read_timeout
+        # Read defensively: the request deadline is a newer key than this check.
+        deadline = getattr(self.config.service, "request_deadline_seconds", None) or read_timeout
+        if self.config.daemon.stall_seconds <= deadline:
+            _log.warning(
+                "config_warning",
+                warning=f"daemon.stall_seconds ({self.config.daemon.stall_seconds:g}) is not above "
+                f"one request's deadline ({deadline:g} s): a healthy daemon waiting on one slow "
+                "request can be taken for stalled and restarted by systemd's watchdog",
+            )
 
     def _on_stop(self, name: str) -> None:
         if not self._stop.is_set():
@@ -542,6 +677,13 @@ class Daemon:
                 _log.error("config_reload_rejected", error=str(exc), kept="the running config")
                 self.notifier.ready(session.describe())
                 continue
+            if self.ledgers is not None:
+                try:
+                    self.ledgers.hold(new)
+                except LedgerBusyError as exc:
+                    _log.error("config_reload_rejected", error=str(exc), kept="the running config")
+                    self.notifier.ready(session.describe())
+                    continue
             for warning in new.warnings:
                 _log.warning("config_warning", warning=warning)
             _log.info("config_reloaded", mirrors=[m.name for m in new.mirrors])
@@ -566,19 +708,53 @@ class Daemon:
 
     async def _watchdog_pings(self) -> None:
         interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
         while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval)
+            self.check_progress()
+            await asyncio.sleep(interval or _CHECK_SECONDS)
+
+    def check_progress(self) -> None:
+        """Ping WATCHDOG=1 if every mirror loop showed progress within the stall bound; else
+        hold the pings back (systemd restarts the process), say so in STATUS= and log it once."""
+        stuck = {} if self._stop.is_set() else self.liveness.stuck()  # stopping has its own bound
+        if not stuck:
+            if self._stalled:
+                _log.info("progress_resumed", mirrors=sorted(self._stalled))
+                self._stalled = {}
+                self._send_status()
+            if self.notifier.watchdog_interval is not None:
+                self.notifier.watchdog()
+            return
+        if not self._stalled:
+            _log.error(
+                "stalled",
+                mirrors=sorted(stuck),
+                seconds_without_progress=round(max(stuck.values()), 1),
+                bound_seconds=self.liveness.stall_seconds,
+                action="WATCHDOG=1 pings stopped: systemd's watchdog restarts syncd",
+            )
+        self._stalled = stuck
+        self._send_status()
+
+    def describe(self) -> str:
+        """The STATUS= text: each mirror's state, led by the stall if there is one."""
+        text = self._session.describe() if self._session is not None else "starting"
+        if self._stalled:
+            names = ", ".join(sorted(self._stalled))
+            seconds = max(self._stalled.values())
+            text = f"stalled: no progress for {seconds:.0f} s in {names}; {text}"
+        return text
+
+    def _send_status(self) -> None:
+        if not self._stop.is_set():
+            self.notifier.status(self.describe())
 
     async def _status_lines(self) -> None:
         if not self.notifier.enabled:
             return
         while True:
             await asyncio.sleep(1.0)
-            if self._session is not None and not self._stop.is_set():
-                self.notifier.status(self._session.describe())
+            if self._session is not None:
+                self._send_status()
 
 
 def _exit_now(limit: float) -> None:

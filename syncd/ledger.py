@@ -1,7 +1,7 @@
 """The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
-Public names: Ledger, LedgerError, RunOutcome, RunRecord, ErrorRecord, LedgerStatus, RemoteSummary,
-SettledMark, SCHEMA_VERSION.
+Public names: Ledger, LedgerError, LedgerBusyError, LedgerLock, lock_path, connect_read_only,
+RunOutcome, RunRecord, ErrorRecord, LedgerStatus, RemoteSummary, SettledMark, SCHEMA_VERSION.
 
 The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
 file costs one full listing and one hashing pass, never data. So a ledger that is corrupt, from a
@@ -12,15 +12,25 @@ remote image holds which content and whose it is, the project's tags, uploads in
 per-item errors. Each per-item result is written as it arrives (`record_upload_result` etc.), so a
 crash loses at most the calls in flight. All methods are thread-safe (one connection, one lock):
 an executor may call them from its worker threads.
+
+One writer per ledger: `Ledger.open` takes an exclusive advisory lock (flock) on `<ledger>.lock`
+first and holds it until close; a second process gets LedgerBusyError (exit 5) naming the
+holder's pid, which the holder writes into the lock file. A separate lock file, not SQLite's own
+locks: those are taken per transaction, so two writers would interleave their runs, and a lock
+on the database file itself would be dropped by SQLite closing any descriptor of it. The kernel
+drops a flock when its process ends, however it ends. `Ledger.open_read_only` takes no lock and
+never writes (for `status`, `review` and dry runs), even on a read-only file system.
 """
 
 from __future__ import annotations
 
 import enum
+import fcntl
 import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +57,130 @@ from syncd.model import (
 
 class LedgerError(Exception):
     """The ledger file cannot be used; the message says why and what to do."""
+
+
+class LedgerBusyError(Exception):
+    """Another process holds the ledger's writer lock (exit 5). Not a LedgerError: the ledger is
+    fine, and every handler that turns a LedgerError into exit 2 must let this one through."""
+
+
+LOCK_SUFFIX = ".lock"  # the writer lock lives next to the ledger: <ledger>.lock
+_LOCK_POLL_SECONDS = 0.1  # how often a waiting writer tries the lock again
+
+
+def lock_path(ledger: str | os.PathLike[str]) -> Path:
+    """The lock file of `ledger`."""
+    ledger = Path(ledger)
+    return ledger.with_name(ledger.name + LOCK_SUFFIX)
+
+
+# Locks this process holds: lock file path -> [descriptor, holders]. A flock belongs to an open
+# file description, so a second open() in the same process would block on its own lock: the
+# daemon holds each ledger's lock for its life and every reconcile takes it again, re-entrantly.
+_held: dict[str, list[int]] = {}
+_held_mutex = threading.Lock()
+
+
+class LedgerLock:
+    """This process's exclusive writer lock on one ledger. Take with `LedgerLock.acquire`."""
+
+    def __init__(self, key: str) -> None:
+        self._key: str | None = key
+
+    @classmethod
+    def acquire(
+        cls,
+        ledger: str | os.PathLike[str],
+        *,
+        wait_seconds: float = 0.0,
+        command: str = "syncd",
+    ) -> LedgerLock:
+        """Lock `ledger` for writing, waiting up to `wait_seconds` for another process to let
+        go; raise LedgerBusyError naming the ledger and the holder if it does not."""
+        path = lock_path(ledger)
+        key = os.path.abspath(path)
+        with _held_mutex:
+            if key in _held:
+                _held[key][1] += 1
+                return cls(key)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = _read_holder(fd)
+                        os.close(fd)
+                        message = _busy_message(Path(ledger), holder, wait_seconds)
+                        raise LedgerBusyError(message) from None
+                    time.sleep(_LOCK_POLL_SECONDS)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+            _held[key] = [fd, 1]
+        return cls(key)
+
+    def release(self) -> None:
+        """Let go (the last holder in this process unlocks). Safe to call twice."""
+        key, self._key = self._key, None
+        if key is None:
+            return
+        with _held_mutex:
+            entry = _held[key]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[key]
+                os.ftruncate(entry[0], 0)  # no stale pid for the next reader
+                os.close(entry[0])  # closing the last descriptor drops the flock
+
+    def __enter__(self) -> LedgerLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    pid, _, command = text.partition(" ")
+    if not pid.isdigit():
+        return "pid unknown"
+    return f"pid {pid}, `{command}`" if command else f"pid {pid}"
+
+
+def _busy_message(ledger: Path, holder: str, waited: float) -> str:
+    waited_text = f" (waited {waited:g} s)" if waited > 0 else ""
+    return (
+        f"ledger {ledger} is in use by another syncd process ({holder or 'pid unknown'})"
+        f"{waited_text}: only one may write it at a time. Wait for it to finish or stop it; "
+        "while `syncd run` runs it keeps the mirror in step, and `syncd status` and "
+        "`syncd reconcile --dry-run` work meanwhile"
+    )
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open `path` for reading only: never create, migrate or write it or a side file.
+
+    With a -wal file (a writer has it open, or one crashed), `mode=ro` reads through the WAL.
+    Without one, `mode=ro` on a WAL-mode file would create -wal and -shm files and leave them
+    behind, so the file is opened `immutable` instead: a writer that starts meanwhile only writes
+    to its own new -wal until a checkpoint, so the main file stays whole for the few reads
+    `status` makes. On a read-only file system where `mode=ro` cannot open the -shm, `immutable`
+    reads what was checkpointed."""
+    uri = path.resolve().as_uri()
+    if Path(f"{path}-wal").exists():
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=10)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            pass
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
 
 class RunOutcome(enum.StrEnum):
@@ -245,21 +379,41 @@ def _create_private(path: Path) -> None:
 class Ledger:
     """One mirror's ledger file. Open with `Ledger.open(path)`; close when done."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, path: Path, writer: LedgerLock | None = None
+    ) -> None:
         self._db = db
         self.path = path
         self._lock = threading.RLock()
+        self._writer = writer  # None: opened read-only
+        self.empty = False  # a read-only open of a file no run has initialised yet
 
     # --- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, project_id: str | None = None) -> Ledger:
-        """Return the ledger at `path`, creating it if missing; raise LedgerError if unusable.
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        project_id: str | None = None,
+        wait_lock: float = 0.0,
+    ) -> Ledger:
+        """Return the ledger at `path` for writing, creating it if missing; raise LedgerError if
+        unusable, LedgerBusyError if another process writes it (after waiting `wait_lock` s).
 
         With `project_id`, a ledger already bound to another project is refused; a new one is
         bound to it.
         """
         path = Path(path)
+        writer = LedgerLock.acquire(path, wait_seconds=wait_lock)
+        try:
+            return cls._open_locked(path, project_id, writer)
+        except BaseException:
+            writer.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, project_id: str | None, writer: LedgerLock) -> Ledger:
         if not path.exists():
             _create_private(path)
         where = f"ledger {path}"
@@ -275,7 +429,7 @@ class Ledger:
             # is a cache that the next run repairs from the listing, and a sync per item (FULL)
             # was a quarter of a first sync's CPU.
             db.execute("PRAGMA synchronous = NORMAL")
-            ledger = cls(db, path)
+            ledger = cls(db, path, writer)
             ledger._migrate(version)
             ledger._bind(project_id)
         except sqlite3.DatabaseError as exc:
@@ -288,6 +442,44 @@ class Ledger:
             raise
         os.chmod(path, 0o600)
         return ledger
+
+    @classmethod
+    def open_read_only(
+        cls, path: str | os.PathLike[str], *, project_id: str | None = None
+    ) -> Ledger:
+        """Return the existing ledger at `path` for reading only: no lock, no write, no
+        migration, also while another process writes it or on a read-only file system. Raise
+        LedgerError if it is missing, unreadable, of another project or of another schema."""
+        path = Path(path)
+        where = f"ledger {path}"
+        if not path.is_file():
+            raise LedgerError(f"{where} does not exist")
+        conn = None
+        try:
+            conn = connect_read_only(path)
+            db = sqlite_utils.Database(conn)
+            version = _schema_version(db, where, "move it away and syncd rebuilds it")
+            ledger = cls(db, path)
+            if version == 0:
+                ledger.empty = True
+                return ledger
+            if version < SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{where} has schema {version} and this syncd reads {SCHEMA_VERSION}: "
+                    "`syncd reconcile` upgrades it"
+                )
+            bound = ledger._meta("project_id")
+            if project_id is not None and bound is not None and bound != project_id.lower():
+                raise LedgerError(f"{where} belongs to project {bound}, not {project_id}")
+            return ledger
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise LedgerError(f"{where} is not a readable SQLite file ({exc})") from None
+        except LedgerError:
+            if conn is not None:
+                conn.close()
+            raise
 
     def _migrate(self, version: int) -> None:
         for target in range(version, SCHEMA_VERSION):
@@ -310,6 +502,8 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self._writer is not None:
+            self._writer.release()
 
     def unbind_if_never_synced(self) -> None:
         """Forget the bound project if no run ever finished against it (a mistyped project id

@@ -438,20 +438,21 @@ def check_tree(
     stat: Callable[[str], os.stat_result] = os.stat,
     open_file: Callable[[str], IO[bytes]] = _open_binary,
     clock_ns: Callable[[], int] = time.time_ns,
+    on_checked: Callable[[], None] | None = None,
 ) -> LocalSnapshot:
     """Return the LocalSnapshot of a walked tree, reusing `cache` hashes whose stat still matches.
 
-    Never raises for a file problem (it is recorded on the file)."""
+    Never raises for a file problem (it is recorded on the file). `on_checked` is called after
+    each file (the daemon's heartbeat: hashing a large new tree takes a while)."""
     if not walked.root_exists:
         return LocalSnapshot(root=walked.root, root_exists=False, marker=walked.marker)
     checker = _Checker(mirror, cache or {}, stat, open_file, clock_ns)
-    files = sorted(
-        (
-            checker.check(rel, os.path.join(walked.root, rel), size, mtime_ns, inode)
-            for rel, size, mtime_ns, inode in walked.found
-        ),
-        key=lambda f: f.path,
-    )
+    checked: list[LocalFile] = []
+    for rel, size, mtime_ns, inode in walked.found:
+        checked.append(checker.check(rel, os.path.join(walked.root, rel), size, mtime_ns, inode))
+        if on_checked is not None:
+            on_checked()
+    files = sorted(checked, key=lambda f: f.path)
     # The digest vouches for the tree only if the next run could reuse every hash as it is.
     clean = walked.digest is not None and all(
         f.ok and f.hashed_at_ns is not None and f.hashed_at_ns - f.mtime_ns > RACY_WINDOW_NS

@@ -8,6 +8,7 @@ Public names: reconcile_mirror, open_client, MirrorReport, SyncError, EXIT_* cod
 
 A dry run does all the reading (including hashing downloads a rebuild needs) against a private
 copy of the ledger, and sends nothing: the real ledger file and the project are left as they were.
+So a dry run takes no writer lock, and works while `syncd run` or a reconcile holds it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingCl
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
-from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark
+from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
 from syncd.log import redact_secret
 from syncd.model import LocalSnapshot, MarkerState
 from syncd.planner import GuardReason, Plan, plan
@@ -39,6 +40,7 @@ EXIT_OK = 0
 EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts or refused deletes
 EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
 EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
+EXIT_BUSY = 5  # another syncd process holds this mirror's ledger lock (LedgerBusyError)
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM (128 + SIGINT, as shells report it)
 
 ACTION_KINDS = (
@@ -219,7 +221,8 @@ async def open_client(
 
 @contextlib.contextmanager
 def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
-    """The mirror's ledger; for a dry run, a private copy of it (the file is not touched)."""
+    """The mirror's ledger, locked for writing (LedgerBusyError if another process writes it);
+    for a dry run, a private copy of it (the file is neither locked nor touched)."""
     assert mirror.ledger is not None  # load_config sets it
     try:
         if not dry_run:
@@ -241,7 +244,7 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
 def _copy_sqlite(source: Path, target: Path) -> None:
     """Copy a live SQLite file read-only (WAL included) with the backup API."""
     try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        src = connect_read_only(source)
         with contextlib.closing(src), contextlib.closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
     except sqlite3.DatabaseError as exc:
@@ -378,7 +381,10 @@ async def _reconcile(
         )
         report.execution = None if options.dry_run else Execution()
         return report
-    local = await asyncio.to_thread(check_tree, walked, mirror, ledger.cached_files())
+    on_checked = None if progress is None else (lambda: progress("checked", 1))
+    local = await asyncio.to_thread(
+        check_tree, walked, mirror, ledger.cached_files(), on_checked=on_checked
+    )
     if options.hold is not None:
         local = options.hold(local)
     ledger.record_scan(local, run_id)

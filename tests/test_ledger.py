@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from syncd.ledger import SCHEMA_VERSION, Ledger, LedgerError, RunOutcome
+from syncd.ledger import (
+    SCHEMA_VERSION,
+    Ledger,
+    LedgerBusyError,
+    LedgerError,
+    LedgerLock,
+    RunOutcome,
+    lock_path,
+)
 from syncd.model import (
     ClassificationType,
     ImageOwner,
@@ -266,3 +276,72 @@ def test_results_from_worker_threads_are_all_recorded(ledger: Ledger) -> None:
     for t in threads:
         t.join()
     assert len(ledger.view().images) == 200
+
+
+# --- one writer per ledger ----------------------------------------------------------------------
+
+_HOLD = """
+import sys, time
+from syncd.ledger import Ledger
+ledger = Ledger.open(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+ledger.close()
+"""
+
+
+def _holder(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding `path`'s writer lock for `seconds` (once it printed "locked")."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def test_a_second_writer_gets_ledger_busy_naming_the_ledger_and_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    holder = _holder(path, 60)
+    try:
+        with pytest.raises(LedgerBusyError) as busy:
+            Ledger.open(path, project_id=PID)
+        assert str(path) in str(busy.value)
+        assert f"pid {holder.pid}" in str(busy.value)
+        # Reading needs no lock and writes nothing.
+        with Ledger.open_read_only(path) as reader:
+            assert reader.schema_version == SCHEMA_VERSION
+    finally:
+        holder.kill()
+        holder.wait()
+    with Ledger.open(path, project_id=PID):  # the kernel dropped the dead holder's lock
+        pass
+
+
+def test_a_writer_waits_its_bound_for_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    holder = _holder(path, 0.5)
+    try:
+        with Ledger.open(path, project_id=PID, wait_lock=30):  # returns once the holder ends
+            pass
+    finally:
+        holder.wait()
+
+
+def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with LedgerLock.acquire(path, command="syncd run"):  # the daemon's, held for its life
+        with Ledger.open(path, project_id=PID) as first:
+            first.begin_run()
+        with Ledger.open(path, project_id=PID) as second:
+            assert second.last_run() is not None
+        assert "syncd run" in lock_path(path).read_text()
+    assert lock_path(path).read_text() == ""  # released: no stale pid left
+
+
+def test_read_only_open_of_a_new_empty_file_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    path.touch()
+    with Ledger.open_read_only(path) as reader:
+        assert reader.empty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite"]
+    assert path.stat().st_size == 0

@@ -5,6 +5,8 @@ dataset root, a config, and `syncd run` subprocesses that are killed at teardown
 from __future__ import annotations
 
 import socket
+import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,3 +154,31 @@ def slow_world(tmp_path: Path, spec_checker: SpecChecker) -> Iterator[World]:
     w = World(tmp_path, spec_checker, faults=Faults(latency_ms=400))
     yield w
     w.close()
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[str, list[str]]]:
+    """A unix datagram socket standing in for systemd's; yields (path, messages received)."""
+    folder = tempfile.mkdtemp(prefix="sd-", dir="/tmp")  # AF_UNIX paths max out at 108 bytes
+    path = f"{folder}/notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    messages: list[str] = []
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                messages.append(sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    yield path, messages
+    done.set()
+    thread.join(2)
+    sock.close()
+    Path(path).unlink(missing_ok=True)
+    Path(folder).rmdir()

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import signal
-import socket
-import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from images import write_image
 from project_view import content, remote_images, sha256
 
@@ -100,34 +95,6 @@ def test_sighup_reloads_a_valid_config_and_keeps_the_old_one_on_a_broken_one(
     want = {sha256(dog): {"Canine"}, sha256(cat): {"Cat"}}
     daemon.wait_for(lambda: _tags_by_sha(world) == want, "Dog/ retagged Canine by the new config")
     assert daemon.stop() == 0
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[str, list[str]]]:
-    """A unix datagram socket standing in for systemd's; yields (path, messages received)."""
-    folder = tempfile.mkdtemp(prefix="sd-", dir="/tmp")  # AF_UNIX paths max out at 108 bytes
-    path = f"{folder}/notify"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(0.2)
-    messages: list[str] = []
-    done = threading.Event()
-
-    def receive() -> None:
-        while not done.is_set():
-            try:
-                messages.append(sock.recv(4096).decode())
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=receive, daemon=True)
-    thread.start()
-    yield path, messages
-    done.set()
-    thread.join(2)
-    sock.close()
-    Path(path).unlink(missing_ok=True)
-    Path(folder).rmdir()
 
 
 def test_notify_protocol_ready_status_watchdog_stopping(

@@ -7,9 +7,15 @@ remote_agrees) and check them against the tree and the project over HTTP.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
 from images import write_image
 
-from e2e.support import STANDARD_TREE, Sandbox
+from e2e.support import REPO, STANDARD_TREE, Sandbox
 
 
 def _count(box: Sandbox, path: str) -> int:
@@ -86,3 +92,61 @@ def test_status_for_humans_shows_the_image_count_and_last_run(synced: Sandbox) -
     assert f"images: {len(STANDARD_TREE)}" in run.stdout
     assert "last run" in run.stdout
     assert "agrees" in run.stdout
+
+
+def _ledger_files(box: Sandbox) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of the ledger and every SQLite side file next to it."""
+    out = {}
+    for path in box.state_dir.iterdir():
+        if path.name.startswith(box.ledger.name) and not path.name.endswith(".lock"):
+            st = path.stat()
+            out[path.name] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_status_opens_the_ledger_read_only_and_writes_nothing(synced: Sandbox) -> None:
+    before = _ledger_files(synced)
+    assert set(before) == {synced.ledger.name}  # closed cleanly: no -wal, no -shm
+
+    run = synced.status("--json")
+
+    assert run.exit_code == 0, str(run)
+    assert run.document["mirrors"][0]["files"] == len(STANDARD_TREE)
+    assert _ledger_files(synced) == before  # not even an empty -wal or -shm
+
+
+def _read_only_mount_works() -> bool:
+    probe = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", "mount --bind / /mnt && umount /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def test_status_works_on_a_read_only_file_system(synced: Sandbox) -> None:
+    # Tests run as root, and root ignores a 0444 mode: a read-only bind mount of the state
+    # folder (in a private mount namespace) is what refuses root's writes too.
+    if shutil.which("unshare") is None or not _read_only_mount_works():
+        pytest.skip(
+            "needs `unshare --mount` (root in a namespace) to mount the state dir read-only"
+        )
+    synced.ledger.chmod(0o444)
+    before = _ledger_files(synced)
+    script = (
+        'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
+        'exec "$2" -m syncd status --json --config "$3"'
+    )
+    state, config = str(synced.state_dir), str(synced.config_path)
+    run = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", state, sys.executable, config],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert run.returncode == 0, run.stderr
+    entry = json.loads(run.stdout)["mirrors"][0]
+    assert entry["files"] == len(STANDARD_TREE)
+    assert entry["last_run"]["outcome"] == "ok"
+    assert _ledger_files(synced) == before
