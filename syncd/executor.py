@@ -6,7 +6,7 @@ Order is the plan's: create tags, adopt, upload, remove tags, add tags, then del
 skipped if anything before them failed (a half-applied plan must not cost the user images).
 Crash safety comes from the ledger and the service together: an upload is marked pending before
 it is sent and settled by its answer; a crash in between leaves the pending row, which sends the
-next run down the full listing, where the image (marked with syncd's metadata) is found and
+next run down the full listing, where the image (marked with the ledger's id) is found and
 hashed. Replays are harmless (OKDuplicate, idempotent tag and delete calls), so rerunning a plan
 that was partly applied converges without duplicates.
 
@@ -44,7 +44,7 @@ from syncd.api import TagPair as ApiTagPair
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.ledger import Ledger
 from syncd.mapping import tag_key
-from syncd.model import SYNCD_METADATA_KEY, RemoteSnapshot, RemoteTag, TagType
+from syncd.model import RemoteSnapshot, RemoteTag, TagType
 from syncd.planner import CreateTag, Plan, Upload
 
 _log = structlog.get_logger(component="executor")
@@ -171,29 +171,12 @@ class _Run:
         key = tag_key(name)
         return next((t for t in tags if tag_key(t.name) == key and t.type == tag_type), None)
 
-    async def adopt(self, mirror_name: str) -> None:
+    async def adopt(self) -> None:
+        # The ledger's record is the proof of ownership. No metadata is written: the image may
+        # carry another install's id, and overwriting it would take the image from that install.
         for action in self.plan.adopts:
             self.ledger.record_adopted(action.image_id, action.sha256, self.run_id)
             self.done("adopts")
-        ids = [a.image_id for a in self.plan.adopts]
-        if not ids:
-            return
-        # The mark lets a rebuilt ledger tell the image is this mirror's; a refusal only costs
-        # that, so it is logged rather than failed.
-        try:
-            async for results in self.client.update_metadata(
-                self.project_id, ids, {SYNCD_METADATA_KEY: mirror_name}
-            ):
-                for r in results:
-                    if str(r.status) != "OK":
-                        _log.warning(
-                            "adopt_mark_not_set", image_id=str(r.image_id), status=r.status
-                        )
-        except ApiError as error:
-            if is_fatal(error):
-                self.fatal = error
-            else:
-                _log.warning("adopt_mark_not_set", error=str(error))
 
     async def uploads(self) -> None:
         window = asyncio.Semaphore(_WINDOWS_IN_FLIGHT)
@@ -401,7 +384,6 @@ async def execute(
     root: Path,
     project_id: str,
     remote: RemoteSnapshot,
-    mirror_name: str,
     run_id: int,
     progress: Progress | None = None,
 ) -> Execution:
@@ -410,7 +392,7 @@ async def execute(
     run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
     steps = (
         run.create_tags,
-        lambda: run.adopt(mirror_name),
+        run.adopt,
         run.uploads,
         run.remove_tags,
         run.add_tags,

@@ -9,8 +9,10 @@ images by content (sha256) into three buckets, like rclone's matchListings:
 - only local  -> Upload (one image per distinct content, carrying every folder's tag);
 - both        -> Adopt if the image is not syncd's yet, then RemoveTags / AddTags toward the tree
                  (a moved or renamed file, or a renamed folder, is a retag, never a re-upload);
-- only remote -> DeleteImage under `delete: mirror`, if the image is syncd's (uploaded or adopted,
-                 or carrying syncd's metadata) or `adopt_foreign_images` is on; otherwise kept.
+- only remote -> DeleteImage under `delete: mirror`, if the image is this ledger's (it uploaded or
+                 adopted it, or the image carries this ledger's random id) or
+                 `adopt_foreign_images` is on; otherwise kept (FOREIGN). The mirror's name
+                 proves nothing: two installs may share it.
 Policy comes second and works on those buckets. Rules, each with its test in tests/test_planner.py:
 - The same bytes in two folders: one image with both tags (Multilabel); a Conflict (Multiclass,
   where an image carries one tag), and that content is neither uploaded, retagged nor deleted.
@@ -389,18 +391,20 @@ def _content_problem(
     return None
 
 
-def _held(
-    remote: RemoteSnapshot, ledger: LedgerView, mirror: MirrorConfig
-) -> tuple[dict[str, list[_Held]], list[str]]:
+def _held(remote: RemoteSnapshot, ledger: LedgerView) -> tuple[dict[str, list[_Held]], list[str]]:
     """Group remote images by known content (owned first); list the ones of unknown content."""
     by_sha: dict[str, list[_Held]] = defaultdict(list)
     unidentified = []
     for image in sorted(remote.images, key=lambda i: i.image_id):
         known = ledger.images.get(image.image_id.lower())
         sha = image.sha256 or (known.sha256 if known else None)
-        owned = (known is not None and known.owner is not ImageOwner.FOREIGN) or (
-            image.metadata.get(SYNCD_METADATA_KEY) == mirror.name
+        # Ownership is proven by this ledger: its record, or its own random id in the metadata
+        # (an upload whose answer a crash lost). Never by the mirror's name: two installs may
+        # share it, and a rebuilt ledger has a new id, so it deletes nothing it did not record.
+        marked = (
+            bool(ledger.ledger_id) and image.metadata.get(SYNCD_METADATA_KEY) == ledger.ledger_id
         )
+        owned = (known is not None and known.owner is not ImageOwner.FOREIGN) or marked
         if sha is None:
             unidentified.append(image.image_id)
         else:
@@ -422,12 +426,12 @@ def plan(
     conflicts: list[Conflict] = []
     tags = _Tags(remote, mirror)
     wanted = _wanted(local, remote, tags, conflicts)
-    held, unidentified = _held(remote, ledger, mirror)
+    held, unidentified = _held(remote, ledger)
     # Bytes still under the root, in a file with a problem or in conflict: never deleted.
     protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
 
     adopts, uploads, removes, adds = [], [], [], []
-    metadata = ((SYNCD_METADATA_KEY, mirror.name),)
+    metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
     after: list[frozenset[str]] = []  # tag keys each surviving image will carry
     for sha, want in wanted.items():
         if sha not in held:

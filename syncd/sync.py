@@ -31,7 +31,7 @@ from syncd.executor import Execution, execute, is_fatal
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark
 from syncd.log import redact_secret
 from syncd.model import LocalSnapshot, MarkerState
-from syncd.planner import GuardReason, Plan, plan
+from syncd.planner import GuardReason, KeepReason, Plan, plan
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import Walked, check_tree, walk_tree, write_marker
 
@@ -387,7 +387,6 @@ async def _reconcile(
         mirror.project_id,
         ledger,
         local,
-        mirror_name=mirror.name,
         full=options.full,
         run_id=run_id,
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
@@ -397,6 +396,13 @@ async def _reconcile(
         local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    foreign = sum(1 for k in the_plan.kept if k.reason is KeepReason.FOREIGN)
+    if foreign:
+        report.warnings.append(
+            f"{foreign} image(s) with no local file kept: this ledger did not upload or adopt "
+            "them (foreign: another install's, or a lost ledger's); delete them in the portal "
+            "if they are unwanted, or set adopt_foreign_images"
+        )
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
     if options.dry_run:
         return report
@@ -410,7 +416,6 @@ async def _reconcile(
         root=Path(mirror.root),
         project_id=mirror.project_id,
         remote=remote.snapshot,
-        mirror_name=mirror.name,
         run_id=run_id,
         progress=progress,
     )
