@@ -36,7 +36,7 @@ from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import Walked, check_tree, walk_tree, write_marker
 
 EXIT_OK = 0
-EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts or refused deletes
+EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts, refused deletes, no root
 EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
 EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM (128 + SIGINT, as shells report it)
@@ -112,10 +112,17 @@ class MirrorReport:
         return out
 
     @property
+    def root_missing(self) -> bool:
+        """The root folder does not exist: nothing was mirrored, under any delete policy."""
+        return not self.local.root_exists
+
+    @property
     def exit_code(self) -> int:
         blocking = any(c.kind.blocking for c in self.plan.conflicts)
         skipped = self.execution.skipped_deletes if self.execution else 0
         if self.failures or self.problems or blocking or self.plan.refused or skipped:
+            return EXIT_NOT_IN_SYNC
+        if self.root_missing:  # never "in sync", even when nothing would be deleted (keep)
             return EXIT_NOT_IN_SYNC
         return EXIT_OK
 
@@ -134,6 +141,7 @@ class MirrorReport:
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),
             },
+            "root_missing": self.root_missing,
             "remote": {
                 "listing": self.remote.listing,
                 "images": self.remote.images,
@@ -396,6 +404,11 @@ async def _reconcile(
         local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    if report.root_missing:
+        report.warnings.append(
+            f"the root folder {mirror.root} does not exist: nothing was uploaded or deleted "
+            "(mount it, or fix `root` in the config)"
+        )
     foreign = sum(1 for k in the_plan.kept if k.reason is KeepReason.FOREIGN)
     if foreign:
         report.warnings.append(

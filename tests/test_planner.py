@@ -493,8 +493,8 @@ def _many(n: int, prefix: str = "i") -> tuple[RemoteImage, ...]:
     ("local_", "n_remote", "n_local", "reason", "overridable"),
     [
         (LocalSnapshot("/data", False, MarkerState.ABSENT), 10, 0, GuardReason.ROOT_MISSING, False),
-        (local(), 10, 0, GuardReason.ROOT_EMPTY, True),
-        (None, 10, 9, GuardReason.MARKER_MISSING, True),
+        (local(), 10, 0, GuardReason.ROOT_EMPTY, False),
+        (None, 10, 9, GuardReason.MARKER_MISSING, False),
         (None, 10, 9, GuardReason.MARKER_FOREIGN, False),
         (None, 10, 9, GuardReason.READ_ERRORS, False),
         (None, 200, 140, GuardReason.TOO_MANY, True),
@@ -535,6 +535,36 @@ def test_guard_refuses_every_delete_and_keeps_the_rest(
         assert reason in forced.overridden
     else:
         assert forced.delete_images == () and forced.refused is not None
+
+
+@pytest.mark.parametrize(
+    ("local_", "remedy"),
+    [
+        (LocalSnapshot("/data", False, MarkerState.ABSENT), "mount"),
+        # an unmounted mount point: the folder is there, empty, without its marker
+        (local(marker=MarkerState.ABSENT), "mount"),
+        (local(lf("Dog/0.jpg", "S0", "Dog"), marker=MarkerState.ABSENT), f"{PID}"),
+        (local(lf("Dog/0.jpg", "S0", "Dog"), marker=MarkerState.FOREIGN), "project_id"),
+    ],
+    ids=["root missing", "unmounted mount point", "marker missing", "marker foreign"],
+)
+def test_a_tree_that_is_not_what_it_seems_is_never_overridden(local_, remedy) -> None:
+    images = _many(3)
+    ledger = owned(*(i.image_id for i in images))
+
+    result = plan(local_, ledger, remote(*images), mirror(), allow_mass_delete=True)
+
+    assert result.delete_images == () and result.overridden == ()
+    assert result.refused is not None and not result.refused.overridable
+    assert "--allow-mass-delete" not in result.refused.message
+    assert remedy in result.refused.message  # says what to check instead
+
+
+def test_allow_mass_delete_overrides_only_the_size_guards() -> None:
+    assert {r for r in GuardReason if r.overridable} == {
+        GuardReason.TOO_MANY,
+        GuardReason.TOO_LARGE_FRACTION,
+    }
 
 
 def test_guard_limits_come_from_config_and_small_deletes_pass() -> None:
@@ -675,7 +705,10 @@ remote_images = st.lists(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    entries=st.lists(st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), max_size=12),
+    # At least one file: an empty root refuses every delete, whatever allow_mass_delete says.
+    entries=st.lists(
+        st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
+    ),
     remote_spec=remote_images,
     tag_mask=st.lists(st.booleans(), min_size=4, max_size=4),
 )
