@@ -3,7 +3,8 @@
 Public names: execute, Execution, Failure, is_fatal.
 
 Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
-skipped if anything before them failed (a half-applied plan must not cost the user images).
+skipped if anything before them failed (a half-applied plan must not cost the user images). With
+a trash, each original is kept on disk just before its delete, and not deleted if it cannot be.
 Crash safety comes from the ledger and the service together: an upload is marked pending before
 it is sent and settled by its answer; a crash in between leaves the pending row, which sends the
 next run down the full listing, where the image (marked with the ledger's id) is found and
@@ -46,6 +47,7 @@ from syncd.ledger import Ledger
 from syncd.mapping import tag_key
 from syncd.model import RemoteSnapshot, RemoteTag, TagType
 from syncd.planner import CreateTag, Plan, Upload
+from syncd.trash import Trash, keep_originals
 
 _log = structlog.get_logger(component="executor")
 
@@ -108,6 +110,7 @@ class _Run:
         self.tag_ids = {tag_key(t.name): t.tag_id for t in remote.tags}
         self.late_tag_pairs: list[tuple[str, str]] = []  # (image id, tag id) an upload missed
         self.fatal: ApiError | None = None
+        self.trash: Trash | None = None
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -350,6 +353,9 @@ class _Run:
             _log.warning("deletes_skipped", deletes=planned, failures=len(self.result.failures))
             return
         ids = [d.image_id for d in self.plan.delete_images]
+        held_back = False
+        if ids and self.trash is not None:
+            ids, held_back = await self._keep_in_trash(self.trash)
         gone: set[str] = set()
         try:
             if ids:
@@ -361,6 +367,9 @@ class _Run:
                     self.done("delete_images", len(deleted))
         except ApiError as error:
             self.api_failed(error, "delete_image", [i for i in ids if i.lower() not in gone])
+            return
+        if held_back:  # an image that stays may still carry a tag planned to go
+            self.result.skipped_deletes += len(self.plan.delete_tags)
             return
         for tag in self.plan.delete_tags:
             try:
@@ -375,6 +384,16 @@ class _Run:
             self.ledger.record_tag_deleted(tag.tag_id)
             self.done("delete_tags")
 
+    async def _keep_in_trash(self, trash: Trash) -> tuple[list[str], bool]:
+        """Download the originals into the trash; return the ids safe to delete, and whether
+        any image was held back (its original could not be kept: fail closed)."""
+        wanted = [(d.image_id, d.sha256) for d in self.plan.delete_images]
+        safe, failed = await keep_originals(self.client, self.project_id, trash, wanted)
+        for image_id, reason in failed:
+            self.fail("trash", image_id, reason)
+        keep = {i.lower() for i in safe}
+        return [i for i, _ in wanted if i.lower() in keep], bool(failed)
+
 
 async def execute(
     plan: Plan,
@@ -386,10 +405,15 @@ async def execute(
     remote: RemoteSnapshot,
     run_id: int,
     progress: Progress | None = None,
+    trash: Trash | None = None,
 ) -> Execution:
     """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
-    (bad key, project gone, service down after retries) once in-flight work has settled."""
+    (bad key, project gone, service down after retries) once in-flight work has settled.
+
+    With `trash`, each image's original is kept there before it is deleted (syncd.trash); an
+    image whose original cannot be kept is not deleted, and is reported as a `trash` failure."""
     run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
+    run.trash = trash
     steps = (
         run.create_tags,
         run.adopt,

@@ -19,21 +19,23 @@ import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
-from syncd.config import Config, MirrorConfig, ServiceConfig
+from syncd.config import Config, DeletePolicy, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark
 from syncd.log import redact_secret
-from syncd.model import LocalSnapshot, MarkerState
+from syncd.model import LocalSnapshot, MarkerState, RemoteSnapshot
 from syncd.planner import GuardReason, KeepReason, Plan, plan
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import Walked, check_tree, walk_tree, write_marker
+from syncd.trash import Trash, trash_folder
 
 EXIT_OK = 0
 EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts, refused deletes, no root
@@ -389,6 +391,9 @@ async def _reconcile(
     local = await asyncio.to_thread(check_tree, walked, mirror, ledger.cached_files())
     if options.hold is not None:
         local = options.hold(local)
+    # Where each image's content lived, read before this scan forgets the files that are gone:
+    # the trash puts a deleted original back at its path (only needed with a trash).
+    trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
     ledger.record_scan(local, run_id)
     remote = await read_remote(
         client,
@@ -431,10 +436,35 @@ async def _reconcile(
         remote=remote.snapshot,
         run_id=run_id,
         progress=progress,
+        trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
     )
     if warning:
         report.warnings.append(warning)
     return report
+
+
+def _trashing(mirror: MirrorConfig) -> bool:
+    return mirror.trash_dir is not None and mirror.delete is DeletePolicy.MIRROR
+
+
+def _trash(
+    mirror: MirrorConfig, remote: RemoteSnapshot, paths: dict[str, tuple[str, ...]]
+) -> Trash | None:
+    """This run's trash (a folder named by the time now), or None without `trash_dir`."""
+    if mirror.trash_dir is None or not _trashing(mirror):
+        return None
+    from syncd.pull import placement
+
+    images = {i.image_id.lower(): i for i in remote.images}
+    tags = {t.tag_id.lower(): t for t in remote.tags}
+
+    def fallback(image_id: str) -> tuple[str, ...]:
+        image = images.get(image_id)
+        carried = [tags[t.lower()] for t in image.tag_ids if t.lower() in tags] if image else []
+        folders = placement(carried, mirror)
+        return folders if isinstance(folders, tuple) else ("",)
+
+    return Trash(trash_folder(mirror.trash_dir, datetime.now(UTC)), paths, fallback)
 
 
 def _service_error(exc: ApiError, mirror: MirrorConfig) -> SyncError:
