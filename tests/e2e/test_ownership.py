@@ -4,10 +4,9 @@ it uploaded."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from e2e.support import Sandbox, write_tree
+from e2e.support import Sandbox, sha256, write_tree
 
 # Two installs, both mirror "t" with delete: mirror, into one project; distinct bytes.
 TREE_A = {"Dog/a0.jpg": 500, "Dog/a1.jpg": 501, "Cat/a2.jpg": 502}
@@ -23,9 +22,7 @@ def other(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> Sandbox:
     return box
 
 
-def _shas(http: httpx.Client, box: Sandbox, tree: dict[str, int]) -> set[str]:
-    from e2e.support import sha256
-
+def _shas(box: Sandbox, tree: dict[str, int]) -> set[str]:
     return {sha256((box.root / rel).read_bytes()) for rel in tree}
 
 
@@ -39,12 +36,12 @@ def test_two_installs_sharing_a_mirror_name_never_delete_each_others_images(
     first_b = b.reconcile()
     assert first_b.exit_code == 0, str(first_b)
     assert first_b.mirror["done"]["delete_images"] == 0  # A's three images are not B's
-    a_shas, b_shas = _shas(a.http, a, TREE_A), _shas(b.http, b, TREE_B)
+    a_shas, b_shas = _shas(a, TREE_A), _shas(b, TREE_B)
     assert set(a.content()) == a_shas | b_shas
 
     gone_a = a.root / "Dog/a0.jpg"
     gone_b = b.root / "Cat/b2.jpg"
-    gone_shas = _shas(a.http, a, {"Dog/a0.jpg": 0}) | _shas(b.http, b, {"Cat/b2.jpg": 0})
+    gone_shas = _shas(a, {"Dog/a0.jpg": 0}) | _shas(b, {"Cat/b2.jpg": 0})
     gone_a.unlink()
     run_a = a.reconcile("--full")
     gone_b.unlink()
