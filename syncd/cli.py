@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--allow-mass-delete",
         action="store_true",
-        help="go ahead with deletes the mass-delete guard holds back (this run only)",
+        help="go past the guard's size limits (max_delete, max_delete_fraction) this run only;"
+        " never past a missing or empty root, a missing or foreign marker, or read errors",
     )
     rec.add_argument(
         "--full",

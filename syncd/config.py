@@ -287,6 +287,9 @@ class MirrorConfig:
     pull: PullConfig = field(default_factory=PullConfig)
     # Start training after a reconcile that changed at least this many images (0: never).
     train_after_sync: int = field(default=0, metadata=_check(_at_least(0)))
+    # Under `delete: mirror`: each deleted image's original is downloaded here first (a dated
+    # folder laid out like the tree); a failed download holds its delete back. None: no trash.
+    trash_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -589,6 +592,12 @@ def _check_mirrors(mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader)
             earlier[norm] = i
         if mirror.ledger is not None and _within(mirror.ledger, mirror.root):
             reader.problem(f"{where}.ledger", "must not be inside the root folder it mirrors")
+        if mirror.trash_dir is not None and any(_within(mirror.trash_dir, m.root) for m in mirrors):
+            reader.problem(
+                f"{where}.trash_dir",
+                "must not be inside the root folder of a mirror (its files would be uploaded "
+                "again)",
+            )
         for j, other in enumerate(mirrors[:i]):
             if _within(mirror.root, other.root) or _within(other.root, mirror.root):
                 reader.problem(f"{where}.root", f"overlaps mirrors[{index[j]}].root")

@@ -16,7 +16,9 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 - Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
   backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
   missing) or dies, a warning says why and how to fix it, and the tree is rescanned every
-  `rescan_seconds` instead (the watcher is retried at each rescan).
+  `rescan_seconds` instead (the watcher is retried at each rescan). A root that does not exist
+  is never "in sync": the status says so (`root_missing` is logged once), nothing is uploaded or
+  deleted, and the rescans pick the root up when it is mounted or restored.
 - A failed reconcile (service down, throttled, 5xx past the client's retries) is retried with
   capped exponential backoff; events keep being recorded meanwhile, and the next reconcile
   rescans everything, so nothing is dropped. Recovery is logged once.
@@ -218,6 +220,7 @@ class _MirrorLoop:
         self.wake = asyncio.Event()
         self.stopping = False
         self.first_done = asyncio.Event()
+        self.root_was_missing = False
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self._loop = asyncio.get_running_loop()
@@ -414,6 +417,10 @@ class _MirrorLoop:
             self.metrics.observe_reconcile(self.mirror.name, report, full=full)
             self.metrics.set_pending(self.mirror.name, self.state.pending)
         self.state.phase = "in sync" if report.exit_code == EXIT_OK else "not everything mirrored"
+        if report.root_missing:
+            await self._root_missing()
+        else:
+            self.root_was_missing = False
         if full:
             self.full_at = now + self.settings.full_reconcile_seconds
             self.state.last_full = time.time()
@@ -433,6 +440,18 @@ class _MirrorLoop:
             **report.plan.counts(),
         )
         return report
+
+    async def _root_missing(self) -> None:
+        """Say so (once until it comes back) and rescan for it: a watch on a folder that was
+        removed sees nothing of the one mounted or restored in its place."""
+        advice = "mount it, or fix `root` in the config; nothing is uploaded or deleted meanwhile"
+        self.state.phase = f"root {self.root} does not exist ({advice})"
+        if not self.root_was_missing:
+            self.log.warning("root_missing", root=str(self.root), advice=advice)
+        self.root_was_missing = True
+        if self.watcher is not None:
+            await asyncio.to_thread(self.stop_watcher)
+            self.state.watching = False
 
     def _failed(self, reason: str, exc: SyncError) -> None:
         self.state.failures += 1

@@ -3,10 +3,11 @@
 Public names: execute, Execution, Failure, is_fatal.
 
 Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
-skipped if anything before them failed (a half-applied plan must not cost the user images).
+skipped if anything before them failed (a half-applied plan must not cost the user images). With
+a trash, each original is kept on disk just before its delete, and not deleted if it cannot be.
 Crash safety comes from the ledger and the service together: an upload is marked pending before
 it is sent and settled by its answer; a crash in between leaves the pending row, which sends the
-next run down the full listing, where the image (marked with syncd's metadata) is found and
+next run down the full listing, where the image (marked with the ledger's id) is found and
 hashed. Replays are harmless (OKDuplicate, idempotent tag and delete calls), so rerunning a plan
 that was partly applied converges without duplicates.
 
@@ -47,8 +48,9 @@ from syncd.api import TagPair as ApiTagPair
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.ledger import Ledger
 from syncd.mapping import tag_key
-from syncd.model import SYNCD_METADATA_KEY, RemoteSnapshot, RemoteTag, TagType
+from syncd.model import RemoteSnapshot, RemoteTag, TagType
 from syncd.planner import CreateTag, Plan, Upload
+from syncd.trash import Trash, keep_originals
 
 _log = structlog.get_logger(component="executor")
 
@@ -111,6 +113,7 @@ class _Run:
         self.tag_ids = {tag_key(t.name): t.tag_id for t in remote.tags}
         self.late_tag_pairs: list[tuple[str, str]] = []  # (image id, tag id) an upload missed
         self.fatal: ApiError | None = None
+        self.trash: Trash | None = None
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -174,29 +177,12 @@ class _Run:
         key = tag_key(name)
         return next((t for t in tags if tag_key(t.name) == key and t.type == tag_type), None)
 
-    async def adopt(self, mirror_name: str) -> None:
+    async def adopt(self) -> None:
+        # The ledger's record is the proof of ownership. No metadata is written: the image may
+        # carry another install's id, and overwriting it would take the image from that install.
         for action in self.plan.adopts:
             self.ledger.record_adopted(action.image_id, action.sha256, self.run_id)
             self.done("adopts")
-        ids = [a.image_id for a in self.plan.adopts]
-        if not ids:
-            return
-        # The mark lets a rebuilt ledger tell the image is this mirror's; a refusal only costs
-        # that, so it is logged rather than failed.
-        try:
-            async for results in self.client.update_metadata(
-                self.project_id, ids, {SYNCD_METADATA_KEY: mirror_name}
-            ):
-                for r in results:
-                    if str(r.status) != "OK":
-                        _log.warning(
-                            "adopt_mark_not_set", image_id=str(r.image_id), status=r.status
-                        )
-        except ApiError as error:
-            if is_fatal(error):
-                self.fatal = error
-            else:
-                _log.warning("adopt_mark_not_set", error=str(error))
 
     async def uploads(self) -> None:
         window = asyncio.Semaphore(_WINDOWS_IN_FLIGHT)
@@ -372,6 +358,9 @@ class _Run:
             _log.warning("deletes_skipped", deletes=planned, failures=len(self.result.failures))
             return
         ids = [d.image_id for d in self.plan.delete_images]
+        held_back = False
+        if ids and self.trash is not None:
+            ids, held_back = await self._keep_in_trash(self.trash)
         gone: set[str] = set()
         try:
             if ids:
@@ -383,6 +372,9 @@ class _Run:
                     self.done("delete_images", len(deleted))
         except ApiError as error:
             self.api_failed(error, "delete_image", [i for i in ids if i.lower() not in gone])
+            return
+        if held_back:  # an image that stays may still carry a tag planned to go
+            self.result.skipped_deletes += len(self.plan.delete_tags)
             return
         for tag in self.plan.delete_tags:
             try:
@@ -397,6 +389,16 @@ class _Run:
             self.ledger.record_tag_deleted(tag.tag_id)
             self.done("delete_tags")
 
+    async def _keep_in_trash(self, trash: Trash) -> tuple[list[str], bool]:
+        """Download the originals into the trash; return the ids safe to delete, and whether
+        any image was held back (its original could not be kept: fail closed)."""
+        wanted = [(d.image_id, d.sha256) for d in self.plan.delete_images]
+        safe, failed = await keep_originals(self.client, self.project_id, trash, wanted)
+        for image_id, reason in failed:
+            self.fail("trash", image_id, reason)
+        keep = {i.lower() for i in safe}
+        return [i for i, _ in wanted if i.lower() in keep], bool(failed)
+
 
 async def execute(
     plan: Plan,
@@ -406,16 +408,20 @@ async def execute(
     root: Path,
     project_id: str,
     remote: RemoteSnapshot,
-    mirror_name: str,
     run_id: int,
     progress: Progress | None = None,
+    trash: Trash | None = None,
 ) -> Execution:
     """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
-    (bad key, project gone, service down after retries) once in-flight work has settled."""
+    (bad key, project gone, service down after retries) once in-flight work has settled.
+
+    With `trash`, each image's original is kept there before it is deleted (syncd.trash); an
+    image whose original cannot be kept is not deleted, and is reported as a `trash` failure."""
     run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
+    run.trash = trash
     steps = (
         run.create_tags,
-        lambda: run.adopt(mirror_name),
+        run.adopt,
         run.uploads,
         run.remove_tags,
         run.add_tags,

@@ -28,6 +28,7 @@ import enum
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -269,6 +270,8 @@ def _summary_from_json(text: str) -> RemoteSummary:
 
 
 SCHEMA_VERSION = 1
+# The ledger's random id (meta `ledger_id`): 128 bits, so no two ledgers ever share one.
+LEDGER_ID_BYTES = 16
 
 # Each migration turns schema version i into i + 1 (index i). Version 0 is an empty file.
 _SCHEMA_V1 = """
@@ -432,6 +435,7 @@ class Ledger:
             ledger = cls(db, path, writer)
             ledger._migrate(version)
             ledger._bind(project_id)
+            ledger._ensure_ledger_id()
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -498,6 +502,22 @@ class Ledger:
                 f"ledger {self.path} belongs to project {bound}, not {project_id}: "
                 "give this mirror its own `ledger:` path"
             )
+
+    def _ensure_ledger_id(self) -> None:
+        """Give the ledger its random id if it has none yet (new, or from before ids existed).
+
+        A meta row, not a schema change: an older syncd reading the file ignores it."""
+        if self._meta("ledger_id") is None:
+            with self.transaction():
+                self._set_meta("ledger_id", secrets.token_hex(LEDGER_ID_BYTES))
+
+    @property
+    def ledger_id(self) -> str:
+        """This ledger's random id: every upload carries it (metadata `syncd`), and only an image
+        carrying it, or one the ledger recorded, is syncd's to delete. A rebuilt ledger gets a new
+        id, so images marked by the lost one are foreign to it until adopted by content."""
+        with self._lock:
+            return self._meta("ledger_id") or ""
 
     def close(self) -> None:
         with self._lock:
@@ -709,14 +729,14 @@ class Ledger:
 
     # --- remote images ------------------------------------------------------------------------
 
-    def record_remote_snapshot(
-        self, remote: RemoteSnapshot, run_id: int, *, mirror_name: str
-    ) -> None:
+    def record_remote_snapshot(self, remote: RemoteSnapshot, run_id: int) -> None:
         """Remember a listing: tags and images as listed, hashes and owners kept.
 
         A complete listing also forgets images and tags no longer in the project. A new image
-        whose metadata names `mirror_name` is syncd's own; any other new image is foreign.
+        whose metadata carries this ledger's id is syncd's own (an upload whose answer was lost);
+        any other new image is foreign, whatever name its metadata carries.
         """
+        ledger_id = self.ledger_id
         with self.transaction():
             self._set_meta("classification", remote.classification)
             if remote.complete:
@@ -729,7 +749,7 @@ class Ledger:
                     "images", "image_id", [i.image_id.lower() for i in remote.images]
                 )
             for image in remote.images:
-                ours = image.metadata.get(SYNCD_METADATA_KEY) == mirror_name
+                ours = bool(ledger_id) and image.metadata.get(SYNCD_METADATA_KEY) == ledger_id
                 owner = ImageOwner.SYNCD if ours else ImageOwner.FOREIGN
                 self._db.execute(
                     """INSERT INTO images (image_id, sha256, owner, tag_ids, metadata, updated_run)
@@ -850,7 +870,11 @@ class Ledger:
             for r in self._rows("SELECT image_id, sha256, owner, tag_ids FROM images")
         }
         created = self._rows("SELECT tag_id FROM tags WHERE created_by_syncd = 1")
-        return LedgerView(images=images, created_tag_ids=frozenset(r["tag_id"] for r in created))
+        return LedgerView(
+            images=images,
+            created_tag_ids=frozenset(r["tag_id"] for r in created),
+            ledger_id=self.ledger_id,
+        )
 
     def cached_remote(self) -> RemoteSnapshot | None:
         """Return the project as the ledger last saw it (complete=False), or None if never listed.

@@ -20,8 +20,10 @@ from types import MappingProxyType
 # One TagType for both halves: the planner's records and the client's speak the same spec enum.
 from syncd.api.models import TagType
 
-# Every image syncd uploads carries {SYNCD_METADATA_KEY: <mirror name>}. Metadata is per create
-# batch, never per image (DIGEST section 2), so the value is batch-constant by design.
+# Every image syncd uploads carries {SYNCD_METADATA_KEY: <the ledger's id>}: a random id made
+# when the ledger was created (Ledger.ledger_id), never the mirror's name, which two installs may
+# share. Metadata is per create batch, never per image (DIGEST section 2), so the value is
+# batch-constant by design.
 SYNCD_METADATA_KEY = "syncd"
 
 
@@ -244,10 +246,13 @@ class LedgerView:
     images syncd uploaded or adopted); with it, a missing root marker refuses deletes.
     `created_tag_ids` are the tags syncd itself created (the only ones DeleteTag may remove).
     Keys of `images` are lower-case image ids (the planner looks remote ids up lower-cased).
+    `ledger_id` is this ledger's random id: uploads carry it as metadata, and an image carrying it
+    is this ledger's even before its upload's answer was recorded. Empty: no id (nothing matches).
     """
 
     images: Mapping[str, LedgerImage] = field(default_factory=dict, hash=False)
     created_tag_ids: frozenset[str] = frozenset()
+    ledger_id: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", MappingProxyType(dict(self.images)))

@@ -9,8 +9,10 @@ images by content (sha256) into three buckets, like rclone's matchListings:
 - only local  -> Upload (one image per distinct content, carrying every folder's tag);
 - both        -> Adopt if the image is not syncd's yet, then RemoveTags / AddTags toward the tree
                  (a moved or renamed file, or a renamed folder, is a retag, never a re-upload);
-- only remote -> DeleteImage under `delete: mirror`, if the image is syncd's (uploaded or adopted,
-                 or carrying syncd's metadata) or `adopt_foreign_images` is on; otherwise kept.
+- only remote -> DeleteImage under `delete: mirror`, if the image is this ledger's (it uploaded or
+                 adopted it, or the image carries this ledger's random id) or
+                 `adopt_foreign_images` is on; otherwise kept (FOREIGN). The mirror's name
+                 proves nothing: two installs may share it.
 Policy comes second and works on those buckets. Rules, each with its test in tests/test_planner.py:
 - The same bytes in two folders: one image with both tags (Multilabel); a Conflict (Multiclass,
   where an image carries one tag), and that content is neither uploaded, retagged nor deleted.
@@ -30,8 +32,10 @@ Policy comes second and works on those buckets. Rules, each with its test in tes
 
 The mass-delete guard is decided here, where deletes are decided: see GuardReason. When it trips,
 no image or tag is deleted, the rest of the plan stands, and `Plan.refused` says why and how to
-override (`--allow-mass-delete`, this function's `allow_mass_delete`). Reasons that mean "the tree
-is not what it seems" (root missing, marker of another project, read errors) cannot be overridden.
+override (`--allow-mass-delete`, this function's `allow_mass_delete`). Only the size guards
+(max_delete, max_delete_fraction) can be overridden; the reasons that mean "the tree is not what
+it seems" (root missing or empty, marker missing or of another project, read errors) cannot, and
+the message says what to check instead.
 
 Execution order is `Plan.actions`: CreateTag, Adopt, Upload, RemoveTags, AddTags, DeleteImage,
 DeleteTag. RemoveTags comes before AddTags so a move between the negative folder and a regular one
@@ -194,21 +198,24 @@ class GuardReason(enum.StrEnum):
 
     @property
     def overridable(self) -> bool:
-        """False when deleting would act on a tree syncd could not see properly."""
-        return self not in (
-            GuardReason.ROOT_MISSING,
-            GuardReason.MARKER_FOREIGN,
-            GuardReason.READ_ERRORS,
-        )
+        """True only for the size guards. The others say the tree is not what it seems (not
+        mounted, moved, unreadable): no flag may turn that into deletes, the user fixes the tree.
+        """
+        return self in (GuardReason.TOO_MANY, GuardReason.TOO_LARGE_FRACTION)
 
 
+# What each reason means and what to check instead; {root} and {project_id} are the mirror's.
 _GUARD_TEXT = {
-    GuardReason.ROOT_MISSING: "the root folder does not exist (mount or restore it)",
-    GuardReason.ROOT_EMPTY: "the root folder holds no files",
-    GuardReason.MARKER_MISSING: "the root marker .syncd-root is missing, yet this mirror synced "
-    "before (is this the right folder?)",
-    GuardReason.MARKER_FOREIGN: "the root marker .syncd-root names another project (check `root` "
-    "and `project_id`; delete the marker if the folder really moved projects)",
+    GuardReason.ROOT_MISSING: "the root folder {root} does not exist (mount it, or fix `root` in "
+    "the config)",
+    GuardReason.ROOT_EMPTY: "the root folder {root} holds no files (is it an unmounted mount "
+    "point? mount it; to empty the project on purpose, delete its images in the Custom Vision "
+    "portal)",
+    GuardReason.MARKER_MISSING: "the root marker {root}/.syncd-root is missing, yet this mirror "
+    "synced before (is the root mounted, and is it the right folder? if it is, restore the "
+    "marker: `echo {project_id} > {root}/.syncd-root`)",
+    GuardReason.MARKER_FOREIGN: "the root marker {root}/.syncd-root names another project (check "
+    "`root` and `project_id`; delete the marker if the folder really moved projects)",
     GuardReason.READ_ERRORS: "some files or folders could not be read this run (fix the read "
     "errors listed, then run again)",
     GuardReason.TOO_MANY: "more images than guard.max_delete",
@@ -389,18 +396,20 @@ def _content_problem(
     return None
 
 
-def _held(
-    remote: RemoteSnapshot, ledger: LedgerView, mirror: MirrorConfig
-) -> tuple[dict[str, list[_Held]], list[str]]:
+def _held(remote: RemoteSnapshot, ledger: LedgerView) -> tuple[dict[str, list[_Held]], list[str]]:
     """Group remote images by known content (owned first); list the ones of unknown content."""
     by_sha: dict[str, list[_Held]] = defaultdict(list)
     unidentified = []
     for image in sorted(remote.images, key=lambda i: i.image_id):
         known = ledger.images.get(image.image_id.lower())
         sha = image.sha256 or (known.sha256 if known else None)
-        owned = (known is not None and known.owner is not ImageOwner.FOREIGN) or (
-            image.metadata.get(SYNCD_METADATA_KEY) == mirror.name
+        # Ownership is proven by this ledger: its record, or its own random id in the metadata
+        # (an upload whose answer a crash lost). Never by the mirror's name: two installs may
+        # share it, and a rebuilt ledger has a new id, so it deletes nothing it did not record.
+        marked = (
+            bool(ledger.ledger_id) and image.metadata.get(SYNCD_METADATA_KEY) == ledger.ledger_id
         )
+        owned = (known is not None and known.owner is not ImageOwner.FOREIGN) or marked
         if sha is None:
             unidentified.append(image.image_id)
         else:
@@ -422,12 +431,12 @@ def plan(
     conflicts: list[Conflict] = []
     tags = _Tags(remote, mirror)
     wanted = _wanted(local, remote, tags, conflicts)
-    held, unidentified = _held(remote, ledger, mirror)
+    held, unidentified = _held(remote, ledger)
     # Bytes still under the root, in a file with a problem or in conflict: never deleted.
     protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
 
     adopts, uploads, removes, adds = [], [], [], []
-    metadata = ((SYNCD_METADATA_KEY, mirror.name),)
+    metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
     after: list[frozenset[str]] = []  # tag keys each surviving image will carry
     for sha, want in wanted.items():
         if sha not in held:
@@ -477,7 +486,7 @@ def plan(
         if reasons and allow_mass_delete and all(r.overridable for r in reasons):
             overridden = reasons
         elif reasons:
-            refused = _refusal(reasons, deletes, delete_tags)
+            refused = _refusal(reasons, deletes, delete_tags, mirror)
             deletes, delete_tags = [], []
 
     return Plan(
@@ -572,9 +581,13 @@ def _guard(
 
 
 def _refusal(
-    reasons: tuple[GuardReason, ...], deletes: list[DeleteImage], delete_tags: list[DeleteTag]
+    reasons: tuple[GuardReason, ...],
+    deletes: list[DeleteImage],
+    delete_tags: list[DeleteTag],
+    mirror: MirrorConfig,
 ) -> RefusedDeletes:
-    why = "; ".join(_GUARD_TEXT[r] for r in reasons)
+    root = str(mirror.root).rstrip("/") or "/"
+    why = "; ".join(_GUARD_TEXT[r].format(root=root, project_id=mirror.project_id) for r in reasons)
     what = f"{len(deletes)} image(s)" + (f" and {len(delete_tags)} tag(s)" if delete_tags else "")
     message = f"refused to delete {what}: {why}."
     if all(r.overridable for r in reasons):

@@ -355,7 +355,6 @@ async def pull_project(
         ledger.record_remote_snapshot(
             _snapshot(mirror.project_id, project.classification_type, tags, images, puller.known),
             run_id,
-            mirror_name=mirror.name,
         )
         write_marker(into, mirror.project_id)
         shutil.rmtree(puller.parts, ignore_errors=True)  # parts of a killed pull: not vouched for

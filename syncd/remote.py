@@ -145,7 +145,6 @@ async def read_remote(
     ledger: Ledger,
     local: LocalSnapshot,
     *,
-    mirror_name: str,
     full: bool = False,
     run_id: int | None = None,
     on_hashed: Callable[[int], None] | None = None,
@@ -181,13 +180,13 @@ async def read_remote(
         complete=True,
     )
     if run_id is not None:
-        ledger.record_remote_snapshot(snapshot, run_id, mirror_name=mirror_name)
+        ledger.record_remote_snapshot(snapshot, run_id)
 
-    wanted = _worth_hashing(snapshot, local, mirror_name)
+    wanted = _worth_hashing(snapshot, local, ledger.ledger_id)
     hashes, failures = await _hash_originals(
         client,
         {i: u for i, u in uris.items() if i in wanted},
-        record=None if run_id is None else _recorder(ledger, snapshot, run_id, mirror_name),
+        record=None if run_id is None else _recorder(ledger, snapshot, run_id),
         on_hashed=on_hashed,
     )
     if run_id is not None and not failures:
@@ -205,10 +204,11 @@ async def read_remote(
     return RemoteRead(snapshot, project, "full", len(hashes), tuple(failures))
 
 
-def _worth_hashing(snapshot: RemoteSnapshot, local: LocalSnapshot, mirror_name: str) -> set[str]:
+def _worth_hashing(snapshot: RemoteSnapshot, local: LocalSnapshot, ledger_id: str) -> set[str]:
     """Ids of unidentified images worth a download.
 
-    An image marked as this mirror's always is (it may be an upload a crash left unrecorded).
+    An image marked with this ledger's id always is (it may be an upload a crash left
+    unrecorded).
     Other images only while some local content is matched by no known image: once everything
     local is accounted for, a foreign image's content changes nothing syncd would do unless it
     deletes foreign images, and then the planner needs it only to adopt, which needs a match.
@@ -219,13 +219,13 @@ def _worth_hashing(snapshot: RemoteSnapshot, local: LocalSnapshot, mirror_name: 
         i.image_id
         for i in snapshot.images
         if i.sha256 is None
-        and (unmatched_local or i.metadata.get(SYNCD_METADATA_KEY) == mirror_name)
+        and (
+            unmatched_local or (bool(ledger_id) and i.metadata.get(SYNCD_METADATA_KEY) == ledger_id)
+        )
     }
 
 
-def _recorder(
-    ledger: Ledger, snapshot: RemoteSnapshot, run_id: int, mirror_name: str
-) -> Callable[[str, str], None]:
+def _recorder(ledger: Ledger, snapshot: RemoteSnapshot, run_id: int) -> Callable[[str, str], None]:
     by_id = {i.image_id: i for i in snapshot.images}
 
     def record(image_id: str, sha256: str) -> None:
@@ -236,7 +236,7 @@ def _recorder(
             images=(RemoteImage(image.image_id, image.tag_ids, image.metadata, sha256),),
             complete=False,
         )
-        ledger.record_remote_snapshot(one, run_id, mirror_name=mirror_name)
+        ledger.record_remote_snapshot(one, run_id)
 
     return record
 

@@ -20,24 +20,26 @@ import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
-from syncd.config import Config, MirrorConfig, ServiceConfig
+from syncd.config import Config, DeletePolicy, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
 from syncd.log import redact_secret
-from syncd.model import LocalSnapshot, MarkerState
-from syncd.planner import GuardReason, Plan, plan
+from syncd.model import LocalSnapshot, MarkerState, RemoteSnapshot
+from syncd.planner import GuardReason, KeepReason, Plan, plan
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import Walked, check_tree, walk_tree, write_marker
+from syncd.trash import Trash, trash_folder
 
 EXIT_OK = 0
-EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts or refused deletes
+EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts, refused deletes, no root
 EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
 EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
 EXIT_BUSY = 5  # another syncd process holds this mirror's ledger lock (LedgerBusyError)
@@ -114,10 +116,17 @@ class MirrorReport:
         return out
 
     @property
+    def root_missing(self) -> bool:
+        """The root folder does not exist: nothing was mirrored, under any delete policy."""
+        return not self.local.root_exists
+
+    @property
     def exit_code(self) -> int:
         blocking = any(c.kind.blocking for c in self.plan.conflicts)
         skipped = self.execution.skipped_deletes if self.execution else 0
         if self.failures or self.problems or blocking or self.plan.refused or skipped:
+            return EXIT_NOT_IN_SYNC
+        if self.root_missing:  # never "in sync", even when nothing would be deleted (keep)
             return EXIT_NOT_IN_SYNC
         return EXIT_OK
 
@@ -136,6 +145,7 @@ class MirrorReport:
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),
             },
+            "root_missing": self.root_missing,
             "remote": {
                 "listing": self.remote.listing,
                 "images": self.remote.images,
@@ -387,13 +397,15 @@ async def _reconcile(
     )
     if options.hold is not None:
         local = options.hold(local)
+    # Where each image's content lived, read before this scan forgets the files that are gone:
+    # the trash puts a deleted original back at its path (only needed with a trash).
+    trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
     ledger.record_scan(local, run_id)
     remote = await read_remote(
         client,
         mirror.project_id,
         ledger,
         local,
-        mirror_name=mirror.name,
         full=options.full,
         run_id=run_id,
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
@@ -403,6 +415,18 @@ async def _reconcile(
         local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    if report.root_missing:
+        report.warnings.append(
+            f"the root folder {mirror.root} does not exist: nothing was uploaded or deleted "
+            "(mount it, or fix `root` in the config)"
+        )
+    foreign = sum(1 for k in the_plan.kept if k.reason is KeepReason.FOREIGN)
+    if foreign:
+        report.warnings.append(
+            f"{foreign} image(s) with no local file kept: this ledger did not upload or adopt "
+            "them (foreign: another install's, or a lost ledger's); delete them in the portal "
+            "if they are unwanted, or set adopt_foreign_images"
+        )
     _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
     if options.dry_run:
         return report
@@ -416,13 +440,37 @@ async def _reconcile(
         root=Path(mirror.root),
         project_id=mirror.project_id,
         remote=remote.snapshot,
-        mirror_name=mirror.name,
         run_id=run_id,
         progress=progress,
+        trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
     )
     if warning:
         report.warnings.append(warning)
     return report
+
+
+def _trashing(mirror: MirrorConfig) -> bool:
+    return mirror.trash_dir is not None and mirror.delete is DeletePolicy.MIRROR
+
+
+def _trash(
+    mirror: MirrorConfig, remote: RemoteSnapshot, paths: dict[str, tuple[str, ...]]
+) -> Trash | None:
+    """This run's trash (a folder named by the time now), or None without `trash_dir`."""
+    if mirror.trash_dir is None or not _trashing(mirror):
+        return None
+    from syncd.pull import placement
+
+    images = {i.image_id.lower(): i for i in remote.images}
+    tags = {t.tag_id.lower(): t for t in remote.tags}
+
+    def fallback(image_id: str) -> tuple[str, ...]:
+        image = images.get(image_id)
+        carried = [tags[t.lower()] for t in image.tag_ids if t.lower() in tags] if image else []
+        folders = placement(carried, mirror)
+        return folders if isinstance(folders, tuple) else ("",)
+
+    return Trash(trash_folder(mirror.trash_dir, datetime.now(UTC)), paths, fallback)
 
 
 def _service_error(exc: ApiError, mirror: MirrorConfig) -> SyncError:

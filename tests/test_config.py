@@ -172,3 +172,17 @@ def test_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_trash_dir_is_off_by_default_and_must_not_be_inside_the_root(tmp_path: Path) -> None:
+    source = tmp_path / "syncd.yaml"
+    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n")
+    assert load_config(source, environ={}).mirrors[0].trash_dir is None
+    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: trash\n")
+    assert load_config(source, environ={}).mirrors[0].trash_dir == tmp_path / "trash"
+    # inside the root, the trashed files would be scanned and uploaded again
+    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: data/.trash\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(source, environ={})
+    assert "mirror.trash_dir" in str(caught.value)
+    assert "must not be inside the root" in str(caught.value)

@@ -61,9 +61,7 @@ class Setup:
             local = scan(self.mirror, self.ledger.cached_files())
             self.ledger.record_scan(local, run_id)
             async with self.client() as client:
-                remote = await read_remote(
-                    client, PROJECT_ID, self.ledger, local, mirror_name="x", run_id=run_id
-                )
+                remote = await read_remote(client, PROJECT_ID, self.ledger, local, run_id=run_id)
             return plan(local, self.ledger.view(), remote.snapshot, self.mirror), remote, run_id
 
         return asyncio.run(go())
@@ -78,7 +76,6 @@ class Setup:
                     root=self.root,
                     project_id=PROJECT_ID,
                     remote=remote.snapshot,
-                    mirror_name="x",
                     run_id=run_id,
                 )
 

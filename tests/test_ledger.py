@@ -146,7 +146,7 @@ def test_remote_summary_counts_images_per_tag_without_loading_them(ledger: Ledge
         ),
         True,
     )
-    ledger.record_remote_snapshot(listing, ledger.begin_run(), mirror_name="default")
+    ledger.record_remote_snapshot(listing, ledger.begin_run())
     summary = ledger.remote_summary()
     assert summary is not None
     assert (summary.images, dict(summary.images_per_tag)) == (3, {"t1": 2, "t2": 1})
@@ -180,7 +180,7 @@ def test_upload_results_owners_and_view(ledger: Ledger) -> None:
 def test_duplicate_answer_adopts_a_foreign_image(ledger: Ledger) -> None:
     run = ledger.begin_run()
     listing = RemoteSnapshot(PID, ClassificationType.MULTILABEL, (), (RemoteImage("f1"),), True)
-    ledger.record_remote_snapshot(listing, run, mirror_name="default")
+    ledger.record_remote_snapshot(listing, run)
     assert ledger.view().images["f1"].owner is ImageOwner.FOREIGN
     assert not ledger.view().knows_files
     ledger.record_upload_result("A", run, image_id="f1")  # the service said OKDuplicate
@@ -211,12 +211,16 @@ def test_remote_snapshot_round_trip_is_the_cheap_path(ledger: Ledger) -> None:
         (RemoteTag("t1", "Dog"), RemoteTag("t2", "Cat")),
         (
             RemoteImage("i1", frozenset({"t2"})),  # retagged in the portal
-            RemoteImage("i2", frozenset(), {"syncd": "default"}),  # syncd's, unrecorded
+            RemoteImage(
+                "i2", frozenset(), {"syncd": ledger.ledger_id}
+            ),  # this ledger's, unrecorded
             RemoteImage("f1", frozenset({"t1"}), {"by": "portal"}),
+            # the mirror's name (another install's, or the old mark) proves nothing
+            RemoteImage("f2", frozenset(), {"syncd": "default"}),
         ),
         True,
     )
-    ledger.record_remote_snapshot(listing, run, mirror_name="default")
+    ledger.record_remote_snapshot(listing, run)
     cached = ledger.cached_remote()
     assert cached is not None and not cached.complete
     assert cached.classification is ClassificationType.MULTICLASS
@@ -225,12 +229,17 @@ def test_remote_snapshot_round_trip_is_the_cheap_path(ledger: Ledger) -> None:
     assert images["i1"].sha256 == "A" and images["i1"].tag_ids == frozenset({"t2"})
     assert dict(images["f1"].metadata) == {"by": "portal"}
     owners = {k: v.owner for k, v in ledger.view().images.items()}
-    assert owners == {"i1": ImageOwner.SYNCD, "i2": ImageOwner.SYNCD, "f1": ImageOwner.FOREIGN}
-    # a later complete listing without i2 and without tag t2 forgets both
+    assert owners == {
+        "i1": ImageOwner.SYNCD,
+        "i2": ImageOwner.SYNCD,
+        "f1": ImageOwner.FOREIGN,
+        "f2": ImageOwner.FOREIGN,
+    }
+    # a later complete listing without i2, f2 and tag t2 forgets them
     later = RemoteSnapshot(
         PID, ClassificationType.MULTICLASS, (RemoteTag("t1", "Dog"),), listing.images[::2], True
     )
-    ledger.record_remote_snapshot(later, run, mirror_name="default")
+    ledger.record_remote_snapshot(later, run)
     assert set(ledger.view().images) == {"i1", "f1"}
     assert [t.name for t in ledger.cached_remote().tags] == ["Dog"]
 
@@ -345,3 +354,28 @@ def test_read_only_open_of_a_new_empty_file_writes_nothing(tmp_path: Path) -> No
         assert reader.empty
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.sqlite"]
     assert path.stat().st_size == 0
+
+
+def test_each_ledger_has_a_random_id_of_its_own_that_lasts(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "a.sqlite", project_id=PID) as a:
+        first = a.ledger_id
+        assert a.view().ledger_id == first
+    with Ledger.open(tmp_path / "b.sqlite", project_id=PID) as b:
+        other = b.ledger_id
+    assert len(first) == 32 and int(first, 16) >= 0  # 128 random bits, hex
+    assert first != other  # two installs of one mirror name never share it
+    with Ledger.open(tmp_path / "a.sqlite", project_id=PID) as again:
+        assert again.ledger_id == first
+
+
+def test_a_ledger_from_before_the_id_gets_one_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    Ledger.open(path, project_id=PID).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'ledger_id'")
+    db.close()
+    with Ledger.open(path, project_id=PID) as led:
+        made = led.ledger_id
+        assert len(made) == 32
+    with Ledger.open(path, project_id=PID) as led:
+        assert led.ledger_id == made

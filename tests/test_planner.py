@@ -47,6 +47,8 @@ from syncd.planner import (
 )
 
 PID = "11111111-2222-3333-4444-555555555555"
+LID = "0123456789abcdef0123456789abcdef"  # this ledger's random id
+OTHER_LID = "fedcba9876543210fedcba9876543210"  # another install's ledger, same mirror name
 MULTI = ClassificationType.MULTILABEL
 DOG = RemoteTag("t-dog", "Dog")
 CAT = RemoteTag("t-cat", "Cat")
@@ -75,10 +77,10 @@ def remote(*images: RemoteImage, tags=(DOG, CAT, NEG), classification=MULTI, com
 
 
 def owned(*ids: str, owner: ImageOwner = ImageOwner.SYNCD) -> LedgerView:
-    return LedgerView(images={i: LedgerImage(i, None, owner) for i in ids})
+    return LedgerView(images={i: LedgerImage(i, None, owner) for i in ids}, ledger_id=LID)
 
 
-NO_LEDGER = LedgerView()
+NO_LEDGER = LedgerView(ledger_id=LID)
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def _case(name, local_, remote_, expected, ledger=NO_LEDGER, mirror_=None, **kw)
 
 
 def _upload(sha: str, paths: tuple[str, ...], *tags: str) -> Upload:
-    return Upload(sha, paths, 10, tags, (("syncd", "default"),))
+    return Upload(sha, paths, 10, tags, (("syncd", LID),))
 
 
 CASES = [
@@ -206,10 +208,30 @@ CASES = [
         ledger=owned("i1", "i2"),
     ),
     _case(
-        "syncd's own metadata marks an image as syncd's without the ledger",
+        "this ledger's id in the metadata marks an image as syncd's (an upload a crash left)",
+        local(lf("Dog/a.jpg", "A", "Dog")),
+        remote(img("i1", "A", DOG), img("i2", "B", DOG, meta={"syncd": LID})),
+        [Adopt("i1", "A"), DeleteImage("i2", DeleteReason.NO_LOCAL_FILE, "B")],
+    ),
+    _case(
+        "the mirror's name in the metadata proves nothing: another install's image is kept",
         local(lf("Dog/a.jpg", "A", "Dog")),
         remote(img("i1", "A", DOG), img("i2", "B", DOG, meta={"syncd": "default"})),
-        [Adopt("i1", "A"), DeleteImage("i2", DeleteReason.NO_LOCAL_FILE, "B")],
+        [],
+        ledger=owned("i1"),
+    ),
+    _case(
+        "another ledger's id (same mirror name, or this ledger before it was lost): kept",
+        local(lf("Dog/a.jpg", "A", "Dog")),
+        remote(img("i1", "A", DOG), img("i2", "B", DOG, meta={"syncd": OTHER_LID})),
+        [],
+        ledger=owned("i1"),
+    ),
+    _case(
+        "another ledger's image matching a local file: adopted, then this ledger's",
+        local(lf("Dog/a.jpg", "A", "Dog")),
+        remote(img("i1", "A", DOG, meta={"syncd": OTHER_LID})),
+        [Adopt("i1", "A")],
     ),
     _case(
         "foreign image matching a local file: adopted, not uploaded again",
@@ -316,7 +338,7 @@ CASES = [
     _case(
         "unknown content (not in ledger, not hashed): left alone",
         local(lf("Dog/a.jpg", "A", "Dog")),
-        remote(img("i1", "A", DOG), img("u1", None, CAT, meta={"syncd": "default"})),
+        remote(img("i1", "A", DOG), img("u1", None, CAT, meta={"syncd": LID})),
         [],
         ledger=owned("i1"),
     ),
@@ -336,7 +358,8 @@ CASES = [
             images={
                 "i1": LedgerImage("i1", "A", ImageOwner.SYNCD),
                 "f1": LedgerImage("f1", "F", ImageOwner.FOREIGN),
-            }
+            },
+            ledger_id=LID,
         ),
         mirror_=mirror(adopt_foreign_images=True),
     ),
@@ -351,14 +374,14 @@ def test_plan_rules(local_, remote_, ledger, mirror_, kw, expected) -> None:
     assert not [c for c in result.conflicts if c.kind.blocking]
 
 
-def test_upload_metadata_is_batch_constant_and_names_the_mirror() -> None:
+def test_upload_metadata_is_batch_constant_and_names_the_ledger_not_the_mirror() -> None:
     result = plan(
         local(lf("Dog/a.jpg", "A", "Dog"), lf("Cat/b.jpg", "B", "Cat")),
         NO_LEDGER,
         remote(),
         mirror(name="photos"),
     )
-    assert {u.metadata for u in result.uploads} == {(("syncd", "photos"),)}
+    assert {u.metadata for u in result.uploads} == {(("syncd", LID),)}
 
 
 # --- conflicts --------------------------------------------------------------------------------
@@ -470,8 +493,8 @@ def _many(n: int, prefix: str = "i") -> tuple[RemoteImage, ...]:
     ("local_", "n_remote", "n_local", "reason", "overridable"),
     [
         (LocalSnapshot("/data", False, MarkerState.ABSENT), 10, 0, GuardReason.ROOT_MISSING, False),
-        (local(), 10, 0, GuardReason.ROOT_EMPTY, True),
-        (None, 10, 9, GuardReason.MARKER_MISSING, True),
+        (local(), 10, 0, GuardReason.ROOT_EMPTY, False),
+        (None, 10, 9, GuardReason.MARKER_MISSING, False),
         (None, 10, 9, GuardReason.MARKER_FOREIGN, False),
         (None, 10, 9, GuardReason.READ_ERRORS, False),
         (None, 200, 140, GuardReason.TOO_MANY, True),
@@ -512,6 +535,36 @@ def test_guard_refuses_every_delete_and_keeps_the_rest(
         assert reason in forced.overridden
     else:
         assert forced.delete_images == () and forced.refused is not None
+
+
+@pytest.mark.parametrize(
+    ("local_", "remedy"),
+    [
+        (LocalSnapshot("/data", False, MarkerState.ABSENT), "mount"),
+        # an unmounted mount point: the folder is there, empty, without its marker
+        (local(marker=MarkerState.ABSENT), "mount"),
+        (local(lf("Dog/0.jpg", "S0", "Dog"), marker=MarkerState.ABSENT), f"{PID}"),
+        (local(lf("Dog/0.jpg", "S0", "Dog"), marker=MarkerState.FOREIGN), "project_id"),
+    ],
+    ids=["root missing", "unmounted mount point", "marker missing", "marker foreign"],
+)
+def test_a_tree_that_is_not_what_it_seems_is_never_overridden(local_, remedy) -> None:
+    images = _many(3)
+    ledger = owned(*(i.image_id for i in images))
+
+    result = plan(local_, ledger, remote(*images), mirror(), allow_mass_delete=True)
+
+    assert result.delete_images == () and result.overridden == ()
+    assert result.refused is not None and not result.refused.overridable
+    assert "--allow-mass-delete" not in result.refused.message
+    assert remedy in result.refused.message  # says what to check instead
+
+
+def test_allow_mass_delete_overrides_only_the_size_guards() -> None:
+    assert {r for r in GuardReason if r.overridable} == {
+        GuardReason.TOO_MANY,
+        GuardReason.TOO_LARGE_FRACTION,
+    }
 
 
 def test_guard_limits_come_from_config_and_small_deletes_pass() -> None:
@@ -652,7 +705,10 @@ remote_images = st.lists(
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    entries=st.lists(st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), max_size=12),
+    # At least one file: an empty root refuses every delete, whatever allow_mass_delete says.
+    entries=st.lists(
+        st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
+    ),
     remote_spec=remote_images,
     tag_mask=st.lists(st.booleans(), min_size=4, max_size=4),
 )
@@ -663,7 +719,7 @@ def test_applying_the_plan_converges(entries, remote_spec, tag_mask) -> None:
     images, ledger_images = [], {}
     for n, (content, tag_ids, owner) in enumerate(remote_spec):
         image_id = f"r{n}"
-        meta = {"syncd": "default"} if owner == "metadata" else {}
+        meta = {"syncd": LID} if owner == "metadata" else {}
         if "r-neg" in tag_ids:  # the service never holds Negative beside a regular tag
             tag_ids = {"r-neg"}
         images.append(RemoteImage(image_id, frozenset(tag_ids & present), meta, f"C{content}"))
@@ -675,7 +731,8 @@ def test_applying_the_plan_converges(entries, remote_spec, tag_mask) -> None:
     }
     config = mirror(adopt_foreign_images=True)
 
-    result = plan(tree, LedgerView(images=ledger_images), before, config, allow_mass_delete=True)
+    view = LedgerView(images=ledger_images, ledger_id=LID)
+    result = plan(tree, view, before, config, allow_mass_delete=True)
     project = _Project(before, ledger_images)
     project.apply(result)
 
@@ -689,5 +746,5 @@ def test_applying_the_plan_converges(entries, remote_spec, tag_mask) -> None:
     assert set(held) <= set(desired) | conflicts  # everything else is gone (mirror)
 
     # and once converged, the next plan is empty
-    again = plan(tree, LedgerView(images=project.ledger), project.snapshot(), config)
+    again = plan(tree, LedgerView(images=project.ledger, ledger_id=LID), project.snapshot(), config)
     assert again.is_empty, again.actions

@@ -1,7 +1,7 @@
 """Helpers for the end-to-end tests: a sandbox (tree + config + project), the CLI, the remote.
 
 Public names: MIRROR_NAME, STANDARD_TREE, Sandbox, Run, RemoteImage, remote_images,
-remote_content, remote_tags, expected_content, sha256, write_tree, ledger_snapshot.
+remote_content, remote_tags, expected_content, sha256, write_tree, ledger_snapshot, ledger_meta.
 
 Everything the tests check about the project is read over plain HTTP (listing, tags, and the
 original bytes from each image's URI), never through syncd's own code.
@@ -83,6 +83,14 @@ def remote_tags(http: httpx.Client, project_id: str) -> dict[str, dict[str, Any]
     r = http.get(f"/projects/{project_id}/tags")
     assert r.status_code == 200, r.text
     return {t["name"]: t for t in r.json()}
+
+
+def ledger_meta(path: Path, key: str) -> str | None:
+    """One value of the ledger's meta table (read-only), e.g. its `ledger_id`."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    db.close()
+    return None if row is None else str(row[0])
 
 
 def ledger_snapshot(path: Path) -> tuple[bytes, list[str]]:

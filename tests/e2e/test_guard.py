@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from images import write_image
 
 from e2e.support import STANDARD_TREE, Sandbox, sha256
@@ -49,19 +50,36 @@ def test_emptied_root_deletes_nothing(synced: Sandbox) -> None:
     refused = run.mirror["refused"]
     assert refused is not None
     assert refused["images"] == len(STANDARD_TREE)
-    assert "--allow-mass-delete" in refused["message"]
+    assert "--allow-mass-delete" not in refused["message"]
+    assert "mount it" in refused["message"]  # what to check instead
     assert synced.content() == before
 
 
-def test_emptied_root_with_allow_mass_delete_deletes_everything(synced: Sandbox) -> None:
+def test_emptied_root_is_not_overridden_by_allow_mass_delete(synced: Sandbox) -> None:
+    before = synced.content()
     _empty_the_root(synced)
 
     run = synced.reconcile("--allow-mass-delete")
 
-    assert run.exit_code == 0, str(run)
-    assert run.mirror["refused"] is None
-    assert run.mirror["done"]["delete_images"] == len(STANDARD_TREE)
-    assert synced.images() == []
+    assert run.exit_code == 1, str(run)
+    assert run.mirror["refused"] is not None and not run.mirror["refused"]["overridable"]
+    assert run.mirror["done"]["delete_images"] == 0
+    assert synced.content() == before
+
+
+def test_unmounted_mount_point_deletes_nothing_even_when_forced(synced: Sandbox) -> None:
+    """The root is there but is an empty mount point: no files, no marker."""
+    before = synced.content()
+    shutil.rmtree(synced.root)
+    synced.root.mkdir()
+
+    run = synced.reconcile("--allow-mass-delete")
+
+    assert run.exit_code == 1, str(run)
+    message = run.mirror["refused"]["message"]
+    assert "holds no files" in message and ".syncd-root is missing" in message, message
+    assert "--allow-mass-delete" not in message
+    assert synced.content() == before
 
 
 def test_too_many_deletes_are_refused(synced: Sandbox) -> None:
@@ -112,3 +130,31 @@ def test_missing_marker_deletes_nothing(synced: Sandbox) -> None:
     assert run.exit_code == 1, str(run)
     assert run.mirror["refused"] is not None
     assert synced.content() == before
+
+
+def test_missing_marker_is_not_overridden_by_allow_mass_delete(synced: Sandbox) -> None:
+    before = synced.content()
+    (synced.root / ".syncd-root").unlink()
+    (synced.root / "Cat/c1.png").unlink()
+
+    run = synced.reconcile("--allow-mass-delete")
+
+    assert run.exit_code == 1, str(run)
+    message = run.mirror["refused"]["message"]
+    assert f"echo {synced.project_id} > {synced.root}/.syncd-root" in message, message
+    assert synced.content() == before
+
+
+@pytest.mark.parametrize("policy", ["keep", "mirror"])
+def test_missing_root_is_an_error_under_every_delete_policy(synced: Sandbox, policy: str) -> None:
+    synced.write_config(delete=policy)
+    shutil.rmtree(synced.root)
+
+    run = synced.reconcile()
+    text = synced.cli("reconcile", "--config", str(synced.config_path))
+
+    assert run.exit_code == 1, str(run)
+    assert run.mirror["root_missing"] is True
+    assert any(f"{synced.root} does not exist" in w for w in run.mirror["warnings"]), str(run)
+    assert text.exit_code == 1
+    assert "does not exist" in text.stdout and "in sync" not in text.stdout, text.stdout

@@ -10,7 +10,7 @@ import shutil
 
 from images import write_image
 
-from e2e.support import MIRROR_NAME, STANDARD_TREE, Sandbox, write_tree
+from e2e.support import MIRROR_NAME, STANDARD_TREE, Sandbox, ledger_meta, write_tree
 
 
 def test_first_sync_uploads_every_image_with_its_folder_tag(sandbox: Sandbox) -> None:
@@ -24,11 +24,13 @@ def test_first_sync_uploads_every_image_with_its_folder_tag(sandbox: Sandbox) ->
     assert run.mirror["problems"] == [] and run.mirror["failed"] == []
 
 
-def test_uploaded_images_are_marked_as_syncds(synced: Sandbox) -> None:
+def test_uploaded_images_are_marked_with_the_ledgers_random_id(synced: Sandbox) -> None:
     images = synced.images()
+    ledger_id = ledger_meta(synced.ledger, "ledger_id")
 
     assert len(images) == len(STANDARD_TREE)
-    assert all(image.metadata.get("syncd") == MIRROR_NAME for image in images)
+    assert ledger_id and ledger_id != MIRROR_NAME
+    assert all(image.metadata.get("syncd") == ledger_id for image in images)
 
 
 def test_first_sync_writes_the_root_marker(synced: Sandbox) -> None:
