@@ -4,7 +4,8 @@ The one place that turns errors into messages and exit codes (README, "Exit code
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
 refused deletes: all listed); 2 config or usage error; 3 cannot reach or authenticate to the
 service, or the project is missing; 4 `train`: nothing changed since the last training;
-130 interrupted.
+6 a local file or folder could not be written or read (disk full, read-only, name too long,
+permission: the line names the path); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd import __version__
+from syncd.localio import EXIT_LOCAL, LocalIOError, local_fault
 from syncd.sync import (
     ACTION_KINDS,
     EXIT_INTERRUPTED,
@@ -60,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mirror a folder tree of labelled images into Azure Custom Vision.",
         epilog="Exit codes: 0 in sync; 1 not everything mirrored (listed); 2 config or usage "
         "error; 3 service unreachable, key refused or project missing; 4 (train) nothing "
-        "changed since the last training; 130 interrupted.",
+        "changed since the last training; 6 a local file or folder could not be written or read "
+        "(the message names it); 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     parser.add_argument(
@@ -192,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args)
     except SyncError as exc:
         return _error(args, str(exc), exc.exit_code)
+    except LocalIOError as exc:
+        return _error(args, str(exc), EXIT_LOCAL)
+    except OSError as exc:
+        if exc.filename is None:  # not a file's: not ours to explain
+            raise
+        # The last line of defence: a local file no edge named yet still gets one line.
+        return _error(args, str(local_fault(exc.filename, "use", exc)), EXIT_LOCAL)
     except KeyboardInterrupt:
         print("syncd: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

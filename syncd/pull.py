@@ -41,6 +41,7 @@ import structlog
 from syncd.api import ApiError, Image, Tag, TrainingClient
 from syncd.config import MirrorConfig, MultiTag, RootFiles
 from syncd.ledger import Ledger, RunOutcome
+from syncd.localio import LocalIOError, writing
 from syncd.mapping import TagAssignment, TagMapper, tag_key
 from syncd.model import (
     ClassificationType,
@@ -51,7 +52,7 @@ from syncd.model import (
     TagType,
 )
 from syncd.remote import remote_tag
-from syncd.scan import read_marker, write_marker
+from syncd.scan import MARKER_NAME, read_marker, write_marker
 
 _log = structlog.get_logger(component="pull")
 
@@ -243,7 +244,8 @@ class _Puller:
                 continue
             if await asyncio.to_thread(self._extra_ok, target, primary, sha):
                 continue
-            await asyncio.to_thread(self._place_extra, target, primary)
+            with writing(self.root / target):
+                await asyncio.to_thread(self._place_extra, target, primary)
             self.report.extra_files += 1
 
     async def _verified(self, image_id: str, folders: tuple[str, ...]) -> tuple[str, str] | None:
@@ -270,7 +272,7 @@ class _Puller:
         head = b""
         size = 0
         try:
-            with part.open("wb") as out:
+            with writing(part), part.open("wb") as out:
                 async for chunk in self.client.download(image.original_uri):
                     if len(head) < 16:
                         head += chunk[:16]
@@ -293,8 +295,9 @@ class _Puller:
         self.known[image_id] = sha
         folders = self.placements[image_id]
         primary = _rel(folders[0], f"{image_id}{suffix}")
-        (self.root / primary).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, self.root / primary)
+        with writing(self.root / primary):
+            (self.root / primary).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, self.root / primary)
         self.report.downloaded += 1
         self.report.bytes_downloaded += size
         self.progress("downloaded", 1)
@@ -337,7 +340,8 @@ async def pull_project(
     """Write mirror's project out under `into`; raise PullError if `into` is another project's,
     ApiError for what stops the listing (per-image failures are in the report)."""
     calls_before = client.api_calls
-    into.mkdir(parents=True, exist_ok=True)
+    with writing(into, "create the folder"):
+        into.mkdir(parents=True, exist_ok=True)
     if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
         raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
     report = PullReport(str(into), mirror.project_id)
@@ -357,9 +361,11 @@ async def pull_project(
             run_id,
             mirror_name=mirror.name,
         )
-        write_marker(into, mirror.project_id)
+        with writing(into / MARKER_NAME, "write the root marker"):
+            write_marker(into, mirror.project_id)
         shutil.rmtree(puller.parts, ignore_errors=True)  # parts of a killed pull: not vouched for
-        puller.parts.mkdir()
+        with writing(puller.parts, "create the folder"):
+            puller.parts.mkdir()
         by_id = {str(t.id).lower(): t for t in tags}
         mapper = TagMapper(mirror.tags)
         work: list[tuple[Image, tuple[str, ...]]] = []
@@ -380,9 +386,20 @@ async def pull_project(
                 await puller.one(image, folders)
 
         workers = max(1, min(len(work), 2 * client.settings.max_concurrency))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one worker failed (a full disk...): stop the others before cleaning up
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         shutil.rmtree(puller.parts, ignore_errors=True)
+    except LocalIOError as exc:
+        shutil.rmtree(puller.parts, ignore_errors=True)
+        ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+        raise
     except BaseException:
+        shutil.rmtree(puller.parts, ignore_errors=True)  # not vouched for: no `.part` is left
         ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="pull interrupted")
         raise
     report.api_calls = client.api_calls - calls_before
