@@ -494,6 +494,10 @@ def parse_config(
     reader = _Reader(str(source) if source else None, base_dir)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML composes recursively: thousands of levels exhaust the stack
+        raise ConfigError(
+            [ConfigProblem("", "not valid YAML: nested too deeply", reader.source)]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

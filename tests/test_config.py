@@ -172,3 +172,18 @@ def test_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mirror: " + "[" * 20_000 + "]" * 20_000 + "\n",  # flow style
+        "mirror:\n" + "".join(" " * i + "a:\n" for i in range(1, 3_000)),  # block style
+    ],
+)
+def test_deeply_nested_yaml_is_a_config_error_naming_the_file(tmp_path: Path, text: str) -> None:
+    source = tmp_path / "deep.yaml"
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(source, environ={})
+    assert str(caught.value) == f"{source}: not valid YAML: nested too deeply"

@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hostile import HostileServer, Reply, Request
 from localfs import fill, immutable, output_lines, remount_readonly, run_limited, small_fs
 from roundtrip.support import label_project
 
 from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
+from syncd.emulator.server import EmulatorServer
 from syncd.scan import MARKER_NAME
 
 EXIT_LOCAL = 6
@@ -185,3 +187,31 @@ def test_pull_of_a_tag_whose_path_is_too_long(sandbox: Sandbox) -> None:
     line = _one_line_naming(run, into)
     assert "shorter" in line
     assert _parts(into) == []
+
+
+# --- deeply nested input ---------------------------------------------------------------------
+
+NESTED_JSON = b"[" * 50_000 + b"]" * 50_000  # json.loads recurses once per level
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_deeply_nested_json_from_the_server_is_an_unreadable_answer(
+    sandbox: Sandbox, emulator: EmulatorServer, status: int
+) -> None:
+    write_tree(sandbox.root, STANDARD_TREE)
+
+    def script(request: Request) -> Reply | None:
+        if request.method == "GET" and request.path.endswith("/tags"):
+            headers = {"content-type": "application/json"}
+            return Reply(status=status, headers=headers, body=NESTED_JSON)
+        return None
+
+    with HostileServer(script, upstream=emulator.url) as bad:
+        sandbox.endpoint = bad.api_url
+        sandbox.write_config()
+        run = sandbox.cli("reconcile", "--config", str(sandbox.config_path))
+
+    assert run.exit_code == 3, str(run)
+    assert "Traceback" not in run.stdout + run.stderr
+    (line,) = output_lines(run.stderr)
+    assert line.startswith("syncd: error: "), line
