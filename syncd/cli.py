@@ -442,11 +442,16 @@ def _pull(args: argparse.Namespace) -> int:
         f" ({report.bytes_downloaded / 1e6:.1f} MB), already here and verified {report.verified},"
         f" extra links/copies {report.extra_files}; {report.api_calls} API calls"
     )
-    for title, rows in (("skipped", report.skipped), ("failed", report.failed)):
+    kept = [(path, f"image {image_id} differs: kept as it is") for path, image_id in report.kept]
+    for title, rows in (
+        ("skipped", report.skipped),
+        ("failed", report.failed),
+        ("kept, edited here", kept),
+    ):
         if rows:
             print(f"  {title} ({len(rows)}):")
-            for image_id, why in rows[:_SHOWN_ITEMS]:
-                print(f"    {image_id}: {why}")
+            for subject, why in rows[:_SHOWN_ITEMS]:
+                print(f"    {subject}: {why}")
             if len(rows) > _SHOWN_ITEMS:
                 print(f"    ... and {len(rows) - _SHOWN_ITEMS} more (--json lists all)")
     verdict = "complete" if report.exit_code == 0 else "not every image was pulled"
