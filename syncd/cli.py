@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd import __version__
+from syncd.display import printable, printable_tree
 from syncd.localio import EXIT_LOCAL, LocalIOError, local_fault
 from syncd.sync import (
     ACTION_KINDS,
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:
-    print(f"syncd: error: {message}", file=sys.stderr)
+    print(f"syncd: error: {printable(message)}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps({"exit_code": code, "error": message}))
     return code
@@ -300,7 +301,7 @@ class _ProgressBar:
 
 
 def _print_summary(report: MirrorReport, out: IO[str]) -> None:
-    data = report.to_json()
+    data = printable_tree(report.to_json())  # server text and file names: shown, never obeyed
     title = f"mirror {report.name} -> project {report.project_id}"
     if report.dry_run:
         title += " (dry run: nothing was changed)"
@@ -369,7 +370,7 @@ def _print_plan_items(report: MirrorReport, out: IO[str]) -> None:
     ]
     for verb, lines in items:
         for line in lines[:_SHOWN_ITEMS]:
-            print(f"    {verb}: {line}", file=out)
+            print(f"    {verb}: {printable(line)}", file=out)
         if len(lines) > _SHOWN_ITEMS:
             print(f"    {verb}: ... and {len(lines) - _SHOWN_ITEMS} more", file=out)
 
@@ -436,7 +437,7 @@ def _pull(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
         return report.exit_code
-    print(f"pulled project {mirror.project_id} into {into}")
+    print(f"pulled project {mirror.project_id} into {printable(str(into))}")
     print(
         f"  images: {report.images}; downloaded {report.downloaded}"
         f" ({report.bytes_downloaded / 1e6:.1f} MB), already here and verified {report.verified},"
@@ -451,7 +452,7 @@ def _pull(args: argparse.Namespace) -> int:
         if rows:
             print(f"  {title} ({len(rows)}):")
             for subject, why in rows[:_SHOWN_ITEMS]:
-                print(f"    {subject}: {why}")
+                print(f"    {printable(subject)}: {printable(why)}")
             if len(rows) > _SHOWN_ITEMS:
                 print(f"    ... and {len(rows) - _SHOWN_ITEMS} more (--json lists all)")
     verdict = "complete" if report.exit_code == 0 else "not every image was pulled"
@@ -471,7 +472,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"exit_code": EXIT_OK, "mirrors": entries}))
         return EXIT_OK
     for entry in entries:
-        _print_status(entry, sys.stdout)
+        _print_status(printable_tree(entry), sys.stdout)
     return EXIT_OK
 
 
@@ -642,12 +643,13 @@ def _train(args: argparse.Namespace) -> int:
         "status": iteration.status,
         "trained_at": iteration.trained_at.isoformat() if iteration.trained_at else None,
     }
+    shown = printable(f"{iteration.name} ({iteration.id}): {iteration.status}")
     if args.json:
         print(json.dumps(document))
     elif args.wait:
-        print(f"{iteration.name} ({iteration.id}): {iteration.status}")
+        print(shown)
     else:
-        print(f"{iteration.name} ({iteration.id}): {iteration.status} (started; --wait waits)")
+        print(f"{shown} (started; --wait waits)")
     return code
 
 
