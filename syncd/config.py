@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import re
 import types
@@ -67,16 +68,25 @@ class ConfigProblem:
 # --- checks (each returns the problem as text, or None) --------------------------------------
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be greater than 0, got {value}"
-
-
 def _at_least(n: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= n else f"must be at least {n}, got {value}"
 
 
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    """A number (or, for an int key, an integer) from low to high; NaN and infinities never pass.
+    The upper ends refuse values that can only be typos (a rate of 1e9/s, a 10-day timeout)."""
+
+    def check(value: float) -> str | None:
+        if math.isfinite(value) and low <= value <= high:
+            return None
+        kind = "an integer" if isinstance(value, int) else "a number"
+        return f"expected {kind} from {low:g} to {high:g}, got {value:g}"
+
+    return check
+
+
+_DAY = 86_400.0
+_HOUR = 3_600.0
 
 
 def _endpoint(value: str) -> str | None:
@@ -208,11 +218,11 @@ class ServiceConfig:
     endpoint: str = field(default=EMBEDDED, metadata=_check(_endpoint))
     emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
     training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
-    rate_per_second: float = field(default=10.0, metadata=_check(_positive))
-    max_concurrency: int = field(default=8, metadata=_check(_at_least(1)))
-    max_attempts: int = field(default=8, metadata=_check(_at_least(1)))
-    connect_timeout: float = field(default=10.0, metadata=_check(_positive))
-    read_timeout: float = field(default=60.0, metadata=_check(_positive))
+    rate_per_second: float = field(default=10.0, metadata=_check(_between(0.1, 1000)))
+    max_concurrency: int = field(default=8, metadata=_check(_between(1, 256)))
+    max_attempts: int = field(default=8, metadata=_check(_between(1, 100)))
+    connect_timeout: float = field(default=10.0, metadata=_check(_between(0.1, _DAY)))
+    read_timeout: float = field(default=60.0, metadata=_check(_between(0.1, _DAY)))
 
     @property
     def is_embedded(self) -> bool:
@@ -248,7 +258,7 @@ class GuardConfig:
     """The mass-delete guard: a plan deleting more than either limit deletes nothing."""
 
     max_delete: int = field(default=50, metadata=_check(_at_least(0)))
-    max_delete_fraction: float = field(default=0.25, metadata=_check(_fraction))
+    max_delete_fraction: float = field(default=0.25, metadata=_check(_between(0, 1)))
 
 
 @dataclass(frozen=True)
@@ -281,11 +291,11 @@ class MirrorConfig:
 class DaemonConfig:
     """`syncd run`: when a changed file counts as written, how changes are batched, the timers."""
 
-    settle_seconds: float = field(default=2.0, metadata=_check(_positive))
-    max_delay_seconds: float = field(default=1.0, metadata=_check(_positive))
-    full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_positive))
-    rescan_seconds: float = field(default=60.0, metadata=_check(_positive))
-    shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+    settle_seconds: float = field(default=2.0, metadata=_check(_between(0.01, _HOUR)))
+    max_delay_seconds: float = field(default=1.0, metadata=_check(_between(0.01, _HOUR)))
+    full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_between(1, 7 * _DAY)))
+    rescan_seconds: float = field(default=60.0, metadata=_check(_between(1, _DAY)))
+    shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_between(1, _HOUR)))
     # host:port for Prometheus metrics (GET /metrics); null: no endpoint.
     metrics_address: str | None = field(default=None, metadata=_check(_address))
 
