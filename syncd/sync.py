@@ -226,6 +226,7 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
     A local fault in the block (the ledger's disk, the tree's, a pull target's) leaves as the
     SyncError with exit code 6 that names the path."""
     assert mirror.ledger is not None  # load_config sets it
+    where = mirror.ledger  # the file a disk fault is about
     try:
         if not dry_run:
             ledger = Ledger.open(mirror.ledger, project_id=mirror.project_id)
@@ -233,7 +234,7 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
                 yield ledger
             return
         with tempfile.TemporaryDirectory(prefix="syncd-dry-run-") as tmp:
-            copy = Path(tmp) / "ledger.sqlite"
+            copy = where = Path(tmp) / "ledger.sqlite"
             if mirror.ledger.exists():
                 _copy_sqlite(mirror.ledger, copy)
             ledger = Ledger.open(copy, project_id=mirror.project_id)
@@ -242,7 +243,7 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
     except LedgerError as exc:
         raise SyncError(str(exc), EXIT_USAGE) from None
     except sqlite3.Error as exc:
-        fault = sqlite_local_fault(mirror.ledger, "write the ledger", exc)
+        fault = sqlite_local_fault(where, "write the ledger", exc)
         if fault is None:
             raise
         raise SyncError(str(fault), EXIT_LOCAL) from None
