@@ -4,7 +4,9 @@ The one place that turns errors into messages and exit codes (README, "Exit code
 0 in sync; 1 finished but not everything is mirrored (failed items, problem files, conflicts,
 refused deletes: all listed); 2 config or usage error; 3 cannot reach or authenticate to the
 service, or the project is missing; 4 `train`: nothing changed since the last training;
-5 busy: another syncd process holds the mirror's ledger lock (LedgerBusyError); 130 interrupted.
+5 busy: another syncd process holds the mirror's ledger lock (LedgerBusyError);
+6 a local file or folder could not be written or read (disk full, read-only, name too long,
+permission: the line names the path); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd import __version__
+from syncd.display import printable, printable_tree
 from syncd.ledger import LedgerBusyError, LedgerLock
+from syncd.localio import EXIT_LOCAL, LocalIOError, local_fault
 from syncd.sync import (
     ACTION_KINDS,
     EXIT_BUSY,
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 in sync; 1 not everything mirrored (listed); 2 config or usage "
         "error; 3 service unreachable, key refused or project missing; 4 (train) nothing "
         "changed since the last training; 5 another syncd process is writing the ledger; "
+        "6 a local file or folder could not be written or read (the message names it); "
         "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
@@ -229,13 +234,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args, str(exc), exc.exit_code)
     except LedgerBusyError as exc:
         return _error(args, str(exc), EXIT_BUSY)
+    except LocalIOError as exc:
+        return _error(args, str(exc), EXIT_LOCAL)
+    except OSError as exc:
+        if exc.filename is None:  # not a file's: not ours to explain
+            raise
+        # The last line of defence: a local file no edge named yet still gets one line.
+        return _error(args, str(local_fault(exc.filename, "use", exc)), EXIT_LOCAL)
     except KeyboardInterrupt:
         print("syncd: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 def _error(args: argparse.Namespace, message: str, code: int) -> int:
-    print(f"syncd: error: {message}", file=sys.stderr)
+    print(f"syncd: error: {printable(message)}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps({"exit_code": code, "error": message}))
     return code
@@ -334,7 +346,7 @@ class _ProgressBar:
 
 
 def _print_summary(report: MirrorReport, out: IO[str]) -> None:
-    data = report.to_json()
+    data = printable_tree(report.to_json())  # server text and file names: shown, never obeyed
     title = f"mirror {report.name} -> project {report.project_id}"
     if report.dry_run:
         title += " (dry run: nothing was changed)"
@@ -403,7 +415,7 @@ def _print_plan_items(report: MirrorReport, out: IO[str]) -> None:
     ]
     for verb, lines in items:
         for line in lines[:_SHOWN_ITEMS]:
-            print(f"    {verb}: {line}", file=out)
+            print(f"    {verb}: {printable(line)}", file=out)
         if len(lines) > _SHOWN_ITEMS:
             print(f"    {verb}: ... and {len(lines) - _SHOWN_ITEMS} more", file=out)
 
@@ -471,17 +483,22 @@ def _pull(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
         return report.exit_code
-    print(f"pulled project {mirror.project_id} into {into}")
+    print(f"pulled project {mirror.project_id} into {printable(str(into))}")
     print(
         f"  images: {report.images}; downloaded {report.downloaded}"
         f" ({report.bytes_downloaded / 1e6:.1f} MB), already here and verified {report.verified},"
         f" extra links/copies {report.extra_files}; {report.api_calls} API calls"
     )
-    for title, rows in (("skipped", report.skipped), ("failed", report.failed)):
+    kept = [(path, f"image {image_id} differs: kept as it is") for path, image_id in report.kept]
+    for title, rows in (
+        ("skipped", report.skipped),
+        ("failed", report.failed),
+        ("kept, edited here", kept),
+    ):
         if rows:
             print(f"  {title} ({len(rows)}):")
-            for image_id, why in rows[:_SHOWN_ITEMS]:
-                print(f"    {image_id}: {why}")
+            for subject, why in rows[:_SHOWN_ITEMS]:
+                print(f"    {printable(subject)}: {printable(why)}")
             if len(rows) > _SHOWN_ITEMS:
                 print(f"    ... and {len(rows) - _SHOWN_ITEMS} more (--json lists all)")
     verdict = "complete" if report.exit_code == 0 else "not every image was pulled"
@@ -501,7 +518,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"exit_code": EXIT_OK, "mirrors": entries}))
         return EXIT_OK
     for entry in entries:
-        _print_status(entry, sys.stdout)
+        _print_status(printable_tree(entry), sys.stdout)
     return EXIT_OK
 
 
@@ -677,12 +694,13 @@ def _train(args: argparse.Namespace) -> int:
         "status": iteration.status,
         "trained_at": iteration.trained_at.isoformat() if iteration.trained_at else None,
     }
+    shown = printable(f"{iteration.name} ({iteration.id}): {iteration.status}")
     if args.json:
         print(json.dumps(document))
     elif args.wait:
-        print(f"{iteration.name} ({iteration.id}): {iteration.status}")
+        print(shown)
     else:
-        print(f"{iteration.name} ({iteration.id}): {iteration.status} (started; --wait waits)")
+        print(f"{shown} (started; --wait waits)")
     return code
 
 

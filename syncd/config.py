@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 import re
 import types
@@ -74,21 +75,25 @@ class ConfigProblem:
 # --- checks (each returns the problem as text, or None) --------------------------------------
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be greater than 0, got {value}"
-
-
 def _at_least(n: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= n else f"must be at least {n}, got {value}"
 
 
-def _stall_bound(value: float) -> str | None:
-    lo, hi = STALL_SECONDS_MIN, STALL_SECONDS_MAX
-    return None if lo <= value <= hi else f"must be between {lo:g} and {hi:g} seconds, got {value}"
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    """A number (or, for an int key, an integer) from low to high; NaN and infinities never pass.
+    The upper ends refuse values that can only be typos (a rate of 1e9/s, a 10-day timeout)."""
+
+    def check(value: float) -> str | None:
+        if math.isfinite(value) and low <= value <= high:
+            return None
+        kind = "an integer" if isinstance(value, int) else "a number"
+        return f"expected {kind} from {low:g} to {high:g}, got {value:g}"
+
+    return check
 
 
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
+_DAY = 86_400.0
+_HOUR = 3_600.0
 
 
 def _endpoint(value: str) -> str | None:
@@ -220,11 +225,11 @@ class ServiceConfig:
     endpoint: str = field(default=EMBEDDED, metadata=_check(_endpoint))
     emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
     training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
-    rate_per_second: float = field(default=10.0, metadata=_check(_positive))
-    max_concurrency: int = field(default=8, metadata=_check(_at_least(1)))
-    max_attempts: int = field(default=8, metadata=_check(_at_least(1)))
-    connect_timeout: float = field(default=10.0, metadata=_check(_positive))
-    read_timeout: float = field(default=60.0, metadata=_check(_positive))
+    rate_per_second: float = field(default=10.0, metadata=_check(_between(0.1, 1000)))
+    max_concurrency: int = field(default=8, metadata=_check(_between(1, 256)))
+    max_attempts: int = field(default=8, metadata=_check(_between(1, 100)))
+    connect_timeout: float = field(default=10.0, metadata=_check(_between(0.1, _DAY)))
+    read_timeout: float = field(default=60.0, metadata=_check(_between(0.1, _DAY)))
 
     @property
     def is_embedded(self) -> bool:
@@ -260,7 +265,7 @@ class GuardConfig:
     """The mass-delete guard: a plan deleting more than either limit deletes nothing."""
 
     max_delete: int = field(default=50, metadata=_check(_at_least(0)))
-    max_delete_fraction: float = field(default=0.25, metadata=_check(_fraction))
+    max_delete_fraction: float = field(default=0.25, metadata=_check(_between(0, 1)))
 
 
 @dataclass(frozen=True)
@@ -296,13 +301,16 @@ class MirrorConfig:
 class DaemonConfig:
     """`syncd run`: when a changed file counts as written, how changes are batched, the timers."""
 
-    settle_seconds: float = field(default=2.0, metadata=_check(_positive))
-    max_delay_seconds: float = field(default=1.0, metadata=_check(_positive))
-    full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_positive))
-    rescan_seconds: float = field(default=60.0, metadata=_check(_positive))
-    shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+    settle_seconds: float = field(default=2.0, metadata=_check(_between(0.01, _HOUR)))
+    max_delay_seconds: float = field(default=1.0, metadata=_check(_between(0.01, _HOUR)))
+    full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_between(1, 7 * _DAY)))
+    rescan_seconds: float = field(default=60.0, metadata=_check(_between(1, _DAY)))
+    shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_between(1, _HOUR)))
     # WATCHDOG=1 stops once a mirror loop has shown no progress for this long (docs/daemon.md).
-    stall_seconds: float = field(default=STALL_SECONDS_DEFAULT, metadata=_check(_stall_bound))
+    stall_seconds: float = field(
+        default=STALL_SECONDS_DEFAULT,
+        metadata=_check(_between(STALL_SECONDS_MIN, STALL_SECONDS_MAX)),
+    )
     # host:port for Prometheus metrics (GET /metrics); null: no endpoint.
     metrics_address: str | None = field(default=None, metadata=_check(_address))
 
@@ -511,6 +519,10 @@ def parse_config(
     reader = _Reader(str(source) if source else None, base_dir)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML composes recursively: thousands of levels exhaust the stack
+        raise ConfigError(
+            [ConfigProblem("", "not valid YAML: nested too deeply", reader.source)]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

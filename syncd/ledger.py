@@ -41,6 +41,7 @@ from typing import Any
 
 import sqlite_utils
 
+from syncd.localio import local_fault, sqlite_local_fault, writing
 from syncd.model import (
     SYNCD_METADATA_KEY,
     CachedFile,
@@ -418,7 +419,8 @@ class Ledger:
     @classmethod
     def _open_locked(cls, path: Path, project_id: str | None, writer: LedgerLock) -> Ledger:
         if not path.exists():
-            _create_private(path)
+            with writing(path, "create the ledger"):
+                _create_private(path)
         where = f"ledger {path}"
         fix = "move it away and syncd rebuilds it (the ledger is only a cache)"
         conn = None
@@ -439,12 +441,19 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
+            fault = sqlite_local_fault(path, "open the ledger", exc)  # the disk, not the file
+            if fault is not None:
+                raise fault from None
             raise LedgerError(f"{where} is not a readable SQLite file ({exc}): {fix}") from None
         except LedgerError:
             if conn is not None:
                 conn.close()
             raise
-        os.chmod(path, 0o600)
+        try:
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            ledger.close()
+            raise local_fault(path, "open the ledger", exc) from None
         return ledger
 
     @classmethod

@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from syncd.display import printable_tree
+
 _secrets: set[str] = set()
 
 
@@ -47,6 +49,14 @@ def _scrub_processor(
     return {key: _scrub(value) for key, value in event_dict.items()}
 
 
+def _printable_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """On a terminal: escape control characters from elsewhere (syncd.display), so a server's
+    message is shown, not obeyed. JSON lines escape them already."""
+    return {key: printable_tree(value) for key, value in event_dict.items()}
+
+
 class _CurrentStderr:
     """Whatever sys.stderr is when a line is written (not when logging was configured), so a
     swapped stream (a test's capture, a daemon's redirect) never leaves a closed file behind."""
@@ -72,6 +82,7 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _scrub_processor,
+            *([] if json else [_printable_processor]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -13,7 +13,9 @@ is reported and its images are skipped. Files are named `<image id><.jpg|.png|.b
 suffix from the image's first bytes.
 
 Resumable and verified: a file already in place is hashed and kept if its sha256 is the one the
-ledger recorded for that image; anything else is downloaded again. A download goes to
+ledger recorded for that image. Pull never overwrites a local file: one whose bytes differ from
+the image (edited here since pull wrote it, or put there by hand) is kept and reported (`kept`,
+exit 1), and that image is written only where its name is free. A download goes to
 `<DIR>/.syncd-pull/<id>.part` (hidden, so a scan never sees it), is hashed as it streams, recorded
 in the ledger, then renamed into place, so a killed pull leaves no partial file under a real name.
 Pull only adds: it never deletes or moves local files.
@@ -41,6 +43,7 @@ import structlog
 from syncd.api import ApiError, Image, Tag, TrainingClient
 from syncd.config import MirrorConfig, MultiTag, RootFiles
 from syncd.ledger import Ledger, RunOutcome
+from syncd.localio import LocalIOError, writing
 from syncd.mapping import TagAssignment, TagMapper, tag_key
 from syncd.model import (
     ClassificationType,
@@ -51,7 +54,7 @@ from syncd.model import (
     TagType,
 )
 from syncd.remote import remote_tag
-from syncd.scan import read_marker, write_marker
+from syncd.scan import MARKER_NAME, read_marker, write_marker
 
 _log = structlog.get_logger(component="pull")
 
@@ -86,11 +89,12 @@ class PullReport:
     bytes_downloaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image id, why)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (image id, error)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (path, image id): edited here
     api_calls: int = 0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.skipped or self.failed else 0
+        return 1 if self.skipped or self.failed or self.kept else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +107,7 @@ class PullReport:
             "bytes_downloaded": self.bytes_downloaded,
             "skipped": [{"image_id": i, "reason": r} for i, r in self.skipped],
             "failed": [{"image_id": i, "message": m} for i, m in self.failed],
+            "kept": [{"path": p, "image_id": i} for p, i in self.kept],
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
@@ -202,6 +207,11 @@ def _sha256_file(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+def _taken(path: Path) -> bool:
+    """True if something (a file, a link, even a dangling one) holds this name."""
+    return path.is_symlink() or path.exists()
+
+
 def _rel(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
@@ -232,6 +242,8 @@ class _Puller:
         image_id = str(image.id).lower()
         have = await self._verified(image_id, folders)
         if have is None:
+            if self.known.get(image_id) and self._edited_everywhere(image_id, folders):
+                return  # nowhere left to write it: no need to download it
             have = await self._download(image)
             if have is None:
                 return
@@ -243,22 +255,41 @@ class _Puller:
                 continue
             if await asyncio.to_thread(self._extra_ok, target, primary, sha):
                 continue
-            await asyncio.to_thread(self._place_extra, target, primary)
+            if _taken(self.root / target):
+                self._keep(target, image_id)
+                continue
+            with writing(self.root / target):
+                await asyncio.to_thread(self._place_extra, target, primary)
             self.report.extra_files += 1
 
+    def _keep(self, rel: str, image_id: str) -> None:
+        """Report a local file that is not the image's bytes; it is left as it is."""
+        if (rel, image_id) not in self.report.kept:
+            self.report.kept.append((rel, image_id))
+            _log.warning("local_edit_kept", path=rel, image_id=image_id)
+
+    def _edited_everywhere(self, image_id: str, folders: tuple[str, ...]) -> bool:
+        edited = {rel.rpartition("/")[0] for rel, i in self.report.kept if i == image_id}
+        return all(folder in edited for folder in folders)
+
     async def _verified(self, image_id: str, folders: tuple[str, ...]) -> tuple[str, str] | None:
-        """Return (a file in place, its sha256) if one holds the bytes the ledger recorded."""
+        """Return (a file in place, its sha256) if one holds the bytes the ledger recorded; any
+        other file of this image in its folders is a local edit, reported and kept."""
         sha = self.known.get(image_id)
         if sha is None:
             return None
+        found = None
         for rel in self.index.get(image_id, []):
             if rel.rpartition("/")[0] not in folders:
                 continue
             if await asyncio.to_thread(_sha256_file, self.root / rel) == sha:
-                self.report.verified += 1
-                self.progress("verified", 1)
-                return rel, sha
-        return None
+                found = found or (rel, sha)
+            else:
+                self._keep(rel, image_id)
+        if found is not None:
+            self.report.verified += 1
+            self.progress("verified", 1)
+        return found
 
     async def _download(self, image: Image) -> tuple[str, str] | None:
         image_id = str(image.id).lower()
@@ -270,7 +301,7 @@ class _Puller:
         head = b""
         size = 0
         try:
-            with part.open("wb") as out:
+            with writing(part), part.open("wb") as out:
                 async for chunk in self.client.download(image.original_uri):
                     if len(head) < 16:
                         head += chunk[:16]
@@ -291,10 +322,24 @@ class _Puller:
         # Recorded before the rename: a file under its real name is always vouched for.
         self.ledger.record_adopted(image_id, sha, self.run_id)
         self.known[image_id] = sha
-        folders = self.placements[image_id]
-        primary = _rel(folders[0], f"{image_id}{suffix}")
-        (self.root / primary).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, self.root / primary)
+        # The first folder whose name is free, or already holds these bytes; never an edit.
+        primary = None
+        for folder in self.placements[image_id]:
+            rel = _rel(folder, f"{image_id}{suffix}")
+            if not _taken(self.root / rel):
+                primary = primary or rel
+            elif await asyncio.to_thread(_sha256_file, self.root / rel) == sha:
+                part.unlink(missing_ok=True)
+                self.report.verified += 1
+                return rel, sha
+            else:
+                self._keep(rel, image_id)
+        if primary is None:
+            part.unlink(missing_ok=True)
+            return None
+        with writing(self.root / primary):
+            (self.root / primary).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, self.root / primary)
         self.report.downloaded += 1
         self.report.bytes_downloaded += size
         self.progress("downloaded", 1)
@@ -337,7 +382,8 @@ async def pull_project(
     """Write mirror's project out under `into`; raise PullError if `into` is another project's,
     ApiError for what stops the listing (per-image failures are in the report)."""
     calls_before = client.api_calls
-    into.mkdir(parents=True, exist_ok=True)
+    with writing(into, "create the folder"):
+        into.mkdir(parents=True, exist_ok=True)
     if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
         raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
     report = PullReport(str(into), mirror.project_id)
@@ -356,9 +402,11 @@ async def pull_project(
             _snapshot(mirror.project_id, project.classification_type, tags, images, puller.known),
             run_id,
         )
-        write_marker(into, mirror.project_id)
+        with writing(into / MARKER_NAME, "write the root marker"):
+            write_marker(into, mirror.project_id)
         shutil.rmtree(puller.parts, ignore_errors=True)  # parts of a killed pull: not vouched for
-        puller.parts.mkdir()
+        with writing(puller.parts, "create the folder"):
+            puller.parts.mkdir()
         by_id = {str(t.id).lower(): t for t in tags}
         mapper = TagMapper(mirror.tags)
         work: list[tuple[Image, tuple[str, ...]]] = []
@@ -379,9 +427,20 @@ async def pull_project(
                 await puller.one(image, folders)
 
         workers = max(1, min(len(work), 2 * client.settings.max_concurrency))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # one worker failed (a full disk...): stop the others before cleaning up
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         shutil.rmtree(puller.parts, ignore_errors=True)
+    except LocalIOError as exc:
+        shutil.rmtree(puller.parts, ignore_errors=True)
+        ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+        raise
     except BaseException:
+        shutil.rmtree(puller.parts, ignore_errors=True)  # not vouched for: no `.part` is left
         ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="pull interrupted")
         raise
     report.api_calls = client.api_calls - calls_before

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from syncd.api import ImagePerformance, Iteration, TrainingClient
+from syncd.display import csv_cell, printable
 
 LINK_ARROW = "→"
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -145,8 +146,8 @@ def write_table(review: Review, out: IO[str]) -> None:
     """A human table: one line per file, worst first."""
     it = review.iteration
     print(
-        f"{it.name} ({it.id}): {len(review.listed)} of {review.reviewed} images listed"
-        f" (own tag under {review.threshold:g}, or another tag wins)",
+        printable(f"{it.name} ({it.id})") + f": {len(review.listed)} of {review.reviewed} images"
+        f" listed (own tag under {review.threshold:g}, or another tag wins)",
         file=out,
     )
     if not review.listed:
@@ -154,10 +155,10 @@ def write_table(review: Review, out: IO[str]) -> None:
     rows = [
         (
             str(rank),
-            where,
-            "+".join(v.expected),
+            printable(where),
+            printable("+".join(v.expected)),
             f"{v.expected_probability:.2f}",
-            v.predicted,
+            printable(v.predicted),
             f"{v.predicted_probability:.2f}",
         )
         for rank, v in enumerate(review.listed, 1)
@@ -184,23 +185,23 @@ CSV_FIELDS = (
 
 
 def write_csv(review: Review, out: IO[str]) -> None:
-    """CSV, one row per (image, local file); a not-local image has one row with no path."""
+    """CSV, one row per (image, local file); a not-local image has one row with no path. Cells a
+    spreadsheet would run as formulas are neutralised (`csv_cell`); numbers stay numbers."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for v in review.listed:
         for path in v.paths or ("",):
-            writer.writerow(
-                (
-                    v.image_id,
-                    path,
-                    "yes" if v.local else "no",
-                    "+".join(v.expected),
-                    f"{v.expected_probability:.6f}",
-                    v.predicted,
-                    f"{v.predicted_probability:.6f}",
-                    v.reason,
-                )
+            row = (
+                v.image_id,
+                path,
+                "yes" if v.local else "no",
+                "+".join(v.expected),
+                f"{v.expected_probability:.6f}",
+                v.predicted,
+                f"{v.predicted_probability:.6f}",
+                v.reason,
             )
+            writer.writerow([csv_cell(cell) for cell in row])
 
 
 def review_json(review: Review) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def review_json(review: Review) -> dict[str, Any]:
 
 
 def _safe(name: str) -> str:
-    return name.replace("/", "_").replace("\0", "_") or "_"
+    return printable(name).replace("/", "_") or "_"
 
 
 def link_tree(review: Review, root: Path, into: Path) -> int:

@@ -29,6 +29,7 @@ descriptor directly (POSIX: Linux, macOS).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -149,13 +150,18 @@ def read_marker(root: Path, project_id: str) -> MarkerState:
 def write_marker(root: Path, project_id: str) -> None:
     """Write the marker naming `project_id` into `root` (atomically, via a rename)."""
     tmp = root / f"{MARKER_NAME}.tmp"
-    tmp.write_text(
-        "# syncd: this folder is mirrored to the Custom Vision project below.\n"
-        "# Without this file syncd refuses to delete anything from the project.\n"
-        f"{project_id}\n",
-        encoding="utf-8",
-    )
-    os.replace(tmp, root / MARKER_NAME)
+    try:
+        tmp.write_text(
+            "# syncd: this folder is mirrored to the Custom Vision project below.\n"
+            "# Without this file syncd refuses to delete anything from the project.\n"
+            f"{project_id}\n",
+            encoding="utf-8",
+        )
+        os.replace(tmp, root / MARKER_NAME)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a disk that filled up mid-write leaves no half marker behind
+        raise
 
 
 # --- the walk ---------------------------------------------------------------------------------

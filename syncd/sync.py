@@ -31,11 +31,12 @@ from syncd.config import Config, DeletePolicy, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute, is_fatal
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
+from syncd.localio import EXIT_LOCAL, LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
 from syncd.model import LocalSnapshot, MarkerState, RemoteSnapshot
 from syncd.planner import GuardReason, KeepReason, Plan, plan
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
-from syncd.scan import Walked, check_tree, walk_tree, write_marker
+from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
 from syncd.trash import Trash, trash_folder
 
 EXIT_OK = 0
@@ -43,6 +44,7 @@ EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts, refuse
 EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
 EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
 EXIT_BUSY = 5  # another syncd process holds this mirror's ledger lock (LedgerBusyError)
+# EXIT_LOCAL = 6 (syncd.localio): a local file or folder could not be written or read
 EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM (128 + SIGINT, as shells report it)
 
 ACTION_KINDS = (
@@ -232,8 +234,12 @@ async def open_client(
 @contextlib.contextmanager
 def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
     """The mirror's ledger, locked for writing (LedgerBusyError if another process writes it);
-    for a dry run, a private copy of it (the file is neither locked nor touched)."""
+    for a dry run, a private copy of it (the file is neither locked nor touched).
+
+    A local fault in the block (the ledger's disk, the tree's, a pull target's) leaves as the
+    SyncError with exit code 6 that names the path."""
     assert mirror.ledger is not None  # load_config sets it
+    where = mirror.ledger  # the file a disk fault is about
     try:
         if not dry_run:
             ledger = Ledger.open(mirror.ledger, project_id=mirror.project_id)
@@ -241,7 +247,7 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
                 yield ledger
             return
         with tempfile.TemporaryDirectory(prefix="syncd-dry-run-") as tmp:
-            copy = Path(tmp) / "ledger.sqlite"
+            copy = where = Path(tmp) / "ledger.sqlite"
             if mirror.ledger.exists():
                 _copy_sqlite(mirror.ledger, copy)
             ledger = Ledger.open(copy, project_id=mirror.project_id)
@@ -249,6 +255,13 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
                 yield ledger
     except LedgerError as exc:
         raise SyncError(str(exc), EXIT_USAGE) from None
+    except sqlite3.Error as exc:
+        fault = sqlite_local_fault(where, "write the ledger", exc)
+        if fault is None:
+            raise
+        raise SyncError(str(fault), EXIT_LOCAL) from None
+    except LocalIOError as exc:
+        raise SyncError(str(exc), EXIT_LOCAL) from None
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
@@ -261,17 +274,18 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         raise LedgerError(f"ledger {source} is not a readable SQLite file ({exc})") from None
 
 
-def _write_marker(mirror: MirrorConfig, local: LocalSnapshot, the_plan: Plan) -> str | None:
-    """Write the root marker after the first sync of a tree; return a warning if it failed."""
+def _write_marker(mirror: MirrorConfig, local: LocalSnapshot, the_plan: Plan) -> None:
+    """Write the root marker at the first sync of a tree; raise LocalIOError if it cannot be
+    written (nothing is sent then: a tree synced without its marker would refuse every delete
+    from then on, and a tree that cannot be written now is better said now)."""
     if not local.root_exists or local.marker is not MarkerState.ABSENT or not local.files:
-        return None
+        return
     if the_plan.refused and GuardReason.MARKER_MISSING in the_plan.refused.reasons:
-        return None  # a tree syncd does not recognise does not get the marker by itself
-    try:
+        return  # a tree syncd does not recognise does not get the marker by itself
+    marker = Path(mirror.root) / MARKER_NAME
+    hint = "or create it by hand: one line, the project id"
+    with writing(marker, "write the root marker", hint):
         write_marker(Path(mirror.root), mirror.project_id)
-    except OSError as exc:
-        return f"could not write the root marker into {mirror.root}: {exc.strerror}"
-    return None
 
 
 # --- one run ------------------------------------------------------------------------------------
@@ -311,6 +325,9 @@ async def reconcile_mirror(
         except ProjectKindError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             raise SyncError(str(exc), EXIT_USAGE) from None
+        except LocalIOError as exc:
+            ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
+            raise
         except BaseException:
             ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="interrupted")
             raise
@@ -432,7 +449,7 @@ async def _reconcile(
         return report
     # Before anything is sent: a first sync killed halfway must leave the marker too, or every
     # later run with a delete in it would see "synced before, marker missing" and refuse for good.
-    warning = _write_marker(mirror, local, the_plan)
+    _write_marker(mirror, local, the_plan)
     report.execution = await execute(
         the_plan,
         client=client,
@@ -444,8 +461,6 @@ async def _reconcile(
         progress=progress,
         trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
     )
-    if warning:
-        report.warnings.append(warning)
     return report
 
 

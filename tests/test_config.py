@@ -91,7 +91,7 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path: Path) ->
         "read_timeout)",
         f"{source}:6: mirrors[0].project_id: missing (required)",
         f"{source}:7: mirrors[0].tags.mode: expected one of 'top', 'leaf', 'all', got 'sideways'",
-        f"{source}:10: mirrors[1].guard.max_delete_fraction: must be between 0 and 1, got 2.0",
+        f"{source}:10: mirrors[1].guard.max_delete_fraction: expected a number from 0 to 1, got 2",
     ]
 
 
@@ -186,3 +186,70 @@ def test_trash_dir_is_off_by_default_and_must_not_be_inside_the_root(tmp_path: P
         load_config(source, environ={})
     assert "mirror.trash_dir" in str(caught.value)
     assert "must not be inside the root" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mirror: " + "[" * 20_000 + "]" * 20_000 + "\n",  # flow style
+        "mirror:\n" + "".join(" " * i + "a:\n" for i in range(1, 3_000)),  # block style
+    ],
+)
+def test_deeply_nested_yaml_is_a_config_error_naming_the_file(tmp_path: Path, text: str) -> None:
+    source = tmp_path / "deep.yaml"
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(source, environ={})
+    assert str(caught.value) == f"{source}: not valid YAML: nested too deeply"
+
+
+# key -> (section, a value under the range, one over it, the range as the message gives it)
+RANGES = {
+    "service.rate_per_second": ("0.01", "1.0e+9", "a number from 0.1 to 1000"),
+    "service.max_concurrency": ("0", "1000", "an integer from 1 to 256"),
+    "service.max_attempts": ("0", "1000", "an integer from 1 to 100"),
+    "service.connect_timeout": ("0", "1.0e+6", "a number from 0.1 to 86400"),
+    "service.read_timeout": ("0", "1.0e+6", "a number from 0.1 to 86400"),
+    "daemon.settle_seconds": ("0", "86400", "a number from 0.01 to 3600"),
+    "daemon.max_delay_seconds": ("0", "86400", "a number from 0.01 to 3600"),
+    "daemon.full_reconcile_seconds": ("0.5", "1.0e+9", "a number from 1 to 604800"),
+    "daemon.rescan_seconds": ("0.5", "1.0e+9", "a number from 1 to 86400"),
+    "daemon.shutdown_timeout_seconds": ("0.5", "86400", "a number from 1 to 3600"),
+    "mirror.guard.max_delete_fraction": ("-0.1", "1.5", "a number from 0 to 1"),
+}
+_FLOATS = {key for key, (_, _, expected) in RANGES.items() if "a number" in expected}
+
+
+def _config_with(key: str, value: str) -> str:
+    *sections, name = key.split(".")
+    text = f"mirror: {{root: a, project_id: {PID}}}\n"
+    if sections == ["mirror", "guard"]:
+        return f"mirror: {{root: a, project_id: {PID}, guard: {{{name}: {value}}}}}\n"
+    return text + f"{sections[0]}:\n  {name}: {value}\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [(key, low) for key, (low, _, _) in RANGES.items()]
+    + [(key, high) for key, (_, high, _) in RANGES.items()]
+    + [(key, special) for key in sorted(_FLOATS) for special in (".nan", ".inf", "-.inf")],
+)
+def test_values_outside_their_range_are_refused_naming_key_and_range(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    source = tmp_path / "c.yaml"
+    source.write_text(_config_with(key, value), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(source, environ={})
+    (problem,) = caught.value.problems
+    expected = RANGES[key][2]
+    assert problem.key == key
+    assert problem.message.startswith(f"expected {expected}, got "), problem.message
+    assert problem.file == str(source) and problem.line is not None
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
+def test_the_ends_of_each_range_are_accepted(tmp_path: Path, key: str) -> None:
+    low, high = re.findall(r"from (\S+) to (\S+)", RANGES[key][2])[0]
+    for value in (low, high):
+        parse_config(_config_with(key, value), source=tmp_path / "c.yaml", environ={})

@@ -314,7 +314,8 @@ class TrainingClient:
             if response is not None and status in ok:
                 try:
                     return parse(response)
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # RecursionError: JSON nested thousands deep (json.loads recurses per level).
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                     raise UnexpectedResponseError(
                         operation,
                         status=status,

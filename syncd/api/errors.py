@@ -142,7 +142,7 @@ def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
     """Return (code, message) of a CustomVisionError body; tolerate bodies that are not one."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or JSON nested too deep to parse
         return None, response.text[:300].strip()
     if isinstance(body, dict):
         # The service's own shape is {code, message}; APIM errors (401, 429) use

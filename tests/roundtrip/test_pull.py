@@ -222,3 +222,57 @@ def test_project_and_endpoint_can_come_from_flags(box: Sandbox) -> None:
     assert tree_files(box.root) == _expected_tree(project)
     bad = box.cli("pull", "--config", str(box.config_path), "--project", "not-a-uuid")
     assert bad.exit_code == 2 and "--project: expected a project id" in bad.stderr
+
+
+def test_a_local_edit_is_kept_and_reported_never_overwritten(box: Sandbox) -> None:
+    counts = {("Dog",): 4, ("Cat", "Dog"): 2}
+    project = label_project(box.http, box.project_id, counts)
+    box.write_config(pull={"multi_tag": "copy"})
+    assert _pull(box)["exit_code"] == 0
+    dog, *_ = sorted(i for i, names in project.images.items() if names == ("Dog",))
+    both, *_ = sorted(i for i, names in project.images.items() if len(names) == 2)
+    edits = {
+        f"Dog/{dog}.png": b"edited locally",  # the only copy of a one-tag image
+        f"Dog/{both}.png": b"the second copy, edited",  # Cat/ holds the first copy
+    }
+    for rel, data in edits.items():
+        (box.root / rel).write_bytes(data)
+    # The project changes meanwhile: the edited one-tag image gains a tag (a new folder).
+    r = box.http.post(
+        f"/projects/{box.project_id}/images/tags",
+        json={"tags": [{"imageId": dog, "tagId": project.tag_ids["Cat"]}]},
+    )
+    assert r.status_code == 200, r.text
+
+    again = _pull(box)
+
+    assert again["exit_code"] == 1, again  # not everything is mirrored: the edits are kept
+    assert {(k["path"], k["image_id"]) for k in again["kept"]} == {
+        (f"Dog/{dog}.png", dog),
+        (f"Dog/{both}.png", both),
+    }
+    for rel, data in edits.items():
+        assert (box.root / rel).read_bytes() == data, rel
+    assert tree_files(box.root)[f"Cat/{dog}.png"] == project.sha256[dog]  # the new folder
+    human = box.cli("pull", "--config", str(box.config_path))
+    assert human.exit_code == 1
+    assert f"kept, edited here ({len(edits)}):" in human.stdout
+    assert f"Dog/{dog}.png" in human.stdout and f"Dog/{both}.png" in human.stdout
+
+
+def test_a_file_in_the_way_is_never_overwritten_even_with_a_new_ledger(box: Sandbox) -> None:
+    project = label_project(box.http, box.project_id, {("Dog",): 3})
+    image_id, *_ = sorted(project.images)
+    in_the_way = box.root / "Dog" / f"{image_id}.png"
+    in_the_way.parent.mkdir(parents=True)
+    in_the_way.write_bytes(b"mine, not the service's")
+
+    pulled = _pull(box)
+
+    assert pulled["exit_code"] == 1, pulled
+    assert [(k["path"], k["image_id"]) for k in pulled["kept"]] == [
+        (f"Dog/{image_id}.png", image_id)
+    ]
+    assert in_the_way.read_bytes() == b"mine, not the service's"
+    assert pulled["downloaded"] == 2
+    assert not (box.root / ".syncd-pull").exists()

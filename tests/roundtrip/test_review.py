@@ -9,8 +9,13 @@ import io
 import json
 from pathlib import Path
 
+import httpx
 import pytest
+from conftest import TEST_KEY
 from e2e.support import Sandbox, write_tree
+from hostile import HostileServer, Reply, Request
+
+from syncd.emulator.server import EmulatorServer
 
 TREE = {
     **{f"Dog/d{i}.jpg": 100 + i for i in range(7)},
@@ -131,3 +136,46 @@ def test_no_trained_iteration_is_a_clear_error(box: Sandbox) -> None:
     assert box.reconcile().exit_code == 0
     run = box.cli("review", "--config", str(box.config_path))
     assert run.exit_code == 1 and "syncd train" in run.stderr
+
+
+# A tag name a hostile or careless service could send: a spreadsheet formula, terminal escapes
+# (clear screen, set the window title), a carriage return and a right-to-left override.
+HOSTILE_NAME = '=HYPERLINK("http://x")\x1b[2J\x1b]0;pwned\x07\r\u202eBird'
+UNSAFE_CHARS = ("\x1b", "\x07", "\r", "\u202e")
+
+
+def test_server_text_is_printed_safely_and_csv_cells_are_neutralised(
+    reviewed: tuple[Sandbox, dict[str, str], str], server: EmulatorServer
+) -> None:
+    box, _, _ = reviewed
+
+    def rename_bird(request: Request) -> Reply | None:
+        """Forward, and answer the iteration's scores with the Bird tag renamed."""
+        if request.method != "GET" or "/performance/" not in request.path:
+            return None
+        upstream = httpx.get(server.url + request.target, headers={"Training-Key": TEST_KEY})
+        body = upstream.content.replace(b'"Bird"', json.dumps(HOSTILE_NAME).encode())
+        headers = {"content-type": "application/json"}
+        return Reply(upstream.status_code, headers=headers, body=body)
+
+    with HostileServer(rename_bird, upstream=server.url) as bad:
+        box.endpoint = bad.api_url
+        box.write_config()
+        table = _review(box)
+        csv_text = _review(box, "--format", "csv")
+        doc = json.loads(_review(box, "--format", "json"))  # JSON keeps the data, escaped
+
+    assert not any(c in table for c in UNSAFE_CHARS), repr(table)
+    assert "\\x1b[2J" in table  # shown, escaped, not obeyed
+
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    hostile = [r for r in rows if "HYPERLINK" in r["predicted"]]
+    assert len(hostile) == 2, rows  # Cat/c2.png and Dog/d5.jpg are predicted as Bird
+    for row in rows:
+        for column, cell in row.items():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (column, cell)
+            assert not any(c in cell for c in UNSAFE_CHARS), (column, cell)
+        float(row["expected_probability"]), float(row["predicted_probability"])  # still numbers
+    assert all(r["predicted"].startswith("'=HYPERLINK") for r in hostile)
+
+    assert {v["predicted"] for v in doc["listed"]} >= {HOSTILE_NAME}

@@ -1,0 +1,52 @@
+"""Text from elsewhere made safe to show: on a terminal, and in a spreadsheet.
+
+Public names: printable, printable_tree, csv_cell.
+
+Tag and project names, error messages and file names come from the service or the disk, and can
+hold anything. On a terminal, control characters (C0, DEL, C1), ANSI escape sequences, a carriage
+return and the bidirectional overrides would be obeyed, not shown: they can clear the screen, set
+the window title, rewrite a line or reverse it. `printable` escapes each one (`\\x1b`, `\\u202e`)
+so it is seen and not obeyed. `--json` output needs none of this (json.dumps escapes them).
+
+A CSV cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
+spreadsheet (OWASP "CSV injection"); `csv_cell` prefixes it with `'`, except a plain number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# C0 and DEL and C1 controls; the Arabic letter mark, LRM and RLM; the line and paragraph
+# separators; the bidi embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Return `text` with every character a terminal would obey escaped."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def printable_tree(value: Any) -> Any:
+    """Return a JSON-like value (dicts, lists, strings...) with every string made printable."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: printable_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable_tree(item) for item in value]
+    return value
+
+
+def csv_cell(text: str) -> str:
+    """Return a CSV cell a spreadsheet shows as text: printable, and not a formula."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        text = "'" + text
+    return printable(text)
