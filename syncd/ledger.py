@@ -24,6 +24,7 @@ never writes (for `status`, `review` and dry runs), even on a read-only file sys
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fcntl
 import json
@@ -105,8 +106,9 @@ class LedgerLock:
             if key in _held:
                 _held[key][1] += 1
                 return cls(key)
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            with writing(path, "create the ledger's lock file"):
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             deadline = time.monotonic() + wait_seconds
             while True:
                 try:
@@ -119,8 +121,10 @@ class LedgerLock:
                         message = _busy_message(Path(ledger), holder, wait_seconds)
                         raise LedgerBusyError(message) from None
                     time.sleep(_LOCK_POLL_SECONDS)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
+            # The holder's pid only names it to a waiting writer: a full disk must not stop us.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()} {command}\n".encode(), 0)
             _held[key] = [fd, 1]
         return cls(key)
 
@@ -134,7 +138,8 @@ class LedgerLock:
             entry[1] -= 1
             if entry[1] == 0:
                 del _held[key]
-                os.ftruncate(entry[0], 0)  # no stale pid for the next reader
+                with contextlib.suppress(OSError):
+                    os.ftruncate(entry[0], 0)  # no stale pid for the next reader
                 os.close(entry[0])  # closing the last descriptor drops the flock
 
     def __enter__(self) -> LedgerLock:
