@@ -283,7 +283,7 @@ def encoded_forms(secret: str) -> list[str]:
 # shorter runs, or runs of letters only.
 KEY_LIKE_RUN = 16
 _RUN = re.compile(rf"[A-Za-z0-9]{{{KEY_LIKE_RUN},}}")
-_TOKEN = re.compile(r"[A-Za-z0-9+/=_~.-]+")
+_TOKEN = re.compile(r"[A-Za-z0-9+=_~-]+")  # not . or /: a path or key path keeps its parts
 
 
 def looks_like_key(value: str) -> bool:

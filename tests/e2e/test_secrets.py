@@ -131,3 +131,10 @@ def test_the_key_from_env_or_config_value_is_not_shown_either(sandbox: Sandbox, 
     # Only where the user put it (which also shows the search finds the key when it is there).
     written = _files_holding_the_key(sandbox.tmp, key_file=sandbox.tmp / "no-key-file")
     assert written == ([] if where == "env" else ["syncd.yaml"])
+
+
+def test_pull_endpoint_flag_refuses_plain_http_to_another_host(sandbox: Sandbox) -> None:
+    config = str(sandbox.config_path)
+    run = sandbox.cli("pull", "--config", config, "--endpoint", "http://203.0.113.7:5000")
+    assert run.exit_code == 2, str(run)
+    assert "--endpoint" in run.stderr and "service.allow_insecure_http" in run.stderr
