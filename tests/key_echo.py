@@ -1,6 +1,6 @@
 """The forms a hostile server echoes the training key in, and a search for them in any output.
 
-Public names: key_forms, echo_text, leaks.
+Public names: key_forms, echo_text, leaks, echoing_script.
 
 Built here independently of syncd.redact, so the tests do not check the scrubber with its own list:
 raw, upper-cased, JSON-escaped (every character as \\uXXXX), backslash-escaped (\\xXX), percent-
@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from urllib.parse import quote_plus
+
+import httpx
+from hostile import Reply, Request, Script
 
 
 def key_forms(key: str) -> dict[str, str]:
@@ -57,3 +61,32 @@ def leaks(text: str | bytes, key: str) -> list[str]:
         if look in haystack:
             found.append(name)
     return found
+
+
+def echoing_script(upstream: str, project_id: str, *, fatal: bool = False) -> Script:
+    """Forward to the emulator, but put the key the request carried (every form of it, see
+    tests/key_echo.py) into the project's name, an extra tag's name, and the code and message
+    of every upload's error; with `fatal`, GetProject answers a non-JSON 500 holding it."""
+    base = f"{upstream}/customvision/v3.3/training"
+    project = f"/projects/{project_id}"
+
+    def script(request: Request) -> Reply | None:
+        key = request.headers.get("training-key", "")
+        echoed = echo_text(key)
+        path = request.path.removeprefix("/customvision/v3.3/training")
+        if request.method == "GET" and path == project:
+            if fatal:
+                filler = "x" * (300 - len(key) // 2)  # a cut at 300 lands inside the key
+                return Reply(500, body=f"{filler}{key} / {echoed}".encode())
+            body = httpx.get(base + path, headers={"Training-Key": key}).json()
+            return Reply(json={**body, "name": f"p {echoed}", "description": echoed})
+        if request.method == "GET" and path == f"{project}/tags":
+            tags = httpx.get(base + path, headers={"Training-Key": key}).json()
+            extra = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)), "name": key[:-3] + "!"}
+            return Reply(json=[*tags, {**extra, "type": "Regular", "imageCount": 0}])
+        if request.method == "POST" and path in (f"{project}/images", f"{project}/images/files"):
+            code = f"BadRequestImage{key}"
+            return Reply(400, json={"code": code, "message": echoed})
+        return None
+
+    return script

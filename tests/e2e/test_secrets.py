@@ -14,15 +14,13 @@ import os
 import stat
 import uuid
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import yaml
 from conftest import TEST_KEY
-from hostile import HostileServer, Reply, Request
+from hostile import HostileServer
 from images import image_bytes
-from key_echo import echo_text, leaks
+from key_echo import echoing_script, leaks
 
 from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
@@ -147,35 +145,6 @@ def test_pull_endpoint_flag_refuses_plain_http_to_another_host(sandbox: Sandbox)
 # --- a hostile service that echoes the key it is sent, in every form -------------------------
 
 
-def _echoing_script(upstream: str, project_id: str, *, fatal: bool = False) -> Any:
-    """Forward to the emulator, but put the key the request carried (every form of it, see
-    tests/key_echo.py) into the project's name, an extra tag's name, and the code and message
-    of every upload's error; with `fatal`, GetProject answers a non-JSON 500 holding it."""
-    base = f"{upstream}/customvision/v3.3/training"
-    project = f"/projects/{project_id}"
-
-    def script(request: Request) -> Reply | None:
-        key = request.headers.get("training-key", "")
-        echoed = echo_text(key)
-        path = request.path.removeprefix("/customvision/v3.3/training")
-        if request.method == "GET" and path == project:
-            if fatal:
-                filler = "x" * (300 - len(key) // 2)  # a cut at 300 lands inside the key
-                return Reply(500, body=f"{filler}{key} / {echoed}".encode())
-            body = httpx.get(base + path, headers={"Training-Key": key}).json()
-            return Reply(json={**body, "name": f"p {echoed}", "description": echoed})
-        if request.method == "GET" and path == f"{project}/tags":
-            tags = httpx.get(base + path, headers={"Training-Key": key}).json()
-            extra = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)), "name": key[:-3] + "!"}
-            return Reply(json=[*tags, {**extra, "type": "Regular", "imageCount": 0}])
-        if request.method == "POST" and path in (f"{project}/images", f"{project}/images/files"):
-            code = f"BadRequestImage{key}"
-            return Reply(400, json={"code": code, "message": echoed})
-        return None
-
-    return script
-
-
 def _assert_no_form(what: str, text: str | bytes) -> None:
     found = leaks(text, TEST_KEY)
     assert not found, f"{what}: the key is there as {found}"
@@ -194,7 +163,7 @@ def _files_holding_any_form(root: Path, key_file: Path) -> dict[str, list[str]]:
 def test_a_service_echoing_the_key_leaves_no_form_of_it_anywhere(sandbox: Sandbox) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
     config = str(sandbox.config_path)
-    script = _echoing_script(sandbox.endpoint, sandbox.project_id)
+    script = echoing_script(sandbox.endpoint, sandbox.project_id)
     with HostileServer(script, upstream=sandbox.endpoint) as bad:
         key_file = _use_key_file(sandbox, endpoint=bad.url)
         runs = {
@@ -211,7 +180,7 @@ def test_a_service_echoing_the_key_leaves_no_form_of_it_anywhere(sandbox: Sandbo
             ),
         }
         assert len(bad.requests_to("/images")) > 0  # the uploads did meet the hostile answer
-    fatal = _echoing_script(sandbox.endpoint, sandbox.project_id, fatal=True)
+    fatal = echoing_script(sandbox.endpoint, sandbox.project_id, fatal=True)
     with HostileServer(fatal, upstream=sandbox.endpoint) as bad:
         _use_key_file(sandbox, endpoint=bad.url)
         runs["reconcile, a non-JSON 500"] = sandbox.subprocess_cli(
