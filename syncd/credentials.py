@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from syncd.log import redact_secret
+from syncd.redact import mask_key_like
 
 DEFAULT_KEY_ENV = "SYNCD_TRAINING_KEY"
 
@@ -80,28 +81,29 @@ class TrainingKey:
     def from_file(cls, path: str | os.PathLike[str]) -> TrainingKey:
         """Return the key in a file (trailing newline stripped); warn if others can read it."""
         key_path = Path(path)
+        shown = mask_key_like(str(key_path))  # a key pasted as the path is not printed back
         try:
             mode = key_path.stat().st_mode
             data = key_path.read_bytes()  # bytes: a stray CR must stay a CR to be seen
         except OSError as exc:
             # exc.strerror only: the OSError's own text names nothing secret, but stay minimal.
-            raise CredentialsError(f"cannot read key file {key_path}: {exc.strerror}") from None
+            raise CredentialsError(f"cannot read key file {shown}: {exc.strerror}") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CredentialsError(f"key file {key_path}: not UTF-8 text") from None
+            raise CredentialsError(f"key file {shown}: not UTF-8 text") from None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             _log.warning(
                 "key_file_readable_by_others",
-                path=str(key_path),
+                path=shown,
                 mode=oct(stat.S_IMODE(mode)),
-                fix=f"chmod 600 {key_path}",
+                fix=f"chmod 600 {shown}",
             )
         for newline in ("\r\n", "\n"):  # the one a file usually ends with
             if text.endswith(newline):
                 text = text[: -len(newline)]
                 break
-        return cls(text, source=f"key file {key_path}")
+        return cls(text, source=f"key file {shown}")
 
     def reveal(self) -> str:
         """Return the secret itself; only for the Training-Key header."""

@@ -145,3 +145,11 @@ def test_only_the_one_trailing_newline_of_a_file_is_forgiven(tmp_path: Path) -> 
     path.write_text(SECRET + "\n\n", encoding="utf-8", newline="")
     with pytest.raises(CredentialsError, match="line break"):
         TrainingKey.from_file(path)
+
+
+def test_a_key_pasted_as_the_key_file_path_is_not_echoed(tmp_path: Path) -> None:
+    pasted = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"  # an Azure-shaped key, given as `file:`
+    with pytest.raises(CredentialsError) as caught:
+        TrainingKey.from_file(tmp_path / pasted)
+    assert "cannot read key file" in str(caught.value) and str(tmp_path) in str(caught.value)
+    assert pasted[:8] not in str(caught.value)
