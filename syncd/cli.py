@@ -444,7 +444,11 @@ def _pull_overrides(
             raise SyncError(f"--project: {problem}", EXIT_USAGE)
         mirror = dataclasses.replace(mirror, project_id=args.project.lower())
     if args.endpoint is not None:
-        problem = check_value("service.endpoint", args.endpoint)
+        problem = check_value(
+            "service.endpoint",
+            args.endpoint,
+            allow_insecure_http=config.service.allow_insecure_http,
+        )
         if problem:
             raise SyncError(f"--endpoint: {problem}", EXIT_USAGE)
         service = dataclasses.replace(config.service, endpoint=args.endpoint)

@@ -13,18 +13,25 @@ Every problem (unknown key, wrong type, missing value, failed check) is collecte
 line and key, and all are raised at once as one `ConfigError`; the CLI prints it and exits 2.
 A training key written into the YAML is accepted, with a warning in `Config.warnings`, and held as
 a `TrainingKey` (never shown).
+
+Secrets in problems: a key pasted into the wrong place must not be printed back. The values of
+`service.endpoint`, `mirror.project_id` and `service.training_key.*` are never echoed (the problem
+gives the file and line instead), and every problem's text is passed through
+`syncd.redact.mask_key_like`, which hides any token shaped like a key (a long run mixing letters
+and digits) wherever else it was echoed. Plain `http://` to a host other than this machine is
+refused unless `service.allow_insecure_http: true` (the key would cross the network unencrypted).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import math
 import os
 import re
 import types
 import typing
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +40,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey
+from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey, key_problem
 from syncd.mapping import tag_name_problem
+from syncd.redact import looks_like_key, mask_key_like
 
 EMBEDDED = "embedded"
 # Environment variables that override one key each (applied after the file, before validation).
@@ -64,6 +72,11 @@ class ConfigProblem:
     message: str
     file: str | None = None
     line: int | None = None
+
+    def __post_init__(self) -> None:
+        # A key pasted into the wrong place (or as a YAML key) is never printed back.
+        object.__setattr__(self, "key", mask_key_like(self.key))
+        object.__setattr__(self, "message", mask_key_like(self.message))
 
     def __str__(self) -> str:
         where = self.file or "config"
@@ -96,13 +109,54 @@ _DAY = 86_400.0
 _HOUR = 3_600.0
 
 
+_NOT_SHOWN = "(the value is not shown: a key pasted here by mistake would be)"
+
+
 def _endpoint(value: str) -> str | None:
     if value == EMBEDDED:
         return None
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.hostname:
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:
+        hostname = None
+    if hostname and parts.scheme.lower() in ("http", "https"):
+        if parts.username is not None or parts.password is not None:
+            return (
+                f"must not hold a user name or password (the key goes in training_key) {_NOT_SHOWN}"
+            )
         return None
-    return f"expected {EMBEDDED!r} or an http(s) URL, got {value!r}"
+    return f"expected {EMBEDDED!r} or an http(s) URL {_NOT_SHOWN}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1 (this machine: nothing crosses a network)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def insecure_http_problem(endpoint: str, allow_insecure_http: bool) -> str | None:
+    """Why plain http:// to `endpoint` is refused (None if https, loopback, embedded or allowed)."""
+    if endpoint == EMBEDDED or allow_insecure_http:
+        return None
+    try:
+        parts = urlsplit(endpoint)
+        hostname = parts.hostname or ""
+    except ValueError:
+        return None  # _endpoint reports it
+    if parts.scheme.lower() != "http" or not hostname or is_loopback(hostname):
+        return None
+    return (
+        "plain http:// to a host other than this machine would send the training key "
+        "unencrypted; use https://, or set service.allow_insecure_http: true if you mean it"
+    )
 
 
 def parse_host_port(address: str) -> tuple[str, int]:
@@ -121,12 +175,19 @@ def _address(value: str) -> str | None:
     return None
 
 
+_PROJECT_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
 def _uuid(value: str) -> str | None:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return f"expected a project id (a UUID), got {value!r}"
-    return None
+    # Dashes required: 32 bare hex digits parse as a UUID, and are also what a key looks like.
+    if _PROJECT_ID.fullmatch(value):
+        return None
+    return (
+        "expected a project id like 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0 (a UUID with dashes) "
+        + _NOT_SHOWN
+    )
 
 
 def _mirror_name(value: str) -> str | None:
@@ -135,8 +196,13 @@ def _mirror_name(value: str) -> str | None:
 
 
 def _env_name(value: str) -> str | None:
+    if looks_like_key(value):
+        return (
+            "looks like a training key itself; give the name of the environment variable that "
+            f"holds it (e.g. {DEFAULT_KEY_ENV}) {_NOT_SHOWN}"
+        )
     ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)
-    return None if ok else f"expected an environment variable name, got {value!r}"
+    return None if ok else f"expected an environment variable name {_NOT_SHOWN}"
 
 
 def _tag_name(value: str) -> str | None:
@@ -223,6 +289,9 @@ class ServiceConfig:
     """The Custom Vision endpoint, the key, and how hard to push the service."""
 
     endpoint: str = field(default=EMBEDDED, metadata=_check(_endpoint))
+    # Plain http:// to a host other than this machine sends the key unencrypted: refused unless
+    # this says the user means it.
+    allow_insecure_http: bool = False
     emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
     training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
     rate_per_second: float = field(default=10.0, metadata=_check(_between(0.1, 1000)))
@@ -440,6 +509,11 @@ class _Reader:
             self.problem(key, f"expected {_expected(hint)}, got {_kind(node)}", node)
             return _MISSING
         raw = self._scalar(node)
+        if hint is TrainingKey and isinstance(raw, str) and raw.strip():
+            problem = key_problem(raw.strip())
+            if problem:
+                self.problem(key, problem, node)
+                return _MISSING
         converted = _convert_scalar(hint, raw, self.base_dir)
         if converted is _MISSING:
             got = "a value" if secret else f"{raw!r}"
@@ -471,7 +545,7 @@ def _convert_scalar(hint: Any, raw: Any, base_dir: Path) -> Any:
     if hint is Path:
         return _resolve(raw, base_dir) if raw.strip() else _MISSING
     if hint is TrainingKey:
-        return TrainingKey(raw) if raw.strip() else _MISSING
+        return TrainingKey(raw.strip()) if raw.strip() else _MISSING
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(raw)
@@ -548,6 +622,10 @@ def parse_config(
         reason = _endpoint(service.endpoint)
         if reason:
             reader.problem("service.endpoint", reason)
+    if not reader.has_problems_under("service.endpoint"):
+        reason = insecure_http_problem(service.endpoint, service.allow_insecure_http)
+        if reason:
+            reader.problem("service.endpoint", reason)
     if service.emulator_dir is None:
         service = dataclasses.replace(service, emulator_dir=state_dir / "emulator")
     # validate all (each field was checked as it was built; now what spans fields)
@@ -566,6 +644,13 @@ def parse_config(
         warnings.append(
             "the training key is written in the config file; prefer the environment variable "
             f"{service.training_key.env} or `service.training_key.file` (chmod 600)"
+        )
+    address = parsed.daemon.metrics_address
+    if address and not is_loopback(parse_host_port(address)[0]):
+        warnings.append(
+            f"daemon.metrics_address {address} is not a loopback address: anyone who can reach it "
+            "reads the metrics page (no authentication): mirror names, file, pending and action "
+            "counts, API calls by operation and status, service error codes and sync times"
         )
     if reader.problems:
         raise ConfigError(reader.problems)
@@ -628,10 +713,12 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return parse_config(text, source=source.absolute(), environ=environ)
 
 
-def check_value(key: str, value: str) -> str | None:
+def check_value(key: str, value: str, *, allow_insecure_http: bool = False) -> str | None:
     """Return why `value` is not valid for `key` (e.g. "mirror.project_id"), or None; for flags
-    that stand in for a config key."""
-    checks = {"mirror.project_id": _uuid, "service.endpoint": _endpoint}
+    that stand in for a config key (an endpoint also gets the plain-http check)."""
+    if key == "service.endpoint":
+        return _endpoint(value) or insecure_http_problem(value, allow_insecure_http)
+    checks = {"mirror.project_id": _uuid}
     return checks[key](value)
 
 

@@ -4,8 +4,9 @@ Public names: configure_logging, redact_secret.
 
 Every component takes its own lazy logger (`structlog.get_logger(component=...)`: lazy, so
 it follows this configuration even when made at import time). As a last line
-of defence, a processor replaces any registered secret found in an event's values with `***`, so a
-key that slipped into an error text still never reaches the log.
+of defence, a processor scrubs every registered secret out of an event's values in every form
+`syncd.redact.scrub` knows (raw, escaped, percent-encoded, base64, a cut piece), so a key that
+slipped into an error text still never reaches the log.
 """
 
 from __future__ import annotations
@@ -18,22 +19,17 @@ from typing import Any
 import structlog
 
 from syncd.display import printable_tree
-
-_secrets: set[str] = set()
+from syncd.redact import register_secret, registered_secrets, scrub
 
 
 def redact_secret(secret: str) -> None:
     """Register a secret (the training key) that must never be logged."""
-    if secret:
-        _secrets.add(secret)
+    register_secret(secret)
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
-            if secret in value:
-                value = value.replace(secret, "***")
-        return value
+        return scrub(value)
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v) for v in value)
     if isinstance(value, dict):
@@ -44,7 +40,7 @@ def _scrub(value: Any) -> Any:
 def _scrub_processor(
     _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    if not _secrets:
+    if not registered_secrets():
         return event_dict
     return {key: _scrub(value) for key, value in event_dict.items()}
 
@@ -55,6 +51,11 @@ def _printable_processor(
     """On a terminal: escape control characters from elsewhere (syncd.display), so a server's
     message is shown, not obeyed. JSON lines escape them already."""
     return {key: printable_tree(value) for key, value in event_dict.items()}
+
+
+def _scrub_line(_logger: Any, _name: str, line: Any) -> Any:
+    """After the renderer: the line as written (reprs of any object included) is scrubbed too."""
+    return scrub(line) if isinstance(line, str) and registered_secrets() else line
 
 
 class _CurrentStderr:
@@ -84,6 +85,7 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
             _scrub_processor,
             *([] if json else [_printable_processor]),
             renderer,
+            _scrub_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]

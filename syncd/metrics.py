@@ -1,23 +1,53 @@
 """Prometheus metrics of `syncd run`, served on localhost when `daemon.metrics_address` is set.
 
-Public names: Metrics, parse_address.
+Public names: Metrics, parse_address, metric_code, KNOWN_CODES.
 
 One registry per daemon process (not prometheus_client's global one, so tests can make several).
 Reconcile results, pending paths and every API request (by operation and status, 429s included)
 are counted here; the daemon and the client call in, nothing here calls out but the HTTP server.
+
+No label comes from the service as it is: a service error code or an HTTP status becomes a label
+only if it is in KNOWN_CODES (the spec's error codes, upload and metadata statuses, transport
+errors' names) or is a 3-digit status; anything else is `other`. So a server cannot put the key,
+or unbounded junk, into the metrics page.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from syncd.api.errors import SERVICE_ERROR_CODES
+from syncd.api.models import MetadataStatus, UploadStatus
 from syncd.config import parse_host_port as parse_address
 
 if TYPE_CHECKING:
     from syncd.sync import MirrorReport
+
+
+def _names(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+
+
+KNOWN_CODES: frozenset[str] = frozenset(
+    SERVICE_ERROR_CODES
+    | {s.value for s in UploadStatus}
+    | {s.value for s in MetadataStatus}
+    | _names(httpx.TransportError)  # ApiConnectionError's code: the exception's class name
+)
+OTHER = "other"
+_STATUS = re.compile(r"[1-5][0-9][0-9]")
+
+
+def metric_code(code: str | None) -> str:
+    """The label for a service code or HTTP status: itself if known, `other` if not, "" if none."""
+    if not code:
+        return ""
+    return code if code in KNOWN_CODES or _STATUS.fullmatch(code) else OTHER
 
 
 class Metrics:
@@ -85,7 +115,7 @@ class Metrics:
 
     def observe_call(self, operation: str, status: str) -> None:
         """Count one API request (status: the HTTP status, or the transport error's name)."""
-        self.api_calls.labels(operation, status).inc()
+        self.api_calls.labels(operation, metric_code(status)).inc()
         if status == "429":
             self.throttled.inc()
 
@@ -97,7 +127,8 @@ class Metrics:
             for action, n in report.execution.done.items():
                 self.actions.labels(mirror, action).inc(n)
         for failure in report.failures:
-            self.failures.labels(mirror, failure["operation"], failure["code"] or "").inc()
+            code = metric_code(failure["code"])
+            self.failures.labels(mirror, failure["operation"], code).inc()
         outcome = "in_sync" if report.exit_code == 0 else "not_in_sync"
         self.reconciles.labels(mirror, outcome).inc()
         now = time.time()

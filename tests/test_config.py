@@ -84,9 +84,11 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path: Path) ->
         load_config(source, environ={})
     lines = str(caught.value).splitlines()
     assert lines == [
-        f"{source}:2: service.endpoint: expected 'embedded' or an http(s) URL, got 'ftp://example'",
+        f"{source}:2: service.endpoint: expected 'embedded' or an http(s) URL (the value is not "
+        "shown: a key pasted here by mistake would be)",
         f"{source}:3: service.rate_per_second: expected a number, got 'fast'",
-        f"{source}:4: service.max_concurency: unknown key (known keys: endpoint, emulator_dir, "
+        f"{source}:4: service.max_concurency: unknown key (known keys: endpoint, "
+        "allow_insecure_http, emulator_dir, "
         "training_key, rate_per_second, max_concurrency, max_attempts, connect_timeout, "
         "read_timeout)",
         f"{source}:6: mirrors[0].project_id: missing (required)",

@@ -74,7 +74,7 @@ class Convergence(RuleBasedStateMachine):
         self.clean_app = create_app(self.store, training_key=None)
         text = (
             f"state_dir: {self.tmp / 'state'}\n"
-            "service: {endpoint: 'http://unused.invalid'}\n"
+            "service: {endpoint: 'https://unused.invalid'}\n"
             f"mirror: {{name: c, root: '{self.root}', project_id: {PROJECT_ID}, delete: mirror,"
             " guard: {max_delete: 100000, max_delete_fraction: 1.0}}\n"
         )

@@ -15,6 +15,8 @@ the first error is raised.
 
 The training key goes only into the `Training-Key` header of requests to the API's base URL
 (an httpx Auth flow): never to image URIs, which are pre-signed, and never into a log or an error.
+Whatever the service answers is scrubbed of the key (every form of it, `syncd.redact`) as it is
+read: each string of a JSON answer, and the code and message of an error.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ from syncd.api.pacer import (
     should_retry,
 )
 from syncd.credentials import TrainingKey
+from syncd.redact import loads_scrubbed, scrub
 
 _log = structlog.get_logger(component="api")
 
@@ -145,6 +148,21 @@ class _KeyAuth(httpx.Auth):
         if self._key is not None and str(request.url).startswith(self._base_url):
             request.headers["Training-Key"] = self._key.reveal()
         yield request
+
+
+class _ScrubbedResponse:
+    """A success answer as the parse functions read it: `json()` gives the body with the key
+    scrubbed out of every string in it (names, descriptions, anything the service echoes)."""
+
+    def __init__(self, response: httpx.Response, secret: str | None) -> None:
+        self._response = response
+        self._secrets = (secret,) if secret else ()
+
+    def json(self) -> Any:
+        return loads_scrubbed(self._response.text, self._secrets)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
 
 
 _NO_AUTH = httpx.Auth()  # the no-op flow: for pre-signed image URIs
@@ -219,6 +237,7 @@ class TrainingClient:
         self._endpoint = endpoint.rstrip("/")
         self._base = f"{self._endpoint}/customvision/{api_version}/training"
         self._secret = key.reveal() if key is not None else None
+        self._secrets = (self._secret,) if self._secret else ()
         if pacer is None:
             pacer = (
                 shared_pacer(self._endpoint, self._secret, self.settings.rate_per_second)
@@ -313,7 +332,7 @@ class TrainingClient:
                 self.pacer.on_success()  # it passed the quota, whatever the answer
             if response is not None and status in ok:
                 try:
-                    return parse(response)
+                    return parse(_ScrubbedResponse(response, self._secret))  # type: ignore[arg-type]
                 # RecursionError: JSON nested thousands deep (json.loads recurses per level).
                 except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                     raise UnexpectedResponseError(
@@ -370,9 +389,7 @@ class TrainingClient:
                 retry_after=retry_after,
             )
         else:
-            text = str(failure) or type(failure).__name__
-            if self._secret:
-                text = text.replace(self._secret, "***")
+            text = scrub(str(failure) or type(failure).__name__, self._secrets)
             error = ApiConnectionError(
                 operation,
                 code=type(failure).__name__,

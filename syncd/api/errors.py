@@ -1,6 +1,6 @@
 """The API client's exceptions: the service's CustomVisionError codes mapped onto a small tree.
 
-Public names: ApiError and the subclasses drawn below, error_for.
+Public names: ApiError and the subclasses drawn below, error_for, SERVICE_ERROR_CODES.
 
     ApiError                        operation, status, code, service_message, attempts, replayed
     ├── AuthenticationError         401/403: missing, wrong or unauthorised training key
@@ -17,14 +17,24 @@ Public names: ApiError and the subclasses drawn below, error_for.
     └── UnexpectedResponseError     a success status whose body is not what the spec describes
 
 Each message names the operation, the HTTP status, the code and the service's message, e.g.
-`get_project: HTTP 404 NotFoundProject: Project not found` and never the training key: the
-client scrubs the key out of the service's text before it builds an error, and errors hold no
-httpx request or response objects (whose headers would carry the key).
+`get_project: HTTP 404 NotFoundProject: Project not found` and never the training key: an
+error scrubs the key out of the service's code and message (`syncd.redact.scrub`, every form of
+it) as it is made, before either is cut to its cap, and errors hold no httpx request or response
+objects (whose headers would carry the key).
 """
 
 from __future__ import annotations
 
 import httpx
+
+from syncd.redact import scrub
+
+# The service's text is cut to these lengths, after the key is scrubbed out of it (a cut first
+# could leave a piece of the key that no longer matches it).
+MAX_CODE_CHARS = 100
+MAX_MESSAGE_CHARS = 300
+# A body longer than this is read only this far for its message (scrubbing is linear in it).
+MAX_ERROR_TEXT_READ = 64 * 1024
 
 
 class ApiError(Exception):
@@ -42,8 +52,9 @@ class ApiError(Exception):
     ) -> None:
         self.operation = operation
         self.status = status
-        self.code = code
-        self.service_message = service_message
+        # Scrubbed here too, whoever made the error: every registered key, in every form.
+        self.code = scrub(code)[:MAX_CODE_CHARS] if code is not None else None
+        self.service_message = scrub(service_message)[:MAX_MESSAGE_CHARS]
         self.attempts = attempts
         # True when an earlier attempt of this call failed after the request may have reached
         # the service: the request was replayed, so an error here may describe the earlier
@@ -114,6 +125,61 @@ class UnexpectedResponseError(ApiError):
     """A success answer whose body could not be read as the spec's shape."""
 
 
+# CustomVisionError.code: the spec's enum (x-ms-enum CustomVisionErrorCodes, 130 values; DIGEST §5).
+# The service may send others (the enum is modelAsString); only these become metric labels.
+_SPEC_CODES = """
+NoError BadRequest BadRequestExceededBatchSize BadRequestNotSupported BadRequestInvalidIds
+BadRequestProjectName BadRequestProjectNameNotUnique BadRequestProjectDescription
+BadRequestProjectUnknownDomain BadRequestProjectUnknownClassification
+BadRequestProjectUnsupportedDomainTypeChange BadRequestProjectUnsupportedExportPlatform
+BadRequestProjectImagePreprocessingSettings BadRequestProjectDuplicated BadRequestIterationName
+BadRequestIterationNameNotUnique BadRequestIterationDescription BadRequestIterationIsNotTrained
+BadRequestIterationValidationFailed BadRequestWorkspaceCannotBeModified
+BadRequestWorkspaceNotDeletable BadRequestTagName BadRequestTagNameNotUnique
+BadRequestTagDescription BadRequestTagType BadRequestMultipleNegativeTag
+BadRequestMultipleGeneralProductTag BadRequestImageTags BadRequestImageRegions
+BadRequestNegativeAndRegularTagOnSameImage BadRequestUnsupportedDomain
+BadRequestRequiredParamIsNull BadRequestIterationIsPublished BadRequestInvalidPublishName
+BadRequestInvalidPublishTarget BadRequestUnpublishFailed BadRequestIterationNotPublished
+BadRequestSubscriptionApi BadRequestExceedProjectLimit BadRequestExceedIterationPerProjectLimit
+BadRequestExceedTagPerProjectLimit BadRequestExceedTagPerImageLimit BadRequestExceededQuota
+BadRequestCannotMigrateProjectWithName BadRequestNotLimitedTrial BadRequestImageBatch
+BadRequestImageStream BadRequestImageUrl BadRequestImageFormat BadRequestImageSizeBytes
+BadRequestImageDimensions BadRequestImageExceededCount BadRequestTrainingNotNeeded
+BadRequestTrainingNotNeededButTrainingPipelineUpdated BadRequestTrainingValidationFailed
+BadRequestClassificationTrainingValidationFailed
+BadRequestMultiClassClassificationTrainingValidationFailed
+BadRequestMultiLabelClassificationTrainingValidationFailed
+BadRequestDetectionTrainingValidationFailed BadRequestTrainingAlreadyInProgress
+BadRequestDetectionTrainingNotAllowNegativeTag BadRequestInvalidEmailAddress
+BadRequestDomainNotSupportedForAdvancedTraining
+BadRequestExportPlatformNotSupportedForAdvancedTraining
+BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining BadRequestExportValidationFailed
+BadRequestExportAlreadyInProgress BadRequestPredictionIdsMissing
+BadRequestPredictionIdsExceededCount BadRequestPredictionTagsExceededCount
+BadRequestPredictionResultsExceededCount BadRequestPredictionInvalidApplicationName
+BadRequestPredictionInvalidQueryParameters BadRequestInvalidImportToken
+BadRequestExportWhileTraining BadRequestImageMetadataKey BadRequestImageMetadataValue
+BadRequestOperationNotSupported BadRequestInvalidArtifactUri
+BadRequestCustomerManagedKeyRevoked BadRequestInvalid UnsupportedMediaType Forbidden
+ForbiddenUser ForbiddenUserResource ForbiddenUserSignupDisabled
+ForbiddenUserSignupAllowanceExceeded ForbiddenUserDoesNotExist ForbiddenUserDisabled
+ForbiddenUserInsufficientCapability ForbiddenDRModeEnabled ForbiddenInvalid NotFound
+NotFoundProject NotFoundProjectDefaultIteration NotFoundIteration NotFoundIterationPerformance
+NotFoundTag NotFoundImage NotFoundDomain NotFoundApimSubscription NotFoundInvalid Conflict
+ConflictInvalid ErrorUnknown ErrorIterationCopyFailed ErrorPreparePerformanceMigrationFailed
+ErrorProjectInvalidWorkspace ErrorProjectInvalidPipelineConfiguration ErrorProjectInvalidDomain
+ErrorProjectTrainingRequestFailed ErrorProjectImportRequestFailed
+ErrorProjectExportRequestFailed ErrorFeaturizationServiceUnavailable
+ErrorFeaturizationQueueTimeout ErrorFeaturizationInvalidFeaturizer
+ErrorFeaturizationAugmentationUnavailable ErrorFeaturizationUnrecognizedJob
+ErrorFeaturizationAugmentationError ErrorExporterInvalidPlatform ErrorExporterInvalidFeaturizer
+ErrorExporterInvalidClassifier ErrorPredictionServiceUnavailable ErrorPredictionModelNotFound
+ErrorPredictionModelNotCached ErrorPrediction ErrorPredictionStorage ErrorRegionProposal
+ErrorUnknownBaseModel ErrorInvalid
+"""
+SERVICE_ERROR_CODES: frozenset[str] = frozenset(_SPEC_CODES.split())
+
 _NOT_FOUND_BY_CODE: dict[str, type[NotFoundError]] = {
     "NotFoundProject": ProjectNotFoundError,
     "NotFoundProjectDefaultIteration": ProjectNotFoundError,
@@ -139,11 +205,14 @@ def error_class(status: int, code: str | None) -> type[ApiError]:
 
 
 def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
-    """Return (code, message) of a CustomVisionError body; tolerate bodies that are not one."""
+    """Return (code, message) of a CustomVisionError body; tolerate bodies that are not one.
+
+    The text is the service's, uncut and unscrubbed: `error_for` scrubs it, then cuts it.
+    """
     try:
         body = response.json()
     except (ValueError, RecursionError):  # not JSON, or JSON nested too deep to parse
-        return None, response.text[:300].strip()
+        return None, response.text[:MAX_ERROR_TEXT_READ].strip()
     if isinstance(body, dict):
         # The service's own shape is {code, message}; APIM errors (401, 429) use
         # {"error": {"code", "message"}} or {"statusCode", "message"}.
@@ -151,7 +220,7 @@ def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
         code = inner.get("code")
         message = inner.get("message")
         return (str(code) if code is not None else None), str(message or "")
-    return None, str(body)[:300]
+    return None, str(body)[:MAX_ERROR_TEXT_READ]
 
 
 def error_for(
@@ -163,10 +232,13 @@ def error_for(
     secret: str | None = None,
     retry_after: float | None = None,
 ) -> ApiError:
-    """Return the typed error for an error response; the secret is scrubbed from the text."""
+    """Return the typed error for an error response; the key is scrubbed from code and text
+    (the secret given, and every registered one) before anything reads or cuts them."""
+    extra = (secret,) if secret else ()
     code, message = read_error_body(response)
-    if secret:
-        message = message.replace(secret, "***")
+    message = scrub(message, extra)
+    if code is not None:
+        code = scrub(code, extra)
     cls = error_class(response.status_code, code)
     fields: dict[str, object] = {
         "status": response.status_code,

@@ -67,3 +67,27 @@ def test_metrics_address_is_validated() -> None:
             assert "host:port" in str(exc)
         else:
             raise AssertionError(f"{bad!r} accepted")
+
+
+def test_failure_codes_become_labels_only_from_the_known_set() -> None:
+    from conftest import TEST_KEY
+
+    from syncd.metrics import Metrics, metric_code
+
+    assert metric_code("NotFoundProject") == "NotFoundProject"
+    assert metric_code("BadRequestTagNameNotUnique") == "BadRequestTagNameNotUnique"
+    assert metric_code("ErrorImageSize") == "ErrorImageSize"  # an upload status
+    assert metric_code("ReadTimeout") == "ReadTimeout"  # a transport error's name
+    assert metric_code("429") == "429"
+    assert metric_code(None) == metric_code("") == ""
+    for junk in (f"NotFound{TEST_KEY}", TEST_KEY, "x" * 5000, "Bad\nRequest", "4290", "***"):
+        assert metric_code(junk) == "other"
+
+    metrics = Metrics()
+    metrics.observe_call("get_project", f"{TEST_KEY}")
+    metrics.observe_call("get_project", "503")
+    from prometheus_client import generate_latest
+
+    page = generate_latest(metrics.registry).decode()
+    assert TEST_KEY not in page
+    assert 'status="other"' in page and 'status="503"' in page

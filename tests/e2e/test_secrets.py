@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TEST_KEY
+from hostile import HostileServer
 from images import image_bytes
+from key_echo import echoing_script, leaks
 
 from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
@@ -131,3 +133,74 @@ def test_the_key_from_env_or_config_value_is_not_shown_either(sandbox: Sandbox, 
     # Only where the user put it (which also shows the search finds the key when it is there).
     written = _files_holding_the_key(sandbox.tmp, key_file=sandbox.tmp / "no-key-file")
     assert written == ([] if where == "env" else ["syncd.yaml"])
+
+
+def test_pull_endpoint_flag_refuses_plain_http_to_another_host(sandbox: Sandbox) -> None:
+    config = str(sandbox.config_path)
+    run = sandbox.cli("pull", "--config", config, "--endpoint", "http://203.0.113.7:5000")
+    assert run.exit_code == 2, str(run)
+    assert "--endpoint" in run.stderr and "service.allow_insecure_http" in run.stderr
+
+
+# --- a hostile service that echoes the key it is sent, in every form -------------------------
+
+
+def _assert_no_form(what: str, text: str | bytes) -> None:
+    found = leaks(text, TEST_KEY)
+    assert not found, f"{what}: the key is there as {found}"
+
+
+def _files_holding_any_form(root: Path, key_file: Path) -> dict[str, list[str]]:
+    found = {}
+    for path in root.rglob("*"):
+        if path != key_file and path.is_file():
+            forms = leaks(path.read_bytes(), TEST_KEY)
+            if forms:
+                found[str(path.relative_to(root))] = forms
+    return found
+
+
+def test_a_service_echoing_the_key_leaves_no_form_of_it_anywhere(sandbox: Sandbox) -> None:
+    write_tree(sandbox.root, STANDARD_TREE)
+    config = str(sandbox.config_path)
+    script = echoing_script(sandbox.endpoint, sandbox.project_id)
+    with HostileServer(script, upstream=sandbox.endpoint) as bad:
+        key_file = _use_key_file(sandbox, endpoint=bad.url)
+        runs = {
+            "reconcile -v": sandbox.subprocess_cli("-v", "reconcile", "--config", config),
+            "reconcile --json": sandbox.subprocess_cli(
+                "reconcile", "--config", config, "--json", env=NO_KEY_ENV
+            ),
+            "status": sandbox.subprocess_cli("status", "--config", config, env=NO_KEY_ENV),
+            "status --json": sandbox.subprocess_cli(
+                "status", "--config", config, "--json", env=NO_KEY_ENV
+            ),
+            "status --remote": sandbox.subprocess_cli(
+                "status", "--config", config, "--remote", env=NO_KEY_ENV
+            ),
+        }
+        assert len(bad.requests_to("/images")) > 0  # the uploads did meet the hostile answer
+    fatal = echoing_script(sandbox.endpoint, sandbox.project_id, fatal=True)
+    with HostileServer(fatal, upstream=sandbox.endpoint) as bad:
+        _use_key_file(sandbox, endpoint=bad.url)
+        runs["reconcile, a non-JSON 500"] = sandbox.subprocess_cli(
+            "reconcile", "--config", config, "--json", env=NO_KEY_ENV
+        )
+        runs["reconcile, a non-JSON 500, human"] = sandbox.subprocess_cli(
+            "reconcile", "--config", config, env=NO_KEY_ENV
+        )
+
+    for what, run in runs.items():
+        _assert_no_form(f"{what} (stdout)", run.stdout)
+        _assert_no_form(f"{what} (stderr)", run.stderr)
+    assert sandbox.ledger.exists()
+    assert _files_holding_any_form(sandbox.tmp, key_file) == {}
+    # ...and the hostile answers were met, and reported (scrubbed), not dodged:
+    reconciled = runs["reconcile --json"]
+    assert reconciled.exit_code == 1, str(reconciled)
+    failed = reconciled.mirror["failed"]
+    assert failed and {f["operation"] for f in failed} == {"upload"}, failed
+    assert all("***" in (f["code"] or "") for f in failed), failed
+    assert runs["reconcile, a non-JSON 500"].exit_code == 3
+    assert "***" in runs["reconcile, a non-JSON 500"].stderr
+    assert "***" in runs["status"].stdout  # the errors are there, scrubbed
