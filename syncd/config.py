@@ -75,6 +75,12 @@ def _at_least(n: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= n else f"must be at least {n}, got {value}"
 
 
+def _seconds_within(low: float, high: float) -> Callable[[float], str | None]:
+    return lambda value: (
+        None if low <= value <= high else f"must be {low:g} to {high:g} seconds, got {value}"
+    )
+
+
 def _fraction(value: float) -> str | None:
     return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
 
@@ -213,6 +219,10 @@ class ServiceConfig:
     max_attempts: int = field(default=8, metadata=_check(_at_least(1)))
     connect_timeout: float = field(default=10.0, metadata=_check(_positive))
     read_timeout: float = field(default=60.0, metadata=_check(_positive))
+    # Overall deadline of one request attempt or download, first byte sent to last received.
+    request_deadline: float = field(default=300.0, metadata=_check(_seconds_within(1, 3600)))
+    # The longest one Retry-After holds syncd back (the API limit module's MAX_RETRY_AFTER_S).
+    max_retry_after: float = field(default=60.0, metadata=_check(_seconds_within(0.1, 600)))
 
     @property
     def is_embedded(self) -> bool:
