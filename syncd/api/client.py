@@ -13,6 +13,11 @@ batches at once, and are async iterators that yield each batch's results as the 
 if a batch fails, no new batch starts, the batches already running finish and are yielded, then
 the first error is raised.
 
+Every attempt runs under an overall deadline (`request_deadline_s`, connect to last byte) and
+reads at most `limits.MAX_JSON_RESPONSE_BYTES` (downloads: `limits.MAX_DOWNLOAD_BYTES`); a 429's
+wait is capped (`max_retry_after_s`) and lifted when its request gives up; listings end at the
+project quota or at a page that brings nothing new.
+
 The training key goes only into the `Training-Key` header of requests to the API's base URL
 (an httpx Auth flow): never to image URIs, which are pre-signed, and never into a log or an error.
 """
@@ -186,6 +191,10 @@ def _count(response: httpx.Response) -> int:
             f"a count of {value} is outside 0..{limits.MAX_IMAGES_PER_PROJECT}, the project quota"
         )
     return value
+
+
+# Headers describing the wire form of a body, not the decoded bytes a read answer holds.
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class _TooLarge(Exception):
@@ -378,6 +387,13 @@ class TrainingClient:
                     response = await self._send(method, url, request)
                 except (httpx.TransportError, DeadlineExceeded) as exc:
                     failure = exc
+                except httpx.DecodingError:
+                    raise UnexpectedResponseError(
+                        operation,
+                        service_message="an answer that does not decode (content-encoding)",
+                        attempts=attempt,
+                        replayed=replayed,
+                    ) from None
                 except _TooLarge as exc:
                     # Not retried: a service that sends this once will send it again.
                     raise ResponseTooLargeError(
@@ -454,11 +470,14 @@ class TrainingClient:
             raise DeadlineExceeded(
                 f"no complete answer within the {deadline:g} s request deadline"
             ) from None
+        # The body is decoded already (the cap counts decoded bytes: no zip bomb gets past it).
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in _FRAMING_HEADERS
+        ]
         return httpx.Response(
-            streamed.status_code,
-            headers=streamed.headers,
-            content=body,
-            request=streamed.request,
+            streamed.status_code, headers=headers, content=body, request=streamed.request
         )
 
     def _failure(
@@ -1279,7 +1298,13 @@ class TrainingClient:
                         async with asyncio.timeout_at(deadline):
                             body = await _read_capped(response, limits.MAX_JSON_RESPONSE_BYTES)
                         error_response = httpx.Response(
-                            status, headers=response.headers, content=body
+                            status,
+                            headers=[
+                                (name, value)
+                                for name, value in response.headers.multi_items()
+                                if name.lower() not in _FRAMING_HEADERS
+                            ],
+                            content=body,
                         )
                     finally:
                         await response.aclose()
@@ -1291,6 +1316,10 @@ class TrainingClient:
                             service_message=f"{what}: cut off",
                         ) from None
                     failure = exc
+                except httpx.DecodingError:
+                    raise UnexpectedResponseError(
+                        "download", status=status, service_message=f"{what}: does not decode"
+                    ) from None
                 except _TooLarge as exc:  # an error answer over the JSON cap
                     raise ResponseTooLargeError(
                         "download", status=status, service_message=f"{what}: {exc}"

@@ -1,12 +1,14 @@
 """Pacing and retrying: the rate all requests share, and when and how long to wait before a retry.
 
 Public names: Pacer, shared_pacer, RetryPolicy, should_retry, may_have_reached_service,
-retry_after_seconds, RETRY_STATUSES, RETRY_ERRORS.
+retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS.
 
 `Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
 adapts AIMD-style to the service's quota:
 
-- a 429 blocks every request until its Retry-After has passed, takes the throughput that drew it
+- a 429 blocks every request until its Retry-After has passed (never over `max_block_s`, and
+  the request that set a block lifts it with `release` when it gives up or ends: a block never
+  outlives the request that waits on it), takes the throughput that drew it
   (successes in the last second, or the pacing rate if lower) as the quota estimate `ceiling`,
   and cuts the rate to `ceiling * decrease_factor` (multiplicative decrease);
 - the rate then climbs back by `increase_per_second` every second (additive increase), but only to
@@ -17,6 +19,9 @@ So a run settles just under the quota (95 % of it by default) and meets one 429 
 clock and sleep are injected, so all of this is unit-tested without sleeping. One Pacer serves
 every request to one endpoint with one key in the process (`shared_pacer`), because the quota is
 the resource's, not a client's.
+
+`retry_after_seconds` reads the service's ask and cuts it to a cap (limits.MAX_RETRY_AFTER_S by
+default); NaN, negative or unreadable values are no ask at all.
 
 `RetryPolicy` is capped exponential backoff with full jitter (delay = uniform(0, min(cap,
 base * 2**(attempt-1)))) within a budget of attempts and total time; `should_retry` is the one

@@ -259,3 +259,26 @@ async def test_a_count_beyond_the_project_quota_is_an_unexpected_response() -> N
             with pytest.raises(UnexpectedResponseError) as caught:
                 await _bounded(client.count_images(uuid.uuid4()), "count_images")
     assert "count_images" in str(caught.value)
+
+
+async def test_a_compressed_answer_is_read_once_decoded() -> None:
+    """The capped read decodes gzip itself: the answer it hands on must not be decoded twice."""
+    import gzip
+    import json
+
+    body = gzip.compress(json.dumps([]).encode())
+    with HostileServer(lambda r: Reply(body=body, headers={"content-encoding": "gzip"})) as bad:
+        async with make_client(bad.url) as client:
+            assert await _bounded(client.list_projects(), "a gzip answer") == []
+
+
+async def test_an_answer_that_does_not_decode_is_an_unexpected_response() -> None:
+    reply = Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"})
+    with HostileServer(lambda r: reply) as bad:
+        async with make_client(bad.url) as client:
+            with pytest.raises(UnexpectedResponseError, match="list_projects"):
+                await _bounded(client.list_projects(), "an undecodable answer")
+            with pytest.raises(UnexpectedResponseError, match="img-3"):
+                await _bounded(
+                    _collect(client.download(f"{bad.url}/blob/x", image_id="img-3")), "download"
+                )
