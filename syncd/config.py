@@ -299,6 +299,10 @@ class ServiceConfig:
     max_attempts: int = field(default=8, metadata=_check(_between(1, 100)))
     connect_timeout: float = field(default=10.0, metadata=_check(_between(0.1, _DAY)))
     read_timeout: float = field(default=60.0, metadata=_check(_between(0.1, _DAY)))
+    # Overall deadline of one request attempt or download, first byte sent to last received.
+    request_deadline: float = field(default=300.0, metadata=_check(_between(1, 3600)))
+    # The longest one Retry-After holds syncd back (the API limit module's MAX_RETRY_AFTER_S).
+    max_retry_after: float = field(default=60.0, metadata=_check(_between(0.1, 600)))
 
     @property
     def is_embedded(self) -> bool:

@@ -302,7 +302,7 @@ class _Puller:
         size = 0
         try:
             with writing(part), part.open("wb") as out:
-                async for chunk in self.client.download(image.original_uri):
+                async for chunk in self.client.download(image.original_uri, image_id=image_id):
                     if len(head) < 16:
                         head += chunk[:16]
                     digest.update(chunk)

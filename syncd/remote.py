@@ -255,7 +255,7 @@ async def _hash_originals(
     async def one(image_id: str, uri: str) -> None:
         digest = hashlib.sha256()
         try:
-            async for chunk in client.download(uri):
+            async for chunk in client.download(uri, image_id=image_id):
                 digest.update(chunk)
         except ApiError as exc:
             failures.append((image_id, str(exc)))

@@ -187,6 +187,8 @@ def client_settings(service: ServiceConfig) -> ClientSettings:
         max_attempts=service.max_attempts,
         connect_timeout_s=service.connect_timeout,
         read_timeout_s=service.read_timeout,
+        request_deadline_s=service.request_deadline,
+        max_retry_after_s=service.max_retry_after,
     )
 
 

@@ -61,7 +61,8 @@ class Reply:
     - `length`: the Content-Length to announce, true or not (None: the body's real length);
     - `chunk`, `interval`: send the body `chunk` bytes at a time, sleeping `interval` s between;
     - `stream_bytes`, `fill`: after `body`, stream this many more bytes of `fill`, never held whole;
-    - `close`: drop the connection without answering; `hang`: never answer (until stop()).
+    - `close`: drop the connection without answering; `hang`: never answer (until stop());
+    - `unbounded`: send no Content-Length at all; the body ends when the connection closes.
     """
 
     status: int = 200
@@ -75,6 +76,7 @@ class Reply:
     fill: bytes = b" "
     close: bool = False
     hang: bool = False
+    unbounded: bool = False
 
     def payload(self) -> bytes:
         if self.json is not None:
@@ -205,6 +207,8 @@ class HostileServer:
                     await self._stopping.wait()
                     return
                 await _write_reply(writer, reply)
+                if reply.unbounded:
+                    return  # the close ends the body
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         except asyncio.CancelledError:
@@ -269,6 +273,8 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> None:
     body = reply.payload()
     total = len(body) + reply.stream_bytes
     headers = {"content-length": str(total if reply.length is None else reply.length)}
+    if reply.unbounded:
+        headers = {"connection": "close"}
     if reply.json is not None:
         headers["content-type"] = "application/json; charset=utf-8"
     headers.update({k.lower(): v for k, v in reply.headers.items()})

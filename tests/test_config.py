@@ -90,7 +90,7 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path: Path) ->
         f"{source}:4: service.max_concurency: unknown key (known keys: endpoint, "
         "allow_insecure_http, emulator_dir, "
         "training_key, rate_per_second, max_concurrency, max_attempts, connect_timeout, "
-        "read_timeout)",
+        "read_timeout, request_deadline, max_retry_after)",
         f"{source}:6: mirrors[0].project_id: missing (required)",
         f"{source}:7: mirrors[0].tags.mode: expected one of 'top', 'leaf', 'all', got 'sideways'",
         f"{source}:10: mirrors[1].guard.max_delete_fraction: expected a number from 0 to 1, got 2",
@@ -255,3 +255,31 @@ def test_the_ends_of_each_range_are_accepted(tmp_path: Path, key: str) -> None:
     low, high = re.findall(r"from (\S+) to (\S+)", RANGES[key][2])[0]
     for value in (low, high):
         parse_config(_config_with(key, value), source=tmp_path / "c.yaml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("request_deadline", 0, "from 1 to 3600"),
+        ("request_deadline", 100000, "from 1 to 3600"),
+        ("max_retry_after", 0, "from 0.1 to 600"),
+        ("max_retry_after", 1e9, "from 0.1 to 600"),
+    ],
+)
+def test_deadline_and_retry_after_cap_are_refused_outside_their_range(
+    tmp_path: Path, key: str, value: float, allowed: str
+) -> None:
+    text = f"service: {{{key}: {value}}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source=tmp_path / "c.yaml", environ={})
+    assert f"service.{key}" in str(caught.value) and allowed in str(caught.value)
+
+
+def test_deadline_and_retry_after_cap_defaults_are_the_clients() -> None:
+    from syncd.api import ClientSettings, limits
+    from syncd.sync import client_settings
+
+    settings = client_settings(parse_config(f"mirror: {{root: a, project_id: {PID}}}\n").service)
+    assert settings.request_deadline_s == ClientSettings().request_deadline_s
+    assert settings.max_retry_after_s == limits.MAX_RETRY_AFTER_S
+    assert limits.MAX_RETRY_AFTER_S <= 600 == limits.MAX_RETRY_AFTER_LIMIT_S

@@ -13,6 +13,11 @@ batches at once, and are async iterators that yield each batch's results as the 
 if a batch fails, no new batch starts, the batches already running finish and are yielded, then
 the first error is raised.
 
+Every attempt runs under an overall deadline (`request_deadline_s`, connect to last byte) and
+reads at most `limits.MAX_JSON_RESPONSE_BYTES` (downloads: `limits.MAX_DOWNLOAD_BYTES`); a 429's
+wait is capped (`max_retry_after_s`) and lifted when its request gives up; listings end at the
+project quota or at a page that brings nothing new.
+
 The training key goes only into the `Training-Key` header of requests to the API's base URL
 (an httpx Auth flow): never to image URIs, which are pre-signed, and never into a log or an error.
 Whatever the service answers is scrubbed of the key (every form of it, `syncd.redact`) as it is
@@ -47,7 +52,9 @@ from syncd.api.errors import (
     ApiConnectionError,
     ApiError,
     BadRequestError,
+    DeadlineExceededError,
     ImageNotFoundError,
+    ResponseTooLargeError,
     TagNotFoundError,
     UnexpectedResponseError,
     error_for,
@@ -79,6 +86,7 @@ from syncd.api.models import (
     parse_tag,
 )
 from syncd.api.pacer import (
+    DeadlineExceeded,
     Pacer,
     RetryPolicy,
     may_have_reached_service,
@@ -117,6 +125,14 @@ class ClientSettings:
     max_backoff_s: float = 30.0
     # Timeouts; read/write are generous for a 64-image upload of 6 MB images on a slow uplink.
     connect_timeout_s: float = 10.0
+    # The longest one Retry-After holds requests back; a longer ask is cut to this. A wait that
+    # does not fit what is left of the retry budget is not made: the request fails at once.
+    max_retry_after_s: float = limits.MAX_RETRY_AFTER_S
+    # Overall deadline of one attempt, from sending to the last byte of the answer (or of a
+    # download), whatever the per-read timeouts: a trickling answer ends in a retry or a
+    # DeadlineExceededError. 300 s carries the biggest batch (max_batch_bytes, 64 MB) over a
+    # ~2 Mbit/s uplink; a download of a 6 MB original needs ~25 s at that rate.
+    request_deadline_s: float = 300.0
     read_timeout_s: float = 120.0
     write_timeout_s: float = 120.0
     pool_timeout_s: float = 120.0
@@ -180,11 +196,58 @@ def _no_body(response: httpx.Response) -> None:
     return None
 
 
+class _Implausible(ValueError):
+    """A well-formed answer no real project can give; the text is ours, not the server's."""
+
+
 def _count(response: httpx.Response) -> int:
     value = response.json()
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"a count must be a bare integer, got {str(value)[:40]!r}")
+    if not 0 <= value <= limits.MAX_IMAGES_PER_PROJECT:
+        raise _Implausible(
+            f"a count of {value} is outside 0..{limits.MAX_IMAGES_PER_PROJECT}, the project quota"
+        )
     return value
+
+
+# Headers describing the wire form of a body, not the decoded bytes a read answer holds.
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class _TooLarge(Exception):
+    """An answer over its size cap (raised before it is read whole)."""
+
+    def __init__(self, cap: int, size: int | None, status: int | None = None) -> None:
+        self.cap = cap
+        self.status = status
+        super().__init__(
+            f"an answer of {size if size is not None else 'more than ' + str(cap)} bytes is over"
+            f" the {cap}-byte cap"
+        )
+
+
+def _check_length(response: httpx.Response, cap: int) -> None:
+    """Refuse an answer whose Content-Length is over `cap`, before reading any of it."""
+    try:
+        announced = int(response.headers.get("content-length", ""))
+    except ValueError:
+        return  # none (or nonsense): the read below stops at the cap anyway
+    if announced > cap:
+        raise _TooLarge(cap, announced, response.status_code)
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """Read a streamed answer whole, but stop and raise _TooLarge past `cap` bytes (decoded)."""
+    _check_length(response, cap)
+    parts: list[bytes] = []
+    size = 0
+    async for part in response.aiter_bytes():
+        size += len(part)
+        if size > cap:
+            raise _TooLarge(cap, None, response.status_code)
+        parts.append(part)
+    return b"".join(parts)
 
 
 def choose_upload_format(
@@ -306,6 +369,24 @@ class TrainingClient:
         the earlier attempt did take effect (None: it did not, send again).
         """
         url = f"{self._base}{path}"
+        owner = object()  # names this call's throttle blocks on the shared Pacer
+        try:
+            return await self._attempts(operation, method, url, parse, replay, ok, owner, request)
+        finally:
+            # Given up, failed or done: no block of ours may hold anyone back any more.
+            self.pacer.release(owner)
+
+    async def _attempts(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        parse: Callable[[httpx.Response], R],
+        replay: bool | Callable[[], Awaitable[R | None]],
+        ok: tuple[int, ...],
+        owner: object,
+        request: dict[str, Any],
+    ) -> R:
         started = self._clock()
         attempt = 0
         replayed = False
@@ -317,14 +398,30 @@ class TrainingClient:
                     _log.info("replay_resolved", operation=operation, attempt=attempt)
                     return found
             response: httpx.Response | None = None
-            failure: httpx.TransportError | None = None
+            failure: Exception | None = None
             async with self._slots:
                 await self.pacer.acquire()
                 self.api_calls += 1
                 try:
-                    response = await self._http.request(method, url, **request)
-                except httpx.TransportError as exc:
+                    response = await self._send(method, url, request)
+                except (httpx.TransportError, DeadlineExceeded) as exc:
                     failure = exc
+                except httpx.DecodingError:
+                    raise UnexpectedResponseError(
+                        operation,
+                        service_message="an answer that does not decode (content-encoding)",
+                        attempts=attempt,
+                        replayed=replayed,
+                    ) from None
+                except _TooLarge as exc:
+                    # Not retried: a service that sends this once will send it again.
+                    raise ResponseTooLargeError(
+                        operation,
+                        status=exc.status,
+                        service_message=str(exc),
+                        attempts=attempt,
+                        replayed=replayed,
+                    ) from None
             status = response.status_code if response is not None else None
             if self.on_call is not None:
                 self.on_call(operation, str(status) if failure is None else type(failure).__name__)
@@ -335,19 +432,23 @@ class TrainingClient:
                     return parse(_ScrubbedResponse(response, self._secret))  # type: ignore[arg-type]
                 # RecursionError: JSON nested thousands deep (json.loads recurses per level).
                 except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                    text = str(exc) if isinstance(exc, _Implausible) else "unreadable answer"
                     raise UnexpectedResponseError(
                         operation,
                         status=status,
-                        service_message=f"unreadable answer ({type(exc).__name__})",
+                        service_message=f"{text} ({type(exc).__name__})",
                         attempts=attempt,
                     ) from None
             retry_after: float | None = None
             delay = 0.0
             if status == 429 and response is not None:
                 _, message = read_error_body(response)
-                retry_after = retry_after_seconds(response.headers, message)
+                retry_after = retry_after_seconds(
+                    response.headers, message, cap=self.settings.max_retry_after_s
+                )
                 # The Pacer holds every request back for the wait; the retry waits in acquire().
-                wait = self.pacer.on_throttle(retry_after)
+                # If the wait does not fit the budget the call gives up, and _call lifts the block.
+                wait = self.pacer.on_throttle(retry_after, owner=owner)
                 retry_after = wait
             else:
                 wait = delay = self._retry.backoff(attempt, self._rand)
@@ -370,11 +471,40 @@ class TrainingClient:
             if delay > 0:
                 await asyncio.sleep(delay)
 
+    async def _send(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
+        """One attempt: send, and read the whole answer within the request deadline and the JSON
+        size cap; return it read (raise DeadlineExceeded or _TooLarge)."""
+        deadline = self.settings.request_deadline_s
+        try:
+            async with asyncio.timeout(deadline) as timer:
+                streamed = await self._http.send(
+                    self._http.build_request(method, url, **request), stream=True
+                )
+                try:
+                    body = await _read_capped(streamed, limits.MAX_JSON_RESPONSE_BYTES)
+                finally:
+                    await streamed.aclose()
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise DeadlineExceeded(
+                f"no complete answer within the {deadline:g} s request deadline"
+            ) from None
+        # The body is decoded already (the cap counts decoded bytes: no zip bomb gets past it).
+        headers = [
+            (name, value)
+            for name, value in streamed.headers.multi_items()
+            if name.lower() not in _FRAMING_HEADERS
+        ]
+        return httpx.Response(
+            streamed.status_code, headers=headers, content=body, request=streamed.request
+        )
+
     def _failure(
         self,
         operation: str,
         response: httpx.Response | None,
-        failure: httpx.TransportError | None,
+        failure: Exception | None,
         attempts: int,
         replayed: bool,
         retry_after: float | None,
@@ -390,7 +520,8 @@ class TrainingClient:
             )
         else:
             text = scrub(str(failure) or type(failure).__name__, self._secrets)
-            error = ApiConnectionError(
+            kind = DeadlineExceededError if isinstance(failure, DeadlineExceeded) else None
+            error = (kind or ApiConnectionError)(
                 operation,
                 code=type(failure).__name__,
                 service_message=text[:200],
@@ -644,13 +775,29 @@ class TrainingClient:
                     parse=lambda r: [parse_image(i) for i in r.json()],
                     replay=True,
                 )
+                new = 0
                 for image in page:
                     if image.id not in seen:
                         seen.add(image.id)
+                        new += 1
                         yield image
                 if len(page) < take:
                     break
+                # A full page must move the walk on, and no walk outgrows the project quota:
+                # otherwise the service is repeating itself or inventing ids, and paging on
+                # would never end.
+                if new == 0:
+                    raise _endless("list_images", f"a full page at skip {skip} held no new image")
                 skip += take
+                if (
+                    skip >= limits.MAX_IMAGES_PER_PROJECT
+                    or len(seen) > limits.MAX_IMAGES_PER_PROJECT
+                ):
+                    raise _endless(
+                        "list_images",
+                        f"the listing goes on past {limits.MAX_IMAGES_PER_PROJECT} images,"
+                        " the project quota",
+                    )
 
     async def get_images_by_ids(self, project_id: Id, image_ids: Iterable[Id]) -> list[Image]:
         """Return the images with these ids that exist (in no particular order)."""
@@ -1099,50 +1246,131 @@ class TrainingClient:
             )
 
         seen: set[UUID] = set()
+        # `total` is at most the project quota (_count), so the pages are too.
         async for page in self._stream(job(skip) for skip in range(0, total, take)):
+            new = 0
             for perf in page:
                 if perf.id not in seen:  # an iteration is frozen; this only guards odd answers
                     seen.add(perf.id)
+                    new += 1
                     yield perf
+            if page and new == 0:
+                raise _endless("image_performances", "a page held no new image")
 
     # --- image bytes ----------------------------------------------------------------------
 
-    async def download(self, uri: str, chunk_size: int = 1 << 16) -> AsyncIterator[bytes]:
+    async def download(
+        self, uri: str, chunk_size: int = 1 << 16, *, image_id: str | None = None
+    ) -> AsyncIterator[bytes]:
         """Yield an image's bytes from its pre-signed URI (no key is sent); retried until the
-        first byte arrives. Raises ApiError subclasses like the API calls (operation download)."""
+        first byte arrives. Raises ApiError subclasses like the API calls (operation download):
+        DeadlineExceededError when an attempt takes longer than the request deadline from
+        sending to the last byte, ResponseTooLargeError past limits.MAX_DOWNLOAD_BYTES (refused on
+        its Content-Length, or abandoned once that much has come). `image_id` names the image in
+        those errors (the URI is pre-signed: it never goes into a message)."""
         url = uri if "://" in uri else f"{self._endpoint}/{uri.lstrip('/')}"
+        what = f"image {image_id}" if image_id else "an image"
+        cap = limits.MAX_DOWNLOAD_BYTES
+        limit = self.settings.request_deadline_s
+        loop = asyncio.get_running_loop()
         started = self._clock()
         attempt = 0
         while True:
             attempt += 1
-            failure: httpx.TransportError | None = None
+            failure: Exception | None = None
             status: int | None = None
             async with self._download_slots:
+                deadline = loop.time() + limit
                 try:
-                    # auth=_NO_AUTH: a pre-signed URI carries its own signature; never the key.
-                    async with self._http.stream("GET", url, auth=_NO_AUTH) as response:
+                    async with asyncio.timeout_at(deadline):
+                        # auth=_NO_AUTH: a pre-signed URI carries its own signature; never the key.
+                        response = await self._http.send(
+                            self._http.build_request("GET", url), auth=_NO_AUTH, stream=True
+                        )
+                    try:
                         status = response.status_code
                         if status == 200:
-                            async for chunk in response.aiter_bytes(chunk_size):
+                            try:
+                                _check_length(response, cap)
+                            except _TooLarge as exc:
+                                raise ResponseTooLargeError(
+                                    "download", status=200, service_message=f"{what}: {exc}"
+                                ) from None
+                            received = 0
+                            chunks = response.aiter_bytes(chunk_size)
+                            while True:
+                                # The deadline covers each read, not the caller's work between.
+                                try:
+                                    async with asyncio.timeout_at(deadline):
+                                        chunk = await anext(chunks)
+                                except StopAsyncIteration:
+                                    return
+                                received += len(chunk)
+                                if received > cap:
+                                    raise ResponseTooLargeError(
+                                        "download",
+                                        status=200,
+                                        service_message=f"{what}: {_TooLarge(cap, None)}",
+                                    )
                                 yield chunk
-                            return
-                        await response.aread()
-                        error_response = response
+                        async with asyncio.timeout_at(deadline):
+                            body = await _read_capped(response, limits.MAX_JSON_RESPONSE_BYTES)
+                        error_response = httpx.Response(
+                            status,
+                            headers=[
+                                (name, value)
+                                for name, value in response.headers.multi_items()
+                                if name.lower() not in _FRAMING_HEADERS
+                            ],
+                            content=body,
+                        )
+                    finally:
+                        await response.aclose()
                 except httpx.TransportError as exc:
                     if status == 200:
                         raise ApiConnectionError(
-                            "download", code=type(exc).__name__, service_message="cut off"
+                            "download",
+                            code=type(exc).__name__,
+                            service_message=f"{what}: cut off",
                         ) from None
                     failure = exc
+                except httpx.DecodingError:
+                    raise UnexpectedResponseError(
+                        "download", status=status, service_message=f"{what}: does not decode"
+                    ) from None
+                except _TooLarge as exc:  # an error answer over the JSON cap
+                    raise ResponseTooLargeError(
+                        "download", status=status, service_message=f"{what}: {exc}"
+                    ) from None
+                except TimeoutError:
+                    if loop.time() < deadline:
+                        raise
+                    late = DeadlineExceeded(
+                        f"{what}: not received whole within the {limit:g} s deadline"
+                    )
+                    if status == 200:
+                        raise DeadlineExceededError(
+                            "download", status=200, service_message=str(late)
+                        ) from None
+                    failure = late
             delay = self._retry.backoff(attempt, self._rand)
             if status == 429 and failure is None:
-                delay = retry_after_seconds(error_response.headers) or delay
+                asked = retry_after_seconds(
+                    error_response.headers, cap=self.settings.max_retry_after_s
+                )
+                delay = delay if asked is None else asked
             retryable = should_retry(status=status, error=failure)
             if not retryable or not self._retry.allows(attempt, self._clock() - started, delay):
                 raise self._failure(
                     "download", None if failure else error_response, failure, attempt, False, None
                 )
             await asyncio.sleep(delay)
+
+
+def _endless(operation: str, why: str) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        operation, status=200, service_message=f"{why}: the listing would not end"
+    )
 
 
 def _tag_add_result(response: httpx.Response) -> TagAddResult:

@@ -14,7 +14,9 @@ Public names: ApiError and the subclasses drawn below, error_for, SERVICE_ERROR_
     ├── ThrottledError              429 still answered when the retry budget ran out; retry_after
     ├── ServiceUnavailableError     5xx still answered when the retry budget ran out
     │   └── ApiConnectionError      no HTTP answer at all: connect/read/write error or timeout
+    │       └── DeadlineExceededError   no complete answer within the request deadline
     └── UnexpectedResponseError     a success status whose body is not what the spec describes
+        └── ResponseTooLargeError   an answer (JSON or a download) over its size cap
 
 Each message names the operation, the HTTP status, the code and the service's message, e.g.
 `get_project: HTTP 404 NotFoundProject: Project not found` and never the training key: an
@@ -121,6 +123,11 @@ class ApiConnectionError(ServiceUnavailableError):
     """No HTTP answer: the connection failed, was dropped, or timed out."""
 
 
+class DeadlineExceededError(ApiConnectionError):
+    """The answer did not arrive whole within the request deadline (a stalled or trickling
+    service), on every attempt the retry budget allowed."""
+
+
 class UnexpectedResponseError(ApiError):
     """A success answer whose body could not be read as the spec's shape."""
 
@@ -179,6 +186,12 @@ ErrorPredictionModelNotCached ErrorPrediction ErrorPredictionStorage ErrorRegion
 ErrorUnknownBaseModel ErrorInvalid
 """
 SERVICE_ERROR_CODES: frozenset[str] = frozenset(_SPEC_CODES.split())
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """An answer bigger than any legitimate one (limits.MAX_JSON_RESPONSE_BYTES for JSON,
+    limits.MAX_DOWNLOAD_BYTES for an image): abandoned without being read whole."""
+
 
 _NOT_FOUND_BY_CODE: dict[str, type[NotFoundError]] = {
     "NotFoundProject": ProjectNotFoundError,

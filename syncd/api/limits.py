@@ -57,6 +57,24 @@ DEFAULT_TAKE = 50
 # GetImages/GetTaggedImages tagIds: «A list of tags ids to filter the images. … Limited to 20.»
 MAX_TAG_FILTER_IDS = 20
 
+# --- What an answer can make syncd do: its own bounds (the spec sets none) -------------------
+# [D] «Training images per project: 5,000 (F0), 100,000 (S0)». No count, listing or walk of one
+# project can legitimately go past it, so one that does is a broken answer, not a big project.
+MAX_IMAGES_PER_PROJECT = 100_000
+# The longest one Retry-After (or retry-after-ms, or «retry after N seconds») may hold requests
+# back: the default of `service.max_retry_after`. The service asks ~1 s; a bigger ask is cut.
+MAX_RETRY_AFTER_S = 60.0
+# The most `service.max_retry_after` may be set to, and the Pacer's own hard cap on any block.
+MAX_RETRY_AFTER_LIMIT_S = 600.0
+# The biggest JSON answer read. The largest legitimate one is a page of 256 image performances
+# in a project at the 500-tag quota: per image ~2 KB of id, dates and URIs, up to 100 own tags
+# and a prediction per project tag (500), each ~330 bytes with a 256-character name: ~200 KB,
+# so ~51 MB a page. (A page of 256 images: 100 tags and 50 metadata pairs of 256 + 512 characters
+# each, ~75 KB an image, ~19 MB.) 64 MiB leaves some room above that; real answers are far smaller.
+MAX_JSON_RESPONSE_BYTES = 64 * 1024 * 1024
+# The biggest original image downloaded: the 6 MB upload limit plus 1 MiB of margin.
+MAX_DOWNLOAD_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
+
 T = TypeVar("T")
 
 

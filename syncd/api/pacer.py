@@ -1,12 +1,14 @@
 """Pacing and retrying: the rate all requests share, and when and how long to wait before a retry.
 
 Public names: Pacer, shared_pacer, RetryPolicy, should_retry, may_have_reached_service,
-retry_after_seconds, RETRY_STATUSES, RETRY_ERRORS.
+retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS.
 
 `Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
 adapts AIMD-style to the service's quota:
 
-- a 429 blocks every request until its Retry-After has passed, takes the throughput that drew it
+- a 429 blocks every request until its Retry-After has passed (never over `max_block_s`, and
+  the request that set a block lifts it with `release` when it gives up or ends: a block never
+  outlives the request that waits on it), takes the throughput that drew it
   (successes in the last second, or the pacing rate if lower) as the quota estimate `ceiling`,
   and cuts the rate to `ceiling * decrease_factor` (multiplicative decrease);
 - the rate then climbs back by `increase_per_second` every second (additive increase), but only to
@@ -18,6 +20,9 @@ clock and sleep are injected, so all of this is unit-tested without sleeping. On
 every request to one endpoint with one key in the process (`shared_pacer`), because the quota is
 the resource's, not a client's.
 
+`retry_after_seconds` reads the service's ask and cuts it to a cap (limits.MAX_RETRY_AFTER_S by
+default); NaN, negative or unreadable values are no ask at all.
+
 `RetryPolicy` is capped exponential backoff with full jitter (delay = uniform(0, min(cap,
 base * 2**(attempt-1)))) within a budget of attempts and total time; `should_retry` is the one
 table of what is worth retrying (modelled on rclone's lib/pacer and azure-core's RetryPolicy).
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 import re
 import threading
@@ -38,6 +44,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
+
+from syncd.api import limits
 
 _log = structlog.get_logger(component="api")
 
@@ -52,6 +60,11 @@ RETRY_STATUSES: Mapping[int, str] = {
     504: "gateway timeout: the backend was too slow",
 }
 
+
+class DeadlineExceeded(Exception):
+    """One attempt did not get its whole answer within the request deadline."""
+
+
 # Transport errors worth another attempt -> could the request have reached the service?
 # (False: nothing was sent, so even a non-idempotent request is safe to send again.)
 RETRY_ERRORS: Mapping[type[Exception], bool] = {
@@ -65,6 +78,8 @@ RETRY_ERRORS: Mapping[type[Exception], bool] = {
     httpx.CloseError: True,
     # "Server disconnected without sending a response": a dropped answer to a received request.
     httpx.RemoteProtocolError: True,
+    # The answer did not arrive whole in time: the request may well have been acted on.
+    DeadlineExceeded: True,
 }
 
 
@@ -95,31 +110,52 @@ def may_have_reached_service(status: int | None = None, error: BaseException | N
 _RETRY_AFTER_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) seconds?", re.IGNORECASE)
 
 
-def retry_after_seconds(headers: Mapping[str, str], message: str = "") -> float | None:
-    """Return how long a 429 asks us to wait, from headers or APIM's message text, else None.
+def _seconds(value: float, cap: float) -> float | None:
+    """A wait the server asked for, made safe: NaN or negative is no answer (None); anything
+    longer than `cap` (inf, 1e9, a date years ahead) is cut to `cap`."""
+    if math.isnan(value) or value < 0:
+        return None
+    return min(value, cap)
 
-    Checks retry-after-ms / x-ms-retry-after-ms (Azure), Retry-After (seconds or an HTTP date),
-    then the message («Please retry after 1 second.»; the spec documents no header).
+
+def retry_after_seconds(
+    headers: Mapping[str, str], message: str = "", *, cap: float = limits.MAX_RETRY_AFTER_S
+) -> float | None:
+    """Return how long a 429 asks us to wait, at most `cap`, from headers or APIM's message text;
+    None when it says nothing readable (NaN, a negative number, text that is not a number).
+
+    Checks retry-after-ms / x-ms-retry-after-ms (Azure), Retry-After (seconds or an HTTP date: one
+    in the past means now), then the message («Please retry after 1 second.»; the spec documents
+    no header).
     """
     lowered = {k.lower(): v for k, v in headers.items()}
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
         try:
-            return max(0.0, float(lowered[name]) / 1000)
+            found = _seconds(float(lowered[name]) / 1000, cap)
         except (KeyError, ValueError):
-            pass
-    value = lowered.get("retry-after")
+            continue
+        if found is not None:
+            return found
+    value = lowered.get("retry-after", "").strip()
     if value:
         try:
-            return max(0.0, float(value))
+            return _seconds(float(value), cap)
         except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
+            pass
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        return _seconds(max(0.0, when - time.time()), cap)
     match = _RETRY_AFTER_TEXT.search(message)
     if match:
-        return float(match.group(1))
+        return _seconds(float(match.group(1)), cap)
     return None
+
+
+# How often a request held back by a block wakes to see whether the block was lifted (by the
+# request that set it giving up): the most a lifted block still delays a waiting request.
+_WAKE_EVERY_S = 1.0
 
 
 class Pacer:
@@ -136,6 +172,7 @@ class Pacer:
         probe_after_s: float = 60.0,
         default_retry_after_s: float = 1.0,
         burst_s: float = 1.0,
+        max_block_s: float = limits.MAX_RETRY_AFTER_LIMIT_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
@@ -148,6 +185,7 @@ class Pacer:
         self._headroom = headroom
         self._probe_after = probe_after_s
         self._default_retry_after = default_retry_after_s
+        self._max_block = max_block_s
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # state is touched from one loop, or several threads' loops
@@ -156,7 +194,8 @@ class Pacer:
         self._last_update = clock()
         self._last_throttle = float("-inf")
         self._next_slot = float("-inf")
-        self._blocked_until = float("-inf")
+        self._blocked_until = float("-inf")  # the latest of _blocks' ends
+        self._blocks: dict[object, float] = {}  # who set each live block -> when it ends
         self._burst_s = burst_s
         self._window_start = clock()
         self._window_successes = 0
@@ -196,11 +235,17 @@ class Pacer:
                 start = max(now, self._next_slot, self._blocked_until)
                 self._next_slot = start + 1.0 / self._rate
                 epoch = self._epoch
-            if start > now:
-                await self._sleep(start - now)
+            while start > now:
+                # Wake at least every _WAKE_EVERY_S: a block lifted meanwhile ends the wait.
+                await self._sleep(min(start - now, _WAKE_EVERY_S))
+                with self._lock:
+                    if epoch != self._epoch:
+                        break
+                    now = self._clock()
             with self._lock:
                 # A 429 that arrived while we slept voids every slot handed out before it (they
                 # were spaced for the old rate): queue again behind its block at the new rate.
+                # So does a block lifted: queue again without it.
                 if epoch == self._epoch and self._clock() >= self._blocked_until:
                     return
 
@@ -215,12 +260,19 @@ class Pacer:
             self._window_successes += 1
             self._last_success = now
 
-    def on_throttle(self, retry_after: float | None) -> float:
-        """Record a 429: block all requests for Retry-After and lower the rate; return the wait."""
-        wait = self._default_retry_after if retry_after is None else max(0.0, retry_after)
+    def on_throttle(self, retry_after: float | None, *, owner: object | None = None) -> float:
+        """Record a 429: block all requests for Retry-After (at most max_block_s) and lower the
+        rate; return the wait. `owner` (the request) may lift its block with `release`."""
+        wait = self._default_retry_after
+        if retry_after is not None and not math.isnan(retry_after):
+            wait = max(0.0, retry_after)
+        wait = min(wait, self._max_block)
         with self._lock:
             now = self._clock()
             self.throttle_count += 1
+            key = object() if owner is None else owner
+            self._blocks = {k: end for k, end in self._blocks.items() if end > now}
+            self._blocks[key] = max(self._blocks.get(key, now), now + wait)
             if now < self._blocked_until:
                 # Another answer to the same overload (requests already in flight): extend the
                 # block if asked, but decrease once per event, as TCP does once per window.
@@ -252,6 +304,25 @@ class Pacer:
             "throttled", retry_after=round(wait, 3), rate=round(rate, 3), quota=round(ceiling, 3)
         )
         return wait
+
+    def release(self, owner: object) -> None:
+        """Lift the block `owner` set (its request gave up or finished): requests wait only for
+        blocks whose requests still wait on them. Blocks set by others stay."""
+        with self._lock:
+            if self._blocks.pop(owner, None) is None:
+                return
+            now = self._clock()
+            until = max((end for end in self._blocks.values() if end > now), default=float("-inf"))
+            if until >= self._blocked_until:
+                return
+            self._blocked_until = until
+            resume = max(now, until)
+            # Slots and the rate's and quota window's clocks were set to the old block's end.
+            self._next_slot = min(self._next_slot, resume)
+            self._last_update = min(self._last_update, resume)
+            self._window_start = min(self._window_start, resume)
+            self._last_success = min(self._last_success, resume)
+            self._epoch += 1  # waiters queue again without the block
 
 
 _shared: weakref.WeakValueDictionary[tuple[str, str, float], Pacer] = weakref.WeakValueDictionary()

@@ -14,6 +14,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from syncd.api import limits
 from syncd.api.pacer import (
     Pacer,
     RetryPolicy,
@@ -317,3 +318,80 @@ def test_retry_after_from_headers_or_message() -> None:
     assert retry_after_seconds({}, message) == 1
     assert retry_after_seconds({}, "please Retry after 12 seconds") == 12
     assert retry_after_seconds({}, "slow down") is None
+
+
+# --- hostile Retry-After values and the caps on every block ---------------------------------
+
+
+def test_retry_after_is_capped_and_hostile_values_are_read_safely() -> None:
+    cap = limits.MAX_RETRY_AFTER_S
+    assert retry_after_seconds({"Retry-After": "1000000000"}) == cap
+    assert retry_after_seconds({"Retry-After": "1e400"}) == cap  # overflows to inf
+    assert retry_after_seconds({"Retry-After": "inf"}) == cap
+    assert retry_after_seconds({"Retry-After": "nan"}) is None
+    assert retry_after_seconds({"Retry-After": "-5"}) is None
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+    assert retry_after_seconds({"Retry-After": "Mon, 99 Foo 2031 99:00:00 GMT"}) is None
+    assert retry_after_seconds({"retry-after-ms": "1e15"}) == cap
+    assert retry_after_seconds({"retry-after-ms": "nan", "Retry-After": "2"}) == 2
+    years_ahead = format_datetime(datetime(2031, 10, 21, 7, 28, tzinfo=UTC), usegmt=True)
+    assert retry_after_seconds({"Retry-After": years_ahead}) == cap
+    long_ago = format_datetime(datetime(2001, 10, 21, 7, 28, tzinfo=UTC), usegmt=True)
+    assert retry_after_seconds({"Retry-After": long_ago}) == 0
+    assert retry_after_seconds({}, "please retry after 99999999999 seconds") == cap
+    assert retry_after_seconds({"Retry-After": "30"}, cap=2.0) == 2.0
+
+
+@pytest.mark.parametrize("asked", [1e9, math.inf, math.nan, -5.0])
+def test_no_throttle_block_outlasts_the_pacers_cap(asked: float) -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=10)
+
+    async def main() -> float:
+        wait = pacer.on_throttle(asked)
+        assert 0 <= wait <= limits.MAX_RETRY_AFTER_LIMIT_S
+        await pacer.acquire()
+        return vt.now
+
+    assert vt.run(main) <= limits.MAX_RETRY_AFTER_LIMIT_S + 1
+
+
+def test_a_released_block_lets_waiting_and_new_requests_through() -> None:
+    """The request that set a block gave up: a new request goes at once, and one already
+    waiting behind the block goes within a second (it wakes to look)."""
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=100)
+    mine = object()
+    sent: list[float] = []
+
+    async def request() -> None:
+        await pacer.acquire()
+        sent.append(vt.now)
+
+    async def main() -> None:
+        pacer.on_throttle(50.0, owner=mine)
+        waiting = asyncio.ensure_future(request())
+        await vt.sleep(2.0)
+        pacer.release(mine)
+        await request()
+        await waiting
+
+    vt.run(main)
+    assert min(sent) == pytest.approx(2.0)
+    assert max(sent) <= 3.0 + 1e-9
+
+
+def test_releasing_one_block_keeps_another_requests_block() -> None:
+    vt = VirtualTime()
+    pacer = make_pacer(vt, rate=100)
+    first, second = object(), object()
+
+    async def main() -> float:
+        pacer.on_throttle(5.0, owner=first)
+        vt.now = 1.0
+        pacer.on_throttle(5.0, owner=second)  # another answer to the same overload: until 6
+        pacer.release(first)
+        await pacer.acquire()
+        return vt.now
+
+    assert vt.run(main) == pytest.approx(6.0)
