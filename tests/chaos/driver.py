@@ -63,6 +63,7 @@ import yaml  # noqa: E402
 from hostile import HostileServer, Reply, Request  # noqa: E402
 from images import image_bytes  # noqa: E402
 from invariants import Violation, check_invariants  # noqa: E402
+from key_echo import echo_text, leaks  # noqa: E402
 
 CHAOS_KEY = "chaos-KEY-3f9b2d71e0c4a658-SECRET"
 MIRROR = "chaos"
@@ -95,7 +96,7 @@ class ChaosSettings:
     full_reconcile_s: float = 5.0
     # Share of requests the hostile server answers itself (see HostileFaults), and the per-request
     # deadline the daemon is given, so that a trickled or unanswered request ends in seconds.
-    hostile_rate: float = 0.04
+    hostile_rate: float = 0.1
     request_deadline_s: float = 5.0
 
 
@@ -135,18 +136,6 @@ class ChaosResult:
 
     def hostile_faults(self) -> dict[str, int]:
         return {k: v for k, v in self.operations.items() if k.startswith("hostile")}
-
-
-def key_encodings(key: str) -> dict[str, str]:
-    """The forms a server could echo the key in: each must be absent from every output."""
-    return {
-        "raw": key,
-        "json": json.dumps(key)[1:-1].replace("-", "\\u002d"),
-        "percent": "".join(f"%{b:02X}" for b in key.encode()),
-        "percent_lower": "".join(f"%{b:02x}" for b in key.encode()),
-        "backslash": "\\".join(key),
-        "reversed_halves": key[len(key) // 2 :] + key[: len(key) // 2],
-    }
 
 
 # Retry-After values a hostile service might send; every one must be capped, none may stall.
@@ -199,7 +188,7 @@ class HostileFaults:
             return Reply(json={"images": "not a list", "count": "many"})
         if kind == "html":
             return Reply(502, body=b"<html><body>Bad gateway</body></html>")
-        echoed = " ".join(key_encodings(key).values()) if key else "no key"
+        echoed = echo_text(key) if key else "no key"
         if kind == "echo_key_500":
             return Reply(500, body=f"upstream failed for key {echoed}".encode())
         return Reply(400, json={"code": f"BadRequest{key}", "message": f"bad key {echoed}"})
@@ -356,6 +345,7 @@ class _World:
                 "rate_per_second": 50,
                 "connect_timeout": 2,
                 "read_timeout": 15,
+                "request_deadline": s.request_deadline_s,
             },
             "daemon": {
                 "settle_seconds": 0.3,
@@ -481,16 +471,14 @@ class _World:
 
 def _leaks(paths: list[Path]) -> list[str]:
     out = []
-    forms = key_encodings(CHAOS_KEY)
     for path in paths:
         for extra in ("", "-wal"):
             file = path.with_name(path.name + extra)
-            data = file.read_bytes() if file.exists() else b""
-            out += [
-                f"the training key ({form}) appears in {file}"
-                for form, text in forms.items()
-                if text.encode() in data
-            ]
+            if file.exists():
+                out += [
+                    f"the training key ({form}) appears in {file}"
+                    for form in leaks(file.read_bytes(), CHAOS_KEY)
+                ]
     return out
 
 
