@@ -8,7 +8,6 @@ from images import write_image
 from project_view import content, remote_images, sha256
 
 from daemon.conftest import World
-from daemon.test_daemon_lifecycle import notify_socket  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("policy", ["keep", "mirror"])
