@@ -13,7 +13,7 @@ from daemon.conftest import World
 @pytest.mark.parametrize("policy", ["keep", "mirror"])
 def test_missing_root_is_reported_not_in_sync_and_picked_up_when_it_returns(
     world: World,
-    notify_socket: tuple[str, list[str]],  # noqa: F811
+    notify_socket: tuple[str, list[str]],
     policy: str,
 ) -> None:
     path, messages = notify_socket
