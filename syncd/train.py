@@ -2,11 +2,10 @@
 enough (`train_after_sync`).
 
 Public names: start_training, wait_for_iteration, train_after_sync, changed_images,
-TrainingNotNeeded, EXIT_NOTHING_TO_TRAIN, NOT_NEEDED_CODES.
+TrainingNotNeeded, EXIT_NOTHING_TO_TRAIN.
 
-"Nothing changed since the last training" is the service's 400 BadRequestTrainingNotNeeded (or
-BadRequestTrainingNotNeededButTrainingPipelineUpdated); it becomes `TrainingNotNeeded`, which the
-CLI prints as one line and exit code 4 (EXIT_NOTHING_TO_TRAIN).
+"Nothing changed since the last training" is the service's TrainingNotNeededError; it becomes
+`TrainingNotNeeded`, which the CLI prints as one line and exit code 4 (EXIT_NOTHING_TO_TRAIN).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.api import ApiError, BadRequestError, Iteration, TrainingClient, TrainingType
+from syncd.api import ApiError, Iteration, TrainingClient, TrainingNotNeededError, TrainingType
 
 if TYPE_CHECKING:
     from syncd.config import MirrorConfig
@@ -27,9 +26,6 @@ if TYPE_CHECKING:
 _log = structlog.get_logger(component="train")
 
 EXIT_NOTHING_TO_TRAIN = 4
-NOT_NEEDED_CODES = frozenset(
-    {"BadRequestTrainingNotNeeded", "BadRequestTrainingNotNeededButTrainingPipelineUpdated"}
-)
 FIRST_POLL_S = 0.5
 MAX_POLL_S = 10.0
 
@@ -56,13 +52,11 @@ async def start_training(
             reserved_budget_hours=budget_hours,
             notification_email=notify,
         )
-    except BadRequestError as exc:
-        if exc.code in NOT_NEEDED_CODES:
-            raise TrainingNotNeeded(
-                f"nothing changed in project {project_id} since its last training, so the "
-                "service did not train (`syncd train --force` trains anyway)"
-            ) from None
-        raise
+    except TrainingNotNeededError:
+        raise TrainingNotNeeded(
+            f"nothing changed in project {project_id} since its last training, so the "
+            "service did not train (`syncd train --force` trains anyway)"
+        ) from None
 
 
 async def wait_for_iteration(
