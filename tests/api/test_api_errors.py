@@ -13,6 +13,8 @@ import pytest
 from api.conftest import make_client
 from syncd.api import TagPair
 from syncd.api.errors import (
+    _CLASS_BY_CODE,
+    SERVICE_ERROR_CODES,
     ApiConnectionError,
     ApiError,
     AuthenticationError,
@@ -97,6 +99,11 @@ def test_status_and_code_pick_the_class(status: int, code: str | None, expected:
     assert error_class(status, code) is expected
     error = error_for("op", httpx.Response(status, json={"code": code, "message": "m"}))
     assert type(error) is expected and error.code == code
+
+
+def test_every_code_with_a_class_of_its_own_is_one_the_spec_names() -> None:
+    # A typo in the table would leave the service's code on the generic class, unnoticed.
+    assert set(_CLASS_BY_CODE) <= SERVICE_ERROR_CODES
 
 
 # Fatal: no other item of the run can succeed, so the executor stops at the first one.
