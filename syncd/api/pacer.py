@@ -363,7 +363,7 @@ class Backoff:
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Return the delay after failed attempt number `attempt` (1-based)."""
         exponent = min(attempt - 1, 32)  # 2**32 * first_s is far past any cap
-        cap = min(self.max_s, self.first_s * 2**exponent)
+        cap = min(self.max_s, self.first_s * 2.0**exponent)
         return cap * (1 - self.jitter + self.jitter * rand())
 
 
