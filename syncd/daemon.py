@@ -1,6 +1,6 @@
 """`syncd run`: the watching daemon. Reconcile at start, then follow the tree as it changes.
 
-Public names: run, Daemon, BATCH_SIZE, BACKOFF_MAX_SECONDS.
+Public names: run, Daemon, BATCH_SIZE, BACKOFF.
 
 One loop per mirror, all in one asyncio event loop sharing one client (one key, one pacer):
 
@@ -57,6 +57,7 @@ import structlog
 
 from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
+from syncd.api.pacer import Backoff
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
 from syncd.credentials import CredentialsError
 from syncd.ledger import LedgerBusyError, LedgerLock
@@ -67,8 +68,9 @@ from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
-BACKOFF_FIRST_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 60.0
+# After failed reconcile n: 1 s doubling to 60 s, the upper half of it drawn at random so that
+# mirrors (and daemons) that failed together do not retry in step.
+BACKOFF = Backoff(first_s=1.0, max_s=60.0, jitter=0.5)
 _TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
 # Poll this long after the first dirty path is due, so the events of one burst (a folder of files
 # moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
@@ -223,6 +225,7 @@ class _MirrorLoop:
         self.root_was_missing = False
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
+        self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
         self._loop = asyncio.get_running_loop()
 
     # --- events (watchdog's thread hands them to the loop) --------------------------------------
@@ -456,9 +459,7 @@ class _MirrorLoop:
     def _failed(self, reason: str, exc: SyncError) -> None:
         self.state.failures += 1
         self.state.last_error = str(exc)
-        exponent = min(self.state.failures - 1, 10)
-        cap = min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2**exponent)
-        delay = cap * (0.5 + random.random() / 2)  # jitter: mirrors do not retry in step
+        delay = BACKOFF.delay(self.state.failures, self.rand)
         self.retry_at = time.monotonic() + delay
         self.log.warning(
             "reconcile_failed",

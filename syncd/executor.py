@@ -1,6 +1,6 @@
 """Apply a Plan through the client, writing every per-item result to the ledger as it arrives.
 
-Public names: execute, Execution, Failure, is_fatal.
+Public names: execute, Execution, Failure.
 
 Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
 skipped if anything before them failed (a half-applied plan must not cost the user images). With
@@ -34,11 +34,8 @@ import structlog
 
 from syncd.api import (
     ApiError,
-    AuthenticationError,
-    ProjectNotFoundError,
-    ServiceUnavailableError,
+    TagNameNotUniqueError,
     TagNotFoundError,
-    ThrottledError,
     TrainingClient,
     UploadItem,
     UploadResult,
@@ -82,14 +79,6 @@ class Execution:
     settled: bool = True
 
 
-def is_fatal(error: ApiError) -> bool:
-    """True for errors that no other item of the run can escape: a bad key, a missing project,
-    or a service that still fails or throttles after the whole retry budget."""
-    return isinstance(
-        error, AuthenticationError | ProjectNotFoundError | ServiceUnavailableError | ThrottledError
-    )
-
-
 class _Run:
     def __init__(
         self,
@@ -129,7 +118,7 @@ class _Run:
 
     def api_failed(self, error: ApiError, operation: str, subjects: Iterable[str]) -> None:
         """Record an API error against every subject, or keep it to stop the run if fatal."""
-        if is_fatal(error):
+        if error.fatal:
             self.fatal = self.fatal or error
             return
         for subject in subjects:
@@ -158,7 +147,7 @@ class _Run:
             tag = await self.client.create_tag(self.project_id, action.name, action.type)
         except ApiError as error:
             # Made by someone else since the listing (the portal, another syncd): use it.
-            taken = error.code == "BadRequestTagNameNotUnique" and not is_fatal(error)
+            taken = isinstance(error, TagNameNotUniqueError)
             found = await self._existing_tag(action.name, action.type) if taken else None
             if found is None:
                 self.api_failed(error, "create_tag", [action.name])

@@ -29,7 +29,7 @@ import structlog
 from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
 from syncd.config import Config, DeletePolicy, MirrorConfig, ServiceConfig
 from syncd.credentials import CredentialsError, TrainingKey
-from syncd.executor import Execution, execute, is_fatal
+from syncd.executor import Execution, execute
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import EXIT_LOCAL, LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
@@ -504,6 +504,6 @@ def _service_error(exc: ApiError, mirror: MirrorConfig) -> SyncError:
             f"project {mirror.project_id} (mirror {mirror.name!r}) does not exist at this endpoint",
             EXIT_SERVICE,
         )
-    if is_fatal(exc):
+    if exc.fatal:
         return SyncError(f"cannot reach the service: {exc}", EXIT_SERVICE)
     return SyncError(f"the service answered an error: {exc}", EXIT_SERVICE)

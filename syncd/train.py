@@ -2,11 +2,10 @@
 enough (`train_after_sync`).
 
 Public names: start_training, wait_for_iteration, train_after_sync, changed_images,
-TrainingNotNeeded, EXIT_NOTHING_TO_TRAIN, NOT_NEEDED_CODES.
+TrainingNotNeeded, EXIT_NOTHING_TO_TRAIN, POLL_BACKOFF.
 
-"Nothing changed since the last training" is the service's 400 BadRequestTrainingNotNeeded (or
-BadRequestTrainingNotNeededButTrainingPipelineUpdated); it becomes `TrainingNotNeeded`, which the
-CLI prints as one line and exit code 4 (EXIT_NOTHING_TO_TRAIN).
+"Nothing changed since the last training" is the service's TrainingNotNeededError; it becomes
+`TrainingNotNeeded`, which the CLI prints as one line and exit code 4 (EXIT_NOTHING_TO_TRAIN).
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.api import ApiError, BadRequestError, Iteration, TrainingClient, TrainingType
+from syncd.api import ApiError, Iteration, TrainingClient, TrainingNotNeededError, TrainingType
+from syncd.api.pacer import Backoff
 
 if TYPE_CHECKING:
     from syncd.config import MirrorConfig
@@ -27,11 +27,9 @@ if TYPE_CHECKING:
 _log = structlog.get_logger(component="train")
 
 EXIT_NOTHING_TO_TRAIN = 4
-NOT_NEEDED_CODES = frozenset(
-    {"BadRequestTrainingNotNeeded", "BadRequestTrainingNotNeededButTrainingPipelineUpdated"}
-)
-FIRST_POLL_S = 0.5
-MAX_POLL_S = 10.0
+# Between polls of an iteration in training: 0.5 s doubling to 10 s, without jitter (one
+# poller, and the service's own time to train is what it waits on).
+POLL_BACKOFF = Backoff(first_s=0.5, max_s=10.0, jitter=0.0)
 
 
 class TrainingNotNeeded(Exception):
@@ -56,13 +54,11 @@ async def start_training(
             reserved_budget_hours=budget_hours,
             notification_email=notify,
         )
-    except BadRequestError as exc:
-        if exc.code in NOT_NEEDED_CODES:
-            raise TrainingNotNeeded(
-                f"nothing changed in project {project_id} since its last training, so the "
-                "service did not train (`syncd train --force` trains anyway)"
-            ) from None
-        raise
+    except TrainingNotNeededError:
+        raise TrainingNotNeeded(
+            f"nothing changed in project {project_id} since its last training, so the "
+            "service did not train (`syncd train --force` trains anyway)"
+        ) from None
 
 
 async def wait_for_iteration(
@@ -76,10 +72,10 @@ async def wait_for_iteration(
     """Poll the iteration until it is no longer training (backing off from 0.5 s to 10 s
     between polls); return it as it ended (Completed or Failed)."""
     started = time.monotonic()
-    delay = FIRST_POLL_S
+    polls = 0
     while not iteration.finished:
-        await sleep(delay)
-        delay = min(delay * 2, MAX_POLL_S)
+        polls += 1
+        await sleep(POLL_BACKOFF.delay(polls))
         iteration = await client.get_iteration(project_id, iteration.id)
         if on_poll is not None:
             on_poll(iteration, time.monotonic() - started)

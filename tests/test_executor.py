@@ -7,7 +7,7 @@ something behind the plan's back (a file, a tag) before executing, as a slow run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 from images import write_image
 
-from syncd.api import ClientSettings, Pacer, TrainingClient
+from syncd.api import ApiError, ClientSettings, Pacer, TrainingClient
+from syncd.api.errors import error_for
 from syncd.config import MirrorConfig, parse_config
 from syncd.credentials import TrainingKey
 from syncd.emulator.app import create_app
@@ -28,6 +29,18 @@ from syncd.remote import RemoteRead, read_remote
 from syncd.scan import scan, write_marker
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
+
+# Answers a request in the emulator's place, or None to let the emulator answer it.
+Refusal = Callable[[httpx.Request], httpx.Response | None]
+
+
+class _Refusing(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, refuse: Refusal) -> None:
+        self.inner = inner
+        self.refuse = refuse
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return self.refuse(request) or await self.inner.handle_async_request(request)
 
 
 class Setup:
@@ -45,13 +58,14 @@ class Setup:
         assert self.mirror.ledger is not None
         self.ledger = Ledger.open(self.mirror.ledger, project_id=PROJECT_ID)
         self.app = create_app(self.store, training_key=None)
+        self.refuse: Refusal = lambda request: None
 
     def client(self) -> TrainingClient:
         return TrainingClient(
             EMBEDDED_BASE_URL,
             TrainingKey("executor-test-key"),
             settings=ClientSettings(rate_per_second=1000),
-            transport=httpx.ASGITransport(app=self.app),
+            transport=_Refusing(httpx.ASGITransport(app=self.app), self.refuse),
             pacer=Pacer(1000),
         )
 
@@ -155,3 +169,42 @@ def test_deletes_are_skipped_when_something_earlier_failed(setup: Setup) -> None
     assert result.skipped_deletes == 1
     assert result.done["delete_images"] == 0
     assert len(setup.remote_images()) == 2  # b's image is still there
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "fatal"),
+    [
+        (401, "401", True),
+        (404, "NotFoundProject", True),
+        (400, "BadRequestExceedTagPerProjectLimit", False),
+        (400, "BadRequestTagName", False),
+    ],
+)
+def test_a_fatal_error_stops_the_run_any_other_costs_only_its_items(
+    setup: Setup, status: int, code: str, fatal: bool
+) -> None:
+    write_image(setup.root / "Dog/a.jpg", 1)
+    write_image(setup.root / "Cat/b.jpg", 2)
+    the_plan, remote, run_id = setup.read()
+    refusal = httpx.Response(status, json={"code": code, "message": "refused"})
+
+    def refuse_cat(request: httpx.Request) -> httpx.Response | None:
+        creates_cat = request.url.path.endswith("/tags") and request.url.params.get("name") == "Cat"
+        return refusal if request.method == "POST" and creates_cat else None
+
+    setup.refuse = refuse_cat
+    # The executor asks the error itself: the class's `fatal` decides.
+    assert error_for("create_tag", refusal).fatal is fatal
+
+    if fatal:
+        with pytest.raises(ApiError) as caught:
+            setup.execute(the_plan, remote, run_id)
+        assert caught.value.code == code
+        assert setup.remote_images() == []  # the run stopped after the step that met it
+    else:
+        result = setup.execute(the_plan, remote, run_id)
+        assert [(f.operation, f.subject, f.code) for f in result.failures] == [
+            ("create_tag", "Cat", code),
+            ("upload", "Cat/b.jpg", None),
+        ]
+        assert result.done["uploads"] == 1  # Dog/a.jpg went on

@@ -1,10 +1,10 @@
 """The Custom Vision Training API client: everything syncd changes remotely goes through it.
 
-Public names (re-exported): TrainingClient, ClientSettings, Pacer, RetryPolicy, the models
-(Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadResult, UploadStatus,
+Public names (re-exported): TrainingClient, ClientSettings, Pacer, RetryPolicy, Backoff, the
+models (Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadResult, UploadStatus,
 TagPair, TagAddResult, MetadataResult, MetadataStatus, Iteration, IterationStatus, TrainingType,
 Prediction, ImagePerformance) and the errors (ApiError and subclasses).
-Modules: limits (documented limits + batching), errors (the tree), pacer (rate, retries),
+Modules: limits (documented limits + batching), errors (the tree), pacer (rate, retries, backoff),
 models (records), client (the endpoints).
 """
 
@@ -14,13 +14,20 @@ from syncd.api.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ImageFormatError,
+    ImageLimitError,
     ImageNotFoundError,
+    ImageSizeError,
     LimitExceededError,
     NotFoundError,
     ProjectNotFoundError,
     ServiceUnavailableError,
+    TagLimitError,
+    TagNameNotUniqueError,
     TagNotFoundError,
     ThrottledError,
+    TrainingNotNeededError,
+    TrainingValidationError,
     UnexpectedResponseError,
 )
 from syncd.api.models import (
@@ -43,17 +50,21 @@ from syncd.api.models import (
     UploadResult,
     UploadStatus,
 )
-from syncd.api.pacer import Pacer, RetryPolicy, shared_pacer
+from syncd.api.pacer import Backoff, Pacer, RetryPolicy, shared_pacer
 
 __all__ = [
     "ApiConnectionError",
     "ApiError",
     "AuthenticationError",
+    "Backoff",
     "BadRequestError",
     "ClientSettings",
     "Image",
+    "ImageFormatError",
+    "ImageLimitError",
     "ImageNotFoundError",
     "ImagePerformance",
+    "ImageSizeError",
     "Iteration",
     "IterationStatus",
     "LimitExceededError",
@@ -69,13 +80,17 @@ __all__ = [
     "ServiceUnavailableError",
     "Tag",
     "TagAddResult",
+    "TagLimitError",
+    "TagNameNotUniqueError",
     "TagNotFoundError",
     "TagPair",
     "TagType",
     "TaggingStatus",
     "ThrottledError",
     "TrainingClient",
+    "TrainingNotNeededError",
     "TrainingType",
+    "TrainingValidationError",
     "UnexpectedResponseError",
     "UploadItem",
     "UploadResult",

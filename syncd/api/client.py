@@ -51,11 +51,12 @@ from syncd.api import limits
 from syncd.api.errors import (
     ApiConnectionError,
     ApiError,
-    BadRequestError,
     DeadlineExceededError,
     ImageNotFoundError,
     ResponseTooLargeError,
+    TagNameNotUniqueError,
     TagNotFoundError,
+    TrainingNotNeededError,
     UnexpectedResponseError,
     error_for,
     read_error_body,
@@ -648,7 +649,7 @@ class TrainingClient:
     async def create_tag(
         self, project_id: Id, name: str, tag_type: TagType = TagType.REGULAR
     ) -> Tag:
-        """Create a tag; raise BadRequestError(code BadRequestTagNameNotUnique) if it exists."""
+        """Create a tag; raise TagNameNotUniqueError if it exists."""
         params = {"name": name, "type": str(tag_type)}
         try:
             return await self._call(
@@ -661,9 +662,9 @@ class TrainingClient:
                 # the tag, that tag is the answer.
                 replay=lambda: self._find_tag(project_id, name),
             )
-        except BadRequestError as exc:
+        except TagNameNotUniqueError as exc:
             # The lookup raced the lost attempt's commit: the name now exists because we made it.
-            if exc.replayed and exc.code == "BadRequestTagNameNotUnique":
+            if exc.replayed:
                 tag = await self._find_tag(project_id, name)
                 if tag is not None:
                     return tag
@@ -1154,9 +1155,9 @@ class TrainingClient:
     ) -> Iteration:
         """Start training (TrainProject) and return the new iteration, usually still training.
 
-        Raises BadRequestError with code BadRequestTrainingNotNeeded when nothing changed since
-        the last training (unless `force`), BadRequestTrainingValidationFailed (too few images
-        or tags), BadRequestTrainingAlreadyInProgress.
+        Raises TrainingNotNeededError when nothing changed since the last training (unless
+        `force`), TrainingValidationError (too few images or tags), BadRequestError with code
+        BadRequestTrainingAlreadyInProgress.
         """
         params: dict[str, str | int] = {"trainingType": str(training_type)}
         if reserved_budget_hours:
@@ -1179,10 +1180,10 @@ class TrainingClient:
                 # have refused ours anyway): it is the answer.
                 replay=lambda: self._training_iteration(project_id),
             )
-        except BadRequestError as exc:
+        except TrainingNotNeededError as exc:
             # The lost attempt trained and finished before the replay, which then found nothing
             # to train: the newest iteration is the one it made.
-            if exc.replayed and exc.code == "BadRequestTrainingNotNeeded":
+            if exc.replayed:
                 iterations = await self.list_iterations(project_id)
                 if iterations:
                     return max(iterations, key=lambda i: i.created or _EPOCH)

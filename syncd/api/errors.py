@@ -1,28 +1,48 @@
 """The API client's exceptions: the service's CustomVisionError codes mapped onto a small tree.
 
-Public names: ApiError and the subclasses drawn below, error_for, SERVICE_ERROR_CODES.
+Public names: ApiError and the subclasses drawn below, error_class, error_for,
+SERVICE_ERROR_CODES.
 
-    ApiError                        operation, status, code, service_message, attempts, replayed
-    ├── AuthenticationError         401/403: missing, wrong or unauthorised training key
-    ├── NotFoundError               404 / NotFound*: something named in the call does not exist
-    │   ├── ProjectNotFoundError    NotFoundProject
-    │   ├── TagNotFoundError        NotFoundTag
-    │   └── ImageNotFoundError      NotFoundImage
-    ├── LimitExceededError          a quota or limit (codes containing "Exceed": projects, tags,
-    │                               images per project, tags per image, batch size)
-    ├── BadRequestError             any other 4xx; `code` says which (BadRequestTagNameNotUnique…)
-    ├── ThrottledError              429 still answered when the retry budget ran out; retry_after
-    ├── ServiceUnavailableError     5xx still answered when the retry budget ran out
-    │   └── ApiConnectionError      no HTTP answer at all: connect/read/write error or timeout
-    │       └── DeadlineExceededError   no complete answer within the request deadline
-    └── UnexpectedResponseError     a success status whose body is not what the spec describes
-        └── ResponseTooLargeError   an answer (JSON or a download) over its size cap
+    ApiError                             operation, status, code, service_message, attempts,
+    │                                    replayed; fatal
+    ├── AuthenticationError           F  401/403: missing, wrong or unauthorised training key
+    ├── NotFoundError                    404 / NotFound*: something named in the call is missing
+    │   ├── ProjectNotFoundError      F  NotFoundProject, NotFoundProjectDefaultIteration
+    │   ├── TagNotFoundError             NotFoundTag
+    │   └── ImageNotFoundError           NotFoundImage
+    ├── LimitExceededError               a quota or limit (codes containing "Exceed": projects,
+    │   │                                tags per image, batch size, the subscription's quota…)
+    │   ├── TagLimitError                BadRequestExceedTagPerProjectLimit: tags per project
+    │   └── ImageLimitError              BadRequestImageExceededCount: images per project
+    ├── BadRequestError                  any other 4xx; `code` says which (BadRequestInvalidIds…)
+    │   ├── TagNameNotUniqueError        BadRequestTagNameNotUnique: the tag already exists
+    │   ├── ImageFormatError             BadRequestImageFormat: not an image the service decodes
+    │   ├── ImageSizeError               BadRequestImageSizeBytes, BadRequestImageDimensions
+    │   ├── TrainingNotNeededError       BadRequestTrainingNotNeeded[ButTrainingPipelineUpdated]
+    │   └── TrainingValidationError      BadRequest*TrainingValidationFailed: too few tags, or
+    │                                    images per tag, to train
+    ├── ThrottledError                F  429 still answered when the retry budget ran out
+    ├── ServiceUnavailableError       F  5xx still answered when the retry budget ran out
+    │   └── ApiConnectionError        F  no HTTP answer at all: connect/read/write error, timeout
+    │       └── DeadlineExceededError F  no complete answer within the request deadline
+    └── UnexpectedResponseError          a success status whose body is not what the spec says
+        └── ResponseTooLargeError        an answer (JSON or a download) over its size cap
+
+F: the class's `fatal` is True: the error dooms the rest of the run (the key is refused, the
+project is gone, or the service still fails or throttles after the whole retry budget), so the
+executor stops at it. Any other error costs only the items of the call that drew it. A quota is
+not fatal: it refuses only what would grow past it (new tags, new images), while retags and the
+run's other items still succeed.
+
+The status decides the family (401/403, 429, 5xx, 404 or NotFound*, *Exceed*, other 4xx); the
+code picks a subclass only within its family, so a 5xx stays a ServiceUnavailableError whatever
+code it carries.
 
 Each message names the operation, the HTTP status, the code and the service's message, e.g.
 `get_project: HTTP 404 NotFoundProject: Project not found` and never the training key: an
 error scrubs the key out of the service's code and message (`syncd.redact.scrub`, every form of
-it) as it is made, before either is cut to its cap, and errors hold no httpx request or response
-objects (whose headers would carry the key).
+it) as it is made, before either is cut to its cap or picks a class, and errors hold no httpx
+request or response objects (whose headers would carry the key).
 """
 
 from __future__ import annotations
@@ -41,6 +61,9 @@ MAX_ERROR_TEXT_READ = 64 * 1024
 
 class ApiError(Exception):
     """A Training API call failed; fields say which call, how, and what the service said."""
+
+    # Does this error doom the rest of the run? (The executor stops at a fatal one.)
+    fatal: bool = False
 
     def __init__(
         self,
@@ -82,6 +105,8 @@ class ApiError(Exception):
 class AuthenticationError(ApiError):
     """The service refused the training key (401) or its rights (403)."""
 
+    fatal = True
+
 
 class NotFoundError(ApiError):
     """The project, tag, image or other thing named in the call does not exist."""
@@ -89,6 +114,8 @@ class NotFoundError(ApiError):
 
 class ProjectNotFoundError(NotFoundError):
     """The project does not exist (or the key's resource cannot see it)."""
+
+    fatal = True
 
 
 class TagNotFoundError(NotFoundError):
@@ -103,12 +130,42 @@ class LimitExceededError(ApiError):
     """A quota or limit of the service or the pricing tier was reached."""
 
 
+class TagLimitError(LimitExceededError):
+    """The project has as many tags as its tier allows; no more can be created."""
+
+
+class ImageLimitError(LimitExceededError):
+    """The project has as many images as its tier allows; no more can be uploaded."""
+
+
 class BadRequestError(ApiError):
     """The service rejected the request; `code` names the reason."""
 
 
+class TagNameNotUniqueError(BadRequestError):
+    """A tag of that name already exists in the project."""
+
+
+class ImageFormatError(BadRequestError):
+    """The service could not read the image (not a format it decodes)."""
+
+
+class ImageSizeError(BadRequestError):
+    """The image is too big, in bytes or in pixels, for the service."""
+
+
+class TrainingNotNeededError(BadRequestError):
+    """Nothing changed since the last training, so the service did not train."""
+
+
+class TrainingValidationError(BadRequestError):
+    """The project's data cannot be trained as it is (too few tags, or images per tag)."""
+
+
 class ThrottledError(ApiError):
     """The service kept answering 429 until the retry budget ran out."""
+
+    fatal = True
 
     def __init__(self, operation: str, *, retry_after: float | None = None, **fields: object):
         self.retry_after = retry_after
@@ -117,6 +174,8 @@ class ThrottledError(ApiError):
 
 class ServiceUnavailableError(ApiError):
     """The service kept failing (5xx) until the retry budget ran out."""
+
+    fatal = True
 
 
 class ApiConnectionError(ServiceUnavailableError):
@@ -193,17 +252,30 @@ class ResponseTooLargeError(UnexpectedResponseError):
     limits.MAX_DOWNLOAD_BYTES for an image): abandoned without being read whole."""
 
 
-_NOT_FOUND_BY_CODE: dict[str, type[NotFoundError]] = {
+# The codes that have a class of their own (each within its status family, see error_class).
+_CLASS_BY_CODE: dict[str, type[ApiError]] = {
     "NotFoundProject": ProjectNotFoundError,
     "NotFoundProjectDefaultIteration": ProjectNotFoundError,
     "NotFoundTag": TagNotFoundError,
     "NotFoundImage": ImageNotFoundError,
+    "BadRequestExceedTagPerProjectLimit": TagLimitError,
+    "BadRequestImageExceededCount": ImageLimitError,
+    "BadRequestTagNameNotUnique": TagNameNotUniqueError,
+    "BadRequestImageFormat": ImageFormatError,
+    "BadRequestImageSizeBytes": ImageSizeError,
+    "BadRequestImageDimensions": ImageSizeError,
+    "BadRequestTrainingNotNeeded": TrainingNotNeededError,
+    "BadRequestTrainingNotNeededButTrainingPipelineUpdated": TrainingNotNeededError,
+    "BadRequestTrainingValidationFailed": TrainingValidationError,
+    "BadRequestClassificationTrainingValidationFailed": TrainingValidationError,
+    "BadRequestMultiClassClassificationTrainingValidationFailed": TrainingValidationError,
+    "BadRequestMultiLabelClassificationTrainingValidationFailed": TrainingValidationError,
+    "BadRequestDetectionTrainingValidationFailed": TrainingValidationError,
 }
 
 
-def error_class(status: int, code: str | None) -> type[ApiError]:
-    """Return the exception class for an HTTP error status and CustomVisionError code."""
-    code = code or ""
+def _family(status: int, code: str) -> type[ApiError]:
+    """The class the status (and, for 4xx, the code's prefix) gives before the code refines it."""
     if status in (401, 403):
         return AuthenticationError
     if status == 429:
@@ -211,10 +283,20 @@ def error_class(status: int, code: str | None) -> type[ApiError]:
     if status >= 500:
         return ServiceUnavailableError
     if code.startswith("NotFound") or status == 404:
-        return _NOT_FOUND_BY_CODE.get(code, NotFoundError)
+        return NotFoundError
     if "Exceed" in code:
         return LimitExceededError
     return BadRequestError
+
+
+def error_class(status: int, code: str | None) -> type[ApiError]:
+    """Return the exception class for an HTTP error status and CustomVisionError code."""
+    code = code or ""
+    family = _family(status, code)
+    cls = _CLASS_BY_CODE.get(code, family)
+    # A code outside its status's family (a 5xx carrying BadRequestTagNameNotUnique) does not
+    # move the error out of it: the status says what happened to the request.
+    return cls if issubclass(cls, family) else family
 
 
 def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
@@ -229,7 +311,8 @@ def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
     if isinstance(body, dict):
         # The service's own shape is {code, message}; APIM errors (401, 429) use
         # {"error": {"code", "message"}} or {"statusCode", "message"}.
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        nested = body.get("error")
+        inner = nested if isinstance(nested, dict) else body
         code = inner.get("code")
         message = inner.get("message")
         return (str(code) if code is not None else None), str(message or "")

@@ -1,6 +1,6 @@
 """Pacing and retrying: the rate all requests share, and when and how long to wait before a retry.
 
-Public names: Pacer, shared_pacer, RetryPolicy, should_retry, may_have_reached_service,
+Public names: Pacer, shared_pacer, Backoff, RetryPolicy, should_retry, may_have_reached_service,
 retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS.
 
 `Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
@@ -23,9 +23,18 @@ the resource's, not a client's.
 `retry_after_seconds` reads the service's ask and cuts it to a cap (limits.MAX_RETRY_AFTER_S by
 default); NaN, negative or unreadable values are no ask at all.
 
-`RetryPolicy` is capped exponential backoff with full jitter (delay = uniform(0, min(cap,
-base * 2**(attempt-1)))) within a budget of attempts and total time; `should_retry` is the one
-table of what is worth retrying (modelled on rclone's lib/pacer and azure-core's RetryPolicy).
+`Backoff` is syncd's one backoff formula: capped exponential, cap_n = min(max_s, first_s *
+2**(n-1)) before attempt n+1, of which a `jitter` fraction is random: delay = cap_n * (1 - jitter
++ jitter * uniform(0, 1)). Its three users:
+
+    user                          first   max    jitter  delay after failure n
+    RetryPolicy (each API call)   0.5 s   30 s   1       uniform(0, cap_n)       (full jitter)
+    the daemon (failed reconcile) 1 s     60 s   0.5     uniform(cap_n/2, cap_n) (equal jitter)
+    training (polling --wait)     0.5 s   10 s   0       cap_n                   (a schedule)
+
+`RetryPolicy` is that backoff within a budget of attempts and total time; `should_retry` is the
+one table of what is worth retrying (modelled on rclone's lib/pacer and azure-core's
+RetryPolicy).
 """
 
 from __future__ import annotations
@@ -343,6 +352,22 @@ def shared_pacer(endpoint: str, key_secret: str, rate_per_second: float) -> Pace
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """Capped exponential delays, of which the `jitter` fraction is random (1: full jitter, so
+    callers that failed together do not retry together; 0: a fixed schedule)."""
+
+    first_s: float
+    max_s: float
+    jitter: float = 1.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Return the delay after failed attempt number `attempt` (1-based)."""
+        exponent = min(attempt - 1, 32)  # 2**32 * first_s is far past any cap
+        cap = min(self.max_s, self.first_s * 2.0**exponent)
+        return cap * (1 - self.jitter + self.jitter * rand())
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     """How often and how long to retry: attempt and time budgets, capped full-jitter backoff."""
 
@@ -353,8 +378,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Return the delay before retrying after failed attempt number `attempt` (1-based)."""
-        exponent = min(attempt - 1, 32)  # 2**32 * base is far past any cap
-        return rand() * min(self.max_backoff_s, self.base_backoff_s * 2**exponent)
+        return Backoff(self.base_backoff_s, self.max_backoff_s).delay(attempt, rand)
 
     def allows(self, attempt: int, elapsed_s: float, delay_s: float) -> bool:
         """Return True if another attempt after `attempt` fits the budget after waiting delay_s."""

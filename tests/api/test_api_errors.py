@@ -13,17 +13,29 @@ import pytest
 from api.conftest import make_client
 from syncd.api import TagPair
 from syncd.api.errors import (
+    _CLASS_BY_CODE,
+    SERVICE_ERROR_CODES,
     ApiConnectionError,
     ApiError,
     AuthenticationError,
     BadRequestError,
+    DeadlineExceededError,
+    ImageFormatError,
+    ImageLimitError,
     ImageNotFoundError,
+    ImageSizeError,
     LimitExceededError,
     NotFoundError,
     ProjectNotFoundError,
+    ResponseTooLargeError,
     ServiceUnavailableError,
+    TagLimitError,
+    TagNameNotUniqueError,
     TagNotFoundError,
     ThrottledError,
+    TrainingNotNeededError,
+    TrainingValidationError,
+    UnexpectedResponseError,
     error_class,
     error_for,
 )
@@ -43,22 +55,104 @@ StartEmulator = Callable[..., EmulatorServer]
         (404, "NotFoundProject", ProjectNotFoundError),
         (404, "NotFoundTag", TagNotFoundError),
         (404, "NotFoundImage", ImageNotFoundError),
+        (404, "NotFoundProjectDefaultIteration", ProjectNotFoundError),
         (404, "NotFoundIteration", NotFoundError),
         (404, None, NotFoundError),
-        (400, "BadRequestExceedTagPerProjectLimit", LimitExceededError),
+        (400, "BadRequestExceedTagPerProjectLimit", TagLimitError),
+        (400, "BadRequestImageExceededCount", ImageLimitError),
         (400, "BadRequestExceededQuota", LimitExceededError),
         (400, "BadRequestExceededBatchSize", LimitExceededError),
-        (400, "BadRequestImageExceededCount", LimitExceededError),
-        (400, "BadRequestTagNameNotUnique", BadRequestError),
+        (400, "BadRequestExceedTagPerImageLimit", LimitExceededError),
+        (400, "BadRequestTagNameNotUnique", TagNameNotUniqueError),
+        (400, "BadRequestImageFormat", ImageFormatError),
+        (400, "BadRequestImageSizeBytes", ImageSizeError),
+        (400, "BadRequestImageDimensions", ImageSizeError),
+        (400, "BadRequestTrainingNotNeeded", TrainingNotNeededError),
+        (400, "BadRequestTrainingNotNeededButTrainingPipelineUpdated", TrainingNotNeededError),
+        (400, "BadRequestTrainingValidationFailed", TrainingValidationError),
+        (400, "BadRequestClassificationTrainingValidationFailed", TrainingValidationError),
+        (
+            400,
+            "BadRequestMultiClassClassificationTrainingValidationFailed",
+            TrainingValidationError,
+        ),
+        (
+            400,
+            "BadRequestMultiLabelClassificationTrainingValidationFailed",
+            TrainingValidationError,
+        ),
+        (400, "BadRequestDetectionTrainingValidationFailed", TrainingValidationError),
+        (400, "BadRequestTrainingAlreadyInProgress", BadRequestError),
         (400, "BadRequestInvalidIds", BadRequestError),
         (415, "UnsupportedMediaType", BadRequestError),
         (429, "429", ThrottledError),
         (500, "ErrorUnknown", ServiceUnavailableError),
         (503, None, ServiceUnavailableError),
+        # The status decides the family; a code from another family does not move the error.
+        (503, "BadRequestTagNameNotUnique", ServiceUnavailableError),
+        (401, "NotFoundProject", AuthenticationError),
+        (404, "BadRequestTrainingNotNeeded", NotFoundError),
+        (400, "NotFoundProject", ProjectNotFoundError),
     ],
 )
 def test_status_and_code_pick_the_class(status: int, code: str | None, expected: type) -> None:
     assert error_class(status, code) is expected
+    error = error_for("op", httpx.Response(status, json={"code": code, "message": "m"}))
+    assert type(error) is expected and error.code == code
+
+
+def test_every_code_with_a_class_of_its_own_is_one_the_spec_names() -> None:
+    # A typo in the table would leave the service's code on the generic class, unnoticed.
+    assert set(_CLASS_BY_CODE) <= SERVICE_ERROR_CODES
+
+
+# Fatal: no other item of the run can succeed, so the executor stops at the first one.
+FATAL = {
+    AuthenticationError,
+    ProjectNotFoundError,
+    ThrottledError,
+    ServiceUnavailableError,
+    ApiConnectionError,
+    DeadlineExceededError,
+}
+NOT_FATAL = {
+    ApiError,
+    NotFoundError,
+    TagNotFoundError,
+    ImageNotFoundError,
+    LimitExceededError,
+    TagLimitError,
+    ImageLimitError,
+    BadRequestError,
+    TagNameNotUniqueError,
+    ImageFormatError,
+    ImageSizeError,
+    TrainingNotNeededError,
+    TrainingValidationError,
+    UnexpectedResponseError,
+    ResponseTooLargeError,
+}
+
+
+def test_fatal_is_a_class_attribute_true_only_for_what_dooms_the_run() -> None:
+    def tree(cls: type[ApiError]) -> set[type[ApiError]]:
+        return {cls}.union(*(tree(sub) for sub in cls.__subclasses__()))
+
+    assert tree(ApiError) == FATAL | NOT_FATAL  # every class is classified here
+    assert {cls for cls in FATAL if cls.fatal} == FATAL
+    assert {cls for cls in NOT_FATAL if cls.fatal} == set()
+    assert error_for("list_tags", httpx.Response(401)).fatal
+    assert not error_for(
+        "create_tag", httpx.Response(400, json={"code": "BadRequestTagName"})
+    ).fatal
+
+
+def test_a_code_carrying_the_key_is_scrubbed_and_gets_no_class_of_its_own() -> None:
+    secret = "tk-CLASS-7731"
+    code = f"BadRequestTagNameNotUnique{secret}"
+    error = error_for("create_tag", httpx.Response(400, json={"code": code}), secret=secret)
+    assert secret not in (error.code or "") and secret not in str(error)
+    assert type(error) is BadRequestError  # the scrubbed code is not a known one
 
 
 def test_the_message_names_operation_status_code_and_service_text_but_not_the_key() -> None:

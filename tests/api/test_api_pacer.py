@@ -16,6 +16,7 @@ import pytest
 
 from syncd.api import limits
 from syncd.api.pacer import (
+    Backoff,
     Pacer,
     RetryPolicy,
     may_have_reached_service,
@@ -254,6 +255,33 @@ def test_backoff_is_full_jitter_under_a_doubling_cap() -> None:
     ]
     assert policy.backoff(5, rand=lambda: 0.0) == 0
     assert policy.backoff(1000, rand=lambda: 0.5) == 15
+
+
+@pytest.mark.parametrize(
+    ("jitter", "rand", "expected"),
+    [
+        (1.0, 0.0, [0, 0, 0, 0, 0]),  # full jitter: uniform(0, cap)
+        (1.0, 0.5, [0.5, 1, 2, 2.5, 2.5]),
+        (0.5, 0.0, [0.5, 1, 2, 2.5, 2.5]),  # equal jitter: uniform(cap / 2, cap)
+        (0.5, 1.0, [1, 2, 4, 5, 5]),
+        (0.0, 0.3, [1, 2, 4, 5, 5]),  # no jitter: the cap itself, whatever rand says
+    ],
+)
+def test_backoff_is_a_doubling_cap_of_which_the_jitter_fraction_is_random(
+    jitter: float, rand: float, expected: list[float]
+) -> None:
+    backoff = Backoff(first_s=1.0, max_s=5.0, jitter=jitter)
+    assert [backoff.delay(n, rand=lambda: rand) for n in range(1, 6)] == expected
+    assert backoff.delay(10**6, rand=lambda: 1.0) == 5.0  # no overflow far past the cap
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.25, 0.9, 1.0])
+def test_the_retry_policy_is_the_shared_backoff_with_full_jitter(rand: float) -> None:
+    policy = RetryPolicy()  # the client's defaults: 0.5 s doubling to 30 s
+    same = Backoff(first_s=0.5, max_s=30.0, jitter=1.0)
+    delays = [policy.backoff(n, rand=lambda: rand) for n in range(1, 10)]
+    assert delays == [same.delay(n, rand=lambda: rand) for n in range(1, 10)]
+    assert delays == [rand * cap for cap in (0.5, 1, 2, 4, 8, 16, 30, 30, 30)]
 
 
 def test_the_budget_limits_attempts_and_total_time() -> None:

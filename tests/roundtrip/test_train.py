@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -13,7 +16,9 @@ from images import write_image
 from spec_check import SpecChecker
 
 from roundtrip.conftest import new_sandbox
+from syncd.api import Iteration
 from syncd.emulator.server import EmulatorServer
+from syncd.train import POLL_BACKOFF, wait_for_iteration
 
 
 def _tree(box: Sandbox, per_tag: int = 6, start: int = 0) -> None:
@@ -90,6 +95,28 @@ def test_wait_polls_until_the_iteration_completes(
         code, doc, _ = _train(box, "--force", "--json")
         assert code == 0 and doc is not None
         assert (doc["status"], doc["trained_at"]) == ("Training", None)
+
+
+def test_wait_polls_at_the_documented_delays() -> None:
+    """0.5 s doubling to 10 s, no jitter: the shared Backoff with the same caps as ever."""
+    assert (POLL_BACKOFF.first_s, POLL_BACKOFF.max_s, POLL_BACKOFF.jitter) == (0.5, 10.0, 0.0)
+    training = Iteration(uuid4(), "Iteration 1", "Training", None, None, "Regular")
+    completed = Iteration(training.id, "Iteration 1", "Completed", None, None, "Regular")
+    answers = [training] * 7 + [completed]
+    slept: list[float] = []
+
+    class Client:
+        async def get_iteration(self, project_id: str, iteration_id: Any) -> Iteration:
+            return answers.pop(0)
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    client: Any = Client()
+    done = asyncio.run(wait_for_iteration(client, "p", training, sleep=sleep))
+
+    assert done.completed and answers == []
+    assert slept == [0.5, 1, 2, 4, 8, 10, 10, 10]
 
 
 def test_train_after_sync_starts_training_only_past_its_threshold(box: Sandbox) -> None:
