@@ -311,6 +311,10 @@ def _project_json(project: Any) -> dict[str, Any]:
         "classificationType": project.classification_type,
         "targetExportPlatforms": list(project.export_platforms),
         "useNegativeSet": True,
+        # The spec names no transforms, so none are listed (the service's defaults apply).
+        # detectionParameters is left out: «Detection parameters in use, if any», and the
+        # emulator has none (it trains no detector).
+        "imageProcessingSettings": {"augmentationMethods": {}},
     }
     return {
         "id": project.id,
