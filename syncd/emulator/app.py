@@ -58,18 +58,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator.faults import NO_FAULTS, FaultMiddleware, Faults
 from syncd.emulator.imageinfo import CONTENT_TYPES
-from syncd.emulator.store import (
-    DOMAINS,
+from syncd.emulator.limits import (
+    DEFAULT_TAKE,
+    IMAGE_FRAMING_BYTES,
+    MAX_IDS,
+    MAX_IMAGES_PER_BATCH,
+    MAX_JSON_BODY_BYTES,
+    MAX_METADATA_IDS,
+    MAX_PERFORMANCE_TAGS,
+    MAX_TAG_PAIRS,
+    MAX_TAGS_PER_BATCH,
+    MAX_TAKE,
+    MAX_UNTAG_IMAGES,
+    METADATA_MAX_KEY,
     METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE,
+    upload_body_limits,
+)
+from syncd.emulator.store import Store
+from syncd.emulator.store.filter import parse_filter
+from syncd.emulator.store.records import (
+    DOMAINS,
     TAGGING_STATUSES,
     ApiError,
     Image,
     ImagePerformance,
     Iteration,
-    Store,
     Upload,
-    check_metadata,
-    parse_filter,
 )
 
 API_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
@@ -77,26 +92,10 @@ BLOB_PREFIX = "/emulator/blobs"
 SEAM_PREFIX = "/emulator/projects"  # test seams, not API routes (the key is still required)
 ResponseObserver = Callable[[str, str, int, dict[str, str], bytes], None]
 
-# Spec limits, each with the spec's words (the emulator reads the spec on its own, see design.md).
-MAX_IMAGES_PER_BATCH = 64  # «with a maximum of 64 files» / «limit of 64 images and 20 tags»
-MAX_TAGS_PER_BATCH = 20  # «Limited to 20.» (tagIds on create and list calls)
-MAX_IDS = 256  # GetImagesByIds, DeleteImages: maxItems 256
-MAX_TAKE = 256  # take: «Defaults to 50, limited to 256.»
-DEFAULT_TAKE = 50
-MAX_TAG_PAIRS = 128  # CreateImageTags: «Limited to 128 tags per batch.»
-MAX_UNTAG_IMAGES = 64  # DeleteImageTags imageIds: maxItems 64
-MAX_METADATA_IDS = 64  # UpdateImageMetadata: «There is a limit of 64 images.» (schema says 256)
 TAG_TYPES = ("Regular", "Negative", "GeneralProduct")
 TRAINING_TYPES = ("Regular", "Advanced")
-MAX_PERFORMANCE_TAGS = 20  # GetImagePerformances tagIds: «Limited to 20.» (count: no limit)
 CLASSIFICATION_TYPES = ("Multiclass", "Multilabel")
 EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "VAIDK")
-# Request bodies. The service documents no request size limit (DIGEST.md has none), so each cap is
-# the largest legal request of its route plus room for framing: a body over it is refused with 413
-# before it is read if its Content-Length says so, else as soon as it streams past the cap.
-MAX_JSON_BODY_BYTES = 1024 * 1024  # the largest legal JSON call (not a create) is ~0.3 MB
-_BATCH_FRAMING_BYTES = 1024 * 1024  # a create batch's own fields: 20 tag ids, 50 metadata pairs
-_IMAGE_FRAMING_BYTES = 16 * 1024  # one image's multipart headers, or its JSON name and tag ids
 UNAUTHORIZED_MESSAGE = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a"
     " valid key for an active subscription and use a correct regional API endpoint for your"
@@ -184,16 +183,6 @@ def _no_iteration(request: Request) -> None:
         raise ApiError(
             404, "NotFoundIteration", "Iteration-scoped views are not emulated on this route."
         )
-
-
-def upload_body_limits(max_image_bytes: int) -> tuple[int, int]:
-    """Return the body caps of CreateImagesFromData (raw images) and CreateImagesFromFiles (base64
-    in JSON): a full batch of images of max_image_bytes, with its framing."""
-    base64_bytes = 4 * -(-max_image_bytes // 3)
-    return (
-        _BATCH_FRAMING_BYTES + MAX_IMAGES_PER_BATCH * (max_image_bytes + _IMAGE_FRAMING_BYTES),
-        _BATCH_FRAMING_BYTES + MAX_IMAGES_PER_BATCH * (base64_bytes + _IMAGE_FRAMING_BYTES),
-    )
 
 
 async def _body_chunks(request: Request, cap: int, code: str) -> AsyncIterator[bytes]:
@@ -428,7 +417,7 @@ async def _octet_stream_upload(request: Request, max_bytes: int) -> Upload:
     """Read a one-image body, keeping max_bytes + 1 of it (enough to tell it is too big)."""
     data = bytearray()
     async for chunk in _body_chunks(
-        request, max_bytes + _IMAGE_FRAMING_BYTES, "BadRequestImageSizeBytes"
+        request, max_bytes + IMAGE_FRAMING_BYTES, "BadRequestImageSizeBytes"
     ):
         data.extend(chunk[: max(0, max_bytes + 1 - len(data))])
     return Upload("", bytes(data))
@@ -1114,3 +1103,20 @@ class _ObserveMiddleware:
             await send(message)
 
         await self.app(scope, receive, observed_send)
+
+
+def check_metadata(metadata: dict[str, str]) -> None:
+    """Raise ApiError 400 unless every key and value is within the spec's lengths."""
+    for key, value in metadata.items():
+        if not key or len(key) > METADATA_MAX_KEY:
+            raise ApiError(
+                400,
+                "BadRequestImageMetadataKey",
+                f"Metadata keys must be 1 to {METADATA_MAX_KEY} characters.",
+            )
+        if len(value) > METADATA_MAX_VALUE:
+            raise ApiError(
+                400,
+                "BadRequestImageMetadataValue",
+                f"Metadata values are limited to {METADATA_MAX_VALUE} characters.",
+            )
