@@ -47,6 +47,8 @@ class ImagesMixin:
     quotas: Quotas
     _last_created: str  # the newest image's `created` stamp
 
+    # --- image reads ------------------------------------------------------------------------------
+
     def _created_stamp(self) -> str:
         """Return now, never earlier than the last image's stamp (newest-first = seq order)."""
         stamp = max(now_stamp(), self._last_created)
