@@ -84,8 +84,9 @@ def bad(code: str, message: str) -> ApiError:
 # --- parameter parsing --------------------------------------------------------------------------
 
 
-def parse_uuid(value: str, what: str) -> str:
-    """Return value as a canonical lowercase uuid; raise 400 BadRequestInvalidIds otherwise."""
+def parse_uuid(value: Any, what: str) -> str:
+    """Return value (a string, or any JSON value from a body) as a canonical lowercase uuid; raise
+    400 BadRequestInvalidIds otherwise."""
     try:
         parsed = uuid.UUID(value.strip())
     except (ValueError, AttributeError, TypeError):

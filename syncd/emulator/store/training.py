@@ -182,6 +182,8 @@ class TrainingMixin:
                 ),
             )
             iteration_seq = cursor.lastrowid
+            if iteration_seq is None:  # pragma: no cover - sqlite always sets it for an INSERT
+                raise ApiError(500, "ErrorUnknown", "Insert failed.")
             self._snapshot_training_set(db, iteration_seq, tags, rows)
             row = db.execute(
                 f"SELECT {_ITERATION_COLUMNS} FROM iterations WHERE seq = ?", (iteration_seq,)
@@ -227,7 +229,7 @@ class TrainingMixin:
         for row in rows:
             by_image.setdefault(row[0], []).append(row)
         entries = []
-        pairs = []
+        pairs: list[tuple[int, str, int]] = []
         for seq, its_rows in by_image.items():
             first = its_rows[0]
             own = [r[7] for r in its_rows]
