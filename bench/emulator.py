@@ -28,8 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import Faults
+from syncd.emulator.limits import DEFAULT_QUOTAS
 from syncd.emulator.server import KEY_ENV, _bind, _url, open_listen_refusal
-from syncd.emulator.store import DEFAULT_QUOTAS, Store
+from syncd.emulator.store import Store
 
 STATS_PATH = "/bench/stats"
 RESET_PATH = "/bench/reset"

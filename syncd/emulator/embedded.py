@@ -22,7 +22,8 @@ import httpx
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
-from syncd.emulator.store import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas, Store
+from syncd.emulator.limits import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas
+from syncd.emulator.store import Store
 
 EMBEDDED_BASE_URL = "http://embedded.syncd"
 TRAINING_ENV = ("SYNCD_EMULATOR_TRAINING_SECONDS", "SYNCD_EMULATOR_MIN_IMAGES_PER_TAG")

@@ -48,12 +48,6 @@ class Faults:
     duplicate_without_image: bool = False  # OKDuplicate results omit `image`
     blob_latency_ms: float = 0.0  # added delay per image-URI download (a slow blob store)
 
-    def any_active(self) -> bool:
-        """Return True when some fault would change a response."""
-        return bool(
-            self.tps or self.fail_rate or self.drop_rate or self.latency_ms or self.blob_latency_ms
-        )
-
 
 NO_FAULTS = Faults()
 

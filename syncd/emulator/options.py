@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from syncd.emulator.quotas import DEFAULT_TRAINING_SECONDS, Quotas
+from syncd.emulator.limits import DEFAULT_TRAINING_SECONDS, Quotas
 
 KEY_ENV = "SYNCD_EMULATOR_TRAINING_KEY"
 

@@ -27,8 +27,9 @@ import uvicorn
 
 from syncd.emulator.app import ResponseObserver, create_app
 from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
+from syncd.emulator.limits import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas
 from syncd.emulator.options import KEY_ENV
-from syncd.emulator.store import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas, Store
+from syncd.emulator.store import Store
 
 _START_TIMEOUT_S = 20.0
 

@@ -40,8 +40,8 @@ from syncd.api.errors import (
     error_for,
 )
 from syncd.emulator.faults import Faults
+from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
-from syncd.emulator.store import Quotas
 
 StartEmulator = Callable[..., EmulatorServer]
 

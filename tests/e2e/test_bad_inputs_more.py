@@ -24,8 +24,8 @@ from invariants import check_invariants
 from spec_check import SpecChecker
 
 from e2e.support import STANDARD_TREE, Sandbox, sha256, write_tree
+from syncd.emulator.limits import DEFAULT_QUOTAS, Quotas
 from syncd.emulator.server import EmulatorServer
-from syncd.emulator.store import DEFAULT_QUOTAS, Quotas
 
 API = "/customvision/v3.3/training"
 

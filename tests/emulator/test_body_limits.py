@@ -17,9 +17,9 @@ from conftest import TEST_KEY
 from images import image_bytes
 
 from emulator.support import error_code, new_project, new_tag
-from syncd.emulator import app
+from syncd.emulator import limits
+from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
-from syncd.emulator.store import Quotas
 
 GIB = 1024**3
 MIB = 1024**2
@@ -113,7 +113,7 @@ def test_a_declared_body_over_the_cap_is_refused_before_it_is_read(
 
 def test_a_streamed_json_body_over_its_cap_is_refused(http: httpx.Client, project_id: str) -> None:
     # No Content-Length (chunked): counted as it arrives.
-    body = _zeros(app.MAX_JSON_BODY_BYTES + len(_CHUNK))
+    body = _zeros(limits.MAX_JSON_BODY_BYTES + len(_CHUNK))
     r = http.post(
         f"/projects/{project_id}/images/tags",
         content=body,
@@ -127,11 +127,11 @@ def test_the_caps_admit_the_largest_legal_batch(spec_checker: object) -> None:
     # A small image limit keeps the largest legal batch small; the caps follow the limit.
     fat_name = "n" * 1000 + ".bmp"
     images = [
-        image_bytes(seed, "bmp", size=(96, 96)) for seed in range(2 * app.MAX_IMAGES_PER_BATCH)
+        image_bytes(seed, "bmp", size=(96, 96)) for seed in range(2 * limits.MAX_IMAGES_PER_BATCH)
     ]
     size = len(images[0])
     assert all(len(i) == size for i in images)
-    multipart_cap, files_cap = app.upload_body_limits(size)
+    multipart_cap, files_cap = limits.upload_body_limits(size)
     with (
         EmulatorServer(training_key=TEST_KEY, quotas=Quotas(max_image_bytes=size)) as server,
         httpx.Client(
@@ -141,8 +141,8 @@ def test_the_caps_admit_the_largest_legal_batch(spec_checker: object) -> None:
         ) as http,
     ):
         project_id = new_project(http)
-        tag_ids = [new_tag(http, project_id, f"t{i}") for i in range(app.MAX_TAGS_PER_BATCH)]
-        first, second = images[: app.MAX_IMAGES_PER_BATCH], images[app.MAX_IMAGES_PER_BATCH :]
+        tag_ids = [new_tag(http, project_id, f"t{i}") for i in range(limits.MAX_TAGS_PER_BATCH)]
+        first, second = images[: limits.MAX_IMAGES_PER_BATCH], images[limits.MAX_IMAGES_PER_BATCH :]
         files = [("imageData", (fat_name, data, "application/octet-stream")) for data in first]
         request = http.build_request(
             "POST",

@@ -23,7 +23,7 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.store import Quotas
+from syncd.emulator.limits import Quotas
 
 
 def _tags(http: httpx.Client, project_id: str, n: int) -> list[str]:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from emulator.support import api_client, count, new_project, new_tag
 from syncd.emulator.server import EmulatorServer
-from syncd.emulator.store import Upload
+from syncd.emulator.store.records import Upload
 
 TOTAL = 100_000
 BATCH = 2_000

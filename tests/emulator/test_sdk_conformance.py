@@ -25,6 +25,7 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageCreateSummary,
     ImageFileCreateBatch,
     ImageFileCreateEntry,
+    ImageProcessingSettings,
     ImageTagCreateEntry,
     Project,
     Tag,
@@ -149,6 +150,24 @@ def test_quickstart_project_lifecycle(
     with pytest.raises(CustomVisionErrorException) as excinfo:
         trainer.get_project(created.id)
     assert _error(excinfo) == (404, "NotFoundProject")
+
+
+def test_project_settings_carry_image_processing_settings(
+    trainer: CustomVisionTrainingClient, project: Project
+) -> None:
+    """ProjectSettings in full: the SDK reads imageProcessingSettings (augmentation methods) from
+    CreateProject, GetProject and UpdateProject alike."""
+    for read in (
+        project,
+        trainer.get_project(project.id),
+        trainer.update_project(
+            project.id, Project(name="renamed", description="", settings=project.settings)
+        ),
+    ):
+        settings = read.settings.image_processing_settings
+        assert isinstance(settings, ImageProcessingSettings)
+        assert settings.augmentation_methods == {}  # the spec names no transforms
+        assert read.settings.use_negative_set is True
 
 
 # --- tags ----------------------------------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""Training (simulated): TrainProject, GetIterations, GetIteration, DeleteIteration,
+GetIterationPerformance, GetImagePerformances, GetImagePerformanceCount; and the test seam.
+
+Public names: `ROUTES`, `SEAM_PREFIX`, `SEAM_ROUTES`.
+
+Training is simulated (see store/training.py): TrainProject answers at once with a `Training`
+iteration that reads `Completed` after the store's `training_seconds`; GetIterations lists oldest
+first; performance calls on an iteration still training are 400 BadRequestIterationIsNotTrained.
+`publishName` and `originalPublishResourceId` are left out (never published).
+`POST /emulator/projects/{id}/mispredictions` (body `{"imageId", "tagId"}`, key required) is an
+emulator-only test seam, not an API route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from syncd.emulator.limits import DEFAULT_TAKE, MAX_PERFORMANCE_TAGS, MAX_TAKE
+from syncd.emulator.routes.blobs import blob_uri
+from syncd.emulator.routes.common import (
+    PROJECT_PATH,
+    api,
+    bad,
+    base_url,
+    bool_param,
+    choice_param,
+    id_list,
+    int_param,
+    json_body,
+    parse_uuid,
+    project_param,
+    run,
+    store_of,
+    str_list,
+)
+from syncd.emulator.store.records import ImagePerformance, Iteration
+
+SEAM_PREFIX = "/emulator/projects"  # test seams, not API routes (the key is still required)
+TRAINING_TYPES = ("Regular", "Advanced")
+
+
+def _iteration_param(request: Request) -> str:
+    return parse_uuid(request.path_params["iteration_id"], "iterationId")
+
+
+@api
+async def train_project(request: Request) -> Response:
+    project_id = project_param(request)
+    training_type = choice_param(request, "trainingType", TRAINING_TYPES, "Regular", "BadRequest")
+    budget = int_param(request, "reservedBudgetInHours", 0, 0, None)
+    force = bool_param(request, "forceTrain")
+    body = await json_body(request)
+    selected = None
+    if body is not None:
+        if not isinstance(body, dict):
+            raise bad("BadRequest", "The body must be TrainingParameters.")
+        raw = str_list(body.get("selectedTags"), "selectedTags")
+        selected = [parse_uuid(t, "selectedTags") for t in raw] or None
+    iteration = await run(
+        store_of(request).train,
+        project_id,
+        training_type=training_type or "Regular",
+        reserved_budget=budget,
+        force=force,
+        selected_tags=selected,
+    )
+    return JSONResponse(iteration_json(iteration))
+
+
+@api
+async def get_iterations(request: Request) -> Response:
+    iterations = await run(store_of(request).iterations, project_param(request))
+    return JSONResponse([iteration_json(i) for i in iterations])
+
+
+@api
+async def get_iteration(request: Request) -> Response:
+    project_id, iteration_id = project_param(request), _iteration_param(request)
+    return JSONResponse(
+        iteration_json(await run(store_of(request).iteration, project_id, iteration_id))
+    )
+
+
+@api
+async def delete_iteration(request: Request) -> Response:
+    project_id, iteration_id = project_param(request), _iteration_param(request)
+    await run(store_of(request).delete_iteration, project_id, iteration_id)
+    return Response(status_code=204)
+
+
+@api
+async def get_iteration_performance(request: Request) -> Response:
+    project_id, iteration_id = project_param(request), _iteration_param(request)
+    raw = request.query_params.get("threshold")
+    try:
+        threshold = 0.5 if raw in (None, "") else float(raw)
+    except ValueError:
+        raise bad("BadRequest", "threshold must be a number.") from None
+    per_tag, precision, recall = await run(
+        store_of(request).iteration_performance, project_id, iteration_id, threshold
+    )
+    return JSONResponse(
+        {
+            "perTagPerformance": [
+                {
+                    "id": tag_id,
+                    "name": name,
+                    "precision": p,
+                    "precisionStdDeviation": 0.0,
+                    "recall": r,
+                    "recallStdDeviation": 0.0,
+                    "averagePrecision": None,
+                }
+                for tag_id, name, p, r in per_tag
+            ],
+            "precision": precision,
+            "precisionStdDeviation": 0.0,
+            "recall": recall,
+            "recallStdDeviation": 0.0,
+            "averagePrecision": None,
+        }
+    )
+
+
+@api
+async def get_image_performances(request: Request) -> Response:
+    project_id, iteration_id = project_param(request), _iteration_param(request)
+    tag_ids = id_list(request, "tagIds", MAX_PERFORMANCE_TAGS)
+    order = choice_param(request, "orderBy", ("Newest", "Oldest"), "Newest", "BadRequest")
+    take = int_param(request, "take", DEFAULT_TAKE, 0, MAX_TAKE)
+    skip = int_param(request, "skip", 0, 0, None)
+    images = await run(
+        store_of(request).image_performances,
+        project_id,
+        iteration_id,
+        tag_ids=tag_ids,
+        newest_first=order == "Newest",
+        take=take,
+        skip=skip,
+    )
+    base = base_url(request)
+    return JSONResponse([performance_json(image, base) for image in images])
+
+
+@api
+async def get_image_performance_count(request: Request) -> Response:
+    project_id, iteration_id = project_param(request), _iteration_param(request)
+    tag_ids = id_list(request, "tagIds", None)
+    count = await run(
+        store_of(request).count_image_performances, project_id, iteration_id, tag_ids=tag_ids
+    )
+    return JSONResponse(count)
+
+
+@api
+async def mark_mispredicted(request: Request) -> Response:
+    project_id = project_param(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad("BadRequest", 'The body must be {"imageId": ..., "tagId": ...}.')
+    image_id = parse_uuid(body.get("imageId"), "imageId")
+    tag_id = parse_uuid(body.get("tagId"), "tagId")
+    await run(store_of(request).mark_mispredicted, project_id, image_id, tag_id)
+    return Response(status_code=204)
+
+
+def iteration_json(iteration: Iteration) -> dict[str, Any]:
+    """Shape an Iteration; publishName and originalPublishResourceId are left out (unpublished)."""
+    return {
+        "id": iteration.id,
+        "name": iteration.name,
+        "status": iteration.status,
+        "created": iteration.created,
+        "lastModified": iteration.last_modified,
+        "trainedAt": iteration.trained_at,
+        "projectId": iteration.project_id,
+        "exportable": False,
+        "exportableTo": [],
+        "domainId": iteration.domain_id,
+        "classificationType": iteration.classification_type,
+        "trainingType": iteration.training_type,
+        "reservedBudgetInHours": iteration.reserved_budget,
+        "trainingTimeInMinutes": 0,  # simulated training takes seconds
+    }
+
+
+def performance_json(image: ImagePerformance, base: str) -> dict[str, Any]:
+    return {
+        "id": image.id,
+        "created": image.created,
+        "width": image.width,
+        "height": image.height,
+        "imageUri": blob_uri(base, image.token, "resized"),
+        "thumbnailUri": blob_uri(base, image.token, "thumbnail"),
+        "tags": [
+            {"tagId": t.tag_id, "tagName": t.tag_name, "created": t.created} for t in image.tags
+        ],
+        "predictions": [
+            {
+                "probability": p.probability,
+                "tagId": p.tag_id,
+                "tagName": p.tag_name,
+                "tagType": p.tag_type,
+            }
+            for p in image.predictions
+        ],
+    }
+
+
+ITERATION_PATH = PROJECT_PATH + "/iterations/{iteration_id}"
+ROUTES = [
+    Route(f"{PROJECT_PATH}/train", train_project, methods=["POST"]),
+    Route(f"{PROJECT_PATH}/iterations", get_iterations, methods=["GET"]),
+    Route(ITERATION_PATH, get_iteration, methods=["GET"]),
+    Route(ITERATION_PATH, delete_iteration, methods=["DELETE"]),
+    Route(f"{ITERATION_PATH}/performance", get_iteration_performance, methods=["GET"]),
+    Route(f"{ITERATION_PATH}/performance/images", get_image_performances, methods=["GET"]),
+    Route(
+        f"{ITERATION_PATH}/performance/images/count", get_image_performance_count, methods=["GET"]
+    ),
+]
+SEAM_ROUTES = [
+    Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"])
+]
