@@ -2,7 +2,9 @@
 
 Public names: load_config, parse_config, schema_keys, check_value, ConfigError, ConfigProblem,
 Config, ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig,
-DaemonConfig, PullConfig, TagMode, RootFiles, DeletePolicy, MultiTag, ENV_OVERRIDES, EMBEDDED.
+DaemonConfig, PullConfig, ENV_OVERRIDES, EMBEDDED. The choices some keys take (TagMode, RootFiles,
+MultiTag, DeletePolicy) are syncd.core.policy's; MirrorConfig and its sections satisfy that
+module's protocols, which is how the mapping and the planner read them.
 
 The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
 expected type, its default the default, and `metadata["check"]` its validation. The loader walks
@@ -40,8 +42,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from syncd.core.globs import glob_problem
+from syncd.core.mapping import tag_name_problem
+from syncd.core.policy import DeletePolicy, MultiTag, RootFiles, TagMode
 from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey, key_problem
-from syncd.mapping import tag_name_problem
 from syncd.redact import looks_like_key, mask_key_like
 
 EMBEDDED = "embedded"
@@ -227,8 +231,6 @@ def _extensions(value: tuple[str, ...]) -> str | None:
 
 
 def _globs(value: tuple[str, ...]) -> str | None:
-    from syncd.scan import glob_problem  # scan imports config types only for hints
-
     for pattern in value:
         reason = glob_problem(pattern)
         if reason:
@@ -241,30 +243,6 @@ def _check(fn: Callable[[Any], str | None], **extra: Any) -> dict[str, Any]:
 
 
 # --- the schema -------------------------------------------------------------------------------
-
-
-class TagMode(enum.StrEnum):
-    TOP = "top"
-    LEAF = "leaf"
-    ALL = "all"
-
-
-class RootFiles(enum.StrEnum):
-    UNTAGGED = "untagged"
-    SKIP = "skip"
-
-
-class MultiTag(enum.StrEnum):
-    """`syncd pull`: where an image with several tags goes."""
-
-    LINK = "link"  # into each tag's folder, as hard links of one file (copies where impossible)
-    COPY = "copy"  # into each tag's folder, as separate copies
-    FIRST = "first"  # into the first tag's folder only (by name); the other tags are dropped
-
-
-class DeletePolicy(enum.StrEnum):
-    MIRROR = "mirror"  # a remote image with no local file is deleted
-    KEEP = "keep"  # nothing is ever deleted from the project
 
 
 @dataclass(frozen=True)
@@ -311,7 +289,7 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class TagConfig:
-    """How folders become tags (see syncd.mapping)."""
+    """How folders become tags (see syncd.core.mapping)."""
 
     mode: TagMode = TagMode.TOP
     root_files: RootFiles = RootFiles.UNTAGGED

@@ -59,10 +59,10 @@ from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
+from syncd.core.model import LocalSnapshot
 from syncd.credentials import CredentialsError
 from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.metrics import Metrics
-from syncd.model import LocalSnapshot
 from syncd.notify import Notifier
 from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client, reconcile_mirror
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice

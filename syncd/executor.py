@@ -42,11 +42,13 @@ from syncd.api import (
 )
 from syncd.api import Tag as ApiTag
 from syncd.api import TagPair as ApiTagPair
+from syncd.api import TagType as ApiTagType
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
+from syncd.core.mapping import tag_key
+from syncd.core.model import RemoteSnapshot, TagType
+from syncd.core.planner import CreateTag, Plan, Upload
 from syncd.ledger import Ledger
-from syncd.mapping import tag_key
-from syncd.model import RemoteSnapshot, RemoteTag, TagType
-from syncd.planner import CreateTag, Plan, Upload
+from syncd.remote import remote_tag
 from syncd.trash import Trash, keep_originals
 
 _log = structlog.get_logger(component="executor")
@@ -144,7 +146,9 @@ class _Run:
             return
         created_by_syncd = True
         try:
-            tag = await self.client.create_tag(self.project_id, action.name, action.type)
+            tag = await self.client.create_tag(
+                self.project_id, action.name, ApiTagType(action.type)
+            )
         except ApiError as error:
             # Made by someone else since the listing (the portal, another syncd): use it.
             taken = isinstance(error, TagNameNotUniqueError)
@@ -153,7 +157,7 @@ class _Run:
                 self.api_failed(error, "create_tag", [action.name])
                 return
             tag, created_by_syncd = found, False
-        remote = RemoteTag(str(tag.id).lower(), tag.name, tag.type)
+        remote = remote_tag(tag)
         self.ledger.record_tag(remote, created_by_syncd=created_by_syncd)
         self.tag_ids[tag_key(tag.name)] = remote.tag_id
         self.done("create_tags")

@@ -42,8 +42,7 @@ from typing import Any
 
 import sqlite_utils
 
-from syncd.localio import local_fault, sqlite_local_fault, writing
-from syncd.model import (
+from syncd.core.model import (
     SYNCD_METADATA_KEY,
     CachedFile,
     ClassificationType,
@@ -56,6 +55,7 @@ from syncd.model import (
     RemoteTag,
     TagType,
 )
+from syncd.localio import local_fault, sqlite_local_fault, writing
 
 
 class LedgerError(Exception):

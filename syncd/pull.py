@@ -1,16 +1,16 @@
 """`syncd pull`: a project written out as a folder tree, the tag mapping reversed.
 
-Public names: pull_project, PullReport, placement.
+Public names: pull_project, PullReport, PullError.
 
-Where each image goes (`placement`, checked against `TagMapper` so the tree maps back to the same
-tags): a regular tag's images into a folder named after the tag (or the folder a `tags.rename`
-entry maps to it), the Negative tag's into `tags.negative_folder`, untagged images directly under
-the root (not pulled with `tags.root_files: skip`). An image with several tags follows
-`pull.multi_tag`: `link` (one file, hard-linked into each tag's folder; copied where links are
-impossible), `copy`, or `first` (the first tag by name). A tag that cannot be a folder name (a
-`/` in it, a leading `.`, ...), a GeneralProduct tag, or a Negative tag without a negative folder
-is reported and its images are skipped. Files are named `<image id><.jpg|.png|.bmp|.gif>`, the
-suffix from the image's first bytes.
+Where each image goes is syncd.core.mapping's `placement` (the tag mapping reversed, checked to map
+back to the same tags): a regular tag's images into a folder named after the tag (or the folder a
+`tags.rename` entry maps to it), the Negative tag's into `tags.negative_folder`, untagged images
+directly under the root (not pulled with `tags.root_files: skip`). An image with several tags
+follows `pull.multi_tag`: `link` (one file, hard-linked into each tag's folder; copied where
+links are impossible), `copy`, or `first` (the first tag by name). An image that cannot be placed
+(a tag that cannot be a folder name, a GeneralProduct tag, a Negative tag without a negative
+folder) is reported and skipped. Files are named `<image id><.jpg|.png|.bmp|.gif>`, the suffix
+from the image's first bytes (syncd.core.imageformat).
 
 Resumable and verified: a file already in place is hashed and kept if its sha256 is the one the
 ledger recorded for that image. Pull never overwrites a local file: one whose bytes differ from
@@ -41,18 +41,13 @@ from typing import Any
 import structlog
 
 from syncd.api import ApiError, Image, Tag, TrainingClient
-from syncd.config import MirrorConfig, MultiTag, RootFiles
+from syncd.config import MirrorConfig
+from syncd.core.imageformat import image_suffix
+from syncd.core.mapping import TagMapper, placement
+from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
+from syncd.core.policy import MultiTag
 from syncd.ledger import Ledger, RunOutcome
 from syncd.localio import LocalIOError, writing
-from syncd.mapping import TagAssignment, TagMapper, tag_key
-from syncd.model import (
-    ClassificationType,
-    MarkerState,
-    RemoteImage,
-    RemoteSnapshot,
-    RemoteTag,
-    TagType,
-)
 from syncd.remote import remote_tag
 from syncd.scan import MARKER_NAME, read_marker, write_marker
 
@@ -60,14 +55,6 @@ _log = structlog.get_logger(component="pull")
 
 PART_DIR = ".syncd-pull"
 _HASH_CHUNK = 1 << 20
-# First bytes -> file suffix; the service accepts only these formats.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", ".png"),
-    (b"GIF87a", ".gif"),
-    (b"GIF89a", ".gif"),
-    (b"BM", ".bmp"),
-)
 
 Progress = Callable[[str, int], None]
 
@@ -111,70 +98,6 @@ class PullReport:
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
-
-
-# --- placement (pure) ----------------------------------------------------------------------------
-
-
-def _folder_problem(folder: str) -> str | None:
-    if not folder or folder in (".", ".."):
-        return "is not a usable folder name"
-    if "/" in folder or "\\" in folder or "\0" in folder:
-        return "contains a path separator"
-    if folder.startswith("."):
-        return "would be a hidden folder (syncd skips those)"
-    if len(folder.encode()) > 255:
-        return "is longer than a file name may be"
-    return None
-
-
-def placement(
-    tags: list[RemoteTag], mirror: MirrorConfig, mapper: TagMapper | None = None
-) -> tuple[str, ...] | str:
-    """Return the folders (relative to the root, "" = the root) an image with `tags` goes
-    into, or why it cannot be placed. Each folder is checked to map back to its tag."""
-    mapper = mapper or TagMapper(mirror.tags)
-    if not tags:
-        if mirror.tags.root_files is RootFiles.SKIP:
-            return "untagged, and tags.root_files is skip"
-        return ("",)
-    odd = [t.name for t in tags if t.type is TagType.GENERAL_PRODUCT]
-    if odd:
-        return f"GeneralProduct tag {odd[0]!r} has no folder"
-    negative = [t for t in tags if t.type is TagType.NEGATIVE]
-    if negative:
-        if len(tags) > 1:
-            return "carries the Negative tag and a regular one"
-        folder = mirror.tags.negative_folder
-        if not folder:
-            return "Negative tag, and tags.negative_folder is null"
-        wanted = [(folder, TagAssignment(negative=True))]
-    else:
-        folder_of = {tag_key(tag): folder for folder, tag in mirror.tags.rename.items()}
-        ordered = sorted(tags, key=lambda t: (tag_key(t.name), t.name))
-        wanted = [
-            (folder_of.get(tag_key(t.name), t.name), TagAssignment(tags=(t.name,))) for t in ordered
-        ]
-        if mirror.pull.multi_tag is MultiTag.FIRST:
-            wanted = wanted[:1]
-    folders = []
-    for folder, expected in wanted:
-        problem = _folder_problem(folder)
-        got = mapper.assign(f"{folder}/x.jpg") if problem is None else None
-        if problem is None and not (
-            isinstance(got, TagAssignment)
-            and got.negative == expected.negative
-            and [tag_key(n) for n in got.tags] == [tag_key(n) for n in expected.tags]
-        ):
-            problem = "does not map back to the same tag under the tags: rules"
-        if problem is not None:
-            return f"folder {folder!r} {problem}"
-        folders.append(folder)
-    return tuple(folders)
-
-
-def _suffix(head: bytes) -> str | None:
-    return next((suffix for magic, suffix in _SIGNATURES if head.startswith(magic)), None)
 
 
 # --- the pull ------------------------------------------------------------------------------------
@@ -313,7 +236,7 @@ class _Puller:
             self.report.failed.append((image_id, str(exc)))
             _log.warning("download_failed", image_id=image_id, error=str(exc))
             return None
-        suffix = _suffix(head)
+        suffix = image_suffix(head)
         if suffix is None:
             part.unlink(missing_ok=True)
             self.report.failed.append((image_id, "not a JPEG, PNG, GIF or BMP image"))

@@ -21,15 +21,16 @@ from dataclasses import dataclass
 import structlog
 
 from syncd.api import ApiError, Image, Project, Tag, TrainingClient
-from syncd.ledger import Ledger, RemoteSummary
-from syncd.model import (
+from syncd.core.model import (
     SYNCD_METADATA_KEY,
     ClassificationType,
     LocalSnapshot,
     RemoteImage,
     RemoteSnapshot,
     RemoteTag,
+    TagType,
 )
+from syncd.ledger import Ledger, RemoteSummary
 
 _log = structlog.get_logger(component="remote")
 
@@ -65,8 +66,10 @@ def _classification(project: Project) -> ClassificationType:
 
 
 def remote_tag(tag: Tag) -> RemoteTag:
-    """The planner's record of a tag the client returned (ids lower-cased, as the ledger keeps)."""
-    return RemoteTag(str(tag.id).lower(), tag.name, tag.type)
+    """The planner's record of a tag the client returned (ids lower-cased, as the ledger keeps).
+
+    The client's TagType becomes core's (the same spec enum, by value): core imports no client."""
+    return RemoteTag(str(tag.id).lower(), tag.name, TagType(tag.type))
 
 
 def _remote_image(image: Image, sha256: str | None) -> RemoteImage:

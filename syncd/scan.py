@@ -1,17 +1,18 @@
 """Walk a root folder into a LocalSnapshot: stat every candidate, hash only what changed.
 
-Public names: scan, walk_tree, check_tree, Walked, sniff_image_format, read_marker, write_marker,
-compile_glob, glob_problem, MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY_WINDOW_NS.
+Public names: scan, walk_tree, check_tree, Walked, read_marker, write_marker, MARKER_NAME,
+HASH_CHUNK_BYTES, RACY_WINDOW_NS.
 
 - Candidates: regular files whose extension is allowed (case-insensitive), matching an include
-  glob and no exclude glob (posix paths relative to the root; `**` spans folders). Hidden files and
-  folders (a leading `.`, the marker among them) are skipped silently.
+  glob and no exclude glob (syncd.core.globs: posix paths relative to the root; `**` spans
+  folders). Hidden files and folders (a leading `.`, the marker among them) are skipped silently.
 - A file whose (size, mtime_ns, inode) matches the ledger's cache, under its path or (moved) any
   other, keeps its cached sha256; others are hashed (sha256, streamed in 1 MiB chunks). A cached
   hash taken within RACY_WINDOW_NS of the file's mtime is not trusted (a write in the same clock
   tick would not change the stat).
-- Each candidate is checked: non-empty, within 6 MB, readable, a JPEG/PNG/BMP/GIF by its magic
-  bytes, a legal tag path (syncd.mapping). A failure is recorded on the file, never raised.
+- Each candidate is checked: non-empty, within 6 MB (syncd.core.limits), readable, a
+  JPEG/PNG/BMP/GIF by its magic bytes (syncd.core.imageformat), a legal tag path
+  (syncd.core.mapping). A failure is recorded on the file, never raised.
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
   already walked is reported as a loop, and a link whose target (at the end of any chain of links)
   is outside the root is reported and skipped: following never leaves the root. Names that are
@@ -32,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import time
 from array import array
 from collections.abc import Callable, Iterator, Mapping
@@ -40,10 +40,14 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from syncd.mapping import TagMapper
-from syncd.model import (
+from syncd.config import MirrorConfig
+from syncd.core.globs import compile_glob
+from syncd.core.imageformat import sniff_image_format
+from syncd.core.limits import MAX_IMAGE_BYTES
+from syncd.core.mapping import TagMapper
+from syncd.core.model import (
     CachedFile,
     LocalFile,
     LocalSnapshot,
@@ -53,81 +57,10 @@ from syncd.model import (
     Skipped,
 )
 
-if TYPE_CHECKING:
-    from syncd.config import MirrorConfig
-
 MARKER_NAME = ".syncd-root"
-# «Binary image data. Supported formats are JPEG, GIF, PNG, and BMP. Supports images up to 6MB.»
-# Read as 6 MiB, like syncd.api.limits (a local copy on purpose: the scanner stays independent of
-# the client). A stricter service costs one reported ErrorImageSize for that file.
-MAX_IMAGE_BYTES = 6 * 1024 * 1024
 HASH_CHUNK_BYTES = 1024 * 1024
 # Two seconds covers the coarsest mtime clocks in use (FAT: 2 s; ext4/APFS: ns).
 RACY_WINDOW_NS = 2_000_000_000
-
-_MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-    (b"BM", "bmp"),
-)
-
-
-def sniff_image_format(head: bytes) -> str | None:
-    """Return "jpeg", "png", "gif" or "bmp" from a file's first bytes, or None."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
-# --- globs ------------------------------------------------------------------------------------
-
-
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """Return a regex for a posix glob: `*` and `?` stay in one folder, `**` spans folders."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[":
-            end = pattern.find("]", i + 2)
-            if end < 0:
-                raise ValueError("an unclosed '['")
-            body = pattern[i + 1 : end]
-            negate = body.startswith("!")
-            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def glob_problem(pattern: str) -> str | None:
-    """Return why `pattern` is not a usable glob, or None."""
-    if not pattern:
-        return "an empty pattern"
-    if pattern.startswith("/"):
-        return "patterns are relative to the root (no leading '/')"
-    try:
-        compile_glob(pattern)
-    except (ValueError, re.error) as exc:
-        return str(exc)
-    return None
 
 
 # --- the root marker --------------------------------------------------------------------------

@@ -27,14 +27,16 @@ from typing import Any
 import structlog
 
 from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
-from syncd.config import Config, DeletePolicy, MirrorConfig, ServiceConfig
+from syncd.config import Config, MirrorConfig, ServiceConfig
+from syncd.core.mapping import placement
+from syncd.core.model import LocalSnapshot, MarkerState, RemoteSnapshot
+from syncd.core.planner import GuardReason, KeepReason, Plan, plan
+from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.executor import Execution, execute
 from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import EXIT_LOCAL, LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
-from syncd.model import LocalSnapshot, MarkerState, RemoteSnapshot
-from syncd.planner import GuardReason, KeepReason, Plan, plan
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
 from syncd.trash import Trash, trash_folder
@@ -476,8 +478,6 @@ def _trash(
     """This run's trash (a folder named by the time now), or None without `trash_dir`."""
     if mirror.trash_dir is None or not _trashing(mirror):
         return None
-    from syncd.pull import placement
-
     images = {i.image_id.lower(): i for i in remote.images}
     tags = {t.tag_id.lower(): t for t in remote.tags}
 

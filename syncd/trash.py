@@ -30,17 +30,10 @@ from pathlib import Path, PurePosixPath
 import structlog
 
 from syncd.api import ApiError, Image, TrainingClient
+from syncd.core.imageformat import image_suffix
 
 _log = structlog.get_logger(component="trash")
 
-# First bytes -> file suffix (the service accepts only these formats); for the fallback name.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", ".png"),
-    (b"GIF87a", ".gif"),
-    (b"GIF89a", ".gif"),
-    (b"BM", ".bmp"),
-)
 _PART_SUFFIX = ".syncd-part"  # a download in progress; renamed into place once verified
 
 
@@ -66,7 +59,7 @@ class Trash:
         """The files to write one image's original to (at least one)."""
         known = [rel for rel in self.paths.get(image_id.lower(), ()) if _safe(rel)]
         if not known:
-            suffix = next((s for magic, s in _SIGNATURES if head.startswith(magic)), "")
+            suffix = image_suffix(head) or ""  # the fallback name's suffix, by the first bytes
             name = f"{image_id.lower()}{suffix}"
             folders = [f for f in self.fallback(image_id.lower()) if f == "" or _safe(f)] or [""]
             known = [f"{f}/{name}" if f else name for f in folders]

@@ -25,7 +25,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from syncd.model import LocalSnapshot, Problem, ProblemKind, Skipped
+from syncd.core.model import LocalSnapshot, Problem, ProblemKind, Skipped
 
 _GONE = (-1, -1)  # the stat of a path that does not exist (a deletion settles like a change)
 _UNSEEN = (-2, -2)  # not stat'ed yet

@@ -10,12 +10,11 @@ import yaml
 
 from syncd.config import (
     ConfigError,
-    DeletePolicy,
-    TagMode,
     load_config,
     parse_config,
     schema_keys,
 )
+from syncd.core.policy import DeletePolicy, TagMode
 from syncd.credentials import TrainingKey
 
 REPO = Path(__file__).resolve().parents[1]

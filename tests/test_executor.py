@@ -18,13 +18,13 @@ from images import write_image
 from syncd.api import ApiError, ClientSettings, Pacer, TrainingClient
 from syncd.api.errors import error_for
 from syncd.config import MirrorConfig, parse_config
+from syncd.core.planner import Plan, plan
 from syncd.credentials import TrainingKey
 from syncd.emulator.app import create_app
 from syncd.emulator.embedded import EMBEDDED_BASE_URL
 from syncd.emulator.store import Store
 from syncd.executor import Execution, execute
 from syncd.ledger import Ledger
-from syncd.planner import Plan, plan
 from syncd.remote import RemoteRead, read_remote
 from syncd.scan import scan, write_marker
 

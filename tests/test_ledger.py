@@ -11,16 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.ledger import (
-    SCHEMA_VERSION,
-    Ledger,
-    LedgerBusyError,
-    LedgerError,
-    LedgerLock,
-    RunOutcome,
-    lock_path,
-)
-from syncd.model import (
+from syncd.core.model import (
     ClassificationType,
     ImageOwner,
     LocalFile,
@@ -32,6 +23,15 @@ from syncd.model import (
     RemoteSnapshot,
     RemoteTag,
     TagType,
+)
+from syncd.ledger import (
+    SCHEMA_VERSION,
+    Ledger,
+    LedgerBusyError,
+    LedgerError,
+    LedgerLock,
+    RunOutcome,
+    lock_path,
 )
 
 PID = "11111111-2222-3333-4444-555555555555"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.config import RootFiles, TagConfig, TagMode
-from syncd.mapping import MAX_TAG_NAME_LENGTH, TagAssignment, TagMapper, tag_key, tag_name_problem
-from syncd.model import Problem, ProblemKind
+from syncd.config import TagConfig
+from syncd.core.limits import MAX_TAG_NAME_LENGTH
+from syncd.core.mapping import TagAssignment, TagMapper, tag_key, tag_name_problem
+from syncd.core.model import Problem, ProblemKind
+from syncd.core.policy import RootFiles, TagMode
 
 
 def tags(*names: str, negative: bool = False) -> TagAssignment:

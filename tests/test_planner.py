@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncd.config import DeletePolicy, GuardConfig, MirrorConfig, TagConfig
-from syncd.mapping import TagMapper, tag_key
-from syncd.model import (
+from syncd.config import GuardConfig, MirrorConfig, TagConfig
+from syncd.core.mapping import TagMapper, tag_key
+from syncd.core.model import (
     ClassificationType,
     ImageOwner,
     LedgerImage,
@@ -28,9 +28,10 @@ from syncd.model import (
     RemoteImage,
     RemoteSnapshot,
     RemoteTag,
+    Skipped,
     TagType,
 )
-from syncd.planner import (
+from syncd.core.planner import (
     AddTags,
     Adopt,
     ConflictKind,
@@ -45,6 +46,7 @@ from syncd.planner import (
     Upload,
     plan,
 )
+from syncd.core.policy import DeletePolicy
 
 PID = "11111111-2222-3333-4444-555555555555"
 LID = "0123456789abcdef0123456789abcdef"  # this ledger's random id
@@ -515,8 +517,6 @@ def test_guard_refuses_every_delete_and_keeps_the_rest(
         }.get(reason, MarkerState.PRESENT)
         skipped = ()
         if reason is GuardReason.READ_ERRORS:
-            from syncd.model import Skipped
-
             skipped = (Skipped("Bird", Problem(ProblemKind.UNREADABLE, "Permission denied")),)
         local_ = local(*files, marker=marker, skipped=skipped)
     ledger = owned(*(i.image_id for i in images))

@@ -12,15 +12,16 @@ import pytest
 from images import image_bytes, write_image
 
 from syncd.config import FileConfig, MirrorConfig, TagConfig
-from syncd.model import CachedFile, LocalSnapshot, MarkerState, ProblemKind
+from syncd.core.globs import compile_glob
+from syncd.core.imageformat import sniff_image_format
+from syncd.core.limits import MAX_IMAGE_BYTES
+from syncd.core.model import CachedFile, LocalSnapshot, MarkerState, ProblemKind
+from syncd.core.policy import RootFiles
 from syncd.scan import (
     MARKER_NAME,
-    MAX_IMAGE_BYTES,
     check_tree,
-    compile_glob,
     read_marker,
     scan,
-    sniff_image_format,
     walk_tree,
     write_marker,
 )
@@ -266,7 +267,7 @@ def test_awkward_names_do_not_crash(tmp_path: Path) -> None:
 
 def test_root_files_can_be_skipped(tmp_path: Path) -> None:
     write_image(tmp_path / "loose.jpg", 1)
-    config = dataclasses.replace(mirror(tmp_path), tags=TagConfig(root_files="skip"))
+    config = dataclasses.replace(mirror(tmp_path), tags=TagConfig(root_files=RootFiles.SKIP))
     (loose,) = scan(config).files
     assert loose.problem.kind is ProblemKind.ROOT_FILE_SKIPPED
 

@@ -1,7 +1,8 @@
 """Every documented limit of the Custom Vision Training API v3.3, and the batching that obeys them.
 
-Public names: the limit constants below (each with the spec's wording), `chunked`,
-`upload_batches`, `UploadFormat`, `encoded_size`, `tag_pair_batches`, `tag_removal_batches`.
+Public names: the limit constants below (each with the spec's wording; the two the scanner and
+planner share come from syncd.core.limits), `chunked`, `upload_batches`, `UploadFormat`,
+`encoded_size`, `tag_pair_batches`, `tag_removal_batches`.
 
 The constants are the one place the client learns a limit; every method that takes many items
 splits them here, so callers never chunk. Quotes are from customvision-training-v3.3.json
@@ -15,17 +16,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 from uuid import UUID
 
+from syncd.core.limits import MAX_IMAGE_BYTES as MAX_IMAGE_BYTES
+from syncd.core.limits import MAX_TAGS_PER_IMAGE as MAX_TAGS_PER_IMAGE
+
 # --- Image creation -------------------------------------------------------------------------
 # «When using multipart multiple image files can be sent at once, with a maximum of 64 files.»
 MAX_IMAGES_PER_UPLOAD = 64
 # «The tags ids with which to tag each image. Limited to 20.» / «limit of 64 images and 20 tags»
 MAX_TAGS_PER_UPLOAD = 20
-# «Binary image data. Supported formats are JPEG, GIF, PNG, and BMP. Supports images up to 6MB.»
-# (Read as 6 MiB; the service reports a bigger one as ErrorImageSize per image, so a stricter
-# reading by the service costs one per-image error, never a rejected batch.)
-MAX_IMAGE_BYTES = 6 * 1024 * 1024
-# [D] «Max number of tags per image (classification) 100»
-MAX_TAGS_PER_IMAGE = 100
+# MAX_IMAGE_BYTES («… Supports images up to 6MB.», read as 6 MiB) and MAX_TAGS_PER_IMAGE ([D]
+# «Max number of tags per image (classification) 100») are imported above from syncd.core.limits:
+# the scanner and the planner obey the same two, written down once.
 
 # --- Image tags -----------------------------------------------------------------------------
 # CreateImageTags body: «Batch of image tags. Limited to 128 tags per batch.» (prose only)

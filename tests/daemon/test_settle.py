@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from syncd.model import LocalFile, LocalSnapshot, MarkerState, ProblemKind
+from syncd.core.model import LocalFile, LocalSnapshot, MarkerState, ProblemKind
 from syncd.watch import SettleTracker, accepts_path, hold_unsettled
 
 

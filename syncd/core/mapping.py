@@ -1,9 +1,8 @@
-"""Folder path -> tag names: the one rule that turns a tree into labels. Pure.
+"""Folder path <-> tag names, both directions: the one rule that turns a tree into labels. Pure.
 
-Public names: TagMapper, TagAssignment, tag_key, normalise_tag_name, tag_name_problem,
-MAX_TAG_NAME_LENGTH.
+Public names: TagMapper, TagAssignment, tag_key, normalise_tag_name, tag_name_problem, placement.
 
-Rules (config `tags:`):
+Rules (config `tags:`, read through syncd.core.policy.TagPolicy):
 - mode `top` (default): the first folder under the root is the tag; `leaf`: the innermost folder;
   `all`: every folder on the path (multilabel).
 - Files directly under the root are uploaded untagged, or skipped with `root_files: skip`.
@@ -14,24 +13,24 @@ Rules (config `tags:`):
 - Tag names are NFC-normalised and compare case-insensitively (`Dog/` and `dog/` are one tag), as
   the service treats tag names; `tag_key` is that comparison key.
 - A folder name that is not a legal tag name is reported (with the reason), never uploaded.
+
+The reverse (`placement`, for `syncd pull` and the trash): where an image goes given its tags,
+checked against `TagMapper` so the tree maps back to the same tags. A regular tag's images go into
+a folder named after the tag (or the folder a `tags.rename` entry maps to it), the Negative tag's
+into `tags.negative_folder`, untagged images directly under the root (nowhere with
+`tags.root_files: skip`). An image with several tags follows `pull.multi_tag` (`first`: the first
+tag by name only). A tag that cannot be a folder name (a `/` in it, a leading `.`, ...), a
+GeneralProduct tag, or a Negative tag without a negative folder gives the reason instead.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from syncd.model import Problem, ProblemKind
-
-if TYPE_CHECKING:
-    from syncd.config import TagConfig
-
-# The spec gives CreateTag's `name` no maxLength and documents only the error BadRequestTagName.
-# 256 is our choice: the longest string the same API documents for a name-like field (a metadata
-# key, «The length of key is limited to 256.»). A stricter service costs one reported CreateTag
-# error for that folder, nothing else.
-MAX_TAG_NAME_LENGTH = 256
+from syncd.core.limits import MAX_TAG_NAME_LENGTH
+from syncd.core.model import Problem, ProblemKind, RemoteTag, TagType
+from syncd.core.policy import MirrorPolicy, MultiTag, RootFiles, TagMode, TagPolicy
 
 
 def normalise_tag_name(name: str) -> str:
@@ -68,9 +67,9 @@ class TagAssignment:
 class TagMapper:
     """Applies one mirror's tag rules to relative posix paths."""
 
-    def __init__(self, config: TagConfig) -> None:
-        self._mode = str(config.mode)
-        self._skip_root_files = str(config.root_files) == "skip"
+    def __init__(self, config: TagPolicy) -> None:
+        self._mode = config.mode
+        self._skip_root_files = config.root_files is RootFiles.SKIP
         self._rename = {tag_key(k): normalise_tag_name(v) for k, v in config.rename.items()}
         self._negative_key = tag_key(config.negative_folder) if config.negative_folder else None
         self._negative_tag_key = tag_key(config.negative_tag_name)
@@ -93,9 +92,9 @@ class TagMapper:
             if self._skip_root_files:
                 return Problem(ProblemKind.ROOT_FILE_SKIPPED, "directly under the root")
             return TagAssignment()
-        if self._mode == "top":
+        if self._mode is TagMode.TOP:
             chosen = folders[:1]
-        elif self._mode == "leaf":
+        elif self._mode is TagMode.LEAF:
             chosen = folders[-1:]
         else:
             chosen = folders
@@ -119,3 +118,63 @@ class TagMapper:
                 f"the path asks for the Negative tag and {sorted(names.values())}",
             )
         return TagAssignment(tags=tuple(names[k] for k in sorted(names)), negative=negative)
+
+
+# --- the reverse: tags -> folders ------------------------------------------------------------
+
+
+def _folder_problem(folder: str) -> str | None:
+    if not folder or folder in (".", ".."):
+        return "is not a usable folder name"
+    if "/" in folder or "\\" in folder or "\0" in folder:
+        return "contains a path separator"
+    if folder.startswith("."):
+        return "would be a hidden folder (syncd skips those)"
+    if len(folder.encode()) > 255:
+        return "is longer than a file name may be"
+    return None
+
+
+def placement(
+    tags: list[RemoteTag], mirror: MirrorPolicy, mapper: TagMapper | None = None
+) -> tuple[str, ...] | str:
+    """Return the folders (relative to the root, "" = the root) an image with `tags` goes
+    into, or why it cannot be placed. Each folder is checked to map back to its tag."""
+    mapper = mapper or TagMapper(mirror.tags)
+    if not tags:
+        if mirror.tags.root_files is RootFiles.SKIP:
+            return "untagged, and tags.root_files is skip"
+        return ("",)
+    odd = [t.name for t in tags if t.type is TagType.GENERAL_PRODUCT]
+    if odd:
+        return f"GeneralProduct tag {odd[0]!r} has no folder"
+    negative = [t for t in tags if t.type is TagType.NEGATIVE]
+    if negative:
+        if len(tags) > 1:
+            return "carries the Negative tag and a regular one"
+        folder = mirror.tags.negative_folder
+        if not folder:
+            return "Negative tag, and tags.negative_folder is null"
+        wanted = [(folder, TagAssignment(negative=True))]
+    else:
+        folder_of = {tag_key(tag): folder for folder, tag in mirror.tags.rename.items()}
+        ordered = sorted(tags, key=lambda t: (tag_key(t.name), t.name))
+        wanted = [
+            (folder_of.get(tag_key(t.name), t.name), TagAssignment(tags=(t.name,))) for t in ordered
+        ]
+        if mirror.pull.multi_tag is MultiTag.FIRST:
+            wanted = wanted[:1]
+    folders = []
+    for folder, expected in wanted:
+        problem = _folder_problem(folder)
+        got = mapper.assign(f"{folder}/x.jpg") if problem is None else None
+        if problem is None and not (
+            isinstance(got, TagAssignment)
+            and got.negative == expected.negative
+            and [tag_key(n) for n in got.tags] == [tag_key(n) for n in expected.tags]
+        ):
+            problem = "does not map back to the same tag under the tags: rules"
+        if problem is not None:
+            return f"folder {folder!r} {problem}"
+        folders.append(folder)
+    return tuple(folders)

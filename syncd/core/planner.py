@@ -49,10 +49,10 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from syncd.mapping import tag_key
-from syncd.model import (
+from syncd.core.limits import MAX_TAGS_PER_IMAGE
+from syncd.core.mapping import tag_key
+from syncd.core.model import (
     SYNCD_METADATA_KEY,
     ClassificationType,
     ImageOwner,
@@ -65,12 +65,8 @@ from syncd.model import (
     RemoteTag,
     TagType,
 )
+from syncd.core.policy import DeletePolicy, MirrorPolicy
 
-if TYPE_CHECKING:
-    from syncd.config import MirrorConfig
-
-# [D] «Max tags per image (classification) 100»; error BadRequestExceedTagPerImageLimit [S].
-MAX_TAGS_PER_IMAGE = 100
 # The fraction rule of the guard only counts when more than this many images would go, so a
 # small project can still lose a file or two (the root-empty rule covers "all of them").
 FRACTION_GUARD_FLOOR = 5
@@ -314,7 +310,7 @@ class _Held:
 class _Tags:
     """The project's tags by key and id, and the display name for every key."""
 
-    def __init__(self, remote: RemoteSnapshot, mirror: MirrorConfig) -> None:
+    def __init__(self, remote: RemoteSnapshot, mirror: MirrorPolicy) -> None:
         self.by_key = {tag_key(t.name): t for t in sorted(remote.tags, key=lambda t: t.tag_id)}
         self.by_id = {t.tag_id.lower(): t for t in remote.tags}
         negatives = sorted(
@@ -423,7 +419,7 @@ def plan(
     local: LocalSnapshot,
     ledger: LedgerView,
     remote: RemoteSnapshot,
-    mirror: MirrorConfig,
+    mirror: MirrorPolicy,
     *,
     allow_mass_delete: bool = False,
 ) -> Plan:
@@ -480,7 +476,8 @@ def plan(
         conflicts.append(Conflict(ConflictKind.TAG_QUOTA, detail))
     delete_tags = _empty_tags(after, ledger, remote, mirror, tags)
 
-    refused, overridden = None, ()
+    refused: RefusedDeletes | None = None
+    overridden: tuple[GuardReason, ...] = ()
     if deletes or delete_tags:
         reasons = _guard(local, ledger, remote, mirror, len(deletes))
         if reasons and allow_mass_delete and all(r.overridable for r in reasons):
@@ -506,12 +503,12 @@ def plan(
 
 
 def _keep_reason(
-    held: _Held, protected: bool, remote: RemoteSnapshot, mirror: MirrorConfig
+    held: _Held, protected: bool, remote: RemoteSnapshot, mirror: MirrorPolicy
 ) -> KeepReason | None:
     """Return why an only-remote image stays, or None when it is to be deleted."""
     if protected:
         return KeepReason.LOCAL_PROBLEM
-    if str(mirror.delete) != "mirror":
+    if mirror.delete is not DeletePolicy.MIRROR:
         return KeepReason.POLICY_KEEP
     if held.owned:
         return None
@@ -535,11 +532,13 @@ def _empty_tags(
     after: list[frozenset[str]],
     ledger: LedgerView,
     remote: RemoteSnapshot,
-    mirror: MirrorConfig,
+    mirror: MirrorPolicy,
     tags: _Tags,
 ) -> list[DeleteTag]:
     """Return the tags syncd created that no image would carry after the plan (if enabled)."""
-    if not (mirror.tags.delete_empty_tags and str(mirror.delete) == "mirror" and remote.complete):
+    if not (
+        mirror.tags.delete_empty_tags and mirror.delete is DeletePolicy.MIRROR and remote.complete
+    ):
         return []
     used = set().union(*after) if after else set()
     created = {t.lower() for t in ledger.created_tag_ids}
@@ -554,7 +553,7 @@ def _guard(
     local: LocalSnapshot,
     ledger: LedgerView,
     remote: RemoteSnapshot,
-    mirror: MirrorConfig,
+    mirror: MirrorPolicy,
     deleting: int,
 ) -> tuple[GuardReason, ...]:
     reasons = []
@@ -584,7 +583,7 @@ def _refusal(
     reasons: tuple[GuardReason, ...],
     deletes: list[DeleteImage],
     delete_tags: list[DeleteTag],
-    mirror: MirrorConfig,
+    mirror: MirrorPolicy,
 ) -> RefusedDeletes:
     root = str(mirror.root).rstrip("/") or "/"
     why = "; ".join(_GUARD_TEXT[r].format(root=root, project_id=mirror.project_id) for r in reasons)

@@ -1,13 +1,13 @@
 """The shared, frozen nouns of the local half: what the scanner saw, what the remote holds.
 
 Public names: TagType, ClassificationType, ProblemKind, Problem, MarkerState, LocalFile, CachedFile,
-Skipped,
-LocalSnapshot, RemoteTag, RemoteImage, RemoteSnapshot, LedgerImage, ImageOwner, LedgerView,
+Skipped, LocalSnapshot, RemoteTag, RemoteImage, RemoteSnapshot, LedgerImage, ImageOwner, LedgerView,
 SYNCD_METADATA_KEY.
 
 Everything here is a plain value: no I/O, no behaviour beyond small derived properties. The
-scanner makes a `LocalSnapshot`; `remote.py` (or the ledger, on the cheap path) makes a
-`RemoteSnapshot`; the ledger makes a `LedgerView`; `planner.plan` takes all three.
+scanner makes a `LocalSnapshot`; `syncd.remote` (or the ledger, on the cheap path) makes a
+`RemoteSnapshot`, converting the client's records into these; the ledger makes a `LedgerView`;
+`syncd.core.planner.plan` takes all three.
 """
 
 from __future__ import annotations
@@ -17,14 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-# One TagType for both halves: the planner's records and the client's speak the same spec enum.
-from syncd.api.models import TagType
-
 # Every image syncd uploads carries {SYNCD_METADATA_KEY: <the ledger's id>}: a random id made
 # when the ledger was created (Ledger.ledger_id), never the mirror's name, which two installs may
 # share. Metadata is per create batch, never per image (DIGEST section 2), so the value is
 # batch-constant by design.
 SYNCD_METADATA_KEY = "syncd"
+
+
+class TagType(enum.StrEnum):
+    """Tag.type [S enum]: core's own copy; syncd.remote converts the client's at the boundary."""
+
+    REGULAR = "Regular"
+    NEGATIVE = "Negative"
+    GENERAL_PRODUCT = "GeneralProduct"
 
 
 class ClassificationType(enum.StrEnum):

@@ -1,0 +1,61 @@
+"""The layers hold: the pure core loads no I/O library and nothing of syncd outside itself.
+
+Each import runs in a fresh interpreter (this one has loaded everything already), and reports
+what it pulled into sys.modules.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import syncd.core
+
+CORE_MODULES = sorted(
+    f"syncd.core.{p.stem}"
+    for p in Path(syncd.core.__file__).parent.glob("*.py")
+    if p.stem != "__init__"
+)
+# Libraries that do I/O (network, database, logging sinks, file watching) or parse files.
+IO_LIBRARIES = ("httpx", "structlog", "sqlite3", "sqlite_utils", "watchdog", "yaml")
+
+
+def loaded_by(module: str) -> set[str]:
+    """Return the names in sys.modules after a fresh interpreter imports `module`."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(out.stdout))
+
+
+def test_the_planner_loads_no_io_library() -> None:
+    # The issue's check, word for word.
+    code = (
+        "import syncd.core.planner, sys; "
+        "print('httpx' in sys.modules, 'structlog' in sys.modules, 'sqlite3' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_modules_stay_pure(module: str) -> None:
+    loaded = loaded_by(module)
+    assert not {lib for lib in IO_LIBRARIES if lib in loaded}
+    outside = {m for m in loaded if m.startswith("syncd.") and not m.startswith("syncd.core")}
+    assert not outside
+
+
+def test_config_does_not_import_the_scanner() -> None:
+    # config validates globs and tag names with core's functions; the scanner imports config,
+    # never the reverse (the old config <-> mapping <-> scan cycle).
+    loaded = loaded_by("syncd.config")
+    assert "syncd.scan" not in loaded
+    assert "syncd.api" not in loaded
