@@ -155,21 +155,27 @@ HOSTILE_KINDS = (
 class HostileFaults:
     """The hostile server's script for a chaos run: forward, or (at `rate`) misbehave.
 
-    Seeded by the run; the counts of what it injected are kept in `injected`.
+    Seeded by the run; the counts of what it injected are kept in `injected`. The
+    `ALWAYS_HOSTILE_AT`-th request is hostile whatever the draw, so that even a short run on a
+    slow machine (a few dozen requests) meets the hostile server at least once.
     """
+
+    ALWAYS_HOSTILE_AT = 5
 
     def __init__(self, seed: int, rate: float, deadline_s: float) -> None:
         self.rng = random.Random(seed)
         self.rate = rate
         self.deadline_s = deadline_s
         self.enabled = True
+        self.seen = 0
         self.injected: collections.Counter[str] = collections.Counter()
 
     def __call__(self, request: Request) -> Reply | None:
         # Image downloads (pre-signed URIs) and probes pass; the training API is the target.
         if not self.enabled or "/training/" not in request.path:
             return None
-        if self.rng.random() >= self.rate:
+        self.seen += 1
+        if self.rng.random() >= self.rate and self.seen != self.ALWAYS_HOSTILE_AT:
             return None
         kind = self.rng.choice(HOSTILE_KINDS)
         self.injected[kind] += 1
