@@ -48,6 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,17 +170,19 @@ class HostileFaults:
         self.enabled = True
         self.seen = 0
         self.injected: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()  # the hostile server calls scripts from worker threads
 
     def __call__(self, request: Request) -> Reply | None:
         # Image downloads (pre-signed URIs) and probes pass; the training API is the target.
         if not self.enabled or "/training/" not in request.path:
             return None
-        self.seen += 1
-        if self.rng.random() >= self.rate and self.seen != self.ALWAYS_HOSTILE_AT:
-            return None
-        kind = self.rng.choice(HOSTILE_KINDS)
-        self.injected[kind] += 1
-        return self._reply(kind, request.headers.get("training-key", ""))
+        with self._lock:
+            self.seen += 1
+            if self.rng.random() >= self.rate and self.seen != self.ALWAYS_HOSTILE_AT:
+                return None
+            kind = self.rng.choice(HOSTILE_KINDS)
+            self.injected[kind] += 1
+            return self._reply(kind, request.headers.get("training-key", ""))
 
     def _reply(self, kind: str, key: str) -> Reply:
         if kind == "retry_after":
