@@ -27,7 +27,7 @@ from syncd import __version__
 from syncd.display import printable, printable_tree
 from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.localio import EXIT_LOCAL, LocalIOError, local_fault
-from syncd.sync import (
+from syncd.reconcile import (
     ACTION_KINDS,
     EXIT_BUSY,
     EXIT_INTERRUPTED,
@@ -296,7 +296,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 async def _reconcile_all(
     config: Config, mirrors: Mirrors, args: argparse.Namespace
 ) -> list[MirrorReport]:
-    from syncd.sync import open_client, reconcile_mirror
+    from syncd.reconcile import open_client, reconcile_mirror
 
     reports = []
     async with open_client(config.service, mirrors) as client:
@@ -458,7 +458,7 @@ def _pull_overrides(
 
 def _pull(args: argparse.Namespace) -> int:
     from syncd.pull import PullError, pull_project
-    from syncd.sync import _open_ledger, _service_error, open_client
+    from syncd.reconcile import _open_ledger, _service_error, open_client
 
     config, mirror = _one_mirror(args)
     config, mirror = _pull_overrides(args, config, mirror)
@@ -588,7 +588,7 @@ async def _add_remote_counts(
     config: Config, mirrors: Mirrors, entries: list[dict[str, Any]]
 ) -> None:
     from syncd.api import ApiError
-    from syncd.sync import _service_error, open_client
+    from syncd.reconcile import _service_error, open_client
 
     async with open_client(config.service, mirrors) as client:
         for mirror, entry in zip(mirrors, entries, strict=True):
@@ -645,7 +645,7 @@ def _print_status(entry: dict[str, Any], out: IO[str]) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from syncd.api import ApiError, BadRequestError
-    from syncd.sync import _service_error, open_client
+    from syncd.reconcile import _service_error, open_client
     from syncd.train import (
         EXIT_NOTHING_TO_TRAIN,
         TrainingNotNeeded,
@@ -714,6 +714,7 @@ def _train(args: argparse.Namespace) -> int:
 def _review(args: argparse.Namespace) -> int:
     from syncd.api import ApiError
     from syncd.ledger import Ledger, LedgerError
+    from syncd.reconcile import _service_error, open_client
     from syncd.review import (
         ReviewError,
         link_tree,
@@ -723,7 +724,6 @@ def _review(args: argparse.Namespace) -> int:
         write_csv,
         write_table,
     )
-    from syncd.sync import _service_error, open_client
 
     if not 0.0 <= args.threshold <= 1.0:
         raise SyncError(f"--threshold must be between 0 and 1, got {args.threshold}", EXIT_USAGE)

@@ -63,7 +63,14 @@ from syncd.ledger import LedgerBusyError, LedgerLock
 from syncd.metrics import Metrics
 from syncd.model import LocalSnapshot
 from syncd.notify import Notifier
-from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client, reconcile_mirror
+from syncd.reconcile import (
+    EXIT_OK,
+    EXIT_USAGE,
+    MirrorReport,
+    SyncError,
+    open_client,
+    reconcile_mirror,
+)
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once

@@ -26,7 +26,7 @@ from syncd.api.models import MetadataStatus, UploadStatus
 from syncd.config import parse_host_port as parse_address
 
 if TYPE_CHECKING:
-    from syncd.sync import MirrorReport
+    from syncd.reconcile import MirrorReport
 
 
 def _names(cls: type) -> set[str]:

@@ -19,7 +19,7 @@ compile_glob, glob_problem, MARKER_NAME, MAX_IMAGE_BYTES, HASH_CHUNK_BYTES, RACY
 - The root marker `.syncd-root` (like Syncthing's `.stfolder`) holds the mirror's project id.
 - Two halves: `walk_tree` lists and stats (no file opened) and digests the result; `check_tree`
   hashes and checks. A run that finds the digest its predecessor left when it ended in sync
-  stops after the walk (syncd.sync); `scan` is both halves at once.
+  stops after the walk (syncd.reconcile); `scan` is both halves at once.
 
 Folders are opened, files opened and re-stat'ed, and the clock read through the injected
 `open_folder`, `open_file`, `stat` and `clock_ns`, so tests can stage failures that a real disk

@@ -22,7 +22,7 @@ from syncd.api import ApiError, BadRequestError, Iteration, TrainingClient, Trai
 
 if TYPE_CHECKING:
     from syncd.config import MirrorConfig
-    from syncd.sync import MirrorReport
+    from syncd.reconcile import MirrorReport
 
 _log = structlog.get_logger(component="train")
 

@@ -277,7 +277,7 @@ def test_deadline_and_retry_after_cap_are_refused_outside_their_range(
 
 def test_deadline_and_retry_after_cap_defaults_are_the_clients() -> None:
     from syncd.api import ClientSettings, limits
-    from syncd.sync import client_settings
+    from syncd.reconcile import client_settings
 
     settings = client_settings(parse_config(f"mirror: {{root: a, project_id: {PID}}}\n").service)
     assert settings.request_deadline_s == ClientSettings().request_deadline_s

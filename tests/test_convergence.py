@@ -32,7 +32,7 @@ from syncd.emulator.app import create_app
 from syncd.emulator.embedded import EMBEDDED_BASE_URL
 from syncd.emulator.faults import DroppedResponse, Faults
 from syncd.emulator.store import Store
-from syncd.sync import SyncError, reconcile_mirror
+from syncd.reconcile import SyncError, reconcile_mirror
 
 PROJECT_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 FOLDERS = ("Dog", "Cat", "Bird", "_negative", "")
