@@ -1,4 +1,4 @@
-"""`syncd run`: the watching daemon. Reconcile at start, then follow the tree as it changes.
+"""`syncd run`'s loop: reconcile at start, then follow the tree as it changes.
 
 Public names: run, Daemon, BATCH_SIZE, BACKOFF_MAX_SECONDS.
 
@@ -59,10 +59,10 @@ from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.config import Config, ConfigError, MirrorConfig, load_config
 from syncd.credentials import CredentialsError
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.notify import Notifier
 from syncd.ledger import LedgerBusyError, LedgerLock
-from syncd.metrics import Metrics
 from syncd.model import LocalSnapshot
-from syncd.notify import Notifier
 from syncd.reconcile import (
     EXIT_OK,
     EXIT_USAGE,
