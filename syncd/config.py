@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey, key_problem
+from syncd.errors import SyncdError
 from syncd.mapping import tag_name_problem
 from syncd.redact import looks_like_key, mask_key_like
 
@@ -56,7 +57,7 @@ STALL_SECONDS_MAX = 86400.0
 ENV_OVERRIDES = {"SYNCD_ENDPOINT": "service.endpoint", "SYNCD_STATE_DIR": "state_dir"}
 
 
-class ConfigError(Exception):
+class ConfigError(SyncdError):
     """The configuration is unusable; `problems` lists every reason, in file order."""
 
     def __init__(self, problems: list[ConfigProblem]) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from syncd.api import ApiError, Image, Project, Tag, TrainingClient
+from syncd.errors import SyncdError
 from syncd.ledger import Ledger, RemoteSummary
 from syncd.model import (
     SYNCD_METADATA_KEY,
@@ -34,7 +35,7 @@ from syncd.model import (
 _log = structlog.get_logger(component="remote")
 
 
-class ProjectKindError(Exception):
+class ProjectKindError(SyncdError):
     """The project is not one syncd can mirror into (e.g. object detection)."""
 
 

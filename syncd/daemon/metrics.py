@@ -129,7 +129,7 @@ class Metrics:
         for failure in report.failures:
             code = metric_code(failure["code"])
             self.failures.labels(mirror, failure["operation"], code).inc()
-        outcome = "in_sync" if report.exit_code == 0 else "not_in_sync"
+        outcome = "in_sync" if report.in_sync else "not_in_sync"
         self.reconciles.labels(mirror, outcome).inc()
         now = time.time()
         self.last_sync.labels(mirror).set(now)
