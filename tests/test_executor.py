@@ -38,6 +38,7 @@ class Setup:
         self.store.create_project("x", None, None, "Multilabel", (), project_id=PROJECT_ID)
         config = parse_config(
             f"state_dir: {tmp / 'state'}\n"
+            "service: {endpoint: embedded}\n"
             f"mirror: {{name: x, root: '{self.root}', project_id: {PROJECT_ID}, delete: mirror}}\n",
             environ={},
         )
