@@ -25,7 +25,7 @@ from syncd.executor import Execution, execute
 from syncd.ledger import Ledger
 from syncd.planner import Plan, plan
 from syncd.remote import RemoteRead, read_remote
-from syncd.scan import scan, write_marker
+from syncd.scan import check_tree, walk_tree, write_marker
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 
@@ -59,7 +59,7 @@ class Setup:
     def read(self) -> tuple[Plan, RemoteRead, int]:
         async def go() -> tuple[Plan, RemoteRead, int]:
             run_id = self.ledger.begin_run()
-            local = scan(self.mirror, self.ledger.cached_files())
+            local = check_tree(walk_tree(self.mirror), self.mirror, self.ledger.cached_files())
             self.ledger.record_scan(local, run_id)
             async with self.client() as client:
                 remote = await read_remote(client, PROJECT_ID, self.ledger, local, run_id=run_id)
