@@ -56,15 +56,13 @@ EXIT_CODES: dict[type[SyncdError], int] = {
     NothingToTrainError: 4,
     LedgerBusyError: 5,
     LocalIOError: 6,
+    SyncdError: 2,  # the base: any other reason syncd cannot go on is a usage or setup error
 }
 
 
 def exit_code_for(exc: SyncdError) -> int:
-    """The exit code of `exc`: its own type's, else its nearest listed base's (2 if none)."""
-    for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
-    return 2
+    """The exit code of `exc`: its own type's, else its nearest listed base's."""
+    return next(EXIT_CODES[cls] for cls in type(exc).__mro__ if cls in EXIT_CODES)
 
 
 DEFAULT_CONFIG = "syncd.yaml"
