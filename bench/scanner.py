@@ -13,13 +13,13 @@ import sys
 import time
 
 from syncd.config import load_config
-from syncd.scan import scan
+from syncd.scan import check_tree, walk_tree
 
 
 def main() -> int:
     mirror = load_config(sys.argv[1]).mirrors[0]
     start = time.perf_counter()
-    snapshot = scan(mirror, {})
+    snapshot = check_tree(walk_tree(mirror), mirror, {})
     seconds = time.perf_counter() - start
     lines = sorted(f"{f.sha256}  {mirror.root / f.path}" for f in snapshot.files)
     print(

@@ -2,9 +2,13 @@
 
 Public names: load_config, parse_config, schema_keys, check_value, ConfigError, ConfigProblem,
 Config, ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig,
-DaemonConfig, PullConfig, ENV_OVERRIDES, EMBEDDED. The choices some keys take (TagMode, RootFiles,
-MultiTag, DeletePolicy) are syncd.core.policy's; MirrorConfig and its sections satisfy that
-module's protocols, which is how the mapping and the planner read them.
+DaemonConfig, PullConfig, EMBEDDED, ENDPOINT_ENV, STATE_DIR_ENV. The choices some keys take
+(TagMode, RootFiles, MultiTag, DeletePolicy) are syncd.core.policy's; MirrorConfig and its
+sections satisfy that module's protocols, which is how the mapping and the planner read them.
+
+`service.endpoint` is required: `embedded` (the in-process emulator) only when the config says
+so, never by default (a config with no endpoint would otherwise sync into a local stand-in and
+report "in sync").
 
 The frozen dataclasses below ARE the schema: each field is a YAML key, its type hint is the
 expected type, its default the default, and `metadata["check"]` its validation. The loader walks
@@ -46,10 +50,17 @@ from syncd.core.globs import glob_problem
 from syncd.core.mapping import tag_name_problem
 from syncd.core.policy import DeletePolicy, MultiTag, RootFiles, TagMode
 from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey, key_problem
+from syncd.errors import SyncdError
 from syncd.redact import looks_like_key, mask_key_like
 
 EMBEDDED = "embedded"
 # Environment variables that override one key each (applied after the file, before validation).
+ENDPOINT_ENV = "SYNCD_ENDPOINT"  # service.endpoint
+STATE_DIR_ENV = "SYNCD_STATE_DIR"  # state_dir
+_ENDPOINT_HINT = (
+    f"give `endpoint: {EMBEDDED}` for the local emulator, or "
+    "`endpoint: https://<resource>.cognitiveservices.azure.com` for Azure"
+)
 # `daemon.stall_seconds`: how long a mirror loop may show no progress before the daemon stops
 # its WATCHDOG=1 pings. The default is well above the longest step a healthy loop takes without
 # a heartbeat: one request (its deadline, ~300 s) or one throttle/backoff wait (capped by a
@@ -57,10 +68,9 @@ EMBEDDED = "embedded"
 STALL_SECONDS_DEFAULT = 900.0
 STALL_SECONDS_MIN = 1.0
 STALL_SECONDS_MAX = 86400.0
-ENV_OVERRIDES = {"SYNCD_ENDPOINT": "service.endpoint", "SYNCD_STATE_DIR": "state_dir"}
 
 
-class ConfigError(Exception):
+class ConfigError(SyncdError):
     """The configuration is unusable; `problems` lists every reason, in file order."""
 
     def __init__(self, problems: list[ConfigProblem]) -> None:
@@ -266,7 +276,9 @@ class TrainingKeyConfig:
 class ServiceConfig:
     """The Custom Vision endpoint, the key, and how hard to push the service."""
 
-    endpoint: str = field(default=EMBEDDED, metadata=_check(_endpoint))
+    # Required (parse_config says so when neither the file nor SYNCD_ENDPOINT gives it); the
+    # default is only the "not given" mark, so the environment can still set it after parsing.
+    endpoint: str = field(default="", metadata=_check(_endpoint))
     # Plain http:// to a host other than this machine sends the key unencrypted: refused unless
     # this says the user means it.
     allow_insecure_http: bool = False
@@ -595,15 +607,18 @@ def parse_config(
         raise ConfigError(reader.problems)
     # env
     state_dir = parsed.state_dir or _default_state_dir(environ)
-    if environ.get("SYNCD_STATE_DIR"):
-        state_dir = _resolve(environ["SYNCD_STATE_DIR"], Path.cwd())
+    if environ.get(STATE_DIR_ENV):
+        state_dir = _resolve(environ[STATE_DIR_ENV], Path.cwd())
     service = parsed.service
-    if environ.get("SYNCD_ENDPOINT"):
-        service = dataclasses.replace(service, endpoint=environ["SYNCD_ENDPOINT"])
-        reader.from_env["service.endpoint"] = "SYNCD_ENDPOINT"
+    if environ.get(ENDPOINT_ENV):
+        service = dataclasses.replace(service, endpoint=environ[ENDPOINT_ENV])
+        reader.from_env["service.endpoint"] = ENDPOINT_ENV
         reason = _endpoint(service.endpoint)
         if reason:
             reader.problem("service.endpoint", reason)
+    # Missing, unless its section's own problem (not a mapping) says it already.
+    if not service.endpoint and not any(p.key == "service" for p in reader.problems):
+        reader.problem("service.endpoint", f"missing (required): {_ENDPOINT_HINT}")
     if not reader.has_problems_under("service.endpoint"):
         reason = insecure_http_problem(service.endpoint, service.allow_insecure_http)
         if reason:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import structlog
 
+from syncd.errors import SyncdError
 from syncd.log import redact_secret
 from syncd.redact import mask_key_like
 
@@ -31,7 +32,7 @@ DEFAULT_KEY_ENV = "SYNCD_TRAINING_KEY"
 _log = structlog.get_logger(component="credentials")
 
 
-class CredentialsError(Exception):
+class CredentialsError(SyncdError):
     """The training key is missing, empty, malformed or unreadable (the message never holds it)."""
 
 

@@ -1,11 +1,12 @@
 """The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
-Public names: Ledger, LedgerError, LedgerBusyError, LedgerLock, lock_path, connect_read_only,
-RunOutcome, RunRecord, ErrorRecord, LedgerStatus, RemoteSummary, SettledMark, SCHEMA_VERSION.
+Public names: Ledger, LedgerLock, lock_path, connect_read_only, RunOutcome, RunRecord, ErrorRecord,
+LedgerStatus, RemoteSummary, SettledMark, SCHEMA_VERSION.
 
 The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
 file costs one full listing and one hashing pass, never data. So a ledger that is corrupt, from a
-newer syncd, or from another project is refused with a message saying so, and never overwritten.
+newer syncd, or from another project is refused with a message saying so (LedgerRefusedError), and
+never overwritten.
 
 What it remembers: each local file's stat and hash (so unchanged files are not re-read), which
 remote image holds which content and whose it is, the project's tags, uploads in flight, runs and
@@ -14,7 +15,7 @@ crash loses at most the calls in flight. All methods are thread-safe (one connec
 an executor may call them from its worker threads.
 
 One writer per ledger: `Ledger.open` takes an exclusive advisory lock (flock) on `<ledger>.lock`
-first and holds it until close; a second process gets LedgerBusyError (exit 5) naming the
+first and holds it until close; a second process gets LedgerBusyError (syncd.errors) naming the
 holder's pid, which the holder writes into the lock file. A separate lock file, not SQLite's own
 locks: those are taken per transaction, so two writers would interleave their runs, and a lock
 on the database file itself would be dropped by SQLite closing any descriptor of it. The kernel
@@ -55,17 +56,8 @@ from syncd.core.model import (
     RemoteTag,
     TagType,
 )
+from syncd.errors import LedgerBusyError, LedgerRefusedError
 from syncd.localio import local_fault, sqlite_local_fault, writing
-
-
-class LedgerError(Exception):
-    """The ledger file cannot be used; the message says why and what to do."""
-
-
-class LedgerBusyError(Exception):
-    """Another process holds the ledger's writer lock (exit 5). Not a LedgerError: the ledger is
-    fine, and every handler that turns a LedgerError into exit 2 must let this one through."""
-
 
 LOCK_SUFFIX = ".lock"  # the writer lock lives next to the ledger: <ledger>.lock
 _LOCK_POLL_SECONDS = 0.1  # how often a waiting writer tries the lock again
@@ -360,18 +352,19 @@ def _now() -> str:
 
 
 def _schema_version(db: sqlite_utils.Database, where: str, fix: str) -> int:
-    """Return the file's schema version (0: empty); raise LedgerError if it is not ours to use."""
+    """Return the file's schema version (0: empty); raise LedgerRefusedError if it is not ours
+    to use."""
     tables = set(db.table_names())
     if not tables:
         return 0
     if "meta" not in tables:
-        raise LedgerError(f"{where} is an SQLite file but not a syncd ledger: {fix}")
+        raise LedgerRefusedError(f"{where} is an SQLite file but not a syncd ledger: {fix}")
     row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise LedgerError(f"{where} has no schema version: {fix}")
+        raise LedgerRefusedError(f"{where} has no schema version: {fix}")
     version = int(row[0])
     if version > SCHEMA_VERSION:
-        raise LedgerError(
+        raise LedgerRefusedError(
             f"{where} was written by a newer syncd (schema {version}, this syncd knows up to "
             f"{SCHEMA_VERSION}): upgrade syncd, or {fix}"
         )
@@ -407,8 +400,9 @@ class Ledger:
         project_id: str | None = None,
         wait_lock: float = 0.0,
     ) -> Ledger:
-        """Return the ledger at `path` for writing, creating it if missing; raise LedgerError if
-        unusable, LedgerBusyError if another process writes it (after waiting `wait_lock` s).
+        """Return the ledger at `path` for writing, creating it if missing; raise
+        LedgerRefusedError if unusable, LedgerBusyError if another process writes it (after
+        waiting `wait_lock` s).
 
         With `project_id`, a ledger already bound to another project is refused; a new one is
         bound to it.
@@ -449,8 +443,10 @@ class Ledger:
             fault = sqlite_local_fault(path, "open the ledger", exc)  # the disk, not the file
             if fault is not None:
                 raise fault from None
-            raise LedgerError(f"{where} is not a readable SQLite file ({exc}): {fix}") from None
-        except LedgerError:
+            raise LedgerRefusedError(
+                f"{where} is not a readable SQLite file ({exc}): {fix}"
+            ) from None
+        except LedgerRefusedError:
             if conn is not None:
                 conn.close()
             raise
@@ -467,11 +463,11 @@ class Ledger:
     ) -> Ledger:
         """Return the existing ledger at `path` for reading only: no lock, no write, no
         migration, also while another process writes it or on a read-only file system. Raise
-        LedgerError if it is missing, unreadable, of another project or of another schema."""
+        LedgerRefusedError if it is missing, unreadable, of another project or of another schema."""
         path = Path(path)
         where = f"ledger {path}"
         if not path.is_file():
-            raise LedgerError(f"{where} does not exist")
+            raise LedgerRefusedError(f"{where} does not exist")
         conn = None
         try:
             conn = connect_read_only(path)
@@ -482,19 +478,19 @@ class Ledger:
                 ledger.empty = True
                 return ledger
             if version < SCHEMA_VERSION:
-                raise LedgerError(
+                raise LedgerRefusedError(
                     f"{where} has schema {version} and this syncd reads {SCHEMA_VERSION}: "
                     "`syncd reconcile` upgrades it"
                 )
             bound = ledger._meta("project_id")
             if project_id is not None and bound is not None and bound != project_id.lower():
-                raise LedgerError(f"{where} belongs to project {bound}, not {project_id}")
+                raise LedgerRefusedError(f"{where} belongs to project {bound}, not {project_id}")
             return ledger
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise LedgerError(f"{where} is not a readable SQLite file ({exc})") from None
-        except LedgerError:
+            raise LedgerRefusedError(f"{where} is not a readable SQLite file ({exc})") from None
+        except LedgerRefusedError:
             if conn is not None:
                 conn.close()
             raise
@@ -512,7 +508,7 @@ class Ledger:
         if bound is None:
             self._set_meta("project_id", project_id.lower())
         elif bound != project_id.lower():
-            raise LedgerError(
+            raise LedgerRefusedError(
                 f"ledger {self.path} belongs to project {bound}, not {project_id}: "
                 "give this mirror its own `ledger:` path"
             )

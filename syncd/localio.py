@@ -1,11 +1,11 @@
 """Local faults: a file or folder syncd could not write or read for a reason outside its control.
 
-Public names: LocalIOError, local_fault, writing, sqlite_local_fault, EXIT_LOCAL.
+Public names: LocalIOError, local_fault, writing, sqlite_local_fault.
 
 Disk full, a read-only file system, a name longer than the file system allows, a permission: none
 is syncd's to fix or to retry around, so each edge that touches the disk (the ledger, the root
 marker, `pull`'s target) turns the OSError (or SQLite's word for it) into one LocalIOError naming
-the path and what to do; the CLI prints it as one line and exits EXIT_LOCAL, the daemon retries.
+the path and what to do; the CLI prints it as one line (exit 6), the daemon retries.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-EXIT_LOCAL = 6  # README "Commands and exit codes"
+from syncd.errors import SyncdError
 
 # What to do about each cause; anything else gets the system's own words only.
 _ADVICE = {
@@ -36,10 +36,8 @@ _ADVICE = {
 _SQLITE_ERRNO = {3: errno.EACCES, 8: errno.EROFS, 10: errno.EIO, 13: errno.ENOSPC, 14: None}
 
 
-class LocalIOError(Exception):
+class LocalIOError(SyncdError):
     """A local path could not be written or read; `str()` is one line naming it."""
-
-    exit_code = EXIT_LOCAL
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ from syncd.core.imageformat import image_suffix
 from syncd.core.mapping import TagMapper, placement
 from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
 from syncd.core.policy import MultiTag
+from syncd.errors import SyncdError
 from syncd.ledger import Ledger, RunOutcome
 from syncd.localio import LocalIOError, writing
 from syncd.remote import remote_tag
@@ -59,7 +60,7 @@ _HASH_CHUNK = 1 << 20
 Progress = Callable[[str, int], None]
 
 
-class PullError(Exception):
+class PullError(SyncdError):
     """The pull cannot start (the target folder belongs to another project, ...)."""
 
 
@@ -69,6 +70,7 @@ class PullReport:
 
     into: str
     project_id: str
+    endpoint: str = ""  # the service pulled from: `embedded` or its URL
     images: int = 0
     downloaded: int = 0
     verified: int = 0  # already complete on disk (hash checked), not downloaded
@@ -80,13 +82,20 @@ class PullReport:
     api_calls: int = 0
 
     @property
+    def complete(self) -> bool:
+        """Every image is in the tree as the project has it."""
+        return not (self.skipped or self.failed or self.kept)
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.skipped or self.failed or self.kept else 0
+        """The pull's verdict as the README numbers it in the JSON: 0 complete, 1 not."""
+        return 0 if self.complete else 1
 
     def to_json(self) -> dict[str, Any]:
         return {
             "into": self.into,
             "project_id": self.project_id,
+            "endpoint": self.endpoint,
             "images": self.images,
             "downloaded": self.downloaded,
             "verified": self.verified,
@@ -300,6 +309,7 @@ async def pull_project(
     ledger: Ledger,
     into: Path,
     *,
+    endpoint: str = "",
     progress: Progress | None = None,
 ) -> PullReport:
     """Write mirror's project out under `into`; raise PullError if `into` is another project's,
@@ -309,7 +319,7 @@ async def pull_project(
         into.mkdir(parents=True, exist_ok=True)
     if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
         raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
-    report = PullReport(str(into), mirror.project_id)
+    report = PullReport(str(into), mirror.project_id, endpoint)
     project = await client.get_project(mirror.project_id)
     if project.classification_type is None:
         raise PullError(f"project {mirror.project_id} is not a classification project")
@@ -373,7 +383,7 @@ async def pull_project(
         "pull_verified": report.verified,
         "api_calls": report.api_calls,
     }
-    outcome = RunOutcome.OK if report.exit_code == 0 else RunOutcome.PARTIAL
+    outcome = RunOutcome.OK if report.complete else RunOutcome.PARTIAL
     ledger.finish_run(run_id, outcome, counts)
     _log.info("pulled", **counts)
     return report

@@ -30,12 +30,13 @@ from syncd.core.model import (
     RemoteTag,
     TagType,
 )
+from syncd.errors import SyncdError
 from syncd.ledger import Ledger, RemoteSummary
 
 _log = structlog.get_logger(component="remote")
 
 
-class ProjectKindError(Exception):
+class ProjectKindError(SyncdError):
     """The project is not one syncd can mirror into (e.g. object detection)."""
 
 

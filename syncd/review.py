@@ -1,7 +1,7 @@
 """`syncd review`: an iteration's per-image verdicts joined to local paths through the ledger.
 
-Public names: review_iteration, Review, Verdict, pick_iteration, write_table, write_csv,
-review_json, link_tree, ReviewError, LINK_ARROW.
+Public names: review_iteration, Review, Verdict, pick_iteration, link_tree, ReviewError,
+LINK_ARROW. Analysis only: the table, CSV and JSON are rendered by syncd.cli.render.
 
 The service scores every training image of an iteration (GetImagePerformances, read count first,
 then pages of 256). An image is listed when one of its own tags scores under the threshold, or
@@ -15,21 +15,21 @@ real file into the right folder is a retag at the next sync.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from syncd.api import ImagePerformance, Iteration, TrainingClient
-from syncd.display import csv_cell, printable
+from syncd.display import printable
+from syncd.errors import SyncdError
 
 LINK_ARROW = "→"
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
-class ReviewError(Exception):
+class ReviewError(SyncdError):
     """The review cannot be made (no trained iteration, a link folder with real files...)."""
 
 
@@ -135,83 +135,7 @@ async def review_iteration(
     return Review(iteration, threshold, reviewed, tuple(listed))
 
 
-# --- output --------------------------------------------------------------------------------------
-
-
-def _where(v: Verdict) -> list[str]:
-    return list(v.paths) or [f"(not local) image {v.image_id}"]
-
-
-def write_table(review: Review, out: IO[str]) -> None:
-    """A human table: one line per file, worst first."""
-    it = review.iteration
-    print(
-        printable(f"{it.name} ({it.id})") + f": {len(review.listed)} of {review.reviewed} images"
-        f" listed (own tag under {review.threshold:g}, or another tag wins)",
-        file=out,
-    )
-    if not review.listed:
-        return
-    rows = [
-        (
-            str(rank),
-            printable(where),
-            printable("+".join(v.expected)),
-            f"{v.expected_probability:.2f}",
-            printable(v.predicted),
-            f"{v.predicted_probability:.2f}",
-        )
-        for rank, v in enumerate(review.listed, 1)
-        for where in _where(v)
-    ]
-    header = ("#", "file", "tagged", "p", "predicted", "p")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
-        )
-
-
-CSV_FIELDS = (
-    "image_id",
-    "path",
-    "local",
-    "expected",
-    "expected_probability",
-    "predicted",
-    "predicted_probability",
-    "reason",
-)
-
-
-def write_csv(review: Review, out: IO[str]) -> None:
-    """CSV, one row per (image, local file); a not-local image has one row with no path. Cells a
-    spreadsheet would run as formulas are neutralised (`csv_cell`); numbers stay numbers."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    for v in review.listed:
-        for path in v.paths or ("",):
-            row = (
-                v.image_id,
-                path,
-                "yes" if v.local else "no",
-                "+".join(v.expected),
-                f"{v.expected_probability:.6f}",
-                v.predicted,
-                f"{v.predicted_probability:.6f}",
-                v.reason,
-            )
-            writer.writerow([csv_cell(cell) for cell in row])
-
-
-def review_json(review: Review) -> dict[str, Any]:
-    it = review.iteration
-    return {
-        "iteration": {"id": str(it.id), "name": it.name, "status": it.status},
-        "threshold": review.threshold,
-        "reviewed": review.reviewed,
-        "listed": [v.to_json() for v in review.listed],
-    }
+# --- the link tree -------------------------------------------------------------------------------
 
 
 def _safe(name: str) -> str:

@@ -1,6 +1,6 @@
 """Walk a root folder into a LocalSnapshot: stat every candidate, hash only what changed.
 
-Public names: scan, walk_tree, check_tree, Walked, read_marker, write_marker, MARKER_NAME,
+Public names: walk_tree, check_tree, Walked, read_marker, write_marker, MARKER_NAME,
 HASH_CHUNK_BYTES, RACY_WINDOW_NS.
 
 - Candidates: regular files whose extension is allowed (case-insensitive), matching an include
@@ -20,7 +20,7 @@ HASH_CHUNK_BYTES, RACY_WINDOW_NS.
 - The root marker `.syncd-root` (like Syncthing's `.stfolder`) holds the mirror's project id.
 - Two halves: `walk_tree` lists and stats (no file opened) and digests the result; `check_tree`
   hashes and checks. A run that finds the digest its predecessor left when it ended in sync
-  stops after the walk (syncd.sync); `scan` is both halves at once.
+  stops after the walk (syncd.reconcile).
 
 Folders are opened, files opened and re-stat'ed, and the clock read through the injected
 `open_folder`, `open_file`, `stat` and `clock_ns`, so tests can stage failures that a real disk
@@ -406,17 +406,3 @@ def check_tree(
         hashed=checker.hashed,
         digest=walked.digest if clean else None,
     )
-
-
-def scan(
-    mirror: MirrorConfig,
-    cache: Mapping[str, CachedFile] | None = None,
-    *,
-    open_folder: Callable[[str], int] = _open_folder,
-    stat: Callable[[str], os.stat_result] = os.stat,
-    open_file: Callable[[str], IO[bytes]] = _open_binary,
-    clock_ns: Callable[[], int] = time.time_ns,
-) -> LocalSnapshot:
-    """Walk and check `mirror.root` in one go (walk_tree, then check_tree)."""
-    walked = walk_tree(mirror, open_folder=open_folder, stat=stat)
-    return check_tree(walked, mirror, cache, stat=stat, open_file=open_file, clock_ns=clock_ns)

@@ -1,11 +1,13 @@
 """Training: start it (TrainProject), wait for the iteration, and train after a sync that changed
 enough (`train_after_sync`).
 
-Public names: start_training, wait_for_iteration, train_after_sync, changed_images,
-TrainingNotNeeded, EXIT_NOTHING_TO_TRAIN, POLL_BACKOFF.
+Public names: start_training, wait_for_iteration, train_after_sync, POLL_BACKOFF.
 
 "Nothing changed since the last training" is the service's TrainingNotNeededError; it becomes
-`TrainingNotNeeded`, which the CLI prints as one line and exit code 4 (EXIT_NOTHING_TO_TRAIN).
+`NothingToTrainError` (syncd.errors), which the CLI prints as one line and exit code 4.
+
+This module knows nothing of a reconcile: `syncd.reconcile` counts the images a run changed and
+calls `train_after_sync` with that number.
 """
 
 from __future__ import annotations
@@ -19,21 +21,16 @@ import structlog
 
 from syncd.api import ApiError, Iteration, TrainingClient, TrainingNotNeededError, TrainingType
 from syncd.api.pacer import Backoff
+from syncd.errors import NothingToTrainError
 
 if TYPE_CHECKING:
     from syncd.config import MirrorConfig
-    from syncd.sync import MirrorReport
 
 _log = structlog.get_logger(component="train")
 
-EXIT_NOTHING_TO_TRAIN = 4
 # Between polls of an iteration in training: 0.5 s doubling to 10 s, without jitter (one
 # poller, and the service's own time to train is what it waits on).
 POLL_BACKOFF = Backoff(first_s=0.5, max_s=10.0, jitter=0.0)
-
-
-class TrainingNotNeeded(Exception):
-    """The service found nothing changed since the last training; the message says so."""
 
 
 async def start_training(
@@ -45,7 +42,7 @@ async def start_training(
     budget_hours: int = 0,
     notify: str | None = None,
 ) -> Iteration:
-    """Start training; return the new iteration; raise TrainingNotNeeded or ApiError."""
+    """Start training; return the new iteration; raise NothingToTrainError or ApiError."""
     try:
         return await client.train_project(
             project_id,
@@ -55,7 +52,7 @@ async def start_training(
             notification_email=notify,
         )
     except TrainingNotNeededError:
-        raise TrainingNotNeeded(
+        raise NothingToTrainError(
             f"nothing changed in project {project_id} since its last training, so the "
             "service did not train (`syncd train --force` trains anyway)"
         ) from None
@@ -82,29 +79,20 @@ async def wait_for_iteration(
     return iteration
 
 
-def changed_images(report: MirrorReport) -> int:
-    """Images a finished reconcile changed: uploads, deletes, and images retagged."""
-    if report.execution is None:
-        return 0
-    done = report.execution.done
-    retagged = {a.image_id for a in (*report.plan.add_tags, *report.plan.remove_tags)}
-    return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged)
-
-
 async def train_after_sync(
-    client: TrainingClient, mirror: MirrorConfig, report: MirrorReport
+    client: TrainingClient, mirror: MirrorConfig, changed: int
 ) -> dict[str, Any] | None:
-    """Start training if the mirror asks for it after a sync and this one changed enough and
-    finished with everything done; return what happened (None: not asked or not enough).
-    A refusal is reported in the result, never raised: the sync itself succeeded."""
+    """Start training if the mirror asks for it after a sync and the sync changed `changed`
+    images, enough; return what happened (None: not asked or not enough). The caller calls only
+    after a real run that finished with everything done. A refusal is reported in the result,
+    never raised: the sync itself succeeded."""
     threshold = mirror.train_after_sync
-    changed = changed_images(report)
-    if not threshold or report.dry_run or report.exit_code != 0 or changed < threshold:
+    if not threshold or changed < threshold:
         return None
     result: dict[str, Any] = {"changed_images": changed, "threshold": threshold}
     try:
         iteration = await start_training(client, mirror.project_id)
-    except TrainingNotNeeded as exc:
+    except NothingToTrainError as exc:
         result.update(started=False, reason=str(exc))
     except ApiError as exc:
         result.update(started=False, reason=str(exc))

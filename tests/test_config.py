@@ -20,6 +20,8 @@ from syncd.credentials import TrainingKey
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config.example.yaml"
 PID = "11111111-2222-3333-4444-555555555555"
+EMBEDDED = "service: {endpoint: embedded}\n"
+MIRROR = f"mirror: {{root: a, project_id: {PID}}}\n"
 PID2 = "66666666-2222-3333-4444-555555555555"
 
 
@@ -52,7 +54,9 @@ def test_example_loads_and_documents_every_key() -> None:
 
 def test_minimal_shorthand_gets_documented_defaults(tmp_path: Path) -> None:
     source = tmp_path / "syncd.yaml"
-    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n")
+    source.write_text(
+        f"service:\n  endpoint: embedded\nmirror:\n  root: data\n  project_id: {PID}\n"
+    )
     config = load_config(source, environ={"XDG_STATE_HOME": str(tmp_path / "state")})
     (mirror,) = config.mirrors
     assert mirror.root == tmp_path / "data"  # relative to the config file
@@ -142,7 +146,8 @@ def test_environment_overrides_and_is_named_when_wrong(tmp_path: Path) -> None:
 def test_key_in_the_file_is_accepted_with_a_warning_and_never_shown(tmp_path: Path) -> None:
     secret = "k-SECRET-in-yaml-0123"
     text = (
-        f"service: {{training_key: {{value: {secret}}}}}\nmirror: {{root: a, project_id: {PID}}}\n"
+        f"service: {{endpoint: embedded, training_key: {{value: {secret}}}}}\n"
+        f"mirror: {{root: a, project_id: {PID}}}\n"
     )
     config = parse_config(text, source=tmp_path / "c.yaml", environ={})
     assert config.service.training_key.load() == TrainingKey(secret)
@@ -161,11 +166,11 @@ def test_key_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("from-file\n")
     key_file.chmod(0o600)
-    text = f"service: {{training_key: {{file: key}}}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    text = f"service: {{endpoint: embedded, training_key: {{file: key}}}}\n{MIRROR}"
     config = parse_config(text, source=tmp_path / "c.yaml", environ={})
     assert config.service.training_key.load() == TrainingKey("from-file")
     monkeypatch.setenv("MY_KEY", "from-env")
-    text = f"service: {{training_key: {{env: MY_KEY}}}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    text = f"service: {{endpoint: embedded, training_key: {{env: MY_KEY}}}}\n{MIRROR}"
     config = parse_config(text, source=tmp_path / "c.yaml", environ={})
     assert config.service.training_key.load() == TrainingKey("from-env")
 
@@ -177,12 +182,14 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_trash_dir_is_off_by_default_and_must_not_be_inside_the_root(tmp_path: Path) -> None:
     source = tmp_path / "syncd.yaml"
-    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n")
+    source.write_text(f"{EMBEDDED}mirror:\n  root: data\n  project_id: {PID}\n")
     assert load_config(source, environ={}).mirrors[0].trash_dir is None
-    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: trash\n")
+    source.write_text(f"{EMBEDDED}mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: trash\n")
     assert load_config(source, environ={}).mirrors[0].trash_dir == tmp_path / "trash"
     # inside the root, the trashed files would be scanned and uploaded again
-    source.write_text(f"mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: data/.trash\n")
+    source.write_text(
+        f"{EMBEDDED}mirror:\n  root: data\n  project_id: {PID}\n  trash_dir: data/.trash\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(source, environ={})
     assert "mirror.trash_dir" in str(caught.value)
@@ -225,8 +232,10 @@ def _config_with(key: str, value: str) -> str:
     *sections, name = key.split(".")
     text = f"mirror: {{root: a, project_id: {PID}}}\n"
     if sections == ["mirror", "guard"]:
-        return f"mirror: {{root: a, project_id: {PID}, guard: {{{name}: {value}}}}}\n"
-    return text + f"{sections[0]}:\n  {name}: {value}\n"
+        return f"{EMBEDDED}mirror: {{root: a, project_id: {PID}, guard: {{{name}: {value}}}}}\n"
+    if sections == ["service"]:
+        return text + f"service:\n  endpoint: embedded\n  {name}: {value}\n"
+    return EMBEDDED + text + f"{sections[0]}:\n  {name}: {value}\n"
 
 
 @pytest.mark.parametrize(
@@ -268,7 +277,7 @@ def test_the_ends_of_each_range_are_accepted(tmp_path: Path, key: str) -> None:
 def test_deadline_and_retry_after_cap_are_refused_outside_their_range(
     tmp_path: Path, key: str, value: float, allowed: str
 ) -> None:
-    text = f"service: {{{key}: {value}}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    text = f"service: {{endpoint: embedded, {key}: {value}}}\n{MIRROR}"
     with pytest.raises(ConfigError) as caught:
         parse_config(text, source=tmp_path / "c.yaml", environ={})
     assert f"service.{key}" in str(caught.value) and allowed in str(caught.value)
@@ -276,9 +285,24 @@ def test_deadline_and_retry_after_cap_are_refused_outside_their_range(
 
 def test_deadline_and_retry_after_cap_defaults_are_the_clients() -> None:
     from syncd.api import ClientSettings, limits
-    from syncd.sync import client_settings
+    from syncd.reconcile import client_settings
 
-    settings = client_settings(parse_config(f"mirror: {{root: a, project_id: {PID}}}\n").service)
+    settings = client_settings(parse_config(EMBEDDED + MIRROR).service)
     assert settings.request_deadline_s == ClientSettings().request_deadline_s
     assert settings.max_retry_after_s == limits.MAX_RETRY_AFTER_S
     assert limits.MAX_RETRY_AFTER_S <= 600 == limits.MAX_RETRY_AFTER_LIMIT_S
+
+
+def test_the_endpoint_is_required_and_the_problem_says_what_to_write(tmp_path: Path) -> None:
+    # No `service:` at all used to mean the embedded emulator: a silent local "in sync".
+    for text in (MIRROR, "service: {rate_per_second: 5}\n" + MIRROR):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(text, source=tmp_path / "c.yaml", environ={})
+        (problem,) = caught.value.problems
+        assert problem.key == "service.endpoint"
+        assert problem.message.startswith("missing (required)")
+        assert "endpoint: embedded" in problem.message
+        assert "https://<resource>.cognitiveservices.azure.com" in problem.message
+    # the environment may give it instead
+    config = parse_config(MIRROR, environ={"SYNCD_ENDPOINT": "embedded"})
+    assert config.service.is_embedded

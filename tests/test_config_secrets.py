@@ -75,7 +75,10 @@ def test_a_project_id_must_be_a_uuid_with_dashes_so_a_hex_key_is_no_project_id(
     message = _problems(f"mirror: {{root: a, project_id: {HEX_KEY}}}\n", tmp_path)
     assert "mirror.project_id: expected a project id" in message
     _assert_not_echoed(message)
-    ok = parse_config(f"mirror: {{root: a, project_id: '{PID.upper()}'}}\n", environ={})
+    ok = parse_config(
+        f"service: {{endpoint: embedded}}\nmirror: {{root: a, project_id: '{PID.upper()}'}}\n",
+        environ={},
+    )
     assert ok.mirrors[0].project_id == PID.upper()
 
 
@@ -144,7 +147,10 @@ def test_the_environment_override_goes_through_the_same_check(tmp_path: Path) ->
 
 @pytest.mark.parametrize("address", ["0.0.0.0:9464", "192.168.1.9:9464", "[::]:9464"])
 def test_a_metrics_address_off_loopback_warns_what_it_exposes(address: str) -> None:
-    text = f"daemon: {{metrics_address: '{address}'}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    text = (
+        f"service: {{endpoint: embedded}}\ndaemon: {{metrics_address: '{address}'}}\n"
+        f"mirror: {{root: a, project_id: {PID}}}\n"
+    )
     config = parse_config(text, environ={})
     (warning,) = config.warnings
     assert "daemon.metrics_address" in warning and "not a loopback address" in warning
@@ -153,7 +159,10 @@ def test_a_metrics_address_off_loopback_warns_what_it_exposes(address: str) -> N
 
 @pytest.mark.parametrize("address", ["127.0.0.1:9464", ":9464", "localhost:9464", "[::1]:9464"])
 def test_a_loopback_metrics_address_does_not_warn(address: str) -> None:
-    text = f"daemon: {{metrics_address: '{address}'}}\nmirror: {{root: a, project_id: {PID}}}\n"
+    text = (
+        f"service: {{endpoint: embedded}}\ndaemon: {{metrics_address: '{address}'}}\n"
+        f"mirror: {{root: a, project_id: {PID}}}\n"
+    )
     assert parse_config(text, environ={}).warnings == ()
 
 

@@ -32,7 +32,8 @@ from syncd.emulator.app import create_app
 from syncd.emulator.embedded import EMBEDDED_BASE_URL
 from syncd.emulator.faults import DroppedResponse, Faults
 from syncd.emulator.store import Store
-from syncd.sync import SyncError, reconcile_mirror
+from syncd.errors import ServiceError
+from syncd.reconcile import reconcile_mirror
 
 PROJECT_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 FOLDERS = ("Dog", "Cat", "Bird", "_negative", "")
@@ -177,8 +178,8 @@ class Convergence(RuleBasedStateMachine):
     @rule(seed=st.integers(0, 2**16))
     def reconcile_under_faults(self, seed: int) -> None:
         faults = Faults(fail_rate=0.2, drop_rate=0.1, seed=seed)
-        # SyncError: the retry budget ran out; the run stops and the next one finishes the job.
-        with contextlib.suppress(SyncError):
+        # ServiceError: the retry budget ran out; the run stops and the next one finishes the job.
+        with contextlib.suppress(ServiceError):
             self.reconcile(create_app(self.store, training_key=None, faults=faults))
 
     @rule()

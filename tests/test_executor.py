@@ -26,7 +26,7 @@ from syncd.emulator.store import Store
 from syncd.executor import Execution, execute
 from syncd.ledger import Ledger
 from syncd.remote import RemoteRead, read_remote
-from syncd.scan import scan, write_marker
+from syncd.scan import check_tree, walk_tree, write_marker
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 
@@ -51,6 +51,7 @@ class Setup:
         self.store.create_project("x", None, None, "Multilabel", (), project_id=PROJECT_ID)
         config = parse_config(
             f"state_dir: {tmp / 'state'}\n"
+            "service: {endpoint: embedded}\n"
             f"mirror: {{name: x, root: '{self.root}', project_id: {PROJECT_ID}, delete: mirror}}\n",
             environ={},
         )
@@ -72,7 +73,7 @@ class Setup:
     def read(self) -> tuple[Plan, RemoteRead, int]:
         async def go() -> tuple[Plan, RemoteRead, int]:
             run_id = self.ledger.begin_run()
-            local = scan(self.mirror, self.ledger.cached_files())
+            local = check_tree(walk_tree(self.mirror), self.mirror, self.ledger.cached_files())
             self.ledger.record_scan(local, run_id)
             async with self.client() as client:
                 remote = await read_remote(client, PROJECT_ID, self.ledger, local, run_id=run_id)

@@ -24,11 +24,10 @@ from syncd.core.model import (
     RemoteTag,
     TagType,
 )
+from syncd.errors import LedgerBusyError, LedgerRefusedError
 from syncd.ledger import (
     SCHEMA_VERSION,
     Ledger,
-    LedgerBusyError,
-    LedgerError,
     LedgerLock,
     RunOutcome,
     lock_path,
@@ -85,7 +84,7 @@ def test_unusable_files_are_refused_and_left_untouched(tmp_path: Path, prepare, 
     path = tmp_path / "l.sqlite"
     prepare(path)
     before = path.read_bytes()
-    with pytest.raises(LedgerError, match=r"move it away|upgrade syncd") as caught:
+    with pytest.raises(LedgerRefusedError, match=r"move it away|upgrade syncd") as caught:
         Ledger.open(path)
     assert message in str(caught.value)
     assert path.read_bytes() == before
@@ -94,7 +93,7 @@ def test_unusable_files_are_refused_and_left_untouched(tmp_path: Path, prepare, 
 def test_a_ledger_of_another_project_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     Ledger.open(path, project_id=PID).close()
-    with pytest.raises(LedgerError, match="belongs to project"):
+    with pytest.raises(LedgerRefusedError, match="belongs to project"):
         Ledger.open(path, project_id="99999999-2222-3333-4444-555555555555")
     Ledger.open(path, project_id=PID.upper()).close()  # ids compare case-insensitively
 

@@ -6,7 +6,9 @@ import dataclasses
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from images import image_bytes, write_image
@@ -21,7 +23,6 @@ from syncd.scan import (
     MARKER_NAME,
     check_tree,
     read_marker,
-    scan,
     walk_tree,
     write_marker,
 )
@@ -32,6 +33,25 @@ LATER = 10**19  # a clock far after every mtime: cached hashes are trusted
 
 def mirror(root: Path, **files: object) -> MirrorConfig:
     return MirrorConfig(root=root, project_id=PID, files=dataclasses.replace(FileConfig(), **files))
+
+
+def scan(
+    mirror: MirrorConfig,
+    cache: dict[str, CachedFile] | None = None,
+    *,
+    open_folder: Callable[[str], int] | None = None,
+    stat: Callable[[str], os.stat_result] = os.stat,
+    open_file: Callable[[str], IO[bytes]] | None = None,
+    clock_ns: Callable[[], int] = time.time_ns,
+) -> LocalSnapshot:
+    """Both halves at once, as a reconcile runs them: walk_tree, then check_tree."""
+    walk: dict[str, Any] = {"stat": stat}
+    check: dict[str, Any] = {"stat": stat, "clock_ns": clock_ns}
+    if open_folder is not None:
+        walk["open_folder"] = open_folder
+    if open_file is not None:
+        check["open_file"] = open_file
+    return check_tree(walk_tree(mirror, **walk), mirror, cache, **check)
 
 
 def cache_of(snapshot: LocalSnapshot) -> dict[str, CachedFile]:

@@ -715,28 +715,6 @@ class TrainingClient:
             replay=True,
         )
 
-    async def count_tagged(self, project_id: Id, tag_ids: Iterable[Id] | None = None) -> int:
-        """Return how many images carry any tag (or any of tag_ids)."""
-        params = {"tagIds": _csv(tag_ids)} if tag_ids else {}
-        return await self._call(
-            "count_tagged",
-            "GET",
-            f"/projects/{project_id}/images/tagged/count",
-            params=params,
-            parse=_count,
-            replay=True,
-        )
-
-    async def count_untagged(self, project_id: Id) -> int:
-        """Return how many images carry no tag."""
-        return await self._call(
-            "count_untagged",
-            "GET",
-            f"/projects/{project_id}/images/untagged/count",
-            parse=_count,
-            replay=True,
-        )
-
     async def iter_images(
         self,
         project_id: Id,

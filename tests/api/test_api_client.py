@@ -88,9 +88,8 @@ async def test_upload_then_count_list_and_look_up(
         assert by_key["img100.png"].tag_ids == {dog.id, cat.id}  # type: ignore[union-attr]
 
         assert await client.count_images(project_id) == 81
-        assert await client.count_tagged(project_id) == 75
-        assert await client.count_tagged(project_id, tag_ids=[cat.id]) == 5
-        assert await client.count_untagged(project_id) == 6
+        assert await client.count_images(project_id, tagging_status=TaggingStatus.TAGGED) == 75
+        assert await client.count_images(project_id, tag_ids=[cat.id]) == 5
         assert await client.count_images(project_id, tagging_status=TaggingStatus.UNTAGGED) == 6
         assert await client.count_images(project_id, tag_ids=[dog.id, cat.id]) == 75
 
@@ -206,12 +205,12 @@ async def test_tag_changes_metadata_and_deletes_in_many_batches(
         assert sum(len(b.created) for b in added) == 300
         again = [b async for b in client.add_tags(project_id, pairs[:10])]
         assert [len(b.duplicated) for b in again] == [10]
-        assert await client.count_tagged(project_id, tag_ids=[cat.id]) == 150
+        assert await client.count_images(project_id, tag_ids=[cat.id]) == 150
 
         removed = [p async for b in client.remove_tags(project_id, ids[:100], [cat.id]) for p in b]
         assert len(removed) == 100
         assert recording.paths("DELETE").count(f"/projects/{project_id}/images/tags") == 2
-        assert await client.count_tagged(project_id, tag_ids=[cat.id]) == 50
+        assert await client.count_images(project_id, tag_ids=[cat.id]) == 50
 
         updated = [
             m async for b in client.update_metadata(project_id, ids[:70], {"k": "v"}) for m in b
@@ -254,7 +253,7 @@ async def test_the_in_process_transport_serves_the_same_client(tmp_path: Path) -
         items = seeded_items(3, tag_ids=[tag.id])
         results = [r async for b in client.upload_images(project.id, items) for r in b]
         assert [r.status for r in results] == [UploadStatus.OK] * 3
-        assert await client.count_tagged(project.id) == 3
+        assert await client.count_images(project.id, tagging_status=TaggingStatus.TAGGED) == 3
         image = (await _all(client, project.id))[0]
         assert image.original_uri
         data = b"".join([c async for c in client.download(image.original_uri)])

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from syncd.config import parse_config
-from syncd.daemon import BACKOFF, _MirrorLoop
-from syncd.sync import SyncError
+from syncd.daemon.loop import BACKOFF, _MirrorLoop
+from syncd.errors import ServiceUnreachableError
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 CAPS = [1, 2, 4, 8, 16, 32, 60, 60, 60]  # cap_n for failures 1..9
@@ -22,6 +22,7 @@ def _retry_delays(tmp_path: Path, rand: float, failures: int) -> list[float]:
     """Fail a mirror loop `failures` times in a row; return how long each failure waits."""
     config = parse_config(
         f"state_dir: {tmp_path / 'state'}\n"
+        "service: {endpoint: embedded}\n"
         f"mirror: {{name: m, root: '{tmp_path / 'root'}', project_id: {PROJECT_ID}}}\n",
         environ={},
     )
@@ -33,7 +34,7 @@ def _retry_delays(tmp_path: Path, rand: float, failures: int) -> list[float]:
         delays = []
         for _ in range(failures):
             before = time.monotonic()
-            loop._failed("timer", SyncError("the service is away", 3))
+            loop._failed("timer", ServiceUnreachableError("the service is away", "m"))
             assert loop.retry_at is not None
             delays.append(loop.retry_at - before)
         return delays

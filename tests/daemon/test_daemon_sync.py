@@ -20,7 +20,8 @@ def _tags_by_sha(world: World) -> dict[str, frozenset[str]]:
 
 def test_one_dropped_file_is_uploaded_and_tagged(world: World) -> None:
     daemon = world.start_daemon()
-    daemon.wait_ready()
+    (ready,) = daemon.wait_event("ready")
+    assert ready["endpoint"] == world.url  # the ready line names the service it syncs into
     data = write_image(world.root / "Dog" / "rex.jpg", 1)
     daemon.wait_for(lambda: _tags_by_sha(world) == {sha256(data): {"Dog"}}, "rex.jpg tagged Dog")
     assert world.uploads.images == 1

@@ -8,7 +8,7 @@ import httpx
 from images import write_image
 
 from daemon.conftest import World
-from syncd.metrics import parse_address
+from syncd.daemon.metrics import parse_address
 
 
 def _free_port() -> int:
@@ -72,7 +72,7 @@ def test_metrics_address_is_validated() -> None:
 def test_failure_codes_become_labels_only_from_the_known_set() -> None:
     from conftest import TEST_KEY
 
-    from syncd.metrics import Metrics, metric_code
+    from syncd.daemon.metrics import Metrics, metric_code
 
     assert metric_code("NotFoundProject") == "NotFoundProject"
     assert metric_code("BadRequestTagNameNotUnique") == "BadRequestTagNameNotUnique"

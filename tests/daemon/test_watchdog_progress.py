@@ -22,8 +22,8 @@ from structlog.testing import capture_logs
 from daemon.conftest import World
 from daemon.support import wait_until
 from syncd.config import load_config
-from syncd.daemon import Daemon
-from syncd.notify import Notifier
+from syncd.daemon.loop import Daemon
+from syncd.daemon.notify import Notifier
 
 STALL_SECONDS = 2
 

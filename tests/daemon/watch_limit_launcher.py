@@ -16,7 +16,7 @@ from typing import Any
 from watchdog.observers import Observer
 
 import syncd.watch
-from syncd.cli import main
+from syncd.cli.main import main
 
 
 class WatchLimitObserver(Observer):  # type: ignore[misc,valid-type]

@@ -25,7 +25,7 @@ import yaml
 from images import write_image
 from project_view import RemoteImage, content, remote_images, sha256
 
-from syncd.cli import main
+from syncd.cli.main import main
 
 MIRROR_NAME = "t"
 REPO = Path(__file__).resolve().parents[2]

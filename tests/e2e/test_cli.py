@@ -108,3 +108,40 @@ def test_embedded_endpoint_needs_no_service_and_no_key(
         api_client(server.url) as http,
     ):
         assert remote_content(http, project_id) == box.expected()
+
+
+def test_every_summary_names_the_endpoint(sandbox: Sandbox) -> None:
+    write_tree(sandbox.root, STANDARD_TREE)
+    config = str(sandbox.config_path)
+
+    human = sandbox.cli("reconcile", "--config", config)
+    as_json = sandbox.reconcile()
+    status = sandbox.status()
+    status_json = sandbox.status("--json")
+
+    assert human.exit_code == as_json.exit_code == status.exit_code == 0, str(human)
+    assert f"at {sandbox.endpoint}" in human.stdout.splitlines()[0]
+    assert as_json.mirror["endpoint"] == sandbox.endpoint
+    assert f"at {sandbox.endpoint}" in status.stdout.splitlines()[0]
+    assert status_json.mirror["endpoint"] == sandbox.endpoint
+
+
+def test_a_config_without_an_endpoint_is_refused_not_synced_into_the_emulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNCD_ENDPOINT", raising=False)
+    box = Sandbox(tmp_path, "embedded", str(uuid.uuid4()), None, capsys)  # type: ignore[arg-type]
+    box.root.mkdir()
+    write_tree(box.root, STANDARD_TREE)
+    config = {
+        "state_dir": str(box.state_dir),
+        "mirror": {"root": str(box.root), "project_id": box.project_id},
+    }
+    box.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    run = box.cli("reconcile", "--config", str(box.config_path), "--json")
+
+    assert run.exit_code == 2, str(run)
+    assert "service.endpoint: missing (required)" in run.stderr
+    assert "endpoint: embedded" in run.stderr
+    assert not (box.state_dir / "emulator").exists()  # nothing was synced anywhere

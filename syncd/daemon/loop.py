@@ -1,4 +1,4 @@
-"""`syncd run`: the watching daemon. Reconcile at start, then follow the tree as it changes.
+"""`syncd run`'s loop: reconcile at start, then follow the tree as it changes.
 
 Public names: run, Daemon, BATCH_SIZE, BACKOFF.
 
@@ -58,13 +58,13 @@ import structlog
 from syncd.api import TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
-from syncd.config import Config, ConfigError, MirrorConfig, load_config
+from syncd.config import Config, MirrorConfig, load_config
 from syncd.core.model import LocalSnapshot
-from syncd.credentials import CredentialsError
-from syncd.ledger import LedgerBusyError, LedgerLock
-from syncd.metrics import Metrics
-from syncd.notify import Notifier
-from syncd.sync import EXIT_OK, EXIT_USAGE, MirrorReport, SyncError, open_client, reconcile_mirror
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.notify import Notifier
+from syncd.errors import LedgerBusyError, SyncdError
+from syncd.ledger import LedgerLock
+from syncd.reconcile import MirrorReport, open_client, reconcile_mirror
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
@@ -90,21 +90,17 @@ _log = structlog.get_logger(component="daemon")
 
 
 def _load(path: str | Path) -> Config:
-    """Return the config at `path`; raise SyncError (exit 2) if it or its key source is unusable."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        raise SyncError(str(exc), EXIT_USAGE) from None
+    """Return the config at `path`; raise ConfigError or CredentialsError if it or its key
+    source is unusable."""
+    config = load_config(path)
     if not config.service.is_embedded:
-        try:
-            config.service.training_key.load()
-        except CredentialsError as exc:
-            raise SyncError(str(exc), EXIT_USAGE) from None
+        config.service.training_key.load()
     return config
 
 
-def run(config_path: str | Path) -> int:
-    """Run the daemon until SIGTERM/SIGINT; return the exit code (0; 2 for a bad config)."""
+def run(config_path: str | Path) -> None:
+    """Run the daemon until SIGTERM/SIGINT; raise a typed error (syncd.errors) if it cannot
+    start (a bad config or key, a ledger another process writes)."""
     config = _load(config_path)
     for warning in config.warnings:
         _log.warning("config_warning", warning=warning)
@@ -112,7 +108,7 @@ def run(config_path: str | Path) -> int:
     ledgers.hold(config)  # another writer: LedgerBusyError (exit 5) before anything starts
     try:
         daemon = Daemon(Path(config_path), config, Notifier.from_env(), ledgers=ledgers)
-        return asyncio.run(daemon.run())
+        asyncio.run(daemon.run())
     finally:
         ledgers.release_all()
 
@@ -399,7 +395,7 @@ class _MirrorLoop:
                 progress=self._progress,
                 hold=self._hold,
             )
-        except SyncError as exc:
+        except SyncdError as exc:
             self.beat()
             self._failed(reason, exc)
             if self.metrics is not None:
@@ -419,7 +415,7 @@ class _MirrorLoop:
         if self.metrics is not None:
             self.metrics.observe_reconcile(self.mirror.name, report, full=full)
             self.metrics.set_pending(self.mirror.name, self.state.pending)
-        self.state.phase = "in sync" if report.exit_code == EXIT_OK else "not everything mirrored"
+        self.state.phase = "in sync" if report.in_sync else "not everything mirrored"
         if report.root_missing:
             await self._root_missing()
         else:
@@ -456,7 +452,7 @@ class _MirrorLoop:
             await asyncio.to_thread(self.stop_watcher)
             self.state.watching = False
 
-    def _failed(self, reason: str, exc: SyncError) -> None:
+    def _failed(self, reason: str, exc: SyncdError) -> None:
         self.state.failures += 1
         self.state.last_error = str(exc)
         delay = BACKOFF.delay(self.state.failures, self.rand)
@@ -465,7 +461,7 @@ class _MirrorLoop:
             "reconcile_failed",
             reason=reason,
             error=str(exc),
-            exit_code=exc.exit_code,
+            error_type=type(exc).__name__,
             attempt=self.state.failures,
             retry_in=round(delay, 2),
             pending=len(self.ready) + len(self.tracker),
@@ -576,7 +572,7 @@ class Daemon:
         # Served from the first config only: a reload does not move the endpoint.
         self.metrics = Metrics() if config.daemon.metrics_address else None
 
-    async def run(self) -> int:
+    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._on_stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self._on_stop, "SIGINT")
@@ -609,7 +605,6 @@ class Daemon:
                 self.metrics.close()
             self.notifier.close()
         _log.info("stopped")
-        return EXIT_OK
 
     def _serve_metrics(self) -> None:
         address = self.config.daemon.metrics_address
@@ -674,7 +669,7 @@ class Daemon:
         if task.done() or self._stop.is_set():
             return
         self.notifier.ready(session.describe())
-        _log.info("ready", status=session.describe())
+        _log.info("ready", status=session.describe(), endpoint=self.config.service.endpoint)
 
     async def _serve(self, session: _Session, task: asyncio.Task[None]) -> bool:
         """Wait for a stop (return False) or an accepted reload (return True)."""
@@ -693,7 +688,7 @@ class Daemon:
             self.notifier.reloading()
             try:
                 new = await asyncio.to_thread(_load, self.config_path)
-            except SyncError as exc:
+            except SyncdError as exc:
                 _log.error("config_reload_rejected", error=str(exc), kept="the running config")
                 self.notifier.ready(session.describe())
                 continue
@@ -722,7 +717,7 @@ class Daemon:
             await asyncio.wait({task}, timeout=max(budget - grace - 0.5, 0.1))
         if task.done() and not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            if isinstance(exc, SyncError):
+            if isinstance(exc, SyncdError):
                 raise exc
             _log.error("session_failed", error=repr(exc))
 
@@ -780,4 +775,4 @@ class Daemon:
 def _exit_now(limit: float) -> None:
     _log.error("shutdown_timeout", seconds=limit, action="exiting now")
     sys.stderr.flush()
-    os._exit(EXIT_OK)
+    os._exit(0)  # a clean stop as systemd sees it: the next start finishes the work

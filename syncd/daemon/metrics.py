@@ -26,7 +26,7 @@ from syncd.api.models import MetadataStatus, UploadStatus
 from syncd.config import parse_host_port as parse_address
 
 if TYPE_CHECKING:
-    from syncd.sync import MirrorReport
+    from syncd.reconcile import MirrorReport
 
 
 def _names(cls: type) -> set[str]:
@@ -129,7 +129,7 @@ class Metrics:
         for failure in report.failures:
             code = metric_code(failure["code"])
             self.failures.labels(mirror, failure["operation"], code).inc()
-        outcome = "in_sync" if report.exit_code == 0 else "not_in_sync"
+        outcome = "in_sync" if report.in_sync else "not_in_sync"
         self.reconciles.labels(mirror, outcome).inc()
         now = time.time()
         self.last_sync.labels(mirror).set(now)

@@ -1,6 +1,11 @@
 """One reconcile of one mirror: scan, read the project, plan, execute, record. The edges meet here.
 
-Public names: reconcile_mirror, open_client, MirrorReport, SyncError, EXIT_* codes.
+Public names: reconcile_mirror, open_client, open_ledger, client_settings, service_error,
+MirrorReport, ACTION_KINDS.
+
+What stops a run is raised as a typed error (syncd.errors: ServiceError and its kinds,
+LedgerRefusedError, LedgerBusyError; LocalIOError, ProjectKindError, CredentialsError); what a
+run found and did, a failed item included, is in the MirrorReport.
 
     walk (filesystem) + counts (HTTP, at the same time)
         -> unchanged on both sides since a run that ended in sync? done: nothing to plan
@@ -26,28 +31,34 @@ from typing import Any
 
 import structlog
 
-from syncd.api import ApiError, ClientSettings, ProjectNotFoundError, TrainingClient
+from syncd.api import (
+    ApiError,
+    AuthenticationError,
+    ClientSettings,
+    ProjectNotFoundError,
+    TrainingClient,
+)
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
 from syncd.core.model import LocalSnapshot, MarkerState, RemoteSnapshot
 from syncd.core.planner import GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
+from syncd.errors import (
+    KeyRefusedError,
+    ProjectMissingError,
+    ServiceAnswerError,
+    ServiceError,
+    ServiceUnreachableError,
+)
 from syncd.executor import Execution, execute
-from syncd.ledger import Ledger, LedgerError, RunOutcome, SettledMark, connect_read_only
-from syncd.localio import EXIT_LOCAL, LocalIOError, sqlite_local_fault, writing
+from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
+from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
+from syncd.train import train_after_sync
 from syncd.trash import Trash, trash_folder
-
-EXIT_OK = 0
-EXIT_NOT_IN_SYNC = 1  # finished; failed items, problem files, conflicts, refused deletes, no root
-EXIT_USAGE = 2  # config, usage, or a ledger syncd must not touch
-EXIT_SERVICE = 3  # cannot reach or authenticate to the service, or the project is missing
-EXIT_BUSY = 5  # another syncd process holds this mirror's ledger lock (LedgerBusyError)
-# EXIT_LOCAL = 6 (syncd.localio): a local file or folder could not be written or read
-EXIT_INTERRUPTED = 130  # SIGINT / SIGTERM (128 + SIGINT, as shells report it)
 
 ACTION_KINDS = (
     "create_tags",
@@ -68,14 +79,6 @@ Progress = Callable[[str, int], None]
 Hold = Callable[[LocalSnapshot], LocalSnapshot]
 
 
-class SyncError(Exception):
-    """A reason the run cannot go on, with its exit code; the message is safe to print."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 @dataclass
 class MirrorReport:
     """Everything a run of one mirror found, planned and did (printed as a table or JSON)."""
@@ -92,6 +95,7 @@ class MirrorReport:
     api_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None  # what train_after_sync did (syncd.train)
+    endpoint: str = ""  # the service the run talked to: `embedded` or its URL
 
     @property
     def problems(self) -> list[dict[str, str]]:
@@ -125,14 +129,29 @@ class MirrorReport:
         return not self.local.root_exists
 
     @property
-    def exit_code(self) -> int:
+    def in_sync(self) -> bool:
+        """Everything planned was done: no failed item, problem file, blocking conflict, refused
+        or skipped delete, and the root exists."""
         blocking = any(c.kind.blocking for c in self.plan.conflicts)
         skipped = self.execution.skipped_deletes if self.execution else 0
         if self.failures or self.problems or blocking or self.plan.refused or skipped:
-            return EXIT_NOT_IN_SYNC
-        if self.root_missing:  # never "in sync", even when nothing would be deleted (keep)
-            return EXIT_NOT_IN_SYNC
-        return EXIT_OK
+            return False
+        return not self.root_missing  # never "in sync", even when nothing would be deleted (keep)
+
+    @property
+    def exit_code(self) -> int:
+        """The run's verdict as the README numbers it in the JSON and the daemon's log: 0 in
+        sync, 1 not everything mirrored (errors that stop a run are raised, never numbered here)."""
+        return 0 if self.in_sync else 1
+
+    @property
+    def changed_images(self) -> int:
+        """Images this run changed: uploads, deletes, and images retagged."""
+        if self.execution is None:
+            return 0
+        done = self.execution.done
+        retagged = {a.image_id for a in (*self.plan.add_tags, *self.plan.remove_tags)}
+        return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged)
 
     def to_json(self) -> dict[str, Any]:
         local = self.local
@@ -141,6 +160,7 @@ class MirrorReport:
         return {
             "name": self.name,
             "project_id": self.project_id,
+            "endpoint": self.endpoint,
             "dry_run": self.dry_run,
             "local": {
                 "files": local.file_count + len(local.skipped),
@@ -197,10 +217,10 @@ def client_settings(service: ServiceConfig) -> ClientSettings:
 def _training_key(service: ServiceConfig) -> TrainingKey | None:
     try:
         key = service.training_key.load()
-    except CredentialsError as exc:
+    except CredentialsError:
         if service.is_embedded:
             return None  # the embedded emulator takes any key, or none
-        raise SyncError(str(exc), EXIT_USAGE) from None
+        raise
     redact_secret(key.reveal())
     return key
 
@@ -236,12 +256,13 @@ async def open_client(
 
 
 @contextlib.contextmanager
-def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
+def open_ledger(mirror: MirrorConfig, dry_run: bool = False) -> Iterator[Ledger]:
     """The mirror's ledger, locked for writing (LedgerBusyError if another process writes it);
-    for a dry run, a private copy of it (the file is neither locked nor touched).
+    for a dry run, a private copy of it (the file is neither locked nor touched). Raise
+    LedgerRefusedError for a ledger syncd must not touch.
 
     A local fault in the block (the ledger's disk, the tree's, a pull target's) leaves as the
-    SyncError with exit code 6 that names the path."""
+    LocalIOError that names the path."""
     assert mirror.ledger is not None  # load_config sets it
     where = mirror.ledger  # the file a disk fault is about
     try:
@@ -257,15 +278,11 @@ def _open_ledger(mirror: MirrorConfig, dry_run: bool) -> Iterator[Ledger]:
             ledger = Ledger.open(copy, project_id=mirror.project_id)
             with ledger:
                 yield ledger
-    except LedgerError as exc:
-        raise SyncError(str(exc), EXIT_USAGE) from None
     except sqlite3.Error as exc:
         fault = sqlite_local_fault(where, "write the ledger", exc)
         if fault is None:
             raise
-        raise SyncError(str(fault), EXIT_LOCAL) from None
-    except LocalIOError as exc:
-        raise SyncError(str(exc), EXIT_LOCAL) from None
+        raise fault from None
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
@@ -275,7 +292,7 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         with contextlib.closing(src), contextlib.closing(sqlite3.connect(target)) as dst:
             src.backup(dst)
     except sqlite3.DatabaseError as exc:
-        raise LedgerError(f"ledger {source} is not a readable SQLite file ({exc})") from None
+        raise LedgerRefusedError(f"ledger {source} is not a readable SQLite file ({exc})") from None
 
 
 def _write_marker(mirror: MirrorConfig, local: LocalSnapshot, the_plan: Plan) -> None:
@@ -306,30 +323,26 @@ async def reconcile_mirror(
     progress: Progress | None = None,
     hold: Hold | None = None,
 ) -> MirrorReport:
-    """Reconcile one mirror; raise SyncError for what stops the run (exit 2 or 3).
+    """Reconcile one mirror; raise a typed error (syncd.errors) for what stops the run.
 
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
     holds back files that have not settled yet)."""
     calls_before = client.api_calls
-    with _open_ledger(mirror, dry_run) as ledger:
+    with open_ledger(mirror, dry_run) as ledger:
         settled = ledger.settled()  # read before begin_run clears it
         run_id = ledger.begin_run()
         try:
             options = _Options(dry_run, allow_mass_delete, full, progress, hold)
             report = await _reconcile(mirror, client, ledger, run_id, options, settled)
-            if mirror.train_after_sync and not dry_run:
-                from syncd.train import train_after_sync
-
-                report.training = await train_after_sync(client, mirror, report)
+            report.endpoint = config.service.endpoint
+            if mirror.train_after_sync and not dry_run and report.in_sync:
+                report.training = await train_after_sync(client, mirror, report.changed_images)
         except ApiError as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             if isinstance(exc, ProjectNotFoundError) and not dry_run:
                 ledger.unbind_if_never_synced()
-            raise _service_error(exc, mirror) from None
-        except ProjectKindError as exc:
-            ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
-            raise SyncError(str(exc), EXIT_USAGE) from None
-        except LocalIOError as exc:
+            raise service_error(exc, mirror) from None
+        except (ProjectKindError, LocalIOError) as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             raise
         except BaseException:
@@ -339,7 +352,7 @@ async def reconcile_mirror(
         counts = {**report.plan.counts(), "api_calls": report.api_calls}
         if report.execution is not None:
             counts.update({f"done_{k}": v for k, v in report.execution.done.items()})
-        outcome = RunOutcome.OK if report.exit_code == EXIT_OK else RunOutcome.PARTIAL
+        outcome = RunOutcome.OK if report.in_sync else RunOutcome.PARTIAL
         ledger.finish_run(run_id, outcome, counts)
         token = _settled_token(mirror, report.local.digest)
         in_sync = report.execution is not None and report.execution.settled
@@ -490,20 +503,19 @@ def _trash(
     return Trash(trash_folder(mirror.trash_dir, datetime.now(UTC)), paths, fallback)
 
 
-def _service_error(exc: ApiError, mirror: MirrorConfig) -> SyncError:
-    from syncd.api import AuthenticationError, ProjectNotFoundError
-
+def service_error(exc: ApiError, mirror: MirrorConfig) -> ServiceError:
+    """The typed error an ApiError that stops work on `mirror` stands for (message included)."""
     if isinstance(exc, AuthenticationError):
-        return SyncError(
+        return KeyRefusedError(
             f"the service refused the training key ({exc}); check the key's source "
             "(service.training_key) and that it belongs to this resource",
-            EXIT_SERVICE,
+            mirror.name,
         )
     if isinstance(exc, ProjectNotFoundError):
-        return SyncError(
+        return ProjectMissingError(
             f"project {mirror.project_id} (mirror {mirror.name!r}) does not exist at this endpoint",
-            EXIT_SERVICE,
+            mirror.name,
         )
     if exc.fatal:
-        return SyncError(f"cannot reach the service: {exc}", EXIT_SERVICE)
-    return SyncError(f"the service answered an error: {exc}", EXIT_SERVICE)
+        return ServiceUnreachableError(f"cannot reach the service: {exc}", mirror.name)
+    return ServiceAnswerError(f"the service answered an error: {exc}", mirror.name)

@@ -1,0 +1,3 @@
+"""The command line: `main` (parser, dispatch, the exit-code table), `commands` (one function
+per command, one `session()`), `render` (all human output). The entry point is
+`syncd.cli.main:main`; nothing outside this package imports it."""

@@ -1,0 +1,372 @@
+"""All human output of the CLI: summaries, tables, CSV, JSON documents, the progress line.
+
+Public names: progress_line, ProgressLine, error, interrupted, warnings, json_document,
+reconcile_summary, status_summary, pull_summary, iteration_line, train_document, train_summary,
+review_document, review_table, review_csv, links_made, SHOWN_ITEMS.
+
+Text from the service or the disk (tag and file names, error messages) is passed through
+`syncd.display.printable` before it reaches a terminal, and `csv_cell` before a spreadsheet: it is
+shown, never obeyed (issue 13). `--json` output needs neither (json.dumps escapes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from syncd.display import csv_cell, printable, printable_tree
+from syncd.reconcile import ACTION_KINDS
+
+if TYPE_CHECKING:
+    from syncd.api import Iteration
+    from syncd.pull import PullReport
+    from syncd.reconcile import MirrorReport
+    from syncd.review import Review, Verdict
+
+SHOWN_ITEMS = 10  # items of each list a human summary shows
+_REDRAW_SECONDS = 0.1  # the progress line is redrawn at most this often
+
+
+# --- errors, warnings, JSON ---------------------------------------------------------------------
+
+
+def error(message: str, code: int, as_json: bool) -> int:
+    """Print the one error line on stderr (and, under --json, the document on stdout); return
+    `code`."""
+    print(f"syncd: error: {printable(message)}", file=sys.stderr)
+    if as_json:
+        json_document({"exit_code": code, "error": message})
+    return code
+
+
+def interrupted() -> None:
+    print("syncd: interrupted", file=sys.stderr)
+
+
+def warnings(lines: Iterable[str], out: IO[str]) -> None:
+    for warning in lines:
+        print(f"syncd: warning: {warning}", file=out)
+
+
+def json_document(document: dict[str, Any]) -> None:
+    """One JSON document on stdout (json.dumps escapes what a terminal would obey)."""
+    print(json.dumps(document))
+
+
+# --- the progress line --------------------------------------------------------------------------
+
+
+class ProgressLine:
+    """One self-rewriting line on a terminal: done counts per kind and a rate, or a status."""
+
+    def __init__(self, out: IO[str], rate_kind: str = "uploads") -> None:
+        self.out = out
+        self.rate_kind = rate_kind
+        self.counts: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, kind: str, n: int) -> None:
+        """Count `n` more of `kind` (the engine's progress callback) and redraw now and then."""
+        self.counts[kind] = self.counts.get(kind, 0) + n
+        now = time.monotonic()
+        if now - self.drawn >= _REDRAW_SECONDS:
+            rate = self.counts.get(self.rate_kind, 0) / max(now - self.started, 1e-9)
+            parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()]
+            self.show(" · ".join(parts) + f" · {rate:.1f} {self.rate_kind}/s")
+
+    def show(self, text: str) -> None:
+        """Replace the line with `text` (already printable)."""
+        self.drawn = time.monotonic()
+        self.out.write("\r\033[K" + text)
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("\r\033[K")
+            self.out.flush()
+
+
+@contextlib.contextmanager
+def progress_line(
+    out: IO[str], enabled: bool, rate_kind: str = "uploads"
+) -> Iterator[ProgressLine | None]:
+    """A ProgressLine on `out` if `enabled` (a terminal, no --json), else None; the line is
+    cleared when the block ends, however it ends."""
+    if not enabled:
+        yield None
+        return
+    line = ProgressLine(out, rate_kind)
+    try:
+        yield line
+    finally:
+        line.close()
+
+
+# --- reconcile ----------------------------------------------------------------------------------
+
+
+def _listed(out: IO[str], name: str, lines: list[str]) -> None:
+    if lines:
+        print(f"  {name} ({len(lines)}):", file=out)
+        for line in lines[:SHOWN_ITEMS]:
+            print(f"    {line}", file=out)
+        if len(lines) > SHOWN_ITEMS:
+            print(f"    ... and {len(lines) - SHOWN_ITEMS} more (--json lists all)", file=out)
+
+
+def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
+    """The human summary of one mirror's reconcile."""
+    data = printable_tree(report.to_json())  # server text and file names: shown, never obeyed
+    title = f"mirror {report.name} -> project {report.project_id} at {data['endpoint']}"
+    if report.dry_run:
+        title += " (dry run: nothing was changed)"
+    print(title, file=out)
+    local, remote = data["local"], data["remote"]
+    hashed = (
+        "unchanged since the last run in sync"
+        if local["unchanged"]
+        else f"{local['hashed']} hashed this run"
+    )
+    print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
+    print(
+        f"  remote: {remote['images']} images ({remote['listing']} check"
+        f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
+        file=out,
+    )
+    print(f"  {'action':<14}{'planned':>9}{'done':>9}", file=out)
+    for kind in ACTION_KINDS:
+        planned = data["planned"][kind]
+        done = "-" if report.dry_run else str(data["done"][kind])
+        if planned or (done not in ("-", "0")):
+            print(f"  {kind:<14}{planned:>9}{done:>9}", file=out)
+    if report.dry_run:
+        _plan_items(report, out)
+    _listed(
+        out, "problem files", [f"{p['path']}: {p['kind']} {p['detail']}" for p in data["problems"]]
+    )
+    _listed(
+        out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
+    )
+    _listed(
+        out, "conflicts", [f"{c['kind']}: {c['detail']} {c['paths']}" for c in data["conflicts"]]
+    )
+    _listed(out, "warnings", data["warnings"])
+    if data["skipped_deletes"]:
+        print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
+    if data["refused"]:
+        print(f"  {data['refused']['message']}", file=out)
+    training = data.get("training")
+    if training:
+        if training["started"]:
+            what = f"started {training['iteration']} ({training['iteration_id']})"
+        else:
+            what = f"not started: {training['reason']}"
+        changed = f"{training['changed_images']} images changed, threshold {training['threshold']}"
+        print(f"  training: {what} ({changed})", file=out)
+    verdict = "in sync" if report.in_sync else "not everything is mirrored"
+    if report.dry_run:
+        verdict = "plan only"
+    print(f"  result: {verdict}", file=out)
+
+
+def _plan_items(report: MirrorReport, out: IO[str]) -> None:
+    plan = report.plan
+    items: list[tuple[str, list[str]]] = [
+        ("create tag", [f"{a.name} ({a.type})" for a in plan.create_tags]),
+        ("upload", [f"{a.paths[0]} -> {list(a.tag_names)}" for a in plan.uploads]),
+        ("adopt", [f"{a.image_id}" for a in plan.adopts]),
+        ("remove tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.remove_tags]),
+        ("add tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.add_tags]),
+        ("delete image", [f"{a.image_id} ({a.reason})" for a in plan.delete_images]),
+        ("delete tag", [a.name for a in plan.delete_tags]),
+    ]
+    for verb, lines in items:
+        for line in lines[:SHOWN_ITEMS]:
+            print(f"    {verb}: {printable(line)}", file=out)
+        if len(lines) > SHOWN_ITEMS:
+            print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more", file=out)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def status_summary(entry: dict[str, Any], out: IO[str]) -> None:
+    """The human account of one mirror's ledger (a `status` entry), and the service's counts."""
+    entry = printable_tree(entry)
+    print(
+        f"mirror {entry['name']} -> project {entry['project_id']} at {entry['endpoint']}", file=out
+    )
+    print(f"  root: {entry['root']}", file=out)
+    print(f"  ledger: {entry['ledger']}", file=out)
+    if not entry.get("synced"):
+        print("  never synced (run `syncd reconcile`)", file=out)
+    else:
+        problems = ", ".join(f"{k} {v}" for k, v in entry["problems"].items()) or "none"
+        images = ", ".join(f"{k} {v}" for k, v in entry["images"].items()) or "none"
+        print(f"  files: {entry['files']} ({entry['files_ok']} ok; problems: {problems})", file=out)
+        print(f"  images: {entry['images_total']} ({images}); tags: {entry['tags']}", file=out)
+        if entry["pending_uploads"]:
+            print(f"  uploads never answered: {entry['pending_uploads']}", file=out)
+        last = entry["last_run"]
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(last["counts"].items()) if v)
+        print(
+            f"  last run: #{last['run_id']} {last['outcome']} at {last['finished_at'] or '-'}"
+            + (f" ({counts})" if counts else ""),
+            file=out,
+        )
+        if last["error"]:
+            print(f"    error: {last['error']}", file=out)
+        for error in entry["recent_errors"][:SHOWN_ITEMS]:
+            print(
+                f"  error {error['at']} {error['operation']} {error['subject']}: "
+                f"{error['message']}",
+                file=out,
+            )
+    if "remote" in entry:
+        remote = entry["remote"]
+        verdict = "agrees with" if entry["remote_agrees"] else "differs from"
+        print(
+            f"  service: {remote['images']} images, {remote['tags']} tags ({verdict} the ledger)",
+            file=out,
+        )
+
+
+# --- pull ---------------------------------------------------------------------------------------
+
+
+def pull_summary(report: PullReport, out: IO[str]) -> None:
+    """The human summary of a pull."""
+    where = printable(f"{report.into} from {report.endpoint}")
+    print(f"pulled project {report.project_id} into {where}", file=out)
+    print(
+        f"  images: {report.images}; downloaded {report.downloaded}"
+        f" ({report.bytes_downloaded / 1e6:.1f} MB), already here and verified {report.verified},"
+        f" extra links/copies {report.extra_files}; {report.api_calls} API calls",
+        file=out,
+    )
+    kept = [(path, f"image {image_id} differs: kept as it is") for path, image_id in report.kept]
+    for title, rows in (
+        ("skipped", report.skipped),
+        ("failed", report.failed),
+        ("kept, edited here", kept),
+    ):
+        _listed(out, title, [f"{printable(subject)}: {printable(why)}" for subject, why in rows])
+    verdict = "complete" if report.complete else "not every image was pulled"
+    print(f"  result: {verdict}", file=out)
+
+
+# --- train --------------------------------------------------------------------------------------
+
+
+def iteration_line(iteration: Iteration, elapsed: float) -> str:
+    """The progress line's text while `train --wait` polls."""
+    return printable(f"{iteration.name}: {iteration.status} ({elapsed:.0f} s)")
+
+
+def train_document(iteration: Iteration, endpoint: str, exit_code: int) -> dict[str, Any]:
+    """`train --json`'s document."""
+    return {
+        "exit_code": exit_code,
+        "endpoint": endpoint,
+        "iteration_id": str(iteration.id),
+        "name": iteration.name,
+        "status": iteration.status,
+        "trained_at": iteration.trained_at.isoformat() if iteration.trained_at else None,
+    }
+
+
+def train_summary(iteration: Iteration, endpoint: str, waited: bool, out: IO[str]) -> None:
+    """The one line `train` prints: the iteration, where, and its status."""
+    shown = printable(f"{iteration.name} ({iteration.id}) at {endpoint}: {iteration.status}")
+    print(shown if waited else f"{shown} (started; --wait waits)", file=out)
+
+
+# --- review -------------------------------------------------------------------------------------
+
+
+def _where(v: Verdict) -> list[str]:
+    return list(v.paths) or [f"(not local) image {v.image_id}"]
+
+
+def review_table(review: Review, out: IO[str]) -> None:
+    """A human table: one line per file, worst first."""
+    it = review.iteration
+    print(
+        printable(f"{it.name} ({it.id})") + f": {len(review.listed)} of {review.reviewed} images"
+        f" listed (own tag under {review.threshold:g}, or another tag wins)",
+        file=out,
+    )
+    if not review.listed:
+        return
+    rows = [
+        (
+            str(rank),
+            printable(where),
+            printable("+".join(v.expected)),
+            f"{v.expected_probability:.2f}",
+            printable(v.predicted),
+            f"{v.predicted_probability:.2f}",
+        )
+        for rank, v in enumerate(review.listed, 1)
+        for where in _where(v)
+    ]
+    header = ("#", "file", "tagged", "p", "predicted", "p")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+
+
+def links_made(links: int, into: Path, out: IO[str]) -> None:
+    print(f"{links} symlinks under {into} (<tagged>→<predicted>/)", file=out)
+
+
+CSV_FIELDS = (
+    "image_id",
+    "path",
+    "local",
+    "expected",
+    "expected_probability",
+    "predicted",
+    "predicted_probability",
+    "reason",
+)
+
+
+def review_csv(review: Review, out: IO[str]) -> None:
+    """CSV, one row per (image, local file); a not-local image has one row with no path. Cells a
+    spreadsheet would run as formulas are neutralised (`csv_cell`); numbers stay numbers."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for v in review.listed:
+        for path in v.paths or ("",):
+            row = (
+                v.image_id,
+                path,
+                "yes" if v.local else "no",
+                "+".join(v.expected),
+                f"{v.expected_probability:.6f}",
+                v.predicted,
+                f"{v.predicted_probability:.6f}",
+                v.reason,
+            )
+            writer.writerow([csv_cell(cell) for cell in row])
+
+
+def review_document(review: Review) -> dict[str, Any]:
+    """`review --format json`'s document."""
+    it = review.iteration
+    return {
+        "iteration": {"id": str(it.id), "name": it.name, "status": it.status},
+        "threshold": review.threshold,
+        "reviewed": review.reviewed,
+        "listed": [v.to_json() for v in review.listed],
+    }

@@ -1,0 +1,79 @@
+"""The engine's typed errors: why a command or a reconcile cannot go on. No exit codes here.
+
+Public names: SyncdError, UsageError, LedgerRefusedError, LedgerBusyError, ServiceError,
+ServiceUnreachableError, KeyRefusedError, ProjectMissingError, ServiceAnswerError,
+NothingToTrainError, TrainingRefusedError.
+
+    SyncdError                      the message is one line, safe to print (no key in it)
+    ├── UsageError                  a flag or argument the command cannot use
+    ├── LedgerRefusedError          a ledger syncd must not touch (corrupt, newer, other project)
+    ├── LedgerBusyError             another process holds the ledger's writer lock
+    ├── ServiceError                the service cannot be used for this mirror
+    │   ├── ServiceUnreachableError   no answer, or a fatal one, after the client's retries
+    │   ├── KeyRefusedError           401/403: the training key is not this resource's
+    │   ├── ProjectMissingError       the mirror's project does not exist at the endpoint
+    │   └── ServiceAnswerError        any other error answer the run cannot go past
+    ├── NothingToTrainError         `train`: nothing changed since the last training
+    └── TrainingRefusedError        `train`: the service would not train (the data, not syncd)
+
+Raised elsewhere, subclasses too: ConfigError (syncd.config), CredentialsError
+(syncd.credentials), LocalIOError (syncd.localio), ProjectKindError (syncd.remote), PullError
+(syncd.pull), ReviewError (syncd.review). `syncd.cli.main` holds the one table that turns each
+into an exit code; the daemon logs them and retries.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """A reason syncd cannot go on; `str()` is one line that says what to do."""
+
+
+class UsageError(SyncdError):
+    """A command-line flag or argument that cannot be used (the message names it)."""
+
+
+class LedgerRefusedError(SyncdError):
+    """The ledger file cannot be used (not a ledger, a newer schema, another project's, unreadable);
+    the message says why and what to do."""
+
+
+class LedgerBusyError(SyncdError):
+    """Another process holds the ledger's writer lock. Not a LedgerRefusedError: the ledger is
+    fine, and it is worth waiting for (`--wait-lock`)."""
+
+
+class ServiceError(SyncdError):
+    """The service cannot be used for `mirror`'s project; `mirror` names it (may be empty)."""
+
+    def __init__(self, message: str, mirror: str = "") -> None:
+        super().__init__(message)
+        self.mirror = mirror
+
+
+class ServiceUnreachableError(ServiceError):
+    """No usable answer from the service (network, timeouts, 5xx) past the client's retries."""
+
+
+class KeyRefusedError(ServiceError):
+    """The service refused the training key (401/403)."""
+
+
+class ProjectMissingError(ServiceError):
+    """The mirror's project does not exist at this endpoint."""
+
+
+class ServiceAnswerError(ServiceError):
+    """The service answered an error the run cannot go past."""
+
+
+class NothingToTrainError(SyncdError):
+    """The service found nothing changed since the last training, so it did not train."""
+
+
+class TrainingRefusedError(SyncdError):
+    """The service would not train (e.g. too few images per tag); `detail` is its answer."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the service would not train: {detail}")
+        self.detail = detail
