@@ -191,7 +191,8 @@ class UnexpectedResponseError(ApiError):
     """A success answer whose body could not be read as the spec's shape."""
 
 
-# CustomVisionError.code: the spec's enum (x-ms-enum CustomVisionErrorCodes, 130 values; DIGEST §5).
+# CustomVisionError.code: the spec's enum (x-ms-enum CustomVisionErrorCodes, 130 values;
+# docs/spec/DIGEST.md §5).
 # The service may send others (the enum is modelAsString); only these become metric labels.
 _SPEC_CODES = """
 NoError BadRequest BadRequestExceededBatchSize BadRequestNotSupported BadRequestInvalidIds

@@ -6,7 +6,8 @@ planner share come from syncd.core.limits), `chunked`, `upload_batches`, `Upload
 
 The constants are the one place the client learns a limit; every method that takes many items
 splits them here, so callers never chunk. Quotes are from customvision-training-v3.3.json
-(«…» spec text, [S] schema keyword) or the Microsoft docs ([D]); see /work/shared/spec/DIGEST.md §4.
+(«…» spec text, [S] schema keyword) or the Microsoft docs ([D]); see
+docs/spec/DIGEST.md §4.
 """
 
 from __future__ import annotations

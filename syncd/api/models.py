@@ -5,9 +5,9 @@ UploadResult, TagPair, TagAddResult, MetadataStatus, MetadataResult, Iteration, 
 TrainingType, Prediction, ImagePerformance, parse_project, parse_tag, parse_image,
 parse_iteration, parse_image_performance.
 
-Parsing is tolerant of what the real service sends (DIGEST §2-3, [R]): `tags` absent on an untagged
-image, `tagName` null in create answers, `metadata` absent when none was set, `description` null,
-unknown enum strings (the spec's enums are `modelAsString`, so new values may appear).
+Parsing is tolerant of what the real service sends (docs/spec/DIGEST.md §2-3, [R]): `tags`
+absent on an untagged image, `tagName` null in create answers, `metadata` absent when none was
+set, `description` null, unknown enum strings (the spec's enums are `modelAsString`, so new values may appear).
 Anything the daemon does not use is left out.
 """
 

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 # Every image syncd uploads carries {SYNCD_METADATA_KEY: <the ledger's id>}: a random id made
 # when the ledger was created (Ledger.ledger_id), never the mirror's name, which two installs may
-# share. Metadata is per create batch, never per image (DIGEST section 2), so the value is
+# share. Metadata is per create batch, never per image (docs/spec/DIGEST.md §2), so the value is
 # batch-constant by design.
 SYNCD_METADATA_KEY = "syncd"
 

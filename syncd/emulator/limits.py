@@ -30,9 +30,9 @@ METADATA_MAX_KEY = 256  # «The length of key is limited to 256.»
 METADATA_MAX_VALUE = 512  # «The length of value is limited to 512.»
 
 # --- request bodies ---------------------------------------------------------------------------
-# The service documents no request size limit (DIGEST.md has none), so each cap is the largest
-# legal request of its route plus room for framing: a body over it is refused with 413 before it
-# is read if its Content-Length says so, else as soon as it streams past the cap.
+# The service documents no request size limit (docs/spec/DIGEST.md has none), so each cap is
+# the largest legal request of its route plus room for framing: a body over it is refused with
+# 413 before it is read if its Content-Length says so, else as soon as it streams past the cap.
 
 MAX_JSON_BODY_BYTES = 1024 * 1024  # the largest legal JSON call (not a create) is ~0.3 MB
 BATCH_FRAMING_BYTES = 1024 * 1024  # a create batch's own fields: 20 tag ids, 50 metadata pairs
@@ -57,7 +57,7 @@ DEFAULT_TRAINING_SECONDS = 2.0  # not a limit: how long the simulated training t
 @dataclass(frozen=True)
 class Quotas:
     """Per-account limits; the defaults are the S0 tier's, from the service's "limits and quotas"
-    table (DIGEST section 6)."""
+    table (docs/spec/DIGEST.md §6)."""
 
     max_projects: int = 100  # «Projects | 2 | 100»
     max_images_per_project: int = 100_000  # «Training images per project | 5,000 | 100,000»

@@ -136,7 +136,7 @@ async def get_image_count(request: Request) -> Response:
     project_param(request)
     no_iteration(request)
     status = choice_param(request, "taggingStatus", TAGGING_STATUSES, "All", "BadRequest")
-    # Count endpoints document no maxItems on tagIds (DIGEST section 9).
+    # Count endpoints document no maxItems on tagIds (docs/spec/DIGEST.md §9).
     filters = {"tag_ids": id_list(request, "tagIds", None), "tagging_status": status}
     _metadata_filter(request, filters)
     return await _count(request, filters)

@@ -479,7 +479,7 @@ def _mixes_negative(tag_ids: Iterable[str], types: dict[str, str]) -> bool:
 
 
 def _echo(image: Image) -> Image:
-    """Return image as create results show it: tag names null [R DIGEST section 2]."""
+    """Return image as create results show it: tag names null [R docs/spec/DIGEST.md §2]."""
     return Image(
         id=image.id,
         created=image.created,
