@@ -7,8 +7,8 @@ parse_iteration, parse_image_performance.
 
 Parsing is tolerant of what the real service sends (docs/spec/DIGEST.md §2-3, [R]): `tags`
 absent on an untagged image, `tagName` null in create answers, `metadata` absent when none was
-set, `description` null, unknown enum strings (the spec's enums are `modelAsString`, so new values may appear).
-Anything the daemon does not use is left out.
+set, `description` null, unknown enum strings (the spec's enums are `modelAsString`, so new
+values may appear). Anything the daemon does not use is left out.
 """
 
 from __future__ import annotations
