@@ -7,20 +7,16 @@ ASGI transport); nothing here mocks our HTTP layer.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from spec_check import SpecChecker
-
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
-TEST_KEY = "tk-TEST-0123456789abcdef-SECRET"
 SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
 
 

@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
-from images import write_image
 
 from syncd.api import ClientSettings, Pacer, TrainingClient
 from syncd.config import parse_config
@@ -33,6 +32,7 @@ from syncd.emulator.embedded import EMBEDDED_BASE_URL
 from syncd.emulator.faults import DroppedResponse, Faults
 from syncd.emulator.store import Store
 from syncd.sync import SyncError, reconcile_mirror
+from tests.support.images import write_image
 
 PROJECT_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 FOLDERS = ("Dog", "Cat", "Bird", "_negative", "")

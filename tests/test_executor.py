@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from images import write_image
 
 from syncd.api import ClientSettings, Pacer, TrainingClient
 from syncd.config import MirrorConfig, parse_config
@@ -26,6 +25,7 @@ from syncd.ledger import Ledger
 from syncd.planner import Plan, plan
 from syncd.remote import RemoteRead, read_remote
 from syncd.scan import scan, write_marker
+from tests.support.images import write_image
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
-from conftest import TEST_KEY
-from hostile import HostileServer, Reply, forward_after
 
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer, Reply, forward_after
 
 
 def test_forwards_to_the_upstream_when_the_script_passes(emulator: EmulatorServer) -> None:

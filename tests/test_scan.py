@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from images import image_bytes, write_image
 
 from syncd.config import FileConfig, MirrorConfig, TagConfig
 from syncd.model import CachedFile, LocalSnapshot, MarkerState, ProblemKind
@@ -24,6 +23,7 @@ from syncd.scan import (
     walk_tree,
     write_marker,
 )
+from tests.support.images import image_bytes, write_image
 
 PID = "11111111-2222-3333-4444-555555555555"
 LATER = 10**19  # a clock far after every mtime: cached hashes are trusted

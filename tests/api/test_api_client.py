@@ -9,9 +9,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from images import image_bytes
 
-from api.conftest import RecordingTransport, make_client, seeded_items
 from syncd.api import (
     ClientSettings,
     Order,
@@ -27,6 +25,8 @@ from syncd.api.errors import BadRequestError, TagNotFoundError
 from syncd.api.limits import MAX_IMAGE_BYTES, UploadFormat
 from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import RecordingTransport, make_client, seeded_items
+from tests.support.images import image_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -245,7 +245,7 @@ async def test_download_streams_the_original_and_sends_no_key(
 
 
 async def test_the_in_process_transport_serves_the_same_client(tmp_path: Path) -> None:
-    from conftest import TEST_KEY
+    from tests.support import TEST_KEY
 
     transport = embedded_transport(tmp_path, training_key=TEST_KEY)
     async with make_client(EMBEDDED_BASE_URL, transport=transport) as client:

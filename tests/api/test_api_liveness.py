@@ -1,9 +1,10 @@
 """The client against a hostile service: every wait capped, every request and download under a
 deadline, every body read up to a cap, every paged read ending by itself.
 
-Each test points a real TrainingClient at tests/hostile.py's scripted server (forwarding to a real
-emulator where the test needs the service to "answer normally again"). Waits are bounded by
-`_bounded`, which only turns a hang into a failure: nothing here asserts a speed.
+Each test points a real TrainingClient at tests/support/hostile.py's scripted server
+(forwarding to a real emulator where the test needs the service to "answer normally again").
+Waits are bounded by `_bounded`, which only turns a hang into a failure: nothing here asserts a
+speed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from hostile import HostileServer, Reply, Request, forward_after
 
-from api.conftest import make_client
 from syncd.api import (
     ApiError,
     TaggingStatus,
@@ -27,6 +26,8 @@ from syncd.api import (
 )
 from syncd.api.errors import DeadlineExceededError, ResponseTooLargeError
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import make_client
+from tests.support.hostile import HostileServer, Reply, Request, forward_after
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-from api.conftest import RecordingTransport, make_client, seeded_items
 from syncd.api import BadRequestError, NotFoundError, TrainingClient
 from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import RecordingTransport, make_client, seeded_items
 
 pytestmark = pytest.mark.anyio
 

@@ -4,17 +4,16 @@ comes back (mounted, restored)."""
 from __future__ import annotations
 
 import pytest
-from images import write_image
-from project_view import content, remote_images, sha256
 
-from daemon.conftest import World
-from daemon.test_daemon_lifecycle import notify_socket  # noqa: F401  (a fixture)
+from tests.daemon.conftest import World
+from tests.support.images import write_image
+from tests.support.project_view import content, remote_images, sha256
 
 
 @pytest.mark.parametrize("policy", ["keep", "mirror"])
 def test_missing_root_is_reported_not_in_sync_and_picked_up_when_it_returns(
     world: World,
-    notify_socket: tuple[str, list[str]],  # noqa: F811
+    notify_socket: tuple[str, list[str]],
     policy: str,
 ) -> None:
     path, messages = notify_socket

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from emulator.support import api_client
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import api_client
 
 StartEmulator = Callable[..., EmulatorServer]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.store import Quotas
+from tests.emulator.support import (
     TOO_MANY_CODES,
     api_client,
     count,
@@ -23,7 +24,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.store import Quotas
 
 
 def _tags(http: httpx.Client, project_id: str, n: int) -> list[str]:

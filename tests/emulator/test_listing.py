@@ -7,7 +7,8 @@ import random
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import (
     API_BASE,
     PREVIEW_BASE,
     api_client,
@@ -21,7 +22,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.server import EmulatorServer
 
 # --- auth, not found, bad ids ------------------------------------------------------------------
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
 
-from emulator.support import API_BASE
 from syncd.emulator.options import KEY_ENV
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import API_BASE
+from tests.support import TEST_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 _ENV = {k: v for k, v in os.environ.items() if k != KEY_ENV}

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import (
     TOO_MANY_CODES,
     api_client,
     csv,
@@ -24,7 +25,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.server import EmulatorServer
 
 Start = Callable[..., EmulatorServer]
 
