@@ -537,6 +537,7 @@ def _ledger_status(mirror: MirrorConfig) -> dict[str, Any]:
         "root": os.path.normpath(mirror.root),
         "ledger": os.path.normpath(str(mirror.ledger)),
     }
+    assert mirror.ledger is not None  # load_config sets it
     if not Path(mirror.ledger).exists():
         entry["synced"] = False
         return entry
@@ -729,6 +730,7 @@ def _review(args: argparse.Namespace) -> int:
         raise SyncError(f"--threshold must be between 0 and 1, got {args.threshold}", EXIT_USAGE)
     config, mirror = _one_mirror(args)
     root = Path(mirror.root)
+    assert mirror.ledger is not None  # load_config sets it
     if not Path(mirror.ledger).exists():
         raise SyncError(
             f"mirror {mirror.name} has no ledger yet: run `syncd reconcile` (or `syncd pull`)"

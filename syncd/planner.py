@@ -480,7 +480,8 @@ def plan(
         conflicts.append(Conflict(ConflictKind.TAG_QUOTA, detail))
     delete_tags = _empty_tags(after, ledger, remote, mirror, tags)
 
-    refused, overridden = None, ()
+    refused: RefusedDeletes | None = None
+    overridden: tuple[GuardReason, ...] = ()
     if deletes or delete_tags:
         reasons = _guard(local, ledger, remote, mirror, len(deletes))
         if reasons and allow_mass_delete and all(r.overridable for r in reasons):

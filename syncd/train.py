@@ -91,7 +91,8 @@ def changed_images(report: MirrorReport) -> int:
     if report.execution is None:
         return 0
     done = report.execution.done
-    retagged = {a.image_id for a in (*report.plan.add_tags, *report.plan.remove_tags)}
+    retagged = {a.image_id for a in report.plan.add_tags}
+    retagged.update(r.image_id for r in report.plan.remove_tags)
     return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged)
 
 

@@ -229,7 +229,8 @@ def read_error_body(response: httpx.Response) -> tuple[str | None, str]:
     if isinstance(body, dict):
         # The service's own shape is {code, message}; APIM errors (401, 429) use
         # {"error": {"code", "message"}} or {"statusCode", "message"}.
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        error = body.get("error")
+        inner = error if isinstance(error, dict) else body
         code = inner.get("code")
         message = inner.get("message")
         return (str(code) if code is not None else None), str(message or "")

@@ -354,7 +354,7 @@ class RetryPolicy:
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Return the delay before retrying after failed attempt number `attempt` (1-based)."""
         exponent = min(attempt - 1, 32)  # 2**32 * base is far past any cap
-        return rand() * min(self.max_backoff_s, self.base_backoff_s * 2**exponent)
+        return rand() * min(self.max_backoff_s, self.base_backoff_s * 2.0**exponent)
 
     def allows(self, attempt: int, elapsed_s: float, delay_s: float) -> bool:
         """Return True if another attempt after `attempt` fits the budget after waiting delay_s."""
