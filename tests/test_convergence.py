@@ -233,4 +233,4 @@ Convergence.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestConvergence = pytest.mark.timeout(600)(Convergence.TestCase)
+TestConvergence = pytest.mark.slow(pytest.mark.timeout(600)(Convergence.TestCase))

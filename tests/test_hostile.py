@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from syncd.emulator.server import EmulatorServer
 from tests.support import TEST_KEY
@@ -30,6 +31,7 @@ def test_plays_the_script_first_then_forwards(emulator: EmulatorServer) -> None:
     assert second.status_code == 200
 
 
+@pytest.mark.slow
 def test_trickles_a_body_and_can_lie_about_its_length() -> None:
     with HostileServer(lambda r: Reply(body=b"abcd", chunk=1, interval=0.05)) as bad:
         started = time.monotonic()

@@ -68,6 +68,7 @@ async def test_tags_round_trip(emulator: EmulatorServer, project_id: str) -> Non
             await client.delete_tag(project_id, dog.id)
 
 
+@pytest.mark.slow
 async def test_upload_then_count_list_and_look_up(
     emulator: EmulatorServer, project_id: str
 ) -> None:
@@ -143,6 +144,7 @@ async def test_duplicates_bad_bytes_and_oversize_images_come_back_per_item(
         assert await client.count_images(project_id) == 2
 
 
+@pytest.mark.slow
 async def test_upload_with_metadata_and_over_twenty_tags_in_either_format(
     emulator: EmulatorServer, project_id: str
 ) -> None:
@@ -189,6 +191,7 @@ def test_the_cost_model_picks_the_cheaper_format() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_tag_changes_metadata_and_deletes_in_many_batches(
     emulator: EmulatorServer, project_id: str
 ) -> None:

@@ -58,6 +58,7 @@ HOSTILE_RETRY_AFTER = ["1000000000", "inf", "nan", "-5", "Wed, 21 Oct 2031 07:28
 
 
 @pytest.mark.parametrize("retry_after", HOSTILE_RETRY_AFTER)
+@pytest.mark.slow
 async def test_hostile_retry_after_values_are_waited_at_most_the_cap(
     emulator: EmulatorServer, retry_after: str
 ) -> None:
@@ -92,6 +93,7 @@ def _trickle(request: Request) -> Reply:
     return Reply(body=b"[", stream_bytes=10**9, chunk=1, interval=0.2, unbounded=True)
 
 
+@pytest.mark.slow
 async def test_a_trickling_answer_ends_in_a_deadline_error_naming_the_operation() -> None:
     with HostileServer(_trickle) as bad:
         async with make_client(bad.url, request_deadline_s=1.0, max_attempts=2) as client:
@@ -103,6 +105,7 @@ async def test_a_trickling_answer_ends_in_a_deadline_error_naming_the_operation(
     assert len(bad.requests) == 2
 
 
+@pytest.mark.slow
 async def test_a_trickling_answer_is_retried_once_the_service_answers_again(
     emulator: EmulatorServer,
 ) -> None:
@@ -113,6 +116,7 @@ async def test_a_trickling_answer_is_retried_once_the_service_answers_again(
     assert len(bad.requests) == 2
 
 
+@pytest.mark.slow
 async def test_a_trickling_download_ends_in_a_deadline_error() -> None:
     with HostileServer(_trickle) as bad:
         async with make_client(bad.url, request_deadline_s=1.0) as client:
@@ -141,6 +145,7 @@ def _huge_json_list() -> bytes:
         pytest.param(lambda: Reply(body=b"[]", length=10**12), id="lying-length"),
     ],
 )
+@pytest.mark.slow
 async def test_a_json_answer_over_the_cap_is_refused(reply: Callable[[], Reply]) -> None:
     answer = reply()
     with HostileServer(lambda request: answer) as bad:
@@ -196,6 +201,7 @@ def _ever_new_ids(request: Request) -> Reply:
     ids=["all", "tagged", "untagged"],
 )
 @pytest.mark.parametrize("script", [_endless_same_page, _ever_new_ids], ids=["same", "new"])
+@pytest.mark.slow
 async def test_an_endless_image_listing_ends_with_an_unexpected_response(
     script: Callable[[Request], Reply], tagging: TaggingStatus | None
 ) -> None:

@@ -113,6 +113,7 @@ def test_delete_images_takes_256_ids_and_rejects_257(http: httpx.Client, project
 
 
 @pytest.mark.parametrize("path", ["images", "images/tagged", "images/untagged"])
+@pytest.mark.slow
 def test_take_defaults_to_50_and_is_limited_to_256(
     http: httpx.Client, project_id: str, path: str
 ) -> None:

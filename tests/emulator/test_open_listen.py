@@ -33,6 +33,7 @@ def _emulator(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+@pytest.mark.slow
 def test_a_non_loopback_address_without_a_key_exits_2(host: str) -> None:
     proc = _emulator("--host", host, env=_ENV)
     try:
@@ -48,6 +49,7 @@ def test_a_non_loopback_address_without_a_key_exits_2(host: str) -> None:
     assert out == ""
 
 
+@pytest.mark.slow
 def test_a_non_loopback_address_with_a_key_from_the_environment_serves() -> None:
     proc = _emulator("--host", "0.0.0.0", env={**_ENV, KEY_ENV: TEST_KEY})
     try:

@@ -239,6 +239,7 @@ def test_create_images_from_files_sets_every_field(
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+@pytest.mark.slow
 def test_create_images_from_data_multipart_from_an_open_file(
     trainer: CustomVisionTrainingClient,
     project: Project,

@@ -146,6 +146,7 @@ def test_octet_stream_single_upload(http: httpx.Client, project_id: str) -> None
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+@pytest.mark.slow
 def test_every_supported_format_is_accepted_with_its_dimensions(
     http: httpx.Client, project_id: str, fmt: str
 ) -> None:
