@@ -44,7 +44,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.relative_to(TESTS_DIR).parts[0] in SLOW_SUITES:
+        if item.path.is_relative_to(TESTS_DIR) and (
+            item.path.relative_to(TESTS_DIR).parts[0] in SLOW_SUITES
+        ):
             item.add_marker(pytest.mark.slow)
 
 
