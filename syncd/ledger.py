@@ -342,7 +342,7 @@ CREATE TABLE errors (
 );
 """
 
-_MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+_MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
 ]
 

@@ -150,7 +150,8 @@ class MirrorReport:
         if self.execution is None:
             return 0
         done = self.execution.done
-        retagged = {a.image_id for a in (*self.plan.add_tags, *self.plan.remove_tags)}
+        retagged = {a.image_id for a in self.plan.add_tags}
+        retagged.update(r.image_id for r in self.plan.remove_tags)
         return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged)
 
     def to_json(self) -> dict[str, Any]:

@@ -317,7 +317,7 @@ class _Checker:
             if (after.st_size, after.st_mtime_ns, after.st_ino) != (size, mtime_ns, inode):
                 detail = "the file changed while it was read; it is read again next run"
                 return result(Problem(ProblemKind.CHANGED_WHILE_READING, detail))
-        hashed = {"sha256": sha256, "image_format": fmt, "hashed_at_ns": hashed_at}
+        hashed: dict[str, Any] = {"sha256": sha256, "image_format": fmt, "hashed_at_ns": hashed_at}
         if fmt is None:
             detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
             return result(Problem(ProblemKind.NOT_AN_IMAGE, detail), **hashed)

@@ -7,25 +7,47 @@ ASGI transport); nothing here mocks our HTTP layer.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from spec_check import SpecChecker
-
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
-TEST_KEY = "tk-TEST-0123456789abcdef-SECRET"
 SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
+
+
+# Suites that run syncd or the emulator as child processes (or fuzz, or run chaos) are slow as a
+# whole: `pytest -m "not slow"` (the fast lane) leaves them out; the default run and CI keep them.
+SLOW_SUITES = frozenset({"chaos", "daemon", "e2e", "fuzz", "roundtrip"})
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SYNCD_TEST_KEY", TEST_KEY)
+
+
+def _fast_lane(config: pytest.Config) -> bool:
+    return " ".join(config.getoption("markexpr").split()) == "not slow"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The fast lane does not even import the slow suites: collecting the fuzz suite alone takes
+    # seconds (schemathesis builds a test per operation).
+    if _fast_lane(config) and collection_path.parent == TESTS_DIR:
+        return collection_path.name in SLOW_SUITES or None
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(TESTS_DIR) and (
+            item.path.relative_to(TESTS_DIR).parts[0] in SLOW_SUITES
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

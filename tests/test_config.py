@@ -203,6 +203,7 @@ def test_trash_dir_is_off_by_default_and_must_not_be_inside_the_root(tmp_path: P
         "mirror:\n" + "".join(" " * i + "a:\n" for i in range(1, 3_000)),  # block style
     ],
 )
+@pytest.mark.slow
 def test_deeply_nested_yaml_is_a_config_error_naming_the_file(tmp_path: Path, text: str) -> None:
     source = tmp_path / "deep.yaml"
     source.write_text(text, encoding="utf-8")

@@ -23,7 +23,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
-from images import write_image
 
 from syncd.api import ClientSettings, Pacer, TrainingClient
 from syncd.config import parse_config
@@ -34,6 +33,7 @@ from syncd.emulator.faults import DroppedResponse, Faults
 from syncd.emulator.store import Store
 from syncd.errors import ServiceError
 from syncd.reconcile import reconcile_mirror
+from tests.support.images import write_image
 
 PROJECT_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 FOLDERS = ("Dog", "Cat", "Bird", "_negative", "")
@@ -234,4 +234,4 @@ Convergence.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestConvergence = pytest.mark.timeout(600)(Convergence.TestCase)
+TestConvergence = pytest.mark.slow(pytest.mark.timeout(600)(Convergence.TestCase))

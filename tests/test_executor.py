@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from images import write_image
 
 from syncd.api import ApiError, ClientSettings, Pacer, TrainingClient
 from syncd.api.errors import error_for
@@ -27,6 +26,7 @@ from syncd.executor import Execution, execute
 from syncd.ledger import Ledger
 from syncd.remote import RemoteRead, read_remote
 from syncd.scan import check_tree, walk_tree, write_marker
+from tests.support.images import write_image
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import httpx
-from conftest import TEST_KEY
-from hostile import HostileServer, Reply, forward_after
+import pytest
 
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer, Reply, forward_after
 
 
 def test_forwards_to_the_upstream_when_the_script_passes(emulator: EmulatorServer) -> None:
@@ -30,6 +31,7 @@ def test_plays_the_script_first_then_forwards(emulator: EmulatorServer) -> None:
     assert second.status_code == 200
 
 
+@pytest.mark.slow
 def test_trickles_a_body_and_can_lie_about_its_length() -> None:
     with HostileServer(lambda r: Reply(body=b"abcd", chunk=1, interval=0.05)) as bad:
         started = time.monotonic()

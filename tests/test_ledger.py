@@ -325,6 +325,7 @@ def test_a_second_writer_gets_ledger_busy_naming_the_ledger_and_the_holder(tmp_p
         pass
 
 
+@pytest.mark.slow
 def test_a_writer_waits_its_bound_for_the_lock(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
     holder = _holder(path, 0.5)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from images import image_bytes, write_image
 
 from syncd.config import FileConfig, MirrorConfig, TagConfig
 from syncd.core.globs import compile_glob
@@ -26,6 +25,7 @@ from syncd.scan import (
     walk_tree,
     write_marker,
 )
+from tests.support.images import image_bytes, write_image
 
 PID = "11111111-2222-3333-4444-555555555555"
 LATER = 10**19  # a clock far after every mtime: cached hashes are trusted

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from spec_check import SpecChecker, check_response, find_operation
+
+from tests.support.spec_check import SpecChecker, check_response, find_operation
 
 BASE = "/customvision/v3.3/training"
 PID = "64b822c5-8082-4b36-a426-27225f4aa18c"

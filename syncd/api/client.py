@@ -644,7 +644,8 @@ class TrainingClient:
         tags = await self.list_tags(project_id)
         exact = [t for t in tags if t.name == name]
         folded = [t for t in tags if t.name.casefold() == name.casefold()]
-        return (exact or folded or [None])[0]
+        found = exact or folded
+        return found[0] if found else None
 
     async def create_tag(
         self, project_id: Id, name: str, tag_type: TagType = TagType.REGULAR

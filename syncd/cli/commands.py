@@ -161,6 +161,7 @@ def _ledger_status(config: Config, mirror: MirrorConfig) -> dict[str, Any]:
         "root": os.path.normpath(mirror.root),
         "ledger": os.path.normpath(str(mirror.ledger)),
     }
+    assert mirror.ledger is not None  # load_config sets it
     if not Path(mirror.ledger).exists():
         entry["synced"] = False
         return entry
@@ -316,6 +317,7 @@ def review(args: argparse.Namespace) -> tuple[Review, int | None]:
         raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
     config, mirror = one_mirror(args)
     root = Path(mirror.root)
+    assert mirror.ledger is not None  # load_config sets it
     if not Path(mirror.ledger).exists():
         raise UsageError(
             f"mirror {mirror.name} has no ledger yet: run `syncd reconcile` (or `syncd pull`)"

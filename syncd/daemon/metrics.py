@@ -29,8 +29,11 @@ if TYPE_CHECKING:
     from syncd.reconcile import MirrorReport
 
 
-def _names(cls: type) -> set[str]:
-    return {cls.__name__}.union(*(_names(sub) for sub in cls.__subclasses__()))
+def _names(cls: type[object]) -> set[str]:
+    names = {cls.__name__}
+    for sub in cls.__subclasses__():
+        names |= _names(sub)
+    return names
 
 
 KNOWN_CODES: frozenset[str] = frozenset(

@@ -14,13 +14,13 @@ from uuid import UUID
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from images import image_bytes
-from spec_check import SpecChecker
 
 from syncd.api import ClientSettings, Pacer, TrainingClient, UploadItem
 from syncd.credentials import TrainingKey
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes
+from tests.support.spec_check import SpecChecker
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from uuid import UUID
 
 import httpx
 import pytest
-from images import image_bytes
 
-from api.conftest import RecordingTransport, make_client, seeded_items
 from syncd.api import (
     ClientSettings,
     Order,
@@ -27,6 +25,8 @@ from syncd.api.errors import BadRequestError, TagNotFoundError
 from syncd.api.limits import MAX_IMAGE_BYTES, UploadFormat
 from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import RecordingTransport, make_client, seeded_items
+from tests.support.images import image_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +68,7 @@ async def test_tags_round_trip(emulator: EmulatorServer, project_id: str) -> Non
             await client.delete_tag(project_id, dog.id)
 
 
+@pytest.mark.slow
 async def test_upload_then_count_list_and_look_up(
     emulator: EmulatorServer, project_id: str
 ) -> None:
@@ -142,6 +143,7 @@ async def test_duplicates_bad_bytes_and_oversize_images_come_back_per_item(
         assert await client.count_images(project_id) == 2
 
 
+@pytest.mark.slow
 async def test_upload_with_metadata_and_over_twenty_tags_in_either_format(
     emulator: EmulatorServer, project_id: str
 ) -> None:
@@ -188,6 +190,7 @@ def test_the_cost_model_picks_the_cheaper_format() -> None:
     )
 
 
+@pytest.mark.slow
 async def test_tag_changes_metadata_and_deletes_in_many_batches(
     emulator: EmulatorServer, project_id: str
 ) -> None:
@@ -244,7 +247,7 @@ async def test_download_streams_the_original_and_sends_no_key(
 
 
 async def test_the_in_process_transport_serves_the_same_client(tmp_path: Path) -> None:
-    from conftest import TEST_KEY
+    from tests.support import TEST_KEY
 
     transport = embedded_transport(tmp_path, training_key=TEST_KEY)
     async with make_client(EMBEDDED_BASE_URL, transport=transport) as client:

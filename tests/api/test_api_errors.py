@@ -10,7 +10,6 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from api.conftest import make_client
 from syncd.api import TagPair
 from syncd.api.errors import (
     _CLASS_BY_CODE,
@@ -42,6 +41,7 @@ from syncd.api.errors import (
 from syncd.emulator.faults import Faults
 from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import make_client
 
 StartEmulator = Callable[..., EmulatorServer]
 

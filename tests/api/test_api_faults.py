@@ -18,10 +18,10 @@ import httpx
 import pytest
 import structlog
 
-from api.conftest import RecordingTransport, make_client, seeded_items
 from syncd.api import ApiError, TagPair, TrainingClient, UploadItem, UploadStatus
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import RecordingTransport, make_client, seeded_items
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -78,6 +78,7 @@ upload_items = st.lists(
     upload_format=st.sampled_from(UploadFormat),
     max_batch_bytes=st.sampled_from([1, 1 << 20, 16 << 20, 64 << 20]),
 )
+@pytest.mark.slow
 def test_upload_batches_are_always_legal(
     items: list[tuple[int, int, tuple[UUID, ...]]],
     upload_format: UploadFormat,

@@ -1,9 +1,10 @@
 """The client against a hostile service: every wait capped, every request and download under a
 deadline, every body read up to a cap, every paged read ending by itself.
 
-Each test points a real TrainingClient at tests/hostile.py's scripted server (forwarding to a real
-emulator where the test needs the service to "answer normally again"). Waits are bounded by
-`_bounded`, which only turns a hang into a failure: nothing here asserts a speed.
+Each test points a real TrainingClient at tests/support/hostile.py's scripted server
+(forwarding to a real emulator where the test needs the service to "answer normally again").
+Waits are bounded by `_bounded`, which only turns a hang into a failure: nothing here asserts a
+speed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from hostile import HostileServer, Reply, Request, forward_after
 
-from api.conftest import make_client
 from syncd.api import (
     ApiError,
     TaggingStatus,
@@ -27,6 +26,8 @@ from syncd.api import (
 )
 from syncd.api.errors import DeadlineExceededError, ResponseTooLargeError
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import make_client
+from tests.support.hostile import HostileServer, Reply, Request, forward_after
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +58,7 @@ HOSTILE_RETRY_AFTER = ["1000000000", "inf", "nan", "-5", "Wed, 21 Oct 2031 07:28
 
 
 @pytest.mark.parametrize("retry_after", HOSTILE_RETRY_AFTER)
+@pytest.mark.slow
 async def test_hostile_retry_after_values_are_waited_at_most_the_cap(
     emulator: EmulatorServer, retry_after: str
 ) -> None:
@@ -91,6 +93,7 @@ def _trickle(request: Request) -> Reply:
     return Reply(body=b"[", stream_bytes=10**9, chunk=1, interval=0.2, unbounded=True)
 
 
+@pytest.mark.slow
 async def test_a_trickling_answer_ends_in_a_deadline_error_naming_the_operation() -> None:
     with HostileServer(_trickle) as bad:
         async with make_client(bad.url, request_deadline_s=1.0, max_attempts=2) as client:
@@ -102,6 +105,7 @@ async def test_a_trickling_answer_ends_in_a_deadline_error_naming_the_operation(
     assert len(bad.requests) == 2
 
 
+@pytest.mark.slow
 async def test_a_trickling_answer_is_retried_once_the_service_answers_again(
     emulator: EmulatorServer,
 ) -> None:
@@ -112,6 +116,7 @@ async def test_a_trickling_answer_is_retried_once_the_service_answers_again(
     assert len(bad.requests) == 2
 
 
+@pytest.mark.slow
 async def test_a_trickling_download_ends_in_a_deadline_error() -> None:
     with HostileServer(_trickle) as bad:
         async with make_client(bad.url, request_deadline_s=1.0) as client:
@@ -140,6 +145,7 @@ def _huge_json_list() -> bytes:
         pytest.param(lambda: Reply(body=b"[]", length=10**12), id="lying-length"),
     ],
 )
+@pytest.mark.slow
 async def test_a_json_answer_over_the_cap_is_refused(reply: Callable[[], Reply]) -> None:
     answer = reply()
     with HostileServer(lambda request: answer) as bad:
@@ -195,6 +201,7 @@ def _ever_new_ids(request: Request) -> Reply:
     ids=["all", "tagged", "untagged"],
 )
 @pytest.mark.parametrize("script", [_endless_same_page, _ever_new_ids], ids=["same", "new"])
+@pytest.mark.slow
 async def test_an_endless_image_listing_ends_with_an_unexpected_response(
     script: Callable[[Request], Reply], tagging: TaggingStatus | None
 ) -> None:

@@ -1,9 +1,9 @@
 """The client scrubs the key out of everything the service says, before anything else sees it.
 
 A hostile server echoes the key it received (from the Training-Key header) in every form
-(tests/key_echo.py) inside error codes, error messages, a non-JSON body cut so the cut lands inside
-the key, and the names of projects, tags and iterations; nothing the client returns or raises holds
-any form of it.
+(tests/support/key_echo.py) inside error codes, error messages, a non-JSON body cut so the cut
+lands inside the key, and the names of projects, tags and iterations; nothing the client returns
+or raises holds any form of it.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY
-from hostile import HostileServer, Reply, Request
-from key_echo import echo_text, leaks
 
-from api.conftest import make_client
 from syncd.api.errors import ApiError, ServiceUnavailableError
+from tests.api.conftest import make_client
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.key_echo import echo_text, leaks
 
 PROJECT = str(uuid.uuid4())
 

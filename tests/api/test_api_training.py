@@ -12,10 +12,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-from api.conftest import RecordingTransport, make_client, seeded_items
 from syncd.api import BadRequestError, NotFoundError, TrainingClient
 from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
 from syncd.emulator.server import EmulatorServer
+from tests.api.conftest import RecordingTransport, make_client, seeded_items
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +30,7 @@ async def _project(client: TrainingClient, per_tag: int = 5) -> tuple[UUID, dict
     return project.id, tags
 
 
+@pytest.mark.slow
 async def test_train_list_get_and_nothing_changed(
     start_emulator: Callable[..., EmulatorServer],
 ) -> None:
@@ -50,6 +51,7 @@ async def test_train_list_get_and_nothing_changed(
             await client.get_iteration(project_id, UUID(int=7))
 
 
+@pytest.mark.slow
 async def test_image_performances_count_first_then_pages(
     start_emulator: Callable[..., EmulatorServer],
 ) -> None:
@@ -92,6 +94,7 @@ class _DropFirstTrainAnswer(httpx.AsyncBaseTransport):
 
 
 @pytest.mark.parametrize("training_seconds", [3600, 0], ids=["still-training", "already-done"])
+@pytest.mark.slow
 async def test_a_lost_train_answer_is_resolved_without_a_second_training(
     training_seconds: float,
 ) -> None:

@@ -6,20 +6,20 @@ One run, all of it drawn from `random.Random(seed)`:
 1. Start the emulator (`--data`, so a kill -9 loses nothing acknowledged), create a Multilabel
    project, write a starting tree, restart the emulator with every fault on (`--tps`,
    `--fail-rate`, `--drop-rate`, `--latency`, its own `--seed`) and start the daemon. The daemon
-   talks to the emulator through the hostile server (tests/hostile.py), which answers a share
-   (`hostile_rate`) of requests itself, the way a broken or malicious service would: Retry-After
-   of 10^9 s, inf, NaN, a negative value or a date years ahead; a body trickled a byte at a time;
-   a request that never gets an answer; a huge body; JSON of the wrong shape; an HTML page; and
-   error texts that echo the training key in every encoding. None of these reach the emulator,
-   so each is safe for any request.
+   talks to the emulator through the hostile server (tests/support/hostile.py), which answers a
+   share (`hostile_rate`) of requests itself, the way a broken or malicious service would:
+   Retry-After of 10^9 s, inf, NaN, a negative value or a date years ahead; a body trickled a
+   byte at a time; a request that never gets an answer; a huge body; JSON of the wrong shape; an
+   HTML page; and error texts that echo the training key in every encoding. None of these reach
+   the emulator, so each is safe for any request.
 2. Until `duration_s` has passed: random file operations (create, overwrite with new bytes, move,
    rename a folder, delete, copy the same bytes into a second folder) with short random pauses;
    now and then the daemon or the emulator is killed with SIGKILL and restarted a moment later.
 3. Faults off (the emulator restarts without them, the hostile server only forwards), the daemon
-   is started if it is down, and the
-   invariant checker (tests/invariants.py) is polled until the tree, the ledger and the project
-   agree or `settle_deadline_s` passes. Then the daemon gets SIGTERM (it must exit 0) and the
-   checker runs once more: that last answer is the verdict.
+   is started if it is down, and the invariant checker (tests/support/invariants.py) is polled
+   until the tree, the ledger and the project agree or `settle_deadline_s` passes. Then the
+   daemon gets SIGTERM (it must exit 0) and the checker runs once more: that last answer is the
+   verdict.
 Also checked: neither process exited unless we killed it, and the training key is in no log
 and not in the ledger, in any encoding the hostile server echoed it in.
 
@@ -54,17 +54,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-TESTS_DIR = Path(__file__).resolve().parents[1]
-REPO = TESTS_DIR.parent
-if str(TESTS_DIR) not in sys.path:  # `python -m tests.chaos`: images.py and invariants.py
-    sys.path.insert(0, str(TESTS_DIR))
+import httpx
+import yaml
 
-import httpx  # noqa: E402
-import yaml  # noqa: E402
-from hostile import HostileServer, Reply, Request  # noqa: E402
-from images import image_bytes  # noqa: E402
-from invariants import Violation, check_invariants  # noqa: E402
-from key_echo import echo_text, leaks  # noqa: E402
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.images import image_bytes
+from tests.support.invariants import Violation, check_invariants
+from tests.support.key_echo import echo_text, leaks
+
+REPO = Path(__file__).resolve().parents[2]
 
 CHAOS_KEY = "chaos-KEY-3f9b2d71e0c4a658-SECRET"
 MIRROR = "chaos"

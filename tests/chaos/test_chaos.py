@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.driver import ChaosSettings, run_chaos
+from tests.chaos.driver import ChaosSettings, run_chaos
 
 
 @pytest.mark.slow

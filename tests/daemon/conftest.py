@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEST_KEY
-from emulator.support import api_client, new_project
-from spec_check import SpecChecker
 
-from daemon.support import Daemon, Uploads
 from syncd.emulator.faults import NO_FAULTS, Faults
 from syncd.emulator.server import EmulatorServer
+from tests.daemon.support import Daemon, Uploads
+from tests.emulator.support import api_client, new_project
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 MIRROR = "t"
 # Short timers so a test waits fractions of a second, not the production defaults.

@@ -1,7 +1,7 @@
 """Helpers for the daemon tests: `syncd run` as a subprocess, the project read over plain HTTP.
 
 Public names: Daemon, Uploads, wait_until, image_count, EXIT_TIMEOUT_S (the project itself is
-read with tests/project_view.py).
+read with tests/support/project_view.py).
 
 The daemon is a real process (`python -m syncd run --config ...`) talking to an EmulatorServer
 over real HTTP; its JSON log lines (stderr) are read back as events. Waits poll a condition under
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from project_view import Changing
+
+from tests.support.project_view import Changing
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0  # a generous bound on any wait: only a hang should ever reach it

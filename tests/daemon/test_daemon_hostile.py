@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hostile import HostileServer, Reply, Request
-from images import write_image
-from project_view import content, remote_images, sha256
-
-from daemon.conftest import World
+from tests.daemon.conftest import World
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.images import write_image
+from tests.support.project_view import content, remote_images, sha256
 
 HOSTILE_PHASE = 5  # requests: three 429s asking for 10^9 s, then two answers that trickle
 

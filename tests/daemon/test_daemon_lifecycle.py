@@ -5,12 +5,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from images import write_image
-from project_view import content, remote_images, sha256
-
-from daemon.conftest import World
-from daemon.support import image_count
 from syncd.emulator.faults import NO_FAULTS
+from tests.daemon.conftest import World
+from tests.daemon.support import image_count
+from tests.support.images import write_image
+from tests.support.project_view import content, remote_images, sha256
 
 HERE = Path(__file__).parent
 

@@ -8,12 +8,12 @@ import socket
 from pathlib import Path
 
 import httpx
-from conftest import TEST_KEY
-from hostile import HostileServer
-from images import write_image
-from key_echo import echoing_script, leaks
 
-from daemon.conftest import World
+from tests.daemon.conftest import World
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer
+from tests.support.images import write_image
+from tests.support.key_echo import echoing_script, leaks
 
 
 def _free_port() -> int:

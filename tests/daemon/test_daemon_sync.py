@@ -7,11 +7,10 @@ import shutil
 import time
 from pathlib import Path
 
-from images import image_bytes, write_image
-from project_view import content, remote_images, sha256
-
-from daemon.conftest import World, new_project
-from daemon.support import image_count
+from tests.daemon.conftest import World, new_project
+from tests.daemon.support import image_count
+from tests.support.images import image_bytes, write_image
+from tests.support.project_view import content, remote_images, sha256
 
 
 def _tags_by_sha(world: World) -> dict[str, frozenset[str]]:

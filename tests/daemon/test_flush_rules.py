@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 
-from images import write_image
-
-from daemon.conftest import World
-from daemon.support import image_count
+from tests.daemon.conftest import World
+from tests.daemon.support import image_count
+from tests.support.images import write_image
 
 
 def test_a_lone_drop_does_not_wait_for_a_batch_to_fill(world: World) -> None:

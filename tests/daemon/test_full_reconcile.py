@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from images import write_image
-from project_view import content, remote_images, sha256
-
-from daemon.conftest import World
+from tests.daemon.conftest import World
+from tests.support.images import write_image
+from tests.support.project_view import content, remote_images, sha256
 
 
 def test_a_tag_removed_in_the_portal_is_put_back_by_the_timer(world: World) -> None:

@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TEST_KEY
-from images import write_image
-
-from daemon.conftest import World
-from daemon.support import REPO
+from tests.daemon.conftest import World
+from tests.daemon.support import REPO
+from tests.support import TEST_KEY
+from tests.support.images import write_image
 
 EXIT_BUSY = 5
 

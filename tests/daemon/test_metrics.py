@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import httpx
-from images import write_image
 
-from daemon.conftest import World
 from syncd.daemon.metrics import parse_address
+from tests.daemon.conftest import World
+from tests.support.images import write_image
 
 
 def _free_port() -> int:
@@ -70,9 +70,8 @@ def test_metrics_address_is_validated() -> None:
 
 
 def test_failure_codes_become_labels_only_from_the_known_set() -> None:
-    from conftest import TEST_KEY
-
     from syncd.daemon.metrics import Metrics, metric_code
+    from tests.support import TEST_KEY
 
     assert metric_code("NotFoundProject") == "NotFoundProject"
     assert metric_code("BadRequestTagNameNotUnique") == "BadRequestTagNameNotUnique"

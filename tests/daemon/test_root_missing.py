@@ -4,10 +4,10 @@ comes back (mounted, restored)."""
 from __future__ import annotations
 
 import pytest
-from images import write_image
-from project_view import content, remote_images, sha256
 
-from daemon.conftest import World
+from tests.daemon.conftest import World
+from tests.support.images import write_image
+from tests.support.project_view import content, remote_images, sha256
 
 
 @pytest.mark.parametrize("policy", ["keep", "mirror"])

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile import HostileServer, Reply, Request
-from images import write_image
 from structlog.testing import capture_logs
 
-from daemon.conftest import World
-from daemon.support import wait_until
 from syncd.config import load_config
 from syncd.daemon.loop import Daemon
 from syncd.daemon.notify import Notifier
+from tests.daemon.conftest import World
+from tests.daemon.support import wait_until
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.images import write_image
 
 STALL_SECONDS = 2
 

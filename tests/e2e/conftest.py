@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 import structlog
-from conftest import TEST_KEY
 
-from e2e.support import STANDARD_TREE, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.support import TEST_KEY
 
 
 @pytest.fixture(autouse=True)

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from images import write_image
-from project_view import RemoteImage, content, remote_images, sha256
 
 from syncd.cli.main import main
+from tests.support.images import write_image
+from tests.support.project_view import RemoteImage, content, remote_images, sha256
 
 MIRROR_NAME = "t"
 REPO = Path(__file__).resolve().parents[2]

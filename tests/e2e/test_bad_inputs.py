@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from images import image_bytes
 
-from e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.support.images import image_bytes
 
 
 def _zero_bytes(path: Path) -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from images import image_bytes, write_image
-from invariants import check_invariants
-from spec_check import SpecChecker
 
-from e2e.support import STANDARD_TREE, Sandbox, sha256, write_tree
 from syncd.emulator.limits import DEFAULT_QUOTAS, Quotas
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import STANDARD_TREE, Sandbox, sha256, write_tree
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes, write_image
+from tests.support.invariants import check_invariants
+from tests.support.spec_check import SpecChecker
 
 API = "/customvision/v3.3/training"
 

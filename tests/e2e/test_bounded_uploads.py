@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hostile import HostileServer, Reply, Request
-from images import write_image
-
-from e2e.support import Sandbox, sha256, write_tree
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import Sandbox, sha256, write_tree
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.images import write_image
 
 _SPARSE_BYTES = 4 * 1024**3
 # Headroom above the test process's current address space while the run reads the tree. Reading

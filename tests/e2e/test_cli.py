@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_KEY
-from emulator.support import api_client
-from spec_check import SpecChecker
 
-from e2e.support import STANDARD_TREE, Sandbox, remote_content, write_tree
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import STANDARD_TREE, Sandbox, remote_content, write_tree
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 
 def test_config_comes_from_syncd_config(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from conftest import TEST_KEY
-from emulator.support import api_client
-from images import write_image
-from spec_check import SpecChecker
 
-from e2e.support import REPO, STANDARD_TREE, Sandbox, write_tree
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import REPO, STANDARD_TREE, Sandbox, write_tree
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
+from tests.support.images import write_image
+from tests.support.spec_check import SpecChecker
 
 SEED = 20240605
 LATENCY_MS = 40

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from e2e.support import Sandbox
+from tests.e2e.support import Sandbox
 
 
 def test_image_deleted_in_the_portal_is_uploaded_again(synced: Sandbox) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from images import write_image
-
-from e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, remote_images, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, remote_images, write_tree
+from tests.support.images import write_image
 
 
 def test_dry_run_changes_neither_project_nor_ledger(synced: Sandbox) -> None:

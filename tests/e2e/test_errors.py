@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import TEST_KEY
-
-from e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.support import TEST_KEY
 
 WRONG_KEY = "wrong-KEY-5f3a9c0e7d1b"
 

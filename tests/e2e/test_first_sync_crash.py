@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_KEY
-from emulator.support import api_client
-from spec_check import SpecChecker
 
-from e2e.support import REPO, Sandbox, write_tree
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import REPO, Sandbox, write_tree
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 FILES = 70  # two upload batches of at most 64, sent one after the other (max_concurrency 1)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from images import write_image
 
-from e2e.support import STANDARD_TREE, Sandbox, sha256
+from tests.e2e.support import STANDARD_TREE, Sandbox, sha256
+from tests.support.images import write_image
 
 
 def _empty_the_root(box: Sandbox) -> None:

@@ -1,5 +1,5 @@
-"""`syncd reconcile` against a hostile service (tests/hostile.py in front of a real emulator):
-endless Retry-After, trickling answers and endless pages end in a sync or a clear exit 3.
+"""`syncd reconcile` against a hostile service (tests/support/hostile.py in front of a real
+emulator): endless Retry-After, trickling answers and endless pages end in a sync or a clear exit 3.
 
 Each run is guarded by `_within`, which only turns a hang into a failure (it asserts no speed).
 """
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from hostile import HostileServer, Reply, Request, forward_after
 
-from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from syncd.api import limits
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
+from tests.support.hostile import HostileServer, Reply, Request, forward_after
 
 HANG_S = 90.0
 

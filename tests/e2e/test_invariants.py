@@ -12,9 +12,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from images import image_bytes, write_image
-from invariants import (
+
+from tests.e2e.support import Sandbox, sha256
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes, write_image
+from tests.support.invariants import (
     Kind,
     RemoteImage,
     RemoteView,
@@ -23,8 +25,6 @@ from invariants import (
     check_mirror,
     expected_from_tree,
 )
-
-from e2e.support import Sandbox, sha256
 
 API = "/customvision/v3.3/training"
 

@@ -11,13 +11,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hostile import HostileServer, Reply, Request
-from localfs import fill, immutable, output_lines, remount_readonly, run_limited, small_fs
-from roundtrip.support import label_project
 
-from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
 from syncd.scan import MARKER_NAME
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
+from tests.roundtrip.support import label_project
+from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.localfs import (
+    fill,
+    immutable,
+    output_lines,
+    remount_readonly,
+    run_limited,
+    small_fs,
+)
 
 EXIT_LOCAL = 6
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e.support import Sandbox, sha256, write_tree
+from tests.e2e.support import Sandbox, sha256, write_tree
 
 # Two installs, both mirror "t" with delete: mirror, into one project; distinct bytes.
 TREE_A = {"Dog/a0.jpg": 500, "Dog/a1.jpg": 501, "Cat/a2.jpg": 502}

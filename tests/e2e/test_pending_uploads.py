@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from e2e.support import Sandbox, sha256
+from tests.e2e.support import Sandbox, sha256
 
 
 def _pending(box: Sandbox) -> list[str]:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import shutil
 
-from images import write_image
-
-from e2e.support import MIRROR_NAME, STANDARD_TREE, Sandbox, ledger_meta, write_tree
+from tests.e2e.support import MIRROR_NAME, STANDARD_TREE, Sandbox, ledger_meta, write_tree
+from tests.support.images import write_image
 
 
 def test_first_sync_uploads_every_image_with_its_folder_tag(sandbox: Sandbox) -> None:

@@ -8,11 +8,11 @@ import json
 
 import pytest
 import structlog
-from hostile import HostileServer, Reply, Request
 
-from e2e.support import STANDARD_TREE, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
 from syncd.log import configure_logging
+from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.support.hostile import HostileServer, Reply, Request
 
 # Clear the screen, set the window title, go back to the start of the line, reverse the rest.
 HOSTILE = "bad image\x1b[2J\x1b]0;pwned\x07\rall fine\u202e\u2066 \x9b31m"

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TEST_KEY
-from hostile import HostileServer
-from images import image_bytes
-from key_echo import echoing_script, leaks
 
-from e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer
+from tests.support.images import image_bytes
+from tests.support.key_echo import echoing_script, leaks
 
-# The suite's key (tests/conftest.py) is already recognisable; these variants catch a key that is
-# shown partly (a prefix or a suffix, as "tk-TEST..." or "...SECRET" redaction might).
+# The suite's key (tests/support/__init__.py) is already recognisable; these variants catch a
+# key that is shown partly (a prefix or a suffix, as "tk-TEST..." or "...SECRET" redaction might).
 NEEDLES = (TEST_KEY, TEST_KEY[:12], TEST_KEY[-12:])
 NO_KEY_ENV = {"SYNCD_TRAINING_KEY": ""}
 

@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from images import write_image
 
-from e2e.support import REPO, STANDARD_TREE, Sandbox
+from tests.e2e.support import REPO, STANDARD_TREE, Sandbox
+from tests.support.images import write_image
 
 
 def _count(box: Sandbox, path: str) -> int:

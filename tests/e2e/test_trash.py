@@ -8,10 +8,9 @@ import re
 import shutil
 from pathlib import Path
 
-from hostile import HostileServer, Reply, Request
-
-from e2e.support import STANDARD_TREE, Sandbox, sha256
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import STANDARD_TREE, Sandbox, sha256
+from tests.support.hostile import HostileServer, Reply, Request
 
 GONE = ("Dog/d1.jpg", "Cat/c2.bmp")
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d{6}Z$")

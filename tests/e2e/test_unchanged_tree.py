@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from images import write_image
 
-from e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, write_tree
+from tests.support.images import write_image
 
 AN_HOUR = 3600
 

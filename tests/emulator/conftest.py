@@ -12,10 +12,10 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from spec_check import SpecChecker
 
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
-from conftest import TEST_KEY
-from images import image_bytes
+
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes
 
 API_BASE = "/customvision/v3.3/training"
 PREVIEW_BASE = "/customvision/v3.4-preview/training"

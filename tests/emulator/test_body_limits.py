@@ -13,13 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from images import image_bytes
 
-from emulator.support import error_code, new_project, new_tag
 from syncd.emulator import limits
 from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import error_code, new_project, new_tag
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes
 
 GIB = 1024**3
 MIB = 1024**2

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from emulator.support import api_client
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import api_client
 
 StartEmulator = Callable[..., EmulatorServer]
 
@@ -70,6 +70,7 @@ def test_faults_are_off_by_default(http: httpx.Client, project_id: str) -> None:
     assert statuses == [200] * 60
 
 
+@pytest.mark.slow
 def test_tps_limit_answers_429_with_retry_after_and_does_nothing(
     start_emulator: StartEmulator,
 ) -> None:
@@ -111,6 +112,7 @@ def test_a_dropped_response_was_still_committed(start_emulator: StartEmulator) -
     assert _tag_names(server, pid) == set(outcome)
 
 
+@pytest.mark.slow
 def test_latency_delays_every_response(start_emulator: StartEmulator) -> None:
     server = start_emulator(faults=Faults(latency_ms=300))
     with api_client(server.url) as http:
@@ -122,6 +124,7 @@ def test_latency_delays_every_response(start_emulator: StartEmulator) -> None:
 
 
 @pytest.mark.parametrize("faults", [{"fail_rate": 0.4}, {"drop_rate": 0.4}])
+@pytest.mark.slow
 def test_a_seed_makes_the_fault_sequence_reproducible(
     start_emulator: StartEmulator, faults: dict[str, float]
 ) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.limits import Quotas
+from tests.emulator.support import (
     TOO_MANY_CODES,
     api_client,
     count,
@@ -23,7 +24,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.limits import Quotas
 
 
 def _tags(http: httpx.Client, project_id: str, n: int) -> list[str]:
@@ -113,6 +113,7 @@ def test_delete_images_takes_256_ids_and_rejects_257(http: httpx.Client, project
 
 
 @pytest.mark.parametrize("path", ["images", "images/tagged", "images/untagged"])
+@pytest.mark.slow
 def test_take_defaults_to_50_and_is_limited_to_256(
     http: httpx.Client, project_id: str, path: str
 ) -> None:

@@ -7,7 +7,8 @@ import random
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import (
     API_BASE,
     PREVIEW_BASE,
     api_client,
@@ -21,7 +22,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.server import EmulatorServer
 
 # --- auth, not found, bad ids ------------------------------------------------------------------
 
@@ -131,6 +131,7 @@ def test_metadata_for_an_unknown_image_is_error_image_not_found(
         ("POST", "/projects/{pid}/images", {"tagIds": "nope"}),
     ],
 )
+@pytest.mark.slow
 def test_a_malformed_uuid_is_400_not_500(
     http: httpx.Client, project_id: str, method: str, path: str, params: dict[str, str]
 ) -> None:
@@ -214,6 +215,7 @@ def test_tagging_status_filter(http: httpx.Client, project_id: str, zoo: dict) -
         ("src eq 'zzz'", set()),
     ],
 )
+@pytest.mark.slow
 def test_metadata_filter(
     http: httpx.Client, project_id: str, zoo: dict, expression: str, expected: set[str]
 ) -> None:
@@ -241,6 +243,7 @@ def _ordered_ids(http: httpx.Client, pid: str, path: str, take: int, **params: o
     return [i["id"] for i in list_all(http, pid, path, take=take, **params)]
 
 
+@pytest.mark.slow
 def test_paging_is_stable_newest_first_and_oldest_first(
     http: httpx.Client, project_id: str
 ) -> None:

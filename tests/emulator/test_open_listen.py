@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
 
-from emulator.support import API_BASE
 from syncd.emulator.options import KEY_ENV
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import API_BASE
+from tests.support import TEST_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 _ENV = {k: v for k, v in os.environ.items() if k != KEY_ENV}
@@ -33,6 +33,7 @@ def _emulator(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+@pytest.mark.slow
 def test_a_non_loopback_address_without_a_key_exits_2(host: str) -> None:
     proc = _emulator("--host", host, env=_ENV)
     try:
@@ -48,6 +49,7 @@ def test_a_non_loopback_address_without_a_key_exits_2(host: str) -> None:
     assert out == ""
 
 
+@pytest.mark.slow
 def test_a_non_loopback_address_with_a_key_from_the_environment_serves() -> None:
     proc = _emulator("--host", "0.0.0.0", env={**_ENV, KEY_ENV: TEST_KEY})
     try:

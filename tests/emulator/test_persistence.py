@@ -9,12 +9,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from spec_check import SpecChecker
 
-from emulator.support import api_client, count, csv, list_all, new_project, new_tag, seeded_images
-from emulator.support import upload as upload_ok
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import (
+    api_client,
+    count,
+    csv,
+    list_all,
+    new_project,
+    new_tag,
+    seeded_images,
+)
+from tests.emulator.support import upload as upload_ok
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 
 def _snapshot(http: httpx.Client, pid: str) -> dict[str, tuple]:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from emulator.support import api_client, count, new_project, new_tag
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.store.records import Upload
+from tests.emulator.support import api_client, count, new_project, new_tag
 
 TOTAL = 100_000
 BATCH = 2_000

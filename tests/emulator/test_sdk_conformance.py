@@ -3,7 +3,7 @@
 Every test drives the emulator over real HTTP with `CustomVisionTrainingClient`, which calls the
 `/customvision/v3.4-preview/training` path, and checks that what comes back deserializes into the
 SDK's models with the fields set. The `emulator` fixture validates every JSON response against
-the spec's schemas as well (tests/spec_check.py), so a test here fails on either judge.
+the spec's schemas as well (tests/support/spec_check.py), so a test here fails on either judge.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Project,
     Tag,
 )
-from conftest import TEST_KEY
-from images import image_bytes, write_image
 from msrest.authentication import ApiKeyCredentials
 from msrest.pipeline import ClientRawResponse
 
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes, write_image
 
-WIDTH, HEIGHT = 32, 24  # tests/images.py's default size
+WIDTH, HEIGHT = 32, 24  # tests/support/images.py's default
 PREVIEW_PATH = "/customvision/v3.4-preview/training/"
 
 
@@ -258,6 +258,7 @@ def test_create_images_from_files_sets_every_field(
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+@pytest.mark.slow
 def test_create_images_from_data_multipart_from_an_open_file(
     trainer: CustomVisionTrainingClient,
     project: Project,

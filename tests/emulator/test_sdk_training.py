@@ -22,11 +22,11 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Iteration,
     IterationPerformance,
 )
-from conftest import TEST_KEY
-from images import image_bytes
 from msrest.authentication import ApiKeyCredentials
 
 from syncd.emulator.server import EmulatorServer
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes
 
 PER_TAG = 60
 

@@ -6,8 +6,8 @@ import socket
 
 import httpx
 
-from emulator.support import API_BASE
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import API_BASE
 
 
 def test_accepted_connections_have_tcp_nodelay(emulator: EmulatorServer) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.support import (
+from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import (
     TOO_MANY_CODES,
     api_client,
     csv,
@@ -24,7 +25,6 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.server import EmulatorServer
 
 Start = Callable[..., EmulatorServer]
 
@@ -137,6 +137,7 @@ def test_an_iteration_still_training_cannot_be_reviewed_or_retrained(start_emula
     assert busy.status_code == 400 and error_code(busy) == "BadRequestTrainingAlreadyInProgress"
 
 
+@pytest.mark.slow
 def test_image_performances_page_within_the_limits_and_match_the_count(fast: httpx.Client) -> None:
     project_id, tags, images = _trainable(fast, per_tag=140)
     untagged = upload(fast, project_id, seeded_images(3, 5000))

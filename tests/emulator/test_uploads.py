@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from images import image_bytes
 from PIL import Image
 
-from emulator.support import (
+from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
+from tests.emulator.support import (
     count,
     csv,
     new_tag,
@@ -21,7 +20,8 @@ from emulator.support import (
     seeded_images,
     upload,
 )
-from syncd.emulator.embedded import EMBEDDED_BASE_URL, embedded_transport
+from tests.support import TEST_KEY
+from tests.support.images import image_bytes
 
 SIX_MB = 6 * 1024 * 1024
 
@@ -87,7 +87,7 @@ def test_same_bytes_twice_in_one_batch_make_one_image(http: httpx.Client, projec
 
 
 def test_duplicates_are_per_project(http: httpx.Client, project_id: str) -> None:
-    from emulator.support import new_project
+    from tests.emulator.support import new_project
 
     images = seeded_images(1)
     upload(http, project_id, images)
@@ -146,6 +146,7 @@ def test_octet_stream_single_upload(http: httpx.Client, project_id: str) -> None
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "bmp", "gif"])
+@pytest.mark.slow
 def test_every_supported_format_is_accepted_with_its_dimensions(
     http: httpx.Client, project_id: str, fmt: str
 ) -> None:

@@ -4,7 +4,7 @@ Every operation in ../shared/spec (via the checked copy tests/spec/) gets genera
 ones and deliberately invalid ones, sent in-process to the emulator's ASGI app (no socket) with
 the right key and, for most of them, a project that exists (a random id would only ever meet
 404 NotFoundProject). Two judges look at each response: schemathesis (no server error, the
-response schema and content type) and tests/spec_check.py, the suite's own reading of the
+response schema and content type) and tests/support/spec_check.py, the suite's own reading of the
 Swagger 2.0 document (x-nullable, strict enums, the real-service deviations in DIGEST.md).
 
 Bounded by FUZZ_EXAMPLES per operation (env SYNCD_FUZZ_EXAMPLES raises it for a longer hunt).
@@ -22,13 +22,13 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-from conftest import TEST_KEY
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
-from spec_check import SPEC_FILE, SpecChecker
 
 from syncd.emulator.app import create_app
 from syncd.emulator.store import Store
+from tests.support import TEST_KEY
+from tests.support.spec_check import SPEC_FILE, SpecChecker
 
 FUZZ_EXAMPLES = int(os.environ.get("SYNCD_FUZZ_EXAMPLES", "12"))
 
@@ -44,7 +44,8 @@ _use_real_ids = itertools.cycle([True, False])
 
 
 def _autorest_nullability(spec: dict[str, Any]) -> dict[str, Any]:
-    """Let properties the spec leaves unannotated be null, as tests/spec_check.py reads them.
+    """Let properties the spec leaves unannotated be null, as tests/support/spec_check.py reads
+    them.
 
     AutoRest (which generated the official SDKs) treats an optional property without
     `x-nullable` as nullable, and the real service sends e.g. `"thumbnailUri": null` for a new
@@ -84,7 +85,8 @@ def test_no_5xx_and_every_response_matches_the_spec(case: Any) -> None:
         case.path_parameters["projectId"] = PROJECT_ID if use_real_ids else str(uuid.uuid4())
     if use_real_ids and "tagId" in (case.path_parameters or {}):
         case.path_parameters["tagId"] = TAG_ID
-    # The right key always: a wrong one is APIM's 401, outside the spec (tests/spec_check.py).
+    # The right key always: a wrong one is APIM's 401, outside the spec
+    # (tests/support/spec_check.py).
     case.headers = {**(case.headers or {}), "Training-Key": TEST_KEY}
     response = case.call()
     checks = [not_a_server_error, response_schema_conformance]

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from e2e.support import Sandbox
-from emulator.support import api_client
-from spec_check import SpecChecker
 
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import Sandbox
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from images import image_bytes
+
+from tests.support.images import image_bytes
 
 # Images per label set: several tags, the Negative tag, untagged, and multi-tag images.
 KIND_COUNTS: Mapping[tuple[str, ...], int] = {

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY
-from e2e.support import REPO, Sandbox
-from emulator.support import api_client
-from spec_check import SpecChecker
 
-from roundtrip.conftest import new_sandbox
-from roundtrip.support import LabelledProject, label_project, tree_files
 from syncd.emulator.faults import Faults
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import REPO, Sandbox
+from tests.emulator.support import api_client
+from tests.roundtrip.conftest import new_sandbox
+from tests.roundtrip.support import LabelledProject, label_project, tree_files
+from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 NOTHING = {
     "create_tags": 0,

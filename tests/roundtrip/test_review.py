@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from e2e.support import Sandbox, write_tree
-from hostile import HostileServer, Reply, Request
 
 from syncd.emulator.server import EmulatorServer
+from tests.e2e.support import Sandbox, write_tree
+from tests.support import TEST_KEY
+from tests.support.hostile import HostileServer, Reply, Request
 
 TREE = {
     **{f"Dog/d{i}.jpg": 100 + i for i in range(7)},

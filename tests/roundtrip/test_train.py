@@ -10,15 +10,15 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from conftest import TEST_KEY
-from e2e.support import Sandbox
-from images import write_image
-from spec_check import SpecChecker
 
-from roundtrip.conftest import new_sandbox
 from syncd.api import Iteration
 from syncd.emulator.server import EmulatorServer
 from syncd.train import POLL_BACKOFF, wait_for_iteration
+from tests.e2e.support import Sandbox
+from tests.roundtrip.conftest import new_sandbox
+from tests.support import TEST_KEY
+from tests.support.images import write_image
+from tests.support.spec_check import SpecChecker
 
 
 def _tree(box: Sandbox, per_tag: int = 6, start: int = 0) -> None:

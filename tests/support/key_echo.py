@@ -16,7 +16,8 @@ import uuid
 from urllib.parse import quote_plus
 
 import httpx
-from hostile import Reply, Request, Script
+
+from tests.support.hostile import Reply, Request, Script
 
 
 def key_forms(key: str) -> dict[str, str]:
@@ -65,8 +66,8 @@ def leaks(text: str | bytes, key: str) -> list[str]:
 
 def echoing_script(upstream: str, project_id: str, *, fatal: bool = False) -> Script:
     """Forward to the emulator, but put the key the request carried (every form of it, see
-    tests/key_echo.py) into the project's name, an extra tag's name, and the code and message
-    of every upload's error; with `fatal`, GetProject answers a non-JSON 500 holding it."""
+    tests/support/key_echo.py) into the project's name, an extra tag's name, and the code and
+    message of every upload's error; with `fatal`, GetProject answers a non-JSON 500 holding it."""
     base = f"{upstream}/customvision/v3.3/training"
     project = f"/projects/{project_id}"
 

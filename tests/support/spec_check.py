@@ -39,7 +39,7 @@ from typing import Any
 
 import jsonschema
 
-SPEC_FILE = Path(__file__).parent / "spec" / "customvision-training-v3.3.json"
+SPEC_FILE = Path(__file__).resolve().parents[1] / "spec" / "customvision-training-v3.3.json"
 API_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
 _CREATE_OPERATIONS = frozenset(
     {
