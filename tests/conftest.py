@@ -17,9 +17,6 @@ from syncd.emulator.server import EmulatorServer
 from tests.support import TEST_KEY
 from tests.support.spec_check import SpecChecker
 
-SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
-
-
 # Suites that run syncd or the emulator as child processes (or fuzz, or run chaos) are slow as a
 # whole: `pytest -m "not slow"` (the fast lane) leaves them out; the default run and CI keep them.
 SLOW_SUITES = frozenset({"chaos", "daemon", "e2e", "fuzz", "roundtrip"})

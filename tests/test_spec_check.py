@@ -12,7 +12,7 @@ from tests.support.spec_check import SpecChecker, check_response, find_operation
 BASE = "/customvision/v3.3/training"
 PID = "64b822c5-8082-4b36-a426-27225f4aa18c"
 JSON = {"Content-Type": "application/json; charset=utf-8"}
-EXAMPLES = Path(__file__).parent / "spec" / "examples"
+EXAMPLES = Path(__file__).parents[1] / "docs" / "spec" / "examples"
 
 
 def _image(**overrides: object) -> dict[str, object]:
@@ -150,7 +150,9 @@ def test_the_checker_collects_violations() -> None:
 def test_spec_examples_with_real_shapes_pass(example: Path) -> None:
     """The spec's own examples pass, once their string-encoded counts are undone."""
     spec = json.loads(
-        (Path(__file__).parent / "spec" / "customvision-training-v3.3.json").read_text()
+        (
+            Path(__file__).parents[1] / "docs" / "spec" / "customvision-training-v3.3.json"
+        ).read_text()
     )
     method, template = next(
         (m, p)

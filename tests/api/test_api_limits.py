@@ -15,7 +15,7 @@ from syncd.api import limits
 from syncd.api.limits import UploadFormat
 
 SPEC = json.loads(
-    (Path(__file__).parents[1] / "spec" / "customvision-training-v3.3.json").read_text()
+    (Path(__file__).parents[2] / "docs" / "spec" / "customvision-training-v3.3.json").read_text()
 )
 
 

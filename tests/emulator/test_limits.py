@@ -84,7 +84,7 @@ def test_listing_with_21_tag_ids_is_rejected(
 
 @pytest.mark.parametrize("path", ["images/count", "images/tagged/count"])
 def test_counts_take_more_than_20_tag_ids(http: httpx.Client, project_id: str, path: str) -> None:
-    """The count endpoints document no maxItems on tagIds (DIGEST section 9, point 4)."""
+    """The count endpoints document no maxItems on tagIds (docs/spec/DIGEST.md §9, point 4)."""
     tags = _tags(http, project_id, 22)
     upload(http, project_id, seeded_images(1), tag_ids=tags[21:])
     assert count(http, project_id, path, tagIds=csv(tags)) == 1
@@ -173,7 +173,7 @@ def _metadata(http: httpx.Client, project_id: str, ids: list[str], body: object)
 
 
 def test_update_metadata_takes_64_ids_and_rejects_65(http: httpx.Client, project_id: str) -> None:
-    """The text says 64, the schema's maxItems 256: the stricter one wins (DIGEST section 9)."""
+    """The text says 64, the schema's maxItems 256: the stricter wins (docs/spec/DIGEST.md §9)."""
     images = upload(http, project_id, seeded_images(64)) + upload(
         http, project_id, seeded_images(1, start=64)
     )

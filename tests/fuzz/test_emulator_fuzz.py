@@ -1,11 +1,11 @@
 """Fuzz the emulator from the spec with schemathesis: no 5xx, every response matches its schema.
 
-Every operation in ../shared/spec (via the checked copy tests/spec/) gets generated requests, valid
+Every operation in the spec (the checked copy in docs/spec/) gets generated requests, valid
 ones and deliberately invalid ones, sent in-process to the emulator's ASGI app (no socket) with
 the right key and, for most of them, a project that exists (a random id would only ever meet
 404 NotFoundProject). Two judges look at each response: schemathesis (no server error, the
 response schema and content type) and tests/support/spec_check.py, the suite's own reading of the
-Swagger 2.0 document (x-nullable, strict enums, the real-service deviations in DIGEST.md).
+Swagger 2.0 document (x-nullable, strict enums, the real-service deviations in docs/spec/DIGEST.md).
 
 Bounded by FUZZ_EXAMPLES per operation (env SYNCD_FUZZ_EXAMPLES raises it for a longer hunt).
 """

@@ -1,4 +1,4 @@
-"""Check emulator responses against the official Swagger 2.0 spec (tests/spec/...v3.3.json).
+"""Check emulator responses against the official Swagger 2.0 spec (docs/spec/...v3.3.json).
 
 Public names: `SpecChecker` (its `observe` is an emulator `response_observer`; `violations` lists
 what broke the spec), `Violation`, `SPEC_FILE`.
@@ -9,8 +9,8 @@ How the Swagger document is read (the spec is Swagger 2.0, not JSON Schema, so i
   over `{param}` ones, so `/images/count` is not read as an image id);
 - the response schema is the one for the status; errors (>= 400) use `default` (CustomVisionError,
   `code` checked against the spec's enum), except 401/403/429, which the API gateway (APIM) answers
-  before the service: those need a JSON `{code, message}` either bare or under `error` (DIGEST
-  section 1); any other undocumented status is a violation;
+  before the service: those need a JSON `{code, message}` either bare or under `error`
+  (docs/spec/DIGEST.md section 1); any other undocumented status is a violation;
 - `x-nullable: false` forbids null, `x-nullable: true` allows it; properties the spec leaves
   unannotated allow null (AutoRest's reading of optional reference types, and the real service
   sends `"thumbnailUri": null` for new projects); `readOnly`, `example` and `x-ms-*` are ignored;
@@ -18,7 +18,7 @@ How the Swagger document is read (the spec is Swagger 2.0, not JSON Schema, so i
   misspelt key (`imageID`) is caught rather than silently passing;
 - formats checked: uuid, date-time (RFC 3339 with offset), int32 range, byte (base64);
 - one real-service deviation is accepted on purpose: create results echo `tags[].tagName: null`
-  ([R] in DIGEST section 2) although ImageTag.tagName says `x-nullable: false`.
+  ([R] in docs/spec/DIGEST.md §2) although ImageTag.tagName says `x-nullable: false`.
 Responses outside the training API prefix (image blob URIs) are skipped.
 """
 
@@ -39,7 +39,9 @@ from typing import Any
 
 import jsonschema
 
-SPEC_FILE = Path(__file__).resolve().parents[1] / "spec" / "customvision-training-v3.3.json"
+SPEC_FILE = (
+    Path(__file__).resolve().parents[2] / "docs" / "spec" / "customvision-training-v3.3.json"
+)
 API_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
 _CREATE_OPERATIONS = frozenset(
     {
