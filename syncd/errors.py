@@ -16,10 +16,12 @@ NothingToTrainError, TrainingRefusedError.
     ├── NothingToTrainError         `train`: nothing changed since the last training
     └── TrainingRefusedError        `train`: the service would not train (the data, not syncd)
 
-Raised elsewhere, subclasses too: ConfigError (syncd.config), CredentialsError
-(syncd.credentials), LocalIOError (syncd.localio), ProjectKindError (syncd.remote), PullError
-(syncd.pull), ReviewError (syncd.review). `syncd.cli.main` holds the one table that turns each
-into an exit code; the daemon logs them and retries.
+All are raised by the engine (TrainingRefusedError and NothingToTrainError by syncd.train,
+UsageError by the CLI's commands). Raised beside their modules, subclasses too: ConfigError
+(syncd.config), CredentialsError (syncd.credentials), LocalIOError (syncd.localio),
+ProjectKindError (syncd.remote), PullError (syncd.pull), ReviewError (syncd.review).
+`syncd.cli.main` holds the one table that turns each into an exit code; the daemon logs them
+and retries.
 """
 
 from __future__ import annotations

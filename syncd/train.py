@@ -19,9 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.api import ApiError, Iteration, TrainingClient, TrainingNotNeededError, TrainingType
+from syncd.api import (
+    ApiError,
+    BadRequestError,
+    Iteration,
+    TrainingClient,
+    TrainingNotNeededError,
+    TrainingType,
+)
 from syncd.api.pacer import Backoff
-from syncd.errors import NothingToTrainError
+from syncd.errors import NothingToTrainError, TrainingRefusedError
 
 if TYPE_CHECKING:
     from syncd.config import MirrorConfig
@@ -42,7 +49,8 @@ async def start_training(
     budget_hours: int = 0,
     notify: str | None = None,
 ) -> Iteration:
-    """Start training; return the new iteration; raise NothingToTrainError or ApiError."""
+    """Start training; return the new iteration; raise NothingToTrainError, TrainingRefusedError
+    (any other 400, e.g. too few images per tag: the data, not syncd) or ApiError."""
     try:
         return await client.train_project(
             project_id,
@@ -56,6 +64,8 @@ async def start_training(
             f"nothing changed in project {project_id} since its last training, so the "
             "service did not train (`syncd train --force` trains anyway)"
         ) from None
+    except BadRequestError as exc:  # the data's fault (validation, too few images per tag...)
+        raise TrainingRefusedError(str(exc)) from None
 
 
 async def wait_for_iteration(
@@ -94,6 +104,8 @@ async def train_after_sync(
         iteration = await start_training(client, mirror.project_id)
     except NothingToTrainError as exc:
         result.update(started=False, reason=str(exc))
+    except TrainingRefusedError as exc:
+        result.update(started=False, reason=exc.detail)
     except ApiError as exc:
         result.update(started=False, reason=str(exc))
     else:

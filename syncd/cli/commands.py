@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from syncd.api import ApiError, BadRequestError, Iteration, TrainingClient
+from syncd.api import ApiError, Iteration, TrainingClient
 from syncd.cli import render
 from syncd.config import Config, MirrorConfig, check_value, load_config
-from syncd.errors import TrainingRefusedError, UsageError
+from syncd.errors import UsageError
 from syncd.ledger import Ledger, LedgerLock
 from syncd.reconcile import MirrorReport, open_client, open_ledger, reconcile_mirror, service_error
 
@@ -278,30 +278,26 @@ def train(args: argparse.Namespace) -> tuple[Config, Iteration]:
 
     async def run() -> Iteration:
         async with session(config, (mirror,)) as s:
-            try:
-                iteration = await start_training(
-                    s.client,
-                    mirror.project_id,
-                    force=args.force,
-                    advanced=args.advanced,
-                    budget_hours=args.budget_hours,
-                    notify=args.notify,
+            iteration = await start_training(
+                s.client,
+                mirror.project_id,
+                force=args.force,
+                advanced=args.advanced,
+                budget_hours=args.budget_hours,
+                notify=args.notify,
+            )
+            if not args.wait:
+                return iteration
+            with render.progress_line(sys.stderr, shown) as line:
+
+                def on_poll(polled: Iteration, elapsed: float) -> None:
+                    if line is not None:
+                        line.show(render.iteration_line(polled, elapsed))
+
+                on_poll(iteration, 0.0)
+                return await wait_for_iteration(
+                    s.client, mirror.project_id, iteration, on_poll=on_poll
                 )
-                if not args.wait:
-                    return iteration
-                with render.progress_line(sys.stderr, shown) as line:
-
-                    def on_poll(polled: Iteration, elapsed: float) -> None:
-                        if line is not None:
-                            line.show(render.iteration_line(polled, elapsed))
-
-                    on_poll(iteration, 0.0)
-                    return await wait_for_iteration(
-                        s.client, mirror.project_id, iteration, on_poll=on_poll
-                    )
-            except BadRequestError as exc:
-                # e.g. BadRequestTrainingValidationFailed: too few images per tag. The data.
-                raise TrainingRefusedError(str(exc)) from None
 
     return config, asyncio.run(run())
 
