@@ -37,8 +37,11 @@ def test_a_bulk_drop_is_uploaded_in_full_batches(world: World) -> None:
     os.rename(staging, world.root / "Cat")  # 500 files appear at once
     daemon.wait_for(lambda: image_count(world.http, world.project_id) == 500, "500 images")
     assert set(_tags_by_sha(world)) == expected
-    # One tag, 500 files: seven full batches of 64 and the rest, never a trickle of small ones.
-    assert sorted(world.uploads.batches, reverse=True) == [64] * 7 + [52]
+    # One tag, 500 files: full batches of 64, never a trickle of small ones. The minimum is 8
+    # calls; on a loaded machine the watcher may report a few files of the burst after the
+    # others have settled, and those go in one more call of their own.
+    batches = sorted(world.uploads.batches, reverse=True)
+    assert sum(batches) == 500 and batches[:7] == [64] * 7 and len(batches) <= 9, batches
     assert daemon.stop() == 0
 
 
