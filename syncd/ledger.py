@@ -425,7 +425,9 @@ class Ledger:
         conn = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
-            db = sqlite_utils.Database(conn)
+            # No sqlite-utils plugins: nothing installed beside syncd hooks into the ledger's
+            # connection, and no scan of every package's entry points at each start.
+            db = sqlite_utils.Database(conn, execute_plugins=False)
             version = _schema_version(db, where, fix)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
@@ -471,7 +473,7 @@ class Ledger:
         conn = None
         try:
             conn = connect_read_only(path)
-            db = sqlite_utils.Database(conn)
+            db = sqlite_utils.Database(conn, execute_plugins=False)
             version = _schema_version(db, where, "move it away and syncd rebuilds it")
             ledger = cls(db, path)
             if version == 0:
