@@ -197,4 +197,6 @@ async def test_under_a_quota_the_client_settles_just_under_it(
         f" elapsed={recording.answered_at[-1] - started:.1f}s"
     )
     assert late_429s <= 1
-    assert achieved >= 0.9 * quota
+    # How close to the quota the pacer settles is held in virtual time (test_api_pacer.py);
+    # over real HTTP on a loaded 2-core machine only a gross shortfall is a failure here.
+    assert achieved >= 0.75 * quota
