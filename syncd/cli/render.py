@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from syncd.display import csv_cell, printable, printable_tree
+from syncd.display import csv_cell, printable, printable_tree, some_paths
 from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
@@ -155,9 +155,7 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     _listed(
         out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
     )
-    _listed(
-        out, "conflicts", [f"{c['kind']}: {c['detail']} {c['paths']}" for c in data["conflicts"]]
-    )
+    _listed(out, "conflicts", [_conflict_line(c) for c in data["conflicts"]])
     _listed(out, "warnings", data["warnings"])
     if data["skipped_deletes"]:
         print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
@@ -175,6 +173,12 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     if report.dry_run:
         verdict = "plan only"
     print(f"  result: {verdict}", file=out)
+
+
+def _conflict_line(conflict: dict[str, Any]) -> str:
+    """One conflict on one line: its paths capped (`and 105 more`)."""
+    line = f"{conflict['kind']}: {conflict['detail']}"
+    return f"{line}: {some_paths(conflict['paths'])}" if conflict["paths"] else line
 
 
 def _plan_items(report: MirrorReport, out: IO[str]) -> None:
