@@ -170,6 +170,7 @@ class MirrorReport:
                 "problems": len(self.problems),
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),
+                "skipped_by_extension": dict(local.unaccepted),  # formats the service refuses
             },
             "root_missing": self.root_missing,
             "remote": {

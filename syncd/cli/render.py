@@ -1,8 +1,9 @@
 """All human output of the CLI: summaries, tables, CSV, JSON documents, the progress line.
 
 Public names: progress_line, ProgressLine, error, interrupted, warnings, json_document,
-reconcile_summary, status_summary, last_run_words, pull_summary, iteration_line, train_document,
-train_summary, review_document, review_table, review_csv, links_made, SHOWN_ITEMS.
+reconcile_summary, skipped_by_extension, status_summary, last_run_words, pull_summary,
+iteration_line, train_document, train_summary, review_document, review_table, review_csv,
+links_made, SHOWN_ITEMS.
 
 Text from the service or the disk (tag and file names, error messages) is passed through
 `syncd.display.printable` before it reaches a terminal, and `csv_cell` before a spreadsheet: it is
@@ -136,6 +137,8 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         else f"{local['hashed']} hashed this run"
     )
     print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
+    if local["skipped_by_extension"]:
+        print(f"  {skipped_by_extension(local['skipped_by_extension'])}", file=out)
     print(
         f"  remote: {remote['images']} images ({remote['listing']} check"
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
@@ -173,6 +176,12 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     if report.dry_run:
         verdict = "plan only"
     print(f"  result: {verdict}", file=out)
+
+
+def skipped_by_extension(counts: dict[str, int]) -> str:
+    """`skipped 12 .webp, 3 .tiff: not accepted by the service` (counts most first)."""
+    listed = ", ".join(f"{n} {suffix}" for suffix, n in counts.items())
+    return f"skipped {listed}: not accepted by the service"
 
 
 def _conflict_line(conflict: dict[str, Any]) -> str:
