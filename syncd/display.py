@@ -1,6 +1,6 @@
 """Text from elsewhere made safe to show: on a terminal, and in a spreadsheet.
 
-Public names: printable, printable_tree, csv_cell.
+Public names: printable, printable_tree, csv_cell, some_paths, SHOWN_PATHS.
 
 Tag and project names, error messages and file names come from the service or the disk, and can
 hold anything. On a terminal, control characters (C0, DEL, C1), ANSI escape sequences, a carriage
@@ -10,12 +10,18 @@ so it is seen and not obeyed. `--json` output needs none of this (json.dumps esc
 
 A CSV cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
 spreadsheet (OWASP "CSV injection"); `csv_cell` prefixes it with `'`, except a plain number.
+
+A message that names paths names at most SHOWN_PATHS of them, then counts the rest
+(`some_paths`): one line stays one line when a tag merge or a failure is about 110 files.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
+
+SHOWN_PATHS = 5  # paths one line of a message names; the rest are counted (`--json` lists all)
 
 # C0 and DEL and C1 controls; the Arabic letter mark, LRM and RLM; the line and paragraph
 # separators; the bidi embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069).
@@ -50,3 +56,10 @@ def csv_cell(text: str) -> str:
     if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
         text = "'" + text
     return printable(text)
+
+
+def some_paths(items: Sequence[str], separator: str = ", ", shown: int = SHOWN_PATHS) -> str:
+    """The first `shown` items (paths, or `path: reason`s) joined, then `and N more`."""
+    head = separator.join(items[:shown])
+    rest = len(items) - shown
+    return f"{head}{separator}and {rest} more" if rest > 0 else head

@@ -1,12 +1,13 @@
 """The engine's typed errors: why a command or a reconcile cannot go on. No exit codes here.
 
-Public names: SyncdError, UsageError, LedgerRefusedError, LedgerBusyError, ServiceError,
-ServiceUnreachableError, KeyRefusedError, ProjectMissingError, ServiceAnswerError,
-NothingToTrainError, TrainingRefusedError.
+Public names: SyncdError, UsageError, LedgerRefusedError, LedgerOfAnotherProjectError,
+LedgerBusyError, ServiceError, ServiceUnreachableError, KeyRefusedError, ProjectMissingError,
+ServiceAnswerError, NothingToTrainError, TrainingRefusedError.
 
     SyncdError                      the message is one line, safe to print (no key in it)
     ├── UsageError                  a flag or argument the command cannot use
     ├── LedgerRefusedError          a ledger syncd must not touch (corrupt, newer, other project)
+    │   └── LedgerOfAnotherProjectError  bound to another project than the config names
     ├── LedgerBusyError             another process holds the ledger's writer lock
     ├── ServiceError                the service cannot be used for this mirror
     │   ├── ServiceUnreachableError   no answer, or a fatal one, after the client's retries
@@ -38,6 +39,12 @@ class UsageError(SyncdError):
 class LedgerRefusedError(SyncdError):
     """The ledger file cannot be used (not a ledger, a newer schema, another project's, unreadable);
     the message says why and what to do."""
+
+
+class LedgerOfAnotherProjectError(LedgerRefusedError):
+    """The ledger is bound to another project than the config names. Before this is said, the
+    config's project is looked up: a mistyped `project_id` is the project's error, not the
+    ledger's (syncd.reconcile.require_project)."""
 
 
 class LedgerBusyError(SyncdError):

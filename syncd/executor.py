@@ -47,6 +47,7 @@ from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.core.mapping import tag_key
 from syncd.core.model import RemoteSnapshot, TagType
 from syncd.core.planner import CreateTag, Plan, Upload
+from syncd.display import some_paths
 from syncd.ledger import Ledger
 from syncd.remote import remote_tag
 from syncd.trash import Trash, keep_originals
@@ -241,7 +242,8 @@ class _Run:
             if data is not None and hashlib.sha256(data).hexdigest() == upload.sha256:
                 return data
             reasons.append(f"{where}changed since it was scanned")
-        self.fail("upload", upload.paths[0], "; ".join(reasons) + "; will be sent next run")
+        why = some_paths(reasons, separator="; ")
+        self.fail("upload", upload.paths[0], f"{why}; will be sent next run")
         return None
 
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:

@@ -56,7 +56,7 @@ from syncd.core.model import (
     RemoteTag,
     TagType,
 )
-from syncd.errors import LedgerBusyError, LedgerRefusedError
+from syncd.errors import LedgerBusyError, LedgerOfAnotherProjectError, LedgerRefusedError
 from syncd.localio import local_fault, sqlite_local_fault, writing
 
 LOCK_SUFFIX = ".lock"  # the writer lock lives next to the ledger: <ledger>.lock
@@ -486,7 +486,9 @@ class Ledger:
                 )
             bound = ledger._meta("project_id")
             if project_id is not None and bound is not None and bound != project_id.lower():
-                raise LedgerRefusedError(f"{where} belongs to project {bound}, not {project_id}")
+                raise LedgerOfAnotherProjectError(
+                    f"{where} belongs to project {bound}, not {project_id}"
+                )
             return ledger
         except sqlite3.DatabaseError as exc:
             if conn is not None:
@@ -510,7 +512,7 @@ class Ledger:
         if bound is None:
             self._set_meta("project_id", project_id.lower())
         elif bound != project_id.lower():
-            raise LedgerRefusedError(
+            raise LedgerOfAnotherProjectError(
                 f"ledger {self.path} belongs to project {bound}, not {project_id}: "
                 "give this mirror its own `ledger:` path"
             )

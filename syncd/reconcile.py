@@ -1,7 +1,7 @@
 """One reconcile of one mirror: scan, read the project, plan, execute, record. The edges meet here.
 
 Public names: reconcile_mirror, open_client, open_ledger, client_settings, service_error,
-MirrorReport, ACTION_KINDS.
+require_project, MirrorReport, ACTION_KINDS.
 
 What stops a run is raised as a typed error (syncd.errors: ServiceError and its kinds,
 LedgerRefusedError, LedgerBusyError; LocalIOError, ProjectKindError, CredentialsError); what a
@@ -46,6 +46,7 @@ from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.errors import (
     KeyRefusedError,
+    LedgerOfAnotherProjectError,
     ProjectMissingError,
     ServiceAnswerError,
     ServiceError,
@@ -169,6 +170,7 @@ class MirrorReport:
                 "problems": len(self.problems),
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),
+                "skipped_by_extension": dict(local.unaccepted),  # formats the service refuses
             },
             "root_missing": self.root_missing,
             "remote": {
@@ -328,12 +330,25 @@ async def reconcile_mirror(
 
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
     holds back files that have not settled yet)."""
+    try:
+        return await _reconcile_mirror(
+            config, mirror, client, _Options(dry_run, allow_mass_delete, full, progress, hold)
+        )
+    except LedgerOfAnotherProjectError:
+        # A ledger of another project is most often a mistyped project_id: name that first.
+        await require_project(client, mirror, config.service.endpoint)
+        raise
+
+
+async def _reconcile_mirror(
+    config: Config, mirror: MirrorConfig, client: TrainingClient, options: _Options
+) -> MirrorReport:
+    dry_run = options.dry_run
     calls_before = client.api_calls
     with open_ledger(mirror, dry_run) as ledger:
         settled = ledger.settled()  # read before begin_run clears it
         run_id = ledger.begin_run()
         try:
-            options = _Options(dry_run, allow_mass_delete, full, progress, hold)
             report = await _reconcile(mirror, client, ledger, run_id, options, settled)
             report.endpoint = config.service.endpoint
             if mirror.train_after_sync and not dry_run and report.in_sync:
@@ -342,7 +357,7 @@ async def reconcile_mirror(
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             if isinstance(exc, ProjectNotFoundError) and not dry_run:
                 ledger.unbind_if_never_synced()
-            raise service_error(exc, mirror) from None
+            raise service_error(exc, mirror, config.service.endpoint) from None
         except (ProjectKindError, LocalIOError) as exc:
             ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
             raise
@@ -504,8 +519,18 @@ def _trash(
     return Trash(trash_folder(mirror.trash_dir, datetime.now(UTC)), paths, fallback)
 
 
-def service_error(exc: ApiError, mirror: MirrorConfig) -> ServiceError:
-    """The typed error an ApiError that stops work on `mirror` stands for (message included)."""
+async def require_project(client: TrainingClient, mirror: MirrorConfig, endpoint: str) -> None:
+    """Raise ProjectMissingError if `mirror`'s project does not exist at the endpoint (and the
+    ServiceError of any other failure to ask); return if it does."""
+    try:
+        await client.get_project(mirror.project_id)
+    except ApiError as exc:
+        raise service_error(exc, mirror, endpoint) from None
+
+
+def service_error(exc: ApiError, mirror: MirrorConfig, endpoint: str = "") -> ServiceError:
+    """The typed error an ApiError that stops work on `mirror` stands for (message included);
+    `endpoint` (the config's) is named where it helps."""
     if isinstance(exc, AuthenticationError):
         return KeyRefusedError(
             f"the service refused the training key ({exc}); check the key's source "
@@ -513,8 +538,10 @@ def service_error(exc: ApiError, mirror: MirrorConfig) -> ServiceError:
             mirror.name,
         )
     if isinstance(exc, ProjectNotFoundError):
+        where = endpoint or "this endpoint"
         return ProjectMissingError(
-            f"project {mirror.project_id} (mirror {mirror.name!r}) does not exist at this endpoint",
+            f"project {mirror.project_id} not found at {where} (mirror {mirror.name!r}: check "
+            "its project_id)",
             mirror.name,
         )
     if exc.fatal:

@@ -44,7 +44,7 @@ from typing import IO, Any
 
 from syncd.config import MirrorConfig
 from syncd.core.globs import compile_glob
-from syncd.core.imageformat import sniff_image_format
+from syncd.core.imageformat import UNACCEPTED_IMAGE_SUFFIXES, sniff_image_format
 from syncd.core.limits import MAX_IMAGE_BYTES
 from syncd.core.mapping import TagMapper
 from syncd.core.model import (
@@ -124,7 +124,8 @@ class Walked:
     `found` holds (path, size, mtime_ns, inode) per candidate in walk order (each folder sorted by
     name, so the order only changes when the names do). `digest` identifies exactly that list,
     and is None when something was skipped: a tree with the digest of a run that ended in sync
-    has not changed in any way its stat can show.
+    has not changed in any way its stat can show. `unaccepted` counts image files of a format
+    the service refuses, by suffix (LocalSnapshot.unaccepted).
     """
 
     root: str
@@ -133,6 +134,7 @@ class Walked:
     found: tuple[tuple[str, int, int, int], ...] = ()
     skipped: tuple[Skipped, ...] = ()
     digest: str | None = None
+    unaccepted: tuple[tuple[str, int], ...] = ()
 
     def unchanged(self) -> LocalSnapshot:
         """The snapshot of a tree known to be as the ledger has it: counted, not loaded."""
@@ -142,6 +144,7 @@ class Walked:
             marker=self.marker,
             digest=self.digest,
             unchanged_files=len(self.found),
+            unaccepted=self.unaccepted,
         )
 
 
@@ -173,6 +176,9 @@ class _Walker:
         self.open_folder, self.stat = open_folder, stat
         self.found: list[tuple[str, int, int, int]] = []
         self.skipped: list[Skipped] = []
+        # Image suffixes the service refuses, unless the config asks for them anyway.
+        self.unaccepted_suffixes = UNACCEPTED_IMAGE_SUFFIXES - self.extensions
+        self.unaccepted: dict[str, int] = {}
         self.real_root = ""  # the root with every link resolved, set by walk()
 
     def globs_allow(self, rel: str) -> bool:
@@ -245,10 +251,14 @@ class _Walker:
             mode = st.st_mode
             if S_ISREG(mode):
                 # No dot: rfind gives -1 and the last character, never an extension.
-                if name[name.rfind(".") :].lower() in extensions and (
+                suffix = name[name.rfind(".") :].lower()
+                if suffix in extensions:
+                    if by_extension_only or self.globs_allow(rel):
+                        found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+                elif suffix in self.unaccepted_suffixes and (
                     by_extension_only or self.globs_allow(rel)
                 ):
-                    found.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+                    self.unaccepted[suffix] = self.unaccepted.get(suffix, 0) + 1
             elif S_ISDIR(mode):
                 key = (st.st_dev, st.st_ino)
                 if key in seen_dirs:
@@ -366,6 +376,7 @@ def walk_tree(
         found=tuple(walker.found),
         skipped=tuple(sorted(walker.skipped, key=lambda s: s.path)),
         digest=None if walker.skipped else _stat_digest(walker.found),
+        unaccepted=tuple(sorted(walker.unaccepted.items(), key=lambda item: (-item[1], item[0]))),
     )
 
 
@@ -405,4 +416,5 @@ def check_tree(
         skipped=walked.skipped,
         hashed=checker.hashed,
         digest=walked.digest if clean else None,
+        unaccepted=walked.unaccepted,
     )

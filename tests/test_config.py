@@ -307,3 +307,10 @@ def test_the_endpoint_is_required_and_the_problem_says_what_to_write(tmp_path: P
     # the environment may give it instead
     config = parse_config(MIRROR, environ={"SYNCD_ENDPOINT": "embedded"})
     assert config.service.is_embedded
+
+
+def test_the_example_leaves_state_dir_at_the_xdg_default_it_describes(tmp_path: Path) -> None:
+    # Copied as it is (the install step does), the example must not pin ~/.local/state over
+    # $XDG_STATE_HOME: its comment says the default applies.
+    config = load_config(EXAMPLE, environ={"XDG_STATE_HOME": str(tmp_path)})
+    assert config.state_dir == tmp_path / "syncd"

@@ -209,3 +209,20 @@ def test_a_fatal_error_stops_the_run_any_other_costs_only_its_items(
             ("upload", "Cat/b.jpg", None),
         ]
         assert result.done["uploads"] == 1  # Dog/a.jpg went on
+
+
+def test_an_upload_whose_many_copies_all_went_names_a_few_of_them(setup: Setup) -> None:
+    data = write_image(setup.root / "T00/a.jpg", 1)
+    copies = [f"T{i:02}/a.jpg" for i in range(20)]
+    for rel in copies[1:]:
+        (setup.root / rel).parent.mkdir()
+        (setup.root / rel).write_bytes(data)
+    the_plan, remote, run_id = setup.read()
+    for rel in copies:
+        (setup.root / rel).unlink()
+
+    result = setup.execute(the_plan, remote, run_id)
+
+    (failure,) = result.failures
+    assert failure.message.count("a.jpg") == 5, failure.message  # syncd.display.SHOWN_PATHS
+    assert "and 15 more" in failure.message, failure.message

@@ -24,9 +24,16 @@ from typing import TYPE_CHECKING, Any
 from syncd.api import ApiError, Iteration, TrainingClient
 from syncd.cli import render
 from syncd.config import Config, MirrorConfig, check_value, load_config
-from syncd.errors import UsageError
+from syncd.errors import LedgerOfAnotherProjectError, UsageError
 from syncd.ledger import Ledger, LedgerLock
-from syncd.reconcile import MirrorReport, open_client, open_ledger, reconcile_mirror, service_error
+from syncd.reconcile import (
+    MirrorReport,
+    open_client,
+    open_ledger,
+    reconcile_mirror,
+    require_project,
+    service_error,
+)
 
 if TYPE_CHECKING:
     from syncd.pull import PullReport
@@ -77,10 +84,30 @@ async def session(
     with locks:
         async with open_client(config.service, mirrors) as client:
             opened = Session(config, client, mirrors[0])
+            endpoint = config.service.endpoint
             try:
                 yield opened
             except ApiError as exc:
-                raise service_error(exc, opened.mirror) from None
+                raise service_error(exc, opened.mirror, endpoint) from None
+            except LedgerOfAnotherProjectError:
+                # Most often a mistyped project_id: if so, say that instead.
+                await require_project(client, opened.mirror, endpoint)
+                raise
+
+
+def _project_first(
+    config: Config, mirror: MirrorConfig, refusal: LedgerOfAnotherProjectError
+) -> None:
+    """Raise ProjectMissingError if the mirror's project is not at the endpoint, else `refusal`:
+    a ledger of another project is most often a mistyped project_id, and that is the error to
+    fix first."""
+
+    async def check() -> None:
+        async with session(config, (mirror,)) as s:
+            await require_project(s.client, mirror, config.service.endpoint)
+
+    asyncio.run(check())
+    raise refusal
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -145,7 +172,14 @@ def reconcile(args: argparse.Namespace) -> list[MirrorReport]:
 def status(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Each mirror's ledger account (and, with --remote, the service's counts)."""
     config, mirrors = load(args)
-    entries = [_ledger_status(config, m) for m in mirrors]
+    entries = []
+    for mirror in mirrors:
+        try:
+            entries.append(_ledger_status(config, mirror))
+        except LedgerOfAnotherProjectError as refusal:
+            if not args.remote:  # without --remote, status does not ask the service
+                raise
+            _project_first(config, mirror, refusal)
     if args.remote:
         asyncio.run(_add_remote_counts(config, mirrors, entries))
     return entries
@@ -319,8 +353,11 @@ def review(args: argparse.Namespace) -> tuple[Review, int | None]:
             f"mirror {mirror.name} has no ledger yet: run `syncd reconcile` (or `syncd pull`)"
             " first, so image ids can be joined to files"
         )
-    with Ledger.open_read_only(mirror.ledger, project_id=mirror.project_id) as ledger:
-        paths = {} if ledger.empty else ledger.local_paths_by_image()
+    try:
+        with Ledger.open_read_only(mirror.ledger, project_id=mirror.project_id) as ledger:
+            paths = {} if ledger.empty else ledger.local_paths_by_image()
+    except LedgerOfAnotherProjectError as refusal:
+        _project_first(config, mirror, refusal)
 
     async def run() -> Review:
         async with session(config, (mirror,)) as s:

@@ -1,8 +1,9 @@
 """All human output of the CLI: summaries, tables, CSV, JSON documents, the progress line.
 
 Public names: progress_line, ProgressLine, error, interrupted, warnings, json_document,
-reconcile_summary, status_summary, pull_summary, iteration_line, train_document, train_summary,
-review_document, review_table, review_csv, links_made, SHOWN_ITEMS.
+reconcile_summary, skipped_by_extension, status_summary, last_run_words, pull_summary,
+iteration_line, train_document, train_summary, review_document, review_table, review_csv,
+links_made, SHOWN_ITEMS.
 
 Text from the service or the disk (tag and file names, error messages) is passed through
 `syncd.display.printable` before it reaches a terminal, and `csv_cell` before a spreadsheet: it is
@@ -17,10 +18,11 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from syncd.display import csv_cell, printable, printable_tree
+from syncd.display import csv_cell, printable, printable_tree, some_paths
 from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
@@ -135,6 +137,8 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         else f"{local['hashed']} hashed this run"
     )
     print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
+    if local["skipped_by_extension"]:
+        print(f"  {skipped_by_extension(local['skipped_by_extension'])}", file=out)
     print(
         f"  remote: {remote['images']} images ({remote['listing']} check"
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
@@ -154,9 +158,7 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     _listed(
         out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
     )
-    _listed(
-        out, "conflicts", [f"{c['kind']}: {c['detail']} {c['paths']}" for c in data["conflicts"]]
-    )
+    _listed(out, "conflicts", [_conflict_line(c) for c in data["conflicts"]])
     _listed(out, "warnings", data["warnings"])
     if data["skipped_deletes"]:
         print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
@@ -174,6 +176,18 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     if report.dry_run:
         verdict = "plan only"
     print(f"  result: {verdict}", file=out)
+
+
+def skipped_by_extension(counts: dict[str, int]) -> str:
+    """`skipped 12 .webp, 3 .tiff: not accepted by the service` (counts most first)."""
+    listed = ", ".join(f"{n} {suffix}" for suffix, n in counts.items())
+    return f"skipped {listed}: not accepted by the service"
+
+
+def _conflict_line(conflict: dict[str, Any]) -> str:
+    """One conflict on one line: its paths capped (`and 105 more`)."""
+    line = f"{conflict['kind']}: {conflict['detail']}"
+    return f"{line}: {some_paths(conflict['paths'])}" if conflict["paths"] else line
 
 
 def _plan_items(report: MirrorReport, out: IO[str]) -> None:
@@ -215,12 +229,7 @@ def status_summary(entry: dict[str, Any], out: IO[str]) -> None:
         if entry["pending_uploads"]:
             print(f"  uploads never answered: {entry['pending_uploads']}", file=out)
         last = entry["last_run"]
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(last["counts"].items()) if v)
-        print(
-            f"  last run: #{last['run_id']} {last['outcome']} at {last['finished_at'] or '-'}"
-            + (f" ({counts})" if counts else ""),
-            file=out,
-        )
+        print(f"  last run: {last_run_words(last)}", file=out)
         if last["error"]:
             print(f"    error: {last['error']}", file=out)
         for error in entry["recent_errors"][:SHOWN_ITEMS]:
@@ -236,6 +245,68 @@ def status_summary(entry: dict[str, Any], out: IO[str]) -> None:
             f"  service: {remote['images']} images, {remote['tags']} tags ({verdict} the ledger)",
             file=out,
         )
+
+
+# The last run's outcome (syncd.ledger.RunOutcome) and counts (the plan's, `done_<kind>`), in words.
+_OUTCOME_WORDS = {
+    "ok": "in sync",
+    "partial": "finished, not everything mirrored",
+    "failed": "failed",
+    "interrupted": "interrupted (the process stopped mid-run)",
+    "running": "still running",
+}
+_ACTION_WORDS = (  # (kind, verb, noun) in the order a run does them
+    ("create_tags", "created", "tag"),
+    ("adopts", "adopted", "image"),
+    ("uploads", "uploaded", "image"),
+    ("remove_tags", "removed tags from", "image"),
+    ("add_tags", "added tags to", "image"),
+    ("delete_images", "deleted", "image"),
+    ("delete_tags", "deleted", "tag"),
+)
+_REPORT_WORDS = (  # (kind, one, many): what the plan found but did not do
+    ("refused_deletes", "delete refused", "deletes refused"),
+    ("conflicts", "conflict", "conflicts"),
+    ("kept", "remote image kept", "remote images kept"),
+    ("unidentified", "unidentified image", "unidentified images"),
+)
+
+
+def _when(stamp: str | None) -> str:
+    """An ISO timestamp from the ledger as `2026-12-02 15:26:59 UTC` (as it is if unreadable)."""
+    if not stamp:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+def last_run_words(last: dict[str, Any]) -> str:
+    """A `status` entry's last run as a sentence: `#3 in sync, 2026-12-02 15:26:59 UTC: created
+    4 tags, uploaded 12 images; 8 API calls` (`uploaded 11 of 12 images` when some failed)."""
+    counts: dict[str, int] = last["counts"]
+    outcome = _OUTCOME_WORDS.get(last["outcome"], last["outcome"])
+    when = _when(last["finished_at"] or last["started_at"])
+    if not counts:  # a run that stopped before it counted anything (failed, interrupted)
+        return f"#{last['run_id']} {outcome}, {when}"
+    parts = []
+    for kind, verb, noun in _ACTION_WORDS:
+        planned, done = counts.get(kind, 0), counts.get(f"done_{kind}", 0)
+        if planned or done:
+            amount = f"{done} of {planned}" if done < planned else str(done)
+            parts.append(f"{verb} {amount} {noun}{'' if max(planned, done) == 1 else 's'}")
+    for kind, one, many in _REPORT_WORDS:
+        if counts.get(kind):
+            parts.append(f"{counts[kind]} {one if counts[kind] == 1 else many}")
+    text = f"#{last['run_id']} {outcome}, {when}: {', '.join(parts) or 'nothing to change'}"
+    calls = counts.get("api_calls")
+    if calls is not None:
+        text += f"; {calls} API call{'' if calls == 1 else 's'}"
+    return text
 
 
 # --- pull ---------------------------------------------------------------------------------------

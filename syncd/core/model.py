@@ -143,6 +143,9 @@ class LocalSnapshot:
     in sync keeps it, and the next run whose walk has the same digest can skip loading the files.
     Such a snapshot has `unchanged_files` set instead of `files`: that many files, all ok and all
     as the ledger has them.
+
+    `unaccepted` counts the image files left out for their suffix, a format the service does not
+    accept (WEBP, TIFF, ...): (suffix, count), most first. Not problems: they are not asked for.
     """
 
     root: str
@@ -153,6 +156,7 @@ class LocalSnapshot:
     hashed: int = 0
     digest: str | None = None
     unchanged_files: int = 0
+    unaccepted: tuple[tuple[str, int], ...] = ()
 
     @property
     def file_count(self) -> int:

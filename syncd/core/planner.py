@@ -347,7 +347,9 @@ def _wanted(
     for key, names in sorted(spellings.items()):
         tags.names.setdefault(key, next(iter(names)))
         if len(names) > 1:
-            paths = tuple(p for ps in names.values() for p in ps)
+            # A path of each spelling first: a message that names only the first few shows them all.
+            firsts = [ps[0] for ps in names.values()]
+            paths = (*firsts, *(p for ps in names.values() for p in ps[1:]))
             detail = f"{sorted(names)} are one tag, named {tags.names[key]!r}"
             conflicts.append(Conflict(ConflictKind.TAGS_MERGED, detail, paths))
     tags.names.setdefault(tags.negative_key, tags.negative_name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
 from tests.support import TEST_KEY
 
@@ -96,7 +98,7 @@ def test_project_that_does_not_exist_exits_3(sandbox: Sandbox) -> None:
     run = sandbox.cli("reconcile", "--config", str(sandbox.config_path))
 
     assert run.exit_code == 3, str(run)
-    assert _error_lines(run.stderr)[-1].startswith("syncd: error: ")
+    assert _error_lines(run.stderr)[-1] == _missing(sandbox, sandbox.project_id), str(run)
 
 
 def test_unreachable_service_exits_3(sandbox: Sandbox) -> None:
@@ -108,3 +110,56 @@ def test_unreachable_service_exits_3(sandbox: Sandbox) -> None:
 
     assert run.exit_code == 3, str(run)
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def _missing(box: Sandbox, project_id: str) -> str:
+    """The one error line for a project the endpoint does not have."""
+    return (
+        f"syncd: error: project {project_id} not found at {box.endpoint}"
+        " (mirror 't': check its project_id)"
+    )
+
+
+def _mistype_project(box: Sandbox) -> str:
+    """Point the config at a project id the endpoint does not have; the ledger stays the old
+    project's."""
+    box.project_id = str(uuid.uuid4())
+    box.write_config()
+    return box.project_id
+
+
+def test_a_mistyped_project_id_is_blamed_on_the_project_not_the_ledger(synced: Sandbox) -> None:
+    missing = _mistype_project(synced)
+
+    run = synced.cli("reconcile", "--config", str(synced.config_path))
+
+    assert run.exit_code == 3, str(run)
+    lines = _error_lines(run.stderr)
+    assert lines == [_missing(synced, missing)], str(run)
+
+
+@pytest.mark.parametrize("command", ["pull", "review", "status"])
+def test_other_commands_blame_a_mistyped_project_id_on_the_project(
+    synced: Sandbox, command: str
+) -> None:
+    missing = _mistype_project(synced)
+    args = ["--remote"] if command == "status" else []
+
+    run = synced.cli(command, "--config", str(synced.config_path), *args)
+
+    assert run.exit_code == 3, str(run)
+    assert _error_lines(run.stderr)[-1] == _missing(synced, missing), str(run)
+
+
+def test_a_ledger_of_another_existing_project_is_still_refused_as_the_ledgers(
+    synced: Sandbox,
+) -> None:
+    other = synced.http.post("/projects", params={"name": "other"})
+    assert other.status_code == 200, other.text
+    synced.project_id = other.json()["id"]
+    synced.write_config()
+
+    run = synced.cli("reconcile", "--config", str(synced.config_path))
+
+    assert run.exit_code == 2, str(run)
+    assert "belongs to project" in run.stderr and "not found" not in run.stderr, str(run)

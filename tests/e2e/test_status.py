@@ -8,6 +8,7 @@ remote_agrees) and check them against the tree and the project over HTTP.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -150,3 +151,55 @@ def test_status_works_on_a_read_only_file_system(synced: Sandbox) -> None:
     assert entry["files"] == len(STANDARD_TREE)
     assert entry["last_run"]["outcome"] == "ok"
     assert _ledger_files(synced) == before
+
+
+def _last_run_line(stdout: str) -> str:
+    (line,) = [ln for ln in stdout.splitlines() if ln.strip().startswith("last run:")]
+    return line.strip()
+
+
+def test_status_remote_tells_the_last_run_in_words(synced: Sandbox) -> None:
+    run = synced.status("--remote")
+
+    assert run.exit_code == 0, str(run)
+    line = _last_run_line(run.stdout)
+    # e.g. "last run: #1 in sync, 2026-12-02 15:26:59 UTC: created 4 tags, uploaded 12 images;
+    # 8 API calls": no raw keys (done_uploads, api_calls) of the ledger's mapping
+    assert re.fullmatch(
+        r"last run: #1 in sync, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: created 4 tags, "
+        rf"uploaded {len(STANDARD_TREE)} images; \d+ API calls",
+        line,
+    ), line
+
+
+def test_status_tells_a_run_that_left_work_undone_in_words(synced: Sandbox) -> None:
+    (synced.root / "Dog/notes.jpg").write_text("not an image", encoding="utf-8")
+    write_image(synced.root / "Cat/new.jpg", 290)
+    assert synced.reconcile().exit_code == 1
+
+    line = _last_run_line(synced.status().stdout)
+
+    assert re.fullmatch(
+        r"last run: #2 finished, not everything mirrored, \S+ \S+ UTC: uploaded 1 image; "
+        r"\d+ API calls",
+        line,
+    ), line
+
+
+def test_status_tells_an_unchanged_run_in_words(synced: Sandbox) -> None:
+    assert synced.reconcile().exit_code == 0
+
+    line = _last_run_line(synced.status().stdout)
+
+    assert re.fullmatch(r"last run: #2 in sync, \S+ \S+ UTC: nothing to change; 3 API calls", line)
+
+
+def test_status_tells_a_failed_run_in_words_with_its_error(synced: Sandbox) -> None:
+    synced.endpoint = "http://127.0.0.1:9"  # discard port: nothing listens
+    synced.write_config()
+    assert synced.cli("reconcile", "--config", str(synced.config_path)).exit_code == 3
+
+    run = synced.status()
+
+    assert re.fullmatch(r"last run: #2 failed, \S+ \S+ UTC", _last_run_line(run.stdout)), run
+    assert "    error: " in run.stdout, run
