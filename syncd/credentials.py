@@ -36,6 +36,10 @@ class CredentialsError(SyncdError):
     """The training key is missing, empty, malformed or unreadable (the message never holds it)."""
 
 
+# Shorter than this, the text is no key (Custom Vision's are 32 characters): scrubbing it from
+# every answer and log (syncd.redact) would mangle ordinary words, e.g. a key "k" turned "OK" into
+# "O***". The redactor's shortest piece is also 8 characters.
+MIN_KEY_CHARS = 8
 _NAMED = {"\n": "a line break", "\r": "a carriage return (CR)", "\t": "a tab", " ": "a space"}
 
 
@@ -55,6 +59,12 @@ def key_problem(secret: str) -> str | None:
         else:
             what = "a character that is not printable ASCII"
         return f"the key holds {what} at character {index} of {len(secret)}"
+    if len(secret) < MIN_KEY_CHARS:
+        plural = "s" if len(secret) > 1 else ""
+        return (
+            f"the key is {len(secret)} character{plural} long, too short to be a training key"
+            " (Custom Vision's are 32)"
+        )
     return None
 
 

@@ -83,6 +83,9 @@ MALFORMED = {
     "a NUL": f"{SECRET[:10]}\0{SECRET[10:]}",
     "an escape character": f"{SECRET[:10]}\x1b{SECRET[10:]}",
     "a character that is not ASCII": f"{SECRET[:10]}\u00e9{SECRET[10:]}",
+    # Scrubbed from every answer, a 1-character key would turn each "k" of them into "***"
+    # (an "OK" status became "O***" and every upload looked refused).
+    "too short to be a key": SECRET[:3],
 }
 PROBLEMS = {
     "two keys on two lines": "line break",
@@ -92,6 +95,7 @@ PROBLEMS = {
     "a NUL": "control character",
     "an escape character": "control character",
     "a character that is not ASCII": "not printable ASCII",
+    "too short to be a key": "3 characters long",
 }
 
 
