@@ -27,8 +27,8 @@ from syncd.core.planner import Conflict, ConflictKind
 # ImageCreateStatus values that judge the bytes themselves (docs/spec/DIGEST.md §3, «Supported
 # formats are JPEG, GIF, PNG, and BMP. Supports images up to 6MB.»), with what each means.
 CONTENT_VERDICTS: Mapping[str, str] = {
-    "ErrorImageFormat": "the service could not read it as an image (a damaged or disguised file)",
-    "ErrorImageSize": "the service refused its size (over 6 MB, or over 10,240 px a side)",
+    "ErrorImageFormat": "the service cannot decode it as an image",
+    "ErrorImageSize": "the service refused its size: over 6 MB, or over 10,240 px a side",
 }
 # The same verdicts when a one-image call is refused as a whole (CustomVisionError codes).
 CONTENT_ERROR_CODES = frozenset(

@@ -51,7 +51,7 @@ from syncd.errors import (
     ServiceError,
     ServiceUnreachableError,
 )
-from syncd.executor import Execution, execute
+from syncd.executor import Execution, Rejection, execute
 from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
@@ -109,11 +109,15 @@ class MirrorReport:
     # path -> since when the ledger has known its current problem (set at the end of the run)
     problem_since: dict[str, str] = field(default_factory=dict, repr=False)
 
+    @property
+    def _rejected(self) -> list[Rejection]:
+        return self.execution.rejected if self.execution else []
+
     def file_problems(self) -> list[FileProblem]:
         """Each problem file once, by path: what the scan refused, and the bytes the service
         refused (this run, or a verdict remembered from an earlier one)."""
         out = file_problems(self.local)
-        for rejected in self.execution.rejected if self.execution else []:
+        for rejected in self._rejected:
             out += [
                 FileProblem(path, "rejected_by_service", rejected.detail, advice_for(REJECTED))
                 for path in rejected.paths
@@ -189,7 +193,7 @@ class MirrorReport:
             "dry_run": self.dry_run,
             "local": {
                 "files": local.file_count + len(local.skipped),
-                "ok": local.ok_count,
+                "ok": local.ok_count - sum(len(r.paths) for r in self._rejected),
                 "problems": len(self.problems),
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),

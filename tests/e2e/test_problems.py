@@ -106,6 +106,7 @@ def test_a_corrupt_jpeg_is_sent_once_and_not_again_until_it_changes(
     (problem,) = first.mirror["problems"]
     assert problem["path"] == CORRUPT and "ErrorImageFormat" in problem["detail"], str(first)
     assert first.mirror["failed"] == [], str(first)  # listed once: a problem, not also a failure
+    assert (first.mirror["local"]["ok"], first.mirror["local"]["problems"]) == (1, 1)
 
     calls = upload_calls.count
     second = sandbox.reconcile()
