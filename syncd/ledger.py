@@ -497,7 +497,7 @@ class Ledger:
     ) -> Ledger:
         """Return the existing ledger at `path` for reading only: no lock, no write, no
         migration, also while another process writes it or on a read-only file system. Raise
-        LedgerRefusedError if it is missing, unreadable, of another project or of another schema."""
+        LedgerRefusedError if it is missing, unreadable, of another project or of a newer schema."""
         path = Path(path)
         where = f"ledger {path}"
         if not path.is_file():
@@ -511,11 +511,8 @@ class Ledger:
             if version == 0:
                 ledger.empty = True
                 return ledger
-            if version < SCHEMA_VERSION:
-                raise LedgerRefusedError(
-                    f"{where} has schema {version} and this syncd reads {SCHEMA_VERSION}: "
-                    "`syncd reconcile` upgrades it"
-                )
+            # An older schema is read as it is (the next writing run upgrades it): the tables a
+            # later version added read as empty (`_has_table`), so `status` works meanwhile.
             bound = ledger._meta("project_id")
             if project_id is not None and bound is not None and bound != project_id.lower():
                 raise LedgerRefusedError(f"{where} belongs to project {bound}, not {project_id}")
@@ -1013,8 +1010,15 @@ class Ledger:
 
     # --- the service's verdicts and the current problems --------------------------------------
 
+    def _has_table(self, name: str) -> bool:
+        """False for a table of a later schema than a read-only ledger's (it is not migrated)."""
+        with self._lock:
+            return name in self._db.table_names()
+
     def rejected_content(self) -> dict[str, tuple[str, str]]:
         """Return sha256 -> (code, message) of the bytes the service refused for what they are."""
+        if not self._has_table("rejected_content"):
+            return {}
         rows = self._rows("SELECT sha256, code, message FROM rejected_content")
         return {r["sha256"]: (r["code"], r["message"]) for r in rows}
 
@@ -1061,6 +1065,8 @@ class Ledger:
 
     def problems(self) -> tuple[ProblemRecord, ...]:
         """Return the current problems, by path."""
+        if not self._has_table("problems"):
+            return ()
         rows = self._rows("SELECT path, kind, detail, advice, since FROM problems ORDER BY path")
         return tuple(
             ProblemRecord(r["path"], r["kind"], r["detail"], r["advice"], r["since"]) for r in rows

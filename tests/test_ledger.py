@@ -399,8 +399,16 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None
             "VALUES ('Dog/a.jpg', 10, 5, 7, 'A')"
         )
     db.close()
-    with pytest.raises(LedgerRefusedError, match="`syncd reconcile` upgrades it"):
-        Ledger.open_read_only(path)
+    # `syncd status` reads it as it is, before any run upgrades it (read-only never migrates).
+    with Ledger.open_read_only(path) as reader:
+        assert reader.schema_version == 1
+        state = reader.status()
+        assert (state.files, state.problem_files) == (1, ())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "1",
+        )
+    db.close()
 
     with Ledger.open(path, project_id=PID) as led:
         assert led.schema_version == SCHEMA_VERSION == 2
