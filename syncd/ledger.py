@@ -1047,14 +1047,16 @@ class Ledger:
         now = _now()
         with self.transaction():
             before = {
-                r["path"]: (r["kind"], r["since"])
-                for r in self._rows("SELECT path, kind, since FROM problems")
+                r["path"]: (r["path"], r["kind"], r["detail"], r["advice"], r["since"])
+                for r in self._rows("SELECT path, kind, detail, advice, since FROM problems")
             }
             rows = []
             for path, kind, detail, advice in problems:
                 old = before.get(path)
-                since = old[1] if old is not None and old[0] == kind else now
+                since = old[4] if old is not None and old[1] == kind else now
                 rows.append((path, kind, detail, advice, since))
+            if sorted(rows) == sorted(before.values()):
+                return {row[0]: row[4] for row in rows}  # unchanged: a no-op run writes nothing
             self._db.execute("DELETE FROM problems")
             self._db.conn.executemany(
                 "INSERT OR REPLACE INTO problems (path, kind, detail, advice, since) "

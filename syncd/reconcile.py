@@ -119,7 +119,7 @@ class MirrorReport:
         out = file_problems(self.local)
         for rejected in self._rejected:
             out += [
-                FileProblem(path, "rejected_by_service", rejected.detail, advice_for(REJECTED))
+                FileProblem(path, str(REJECTED), rejected.detail, advice_for(REJECTED))
                 for path in rejected.paths
             ]
         return sorted(out, key=lambda p: p.path)

@@ -204,3 +204,18 @@ def test_status_caps_a_long_problem_list(sandbox: Sandbox) -> None:
     assert sum("Dog/n" in line for line in run.stdout.splitlines()) == 20, str(run)
     assert "and 5 more" in run.stdout, str(run)
     assert len(sandbox.status("--json").document["mirrors"][0]["problem_files"]) == 25
+
+
+def test_a_followed_symlink_leaving_the_root_is_named_with_what_to_do(sandbox: Sandbox) -> None:
+    sandbox.write_config(files={"follow_symlinks": True})
+    write_tree(sandbox.root, {"Dog/d0.jpg": 10})
+    outside = sandbox.tmp / "elsewhere.jpg"
+    outside.write_bytes(image_bytes(907, "jpeg"))
+    (sandbox.root / LINK).symlink_to(outside)
+    assert sandbox.reconcile().exit_code == 1
+
+    (problem,) = sandbox.status("--json").document["mirrors"][0]["problem_files"]
+
+    assert (problem["path"], problem["kind"]) == (LINK, "symlink_outside_root")
+    assert "copy the file into the tree" in problem["advice"]
+    assert f"{LINK}: symlink_outside_root" in sandbox.status().stdout
