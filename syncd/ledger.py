@@ -1035,6 +1035,8 @@ class Ledger:
     def forget_rejected_content_not_in_tree(self) -> None:
         """Forget verdicts on bytes no file holds any more (call after `record_scan`)."""
         with self.transaction():
+            if self._db.execute("SELECT 1 FROM rejected_content LIMIT 1").fetchone() is None:
+                return  # the usual case: nothing to forget, and no pass over 100k files
             self._db.execute(
                 "DELETE FROM rejected_content WHERE sha256 NOT IN "
                 "(SELECT sha256 FROM local_files WHERE sha256 IS NOT NULL)"
