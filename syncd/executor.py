@@ -1,6 +1,6 @@
 """Apply a Plan through the client, writing every per-item result to the ledger as it arrives.
 
-Public names: execute, Execution, Failure.
+Public names: execute, Execution, Failure, Rejection.
 
 Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
 skipped if anything before them failed (a half-applied plan must not cost the user images). With
@@ -49,6 +49,7 @@ from syncd.core.model import RemoteSnapshot, TagType
 from syncd.core.planner import CreateTag, Plan, Upload
 from syncd.display import some_paths
 from syncd.ledger import Ledger
+from syncd.problems import CONTENT_ERROR_CODES, CONTENT_VERDICTS, rejection_detail
 from syncd.remote import remote_tag
 from syncd.trash import Trash, keep_originals
 
@@ -70,12 +71,24 @@ class Failure:
     code: str | None = None
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """Bytes the service refused for what they are (a content verdict, syncd.problems): not a
+    failure of the run, but a problem of every file holding them, until they change."""
+
+    sha256: str
+    paths: tuple[str, ...]
+    code: str
+    detail: str
+
+
 @dataclass
 class Execution:
     """What was done (counts per action kind) and what failed."""
 
     done: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)  # content verdicts this run
     skipped_deletes: int = 0  # deletes not attempted because something failed earlier
     # False when the project may still differ from the plan's aim though nothing failed: a
     # duplicate came back with other tags, or without its image. The next run plans in full.
@@ -114,6 +127,12 @@ class _Run:
         self.result.failures.append(failure)
         self.ledger.record_error(self.run_id, operation, subject, message, code)
         _log.warning("item_failed", operation=operation, subject=subject, code=code, error=message)
+
+    def reject(self, upload: Upload, code: str, message: str = "") -> None:
+        """Remember the service's verdict on these bytes (the ledger, by hash) and report it."""
+        detail = rejection_detail(code, message)
+        self.ledger.record_rejected_content(upload.sha256, code, detail)
+        self.result.rejected.append(Rejection(upload.sha256, upload.paths, code, detail))
 
     def done(self, kind: str, n: int = 1) -> None:
         self.result.done[kind] += n
@@ -266,6 +285,11 @@ class _Run:
                         self._settle_upload(*by_sha[result.key], result)
         except ApiError as error:
             unsettled = [u for sha, (u, _) in by_sha.items() if sha not in settled]
+            if len(unsettled) == 1 and not error.fatal and error.code in CONTENT_ERROR_CODES:
+                # A call of one image refused for its bytes: the verdict is on that content.
+                self.ledger.record_upload_result(unsettled[0].sha256, self.run_id)
+                self.reject(unsettled[0], error.code or "", error.service_message or str(error))
+                return
             # Pending rows stay: the batch may have landed before its answer was lost.
             self.api_failed(error, "upload", [u.paths[0] for u in unsettled])
 
@@ -291,6 +315,9 @@ class _Run:
         else:
             status = str(result.status)
             self.ledger.record_upload_result(upload.sha256, self.run_id, error=status, code=status)
+            if status in CONTENT_VERDICTS:
+                self.reject(upload, status)
+                return
             self.fail(
                 "upload", upload.paths[0], f"the service refused the image ({status})", status
             )

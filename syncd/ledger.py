@@ -1,7 +1,7 @@
 """The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
 Public names: Ledger, LedgerLock, lock_path, connect_read_only, RunOutcome, RunRecord, ErrorRecord,
-LedgerStatus, RemoteSummary, SettledMark, SCHEMA_VERSION.
+LedgerStatus, ProblemRecord, RemoteSummary, SettledMark, SCHEMA_VERSION.
 
 The ledger is a cache of truth, not the truth: the folder tree and the project are. Deleting the
 file costs one full listing and one hashing pass, never data. So a ledger that is corrupt, from a
@@ -211,6 +211,17 @@ class ErrorRecord:
 
 
 @dataclass(frozen=True)
+class ProblemRecord:
+    """One path's current problem (`syncd status`): what, why, what to do, and since when."""
+
+    path: str
+    kind: str
+    detail: str
+    advice: str
+    since: str  # ISO 8601, UTC: when a run first found this problem on this path
+
+
+@dataclass(frozen=True)
 class LedgerStatus:
     """Counts for `syncd status`."""
 
@@ -221,7 +232,8 @@ class LedgerStatus:
     pending_uploads: int
     tags: int
     last_run: RunRecord | None
-    recent_errors: tuple[ErrorRecord, ...]
+    recent_errors: tuple[ErrorRecord, ...]  # the last run's item errors
+    problem_files: tuple[ProblemRecord, ...] = ()  # every current problem, by path
 
 
 @dataclass(frozen=True)
@@ -267,7 +279,7 @@ def _summary_from_json(text: str) -> RemoteSummary:
     )
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The ledger's random id (meta `ledger_id`): 128 bits, so no two ledgers ever share one.
 LEDGER_ID_BYTES = 16
 
@@ -342,8 +354,30 @@ CREATE TABLE errors (
 );
 """
 
+# Version 2 (issue 15): the service's verdicts on content, and the mirror's current problems.
+_SCHEMA_V2 = """
+-- Bytes the service refused for what they are (ErrorImageFormat, ErrorImageSize): not sent again
+-- while a file still holds them. A changed file has a new hash, so it is tried again.
+CREATE TABLE rejected_content (
+    sha256 TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+
+-- Each path's current problem as the last run found it, with when a run first found it.
+CREATE TABLE problems (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    advice TEXT NOT NULL,
+    since TEXT NOT NULL                       -- ISO 8601, UTC: the first run that found it
+);
+"""
+
 _MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
+    lambda db: db.executescript(_SCHEMA_V2),
 ]
 
 
@@ -465,7 +499,7 @@ class Ledger:
     ) -> Ledger:
         """Return the existing ledger at `path` for reading only: no lock, no write, no
         migration, also while another process writes it or on a read-only file system. Raise
-        LedgerRefusedError if it is missing, unreadable, of another project or of another schema."""
+        LedgerRefusedError if it is missing, unreadable, of another project or of a newer schema."""
         path = Path(path)
         where = f"ledger {path}"
         if not path.is_file():
@@ -479,11 +513,8 @@ class Ledger:
             if version == 0:
                 ledger.empty = True
                 return ledger
-            if version < SCHEMA_VERSION:
-                raise LedgerRefusedError(
-                    f"{where} has schema {version} and this syncd reads {SCHEMA_VERSION}: "
-                    "`syncd reconcile` upgrades it"
-                )
+            # An older schema is read as it is (the next writing run upgrades it): the tables a
+            # later version added read as empty (`_has_table`), so `status` works meanwhile.
             bound = ledger._meta("project_id")
             if project_id is not None and bound is not None and bound != project_id.lower():
                 raise LedgerOfAnotherProjectError(
@@ -814,7 +845,9 @@ class Ledger:
         error: str | None = None,
         code: str | None = None,
     ) -> None:
-        """Record one upload's answer: the image id and tags applied, or the error.
+        """Record one upload's answer: the image id and tags applied, or (no image id) that it
+        was answered, so it is no longer pending. The caller records an error by the file's path
+        (`record_error`): an error by hash named the same file a second time.
 
         An answer naming an image the ledger knew as foreign (the service's OKDuplicate) makes it
         adopted: syncd did not upload those bytes, but the image now mirrors a local file.
@@ -822,7 +855,6 @@ class Ledger:
         with self.transaction():
             self._db.execute("DELETE FROM pending_uploads WHERE sha256 = ?", [sha256])
             if image_id is None:
-                self.record_error(run_id, "upload", sha256, error or "no image returned", code)
                 return
             self._db.execute(
                 """INSERT INTO images (image_id, sha256, owner, tag_ids, updated_run)
@@ -980,12 +1012,84 @@ class Ledger:
             for r in rows
         )
 
+    # --- the service's verdicts and the current problems --------------------------------------
+
+    def _has_table(self, name: str) -> bool:
+        """False for a table of a later schema than a read-only ledger's (it is not migrated)."""
+        with self._lock:
+            return name in self._db.table_names()
+
+    def rejected_content(self) -> dict[str, tuple[str, str]]:
+        """Return sha256 -> (code, message) of the bytes the service refused for what they are."""
+        if not self._has_table("rejected_content"):
+            return {}
+        rows = self._rows("SELECT sha256, code, message FROM rejected_content")
+        return {r["sha256"]: (r["code"], r["message"]) for r in rows}
+
+    def record_rejected_content(self, sha256: str, code: str, message: str) -> None:
+        """Remember that the service refused these bytes (e.g. ErrorImageFormat)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO rejected_content (sha256, code, message, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO UPDATE SET code = excluded.code, "
+                "message = excluded.message, at = excluded.at",
+                [sha256, code, message, _now()],
+            )
+
+    def forget_rejected_content_not_in_tree(self) -> None:
+        """Forget verdicts on bytes no file holds any more (call after `record_scan`)."""
+        with self.transaction():
+            if self._db.execute("SELECT 1 FROM rejected_content LIMIT 1").fetchone() is None:
+                return  # the usual case: nothing to forget, and no pass over 100k files
+            self._db.execute(
+                "DELETE FROM rejected_content WHERE sha256 NOT IN "
+                "(SELECT sha256 FROM local_files WHERE sha256 IS NOT NULL)"
+            )
+
+    def record_problems(self, problems: Iterable[tuple[str, str, str, str]]) -> dict[str, str]:
+        """Make the current problems exactly `problems` ((path, kind, detail, advice) each);
+        return path -> since. A path whose problem is of the same kind as before keeps its
+        `since`; a new one (or one of another kind) starts now."""
+        now = _now()
+        with self.transaction():
+            before = {
+                r["path"]: (r["path"], r["kind"], r["detail"], r["advice"], r["since"])
+                for r in self._rows("SELECT path, kind, detail, advice, since FROM problems")
+            }
+            rows = []
+            for path, kind, detail, advice in problems:
+                old = before.get(path)
+                since = old[4] if old is not None and old[1] == kind else now
+                rows.append((path, kind, detail, advice, since))
+            if sorted(rows) == sorted(before.values()):
+                return {row[0]: row[4] for row in rows}  # unchanged: a no-op run writes nothing
+            self._db.execute("DELETE FROM problems")
+            self._db.conn.executemany(
+                "INSERT OR REPLACE INTO problems (path, kind, detail, advice, since) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        return {path: since for path, _, _, _, since in rows}
+
+    def problems(self) -> tuple[ProblemRecord, ...]:
+        """Return the current problems, by path."""
+        if not self._has_table("problems"):
+            return ()
+        rows = self._rows("SELECT path, kind, detail, advice, since FROM problems ORDER BY path")
+        return tuple(
+            ProblemRecord(r["path"], r["kind"], r["detail"], r["advice"], r["since"]) for r in rows
+        )
+
     def status(self) -> LedgerStatus:
         """Return the counts `syncd status` prints."""
         files = self._rows(
             "SELECT problem, COUNT(*) AS n FROM local_files GROUP BY problem ORDER BY problem"
         )
         owners = self._rows("SELECT owner, COUNT(*) AS n FROM images GROUP BY owner ORDER BY owner")
+        last = self.last_run()
+        # Only the last run's item errors: an older run's may be long fixed (the file excluded,
+        # deleted or changed), and one still there failed again in the last run.
+        errors = self.errors(limit=10, run_id=last.run_id) if last is not None else ()
         return LedgerStatus(
             files=sum(r["n"] for r in files),
             files_ok=sum(r["n"] for r in files if r["problem"] is None),
@@ -993,8 +1097,9 @@ class Ledger:
             images={r["owner"]: r["n"] for r in owners},
             pending_uploads=len(self.pending_uploads()),
             tags=self._rows("SELECT COUNT(*) AS n FROM tags")[0]["n"],
-            last_run=self.last_run(),
-            recent_errors=self.errors(limit=10),
+            last_run=last,
+            recent_errors=errors,
+            problem_files=self.problems(),
         )
 
 

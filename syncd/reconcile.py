@@ -40,7 +40,7 @@ from syncd.api import (
 )
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
-from syncd.core.model import LocalSnapshot, MarkerState, RemoteSnapshot
+from syncd.core.model import LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
 from syncd.core.planner import GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
@@ -52,10 +52,17 @@ from syncd.errors import (
     ServiceError,
     ServiceUnreachableError,
 )
-from syncd.executor import Execution, execute
+from syncd.executor import Execution, Rejection, execute
 from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
+from syncd.problems import (
+    FileProblem,
+    advice_for,
+    apply_verdicts,
+    conflict_problems,
+    file_problems,
+)
 from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
 from syncd.train import train_after_sync
@@ -70,6 +77,9 @@ ACTION_KINDS = (
     "delete_images",
     "delete_tags",
 )
+
+REJECTED = ProblemKind.REJECTED_BY_SERVICE
+CHANGED_WHILE_READING = ProblemKind.CHANGED_WHILE_READING
 
 EMBEDDED_KEY = "embedded"  # not a secret: the in-process emulator checks no key
 
@@ -97,19 +107,37 @@ class MirrorReport:
     warnings: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None  # what train_after_sync did (syncd.train)
     endpoint: str = ""  # the service the run talked to: `embedded` or its URL
+    # path -> since when the ledger has known its current problem (set at the end of the run)
+    problem_since: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def _rejected(self) -> list[Rejection]:
+        return self.execution.rejected if self.execution else []
+
+    def file_problems(self) -> list[FileProblem]:
+        """Each problem file once, by path: what the scan refused, and the bytes the service
+        refused (this run, or a verdict remembered from an earlier one)."""
+        out = file_problems(self.local)
+        for rejected in self._rejected:
+            out += [
+                FileProblem(path, str(REJECTED), rejected.detail, advice_for(REJECTED))
+                for path in rejected.paths
+            ]
+        return sorted(out, key=lambda p: p.path)
+
+    def tracked_problems(self) -> list[FileProblem]:
+        """The problems `status` lists and the daemon logs as they appear and clear: the problem
+        files and each file of a blocking tag conflict; not a file still being written (it is
+        read again next run)."""
+        out = [p for p in self.file_problems() if p.kind != CHANGED_WHILE_READING]
+        return out + conflict_problems(self.plan.conflicts)
 
     @property
     def problems(self) -> list[dict[str, str]]:
-        out = [
-            {"path": f.path, "kind": str(f.problem.kind), "detail": f.problem.detail}
-            for f in self.local.problem_files
-            if f.problem is not None
+        return [
+            {**p.to_json(), "since": self.problem_since.get(p.path, "")}
+            for p in self.file_problems()
         ]
-        out += [
-            {"path": s.path, "kind": str(s.problem.kind), "detail": s.problem.detail}
-            for s in self.local.skipped
-        ]
-        return out
 
     @property
     def failures(self) -> list[dict[str, str | None]]:
@@ -166,7 +194,7 @@ class MirrorReport:
             "dry_run": self.dry_run,
             "local": {
                 "files": local.file_count + len(local.skipped),
-                "ok": local.ok_count,
+                "ok": local.ok_count - sum(len(r.paths) for r in self._rejected),
                 "problems": len(self.problems),
                 "hashed": local.hashed,
                 "unchanged": bool(local.unchanged_files),
@@ -351,6 +379,9 @@ async def _reconcile_mirror(
         try:
             report = await _reconcile(mirror, client, ledger, run_id, options, settled)
             report.endpoint = config.service.endpoint
+            if report.local.root_exists:  # a missing root keeps what the ledger knew
+                rows = [p.row() for p in report.tracked_problems()]
+                report.problem_since = ledger.record_problems(rows)
             if mirror.train_after_sync and not dry_run and report.in_sync:
                 report.training = await train_after_sync(client, mirror, report.changed_images)
         except ApiError as exc:
@@ -447,10 +478,14 @@ async def _reconcile(
     )
     if options.hold is not None:
         local = options.hold(local)
+    # Bytes the service refused before are not sent again: the file is a problem until it changes.
+    local = apply_verdicts(local, ledger.rejected_content())
     # Where each image's content lived, read before this scan forgets the files that are gone:
     # the trash puts a deleted original back at its path (only needed with a trash).
     trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
     ledger.record_scan(local, run_id)
+    if local.root_exists:
+        ledger.forget_rejected_content_not_in_tree()
     remote = await read_remote(
         client,
         mirror.project_id,

@@ -60,7 +60,9 @@ def test_new_ledger_is_private_versioned_and_wal(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(
+        SCHEMA_VERSION
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,8 +175,7 @@ def test_upload_results_owners_and_view(ledger: Ledger) -> None:
     assert view.images["i-a"].tag_ids == frozenset({"t-dog"})
     assert view.images["f1"].owner is ImageOwner.ADOPTED
     assert view.knows_files
-    (error,) = ledger.errors()
-    assert (error.operation, error.subject, error.code) == ("upload", "B", "ErrorImageFormat")
+    assert ledger.errors() == ()  # the executor records it once, under the file's path
 
 
 def test_duplicate_answer_adopts_a_foreign_image(ledger: Ledger) -> None:
@@ -441,3 +442,69 @@ def test_no_installed_sqlite_utils_plugin_touches_the_ledger(
     assert run.stdout.strip() == "[]"
     tables = sqlite3.connect(ledger_path).execute("SELECT name FROM sqlite_master").fetchall()
     assert ("planted_by_plugin",) not in tables
+
+
+def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
+    """A ledger written by the syncd before issue 15 (schema 1, made here from that schema's own
+    text) gains the verdict and problem tables and keeps what it knew."""
+    from syncd.ledger import _SCHEMA_V1
+
+    path = tmp_path / "v1.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA_V1)
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("schema_version", "1"), ("project_id", PID), ("ledger_id", "ab" * 16)],
+        )
+        db.execute(
+            "INSERT INTO local_files (path, size, mtime_ns, inode, sha256) "
+            "VALUES ('Dog/a.jpg', 10, 5, 7, 'A')"
+        )
+    db.close()
+    # `syncd status` reads it as it is, before any run upgrades it (read-only never migrates).
+    with Ledger.open_read_only(path) as reader:
+        assert reader.schema_version == 1
+        state = reader.status()
+        assert (state.files, state.problem_files) == (1, ())
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "1",
+        )
+    db.close()
+
+    with Ledger.open(path, project_id=PID) as led:
+        assert led.schema_version == SCHEMA_VERSION == 2
+        assert led.ledger_id == "ab" * 16
+        assert set(led.cached_files()) == {"Dog/a.jpg"}
+        assert led.rejected_content() == {} and led.problems() == ()
+        led.record_rejected_content("A", "ErrorImageFormat", "cannot decode")
+        assert led.rejected_content() == {"A": ("ErrorImageFormat", "cannot decode")}
+    with Ledger.open_read_only(path) as reader:
+        assert reader.rejected_content() == {"A": ("ErrorImageFormat", "cannot decode")}
+
+
+def test_a_problem_keeps_its_first_seen_time_until_it_clears_or_changes_kind(
+    ledger: Ledger,
+) -> None:
+    first = ledger.record_problems(
+        [("a.jpg", "not_an_image", "text", "replace it"), ("b.jpg", "empty", "0 bytes", "fill")]
+    )
+    again = ledger.record_problems(
+        [("a.jpg", "not_an_image", "text", "replace it"), ("b.jpg", "too_large", "7 MB", "shrink")]
+    )
+    assert again["a.jpg"] == first["a.jpg"]  # the same problem: still since the first run
+    assert again["b.jpg"] >= first["b.jpg"]
+    assert [(p.path, p.kind, p.since) for p in ledger.problems()] == [
+        ("a.jpg", "not_an_image", first["a.jpg"]),
+        ("b.jpg", "too_large", again["b.jpg"]),
+    ]
+    ledger.record_problems([])
+    assert ledger.problems() == ()
+
+
+def test_a_refused_upload_is_recorded_once_by_its_caller_not_by_hash(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    ledger.record_upload_started(["A"], run)
+    ledger.record_upload_result("A", run, error="ErrorStorage", code="ErrorStorage")
+    assert ledger.pending_uploads() == ()
+    assert ledger.errors() == ()  # the executor records it under the file's path

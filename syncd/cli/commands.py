@@ -235,6 +235,16 @@ def _ledger_status(config: Config, mirror: MirrorConfig) -> dict[str, Any]:
                 }
                 for e in state.recent_errors
             ],
+            "problem_files": [
+                {
+                    "path": p.path,
+                    "kind": p.kind,
+                    "detail": p.detail,
+                    "advice": p.advice,
+                    "since": p.since,
+                }
+                for p in state.problem_files
+            ],
         }
     )
     return entry

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from syncd.review import Review, Verdict
 
 SHOWN_ITEMS = 10  # items of each list a human summary shows
+SHOWN_PROBLEMS = 5  # problem files a reconcile summary names (`status` and --json list more)
+STATUS_PROBLEMS = 20  # problem files `syncd status` names (--json lists them all)
 _REDRAW_SECONDS = 0.1  # the progress line is redrawn at most this often
 
 
@@ -152,9 +154,7 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
             print(f"  {kind:<14}{planned:>9}{done:>9}", file=out)
     if report.dry_run:
         _plan_items(report, out)
-    _listed(
-        out, "problem files", [f"{p['path']}: {p['kind']} {p['detail']}" for p in data["problems"]]
-    )
+    _problem_files(out, data["problems"], SHOWN_PROBLEMS, "`syncd status` lists more, --json all")
     _listed(
         out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
     )
@@ -188,6 +188,20 @@ def _conflict_line(conflict: dict[str, Any]) -> str:
     """One conflict on one line: its paths capped (`and 105 more`)."""
     line = f"{conflict['kind']}: {conflict['detail']}"
     return f"{line}: {some_paths(conflict['paths'])}" if conflict["paths"] else line
+
+
+def _problem_files(
+    out: IO[str], problems: list[dict[str, str]], shown: int, more: str, *, since: bool = False
+) -> None:
+    """Name the first `shown` problem files (already printable): path, reason, what to do."""
+    if not problems:
+        return
+    print(f"  problems ({len(problems)} files):", file=out)
+    for p in problems[:shown]:
+        when = f" since {_when(p['since'])}" if since and p.get("since") else ""
+        print(f"    {p['path']}: {p['kind']} ({p['detail']}){when}; {p['advice']}", file=out)
+    if len(problems) > shown:
+        print(f"    ... and {len(problems) - shown} more ({more})", file=out)
 
 
 def _plan_items(report: MirrorReport, out: IO[str]) -> None:
@@ -232,6 +246,9 @@ def status_summary(entry: dict[str, Any], out: IO[str]) -> None:
         print(f"  last run: {last_run_words(last)}", file=out)
         if last["error"]:
             print(f"    error: {last['error']}", file=out)
+        _problem_files(
+            out, entry.get("problem_files", []), STATUS_PROBLEMS, "--json lists all", since=True
+        )
         for error in entry["recent_errors"][:SHOWN_ITEMS]:
             print(
                 f"  error {error['at']} {error['operation']} {error['subject']}: "

@@ -54,6 +54,9 @@ class ProblemKind(enum.StrEnum):
     BAD_TAG_NAME = "bad_tag_name"  # a folder on the path is not a legal tag name
     NEGATIVE_AND_REGULAR = "negative_and_regular"  # one path asks for both (tag mode `all`)
     ROOT_FILE_SKIPPED = "root_file_skipped"  # directly under the root, and root_files: skip
+    # The service refused these bytes for what they are (ErrorImageFormat...): the verdict is
+    # remembered by hash, so they are not sent again until the file changes (syncd.problems).
+    REJECTED_BY_SERVICE = "rejected_by_service"
 
     @property
     def is_read_error(self) -> bool:

@@ -64,6 +64,7 @@ from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
 from syncd.ledger import LedgerLock
+from syncd.problems import FileProblem
 from syncd.reconcile import MirrorReport, open_client, reconcile_mirror
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
@@ -219,6 +220,7 @@ class _MirrorLoop:
         self.stopping = False
         self.first_done = asyncio.Event()
         self.root_was_missing = False
+        self.problems: dict[str, FileProblem] = {}  # path -> its problem, as last logged
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -428,6 +430,7 @@ class _MirrorLoop:
         else:
             self.rescan_at = None
         _log_actions(self.log, report)
+        self._log_problems(report)
         self.log.info(
             "reconciled",
             reason=reason,
@@ -439,6 +442,28 @@ class _MirrorLoop:
             **report.plan.counts(),
         )
         return report
+
+    def _log_problems(self, report: MirrorReport) -> None:
+        """Log each problem file once when it appears (path, reason, what to do) and once when
+        it clears, not at every reconcile. A missing root changes nothing here: its files are
+        neither fixed nor broken, only out of sight (root_missing says so)."""
+        if report.root_missing:
+            return
+        current = {p.path: p for p in report.tracked_problems()}
+        for path, problem in sorted(current.items()):
+            if self.problems.get(path) != problem:
+                self.log.warning(
+                    "problem_found",
+                    path=path,
+                    kind=problem.kind,
+                    reason=problem.detail,
+                    advice=problem.advice,
+                    since=report.problem_since.get(path, ""),
+                )
+        for path, problem in sorted(self.problems.items()):
+            if path not in current:
+                self.log.info("problem_cleared", path=path, kind=problem.kind)
+        self.problems = current
 
     async def _root_missing(self) -> None:
         """Say so (once until it comes back) and rescan for it: a watch on a folder that was
@@ -474,6 +499,7 @@ def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorRepor
     if execution is None:
         return
     failed = {f.subject for f in execution.failures}
+    failed.update(p for r in execution.rejected for p in r.paths)  # logged as problem_found
     paths_by_sha: dict[str, str] = {}
     for f in report.local.good_files:
         if f.sha256:

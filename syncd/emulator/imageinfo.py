@@ -4,9 +4,11 @@ Public names: `ImageInfo`, `inspect_image`, `CONTENT_TYPES`.
 
 The service accepts JPEG, PNG, BMP and GIF («Supported formats are JPEG, GIF, PNG, and BMP»). A file
 is accepted only if its structure holds together, not just its magic bytes: a PNG's chunks are
-walked with their CRCs up to IEND, a JPEG's segments up to the scan and an EOI after it, a GIF's
-blocks up to its trailer, a BMP's pixel array must fit in the file. So a truncated upload is
-`ErrorImageFormat`, as a decoder on the service side would find.
+walked with their CRCs up to IEND, a JPEG's segments and the markers inside its scans up to EOI,
+a GIF's blocks up to its trailer, a BMP's pixel array must fit in the file. So a truncated upload,
+or a JPEG whose header is whole but whose picture data is garbage, is `ErrorImageFormat`, as a
+decoder on the service side would find (libjpeg stops at a marker no scan may hold:
+«Unsupported marker type»).
 """
 
 from __future__ import annotations
@@ -49,11 +51,37 @@ def _sized(fmt: str, width: int, height: int) -> ImageInfo | None:
 
 # JPEG start-of-frame markers (baseline, progressive, lossless...); C4, C8 and CC are not frames.
 _SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+# Markers that may end a scan's data and start the segments before the next scan (progressive
+# JPEGs have several): tables, restart interval, DNL, APPn, comments, and the next SOS.
+_BETWEEN_SCANS = frozenset({0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)})
+_EOI = 0xD9
+
+
+def _scan_end(data: bytes, pos: int) -> int | None:
+    """Read a scan's entropy-coded data from `pos`; return where the marker after it starts, or
+    None if the data holds a marker no scan may hold (corrupt) or never ends (truncated).
+
+    Inside the data a 0xFF byte is followed by 0x00 (a stuffed 0xFF), by RST0-7, or by more
+    0xFF fill bytes before a marker: anything else is the marker that ends the scan."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return None
+        follow = data[pos + 1]
+        if follow == 0x00 or 0xD0 <= follow <= 0xD7:
+            pos += 2
+        elif follow == 0xFF:
+            pos += 1
+        elif follow == _EOI or follow in _BETWEEN_SCANS:
+            return pos
+        else:
+            return None
 
 
 def _jpeg(data: bytes) -> ImageInfo | None:
     pos = 2
     size: tuple[int, int] | None = None
+    scanned = False
     while pos < len(data):
         if data[pos] != 0xFF:
             return None
@@ -63,19 +91,22 @@ def _jpeg(data: bytes) -> ImageInfo | None:
         pos += 1
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
             continue
-        if marker == 0xD9:  # EOI before any scan
-            return None
+        if marker == _EOI:  # the end: whole only after a frame and a scan
+            return _sized("jpeg", *size) if size is not None and scanned else None
         (length,) = struct.unpack(">H", data[pos : pos + 2])
         if length < 2 or pos + length > len(data):
             return None
         if marker in _SOF:
             height, width = struct.unpack(">HH", data[pos + 3 : pos + 7])
             size = (width, height)
-        if marker == 0xDA:  # start of scan: entropy-coded data follows, then EOI
-            if size is None or data.rfind(b"\xff\xd9") < pos + length:
-                return None
-            return _sized("jpeg", *size)
         pos += length
+        if marker == 0xDA:  # start of scan: entropy-coded data follows, up to the next marker
+            if size is None:
+                return None
+            end = _scan_end(data, pos)
+            if end is None:
+                return None
+            pos, scanned = end, True
     return None
 
 

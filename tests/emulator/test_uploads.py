@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 from pathlib import Path
 
 import httpx
@@ -236,3 +237,58 @@ def test_in_process_transport_serves_the_same_api(tmp_path: Path) -> None:
             assert (await client.get(f"{base}/projects/{pid}/images/count")).json() == 2
 
     asyncio.run(flow())
+
+
+def _jpeg_scan_then(tail: bytes) -> bytes:
+    """A real JPEG's segments up to and including its scan header, then `tail` for its data."""
+    data = image_bytes(21, "jpeg", size=(40, 30))
+    sos = data.find(b"\xff\xda")
+    return data[: sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")] + tail
+
+
+def _garbage(n: int) -> bytes:
+    rng = random.Random(5)
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _jpeg_scan_then(_garbage(3000)),  # cut short: no end of image
+        _jpeg_scan_then(_garbage(3000) + b"\xff\xd9"),  # garbage in the scan, then an end
+    ],
+    ids=["scan-then-garbage", "garbage-scan-with-end"],
+)
+def test_a_jpeg_with_a_valid_header_and_a_corrupt_body_is_error_image_format(
+    http: httpx.Client, project_id: str, bad: bytes
+) -> None:
+    """A decoder reading the scan meets markers no JPEG may hold there and gives up (libjpeg:
+    «Unsupported marker type»); the emulator reads the scan's markers the same way."""
+    with pytest.raises(OSError):  # Pillow (libjpeg) cannot decode it either
+        Image.open(io.BytesIO(bad)).load()
+    r = post_images(http, project_id, [("good.jpg", image_bytes(1, "jpeg")), ("bad.jpg", bad)])
+    assert r.status_code == 207, r.text
+    assert _statuses(r) == ["OK", "ErrorImageFormat"]
+
+
+def _jpeg(**options: object) -> bytes:
+    buf = io.BytesIO()
+    img = Image.new("RGB", (64, 48), (200, 10, 10))
+    for i in range(48):
+        img.putpixel((i, i), (i * 5, 255 - i * 5, 0))
+    img.save(buf, format="JPEG", **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"progressive": True}, {"restart_marker_blocks": 1}, {"optimize": True}],
+    ids=["progressive", "restart-markers", "optimized"],
+)
+def test_well_formed_jpeg_variants_are_accepted(
+    http: httpx.Client, project_id: str, options: dict[str, object]
+) -> None:
+    data = _jpeg(**options)
+    Image.open(io.BytesIO(data)).load()
+    (image,) = upload(http, project_id, [("a.jpg", data)])
+    assert (image["width"], image["height"]) == (64, 48)
