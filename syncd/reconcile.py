@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -81,7 +82,6 @@ ACTION_KINDS = (
 REJECTED = ProblemKind.REJECTED_BY_SERVICE
 CHANGED_WHILE_READING = ProblemKind.CHANGED_WHILE_READING
 
-EMBEDDED_KEY = "embedded"  # not a secret: the in-process emulator checks no key
 
 _log = structlog.get_logger(component="sync")
 
@@ -278,7 +278,8 @@ async def open_client(
                 )
                 _log.info("embedded_project_created", project_id=mirror.project_id)
         # The embedded emulator accepts any key, but wants one in the header like the service.
-        key = key or TrainingKey(EMBEDDED_KEY)
+        # A random one: any key is scrubbed from every log line, and a word would be too.
+        key = key or TrainingKey(secrets.token_hex(16))
         client = TrainingClient(EMBEDDED_BASE_URL, key, settings=settings, transport=transport)
     else:
         client = TrainingClient(service.endpoint, key, settings=settings)

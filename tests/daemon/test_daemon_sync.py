@@ -124,3 +124,13 @@ def test_several_mirrors_run_side_by_side(world: World) -> None:
         "two.ledger.sqlite",
     }
     assert daemon.stop() == 0
+
+
+def test_the_ready_line_names_the_embedded_endpoint_in_clear(world: World) -> None:
+    # The embedded emulator takes any key; a fixed word as that key was scrubbed from every log
+    # line as if it were a secret, so the ready line read `"endpoint": "***"`.
+    world.write_config(service={"endpoint": "embedded"})
+    daemon = world.start_daemon(env={"SYNCD_TRAINING_KEY": ""})
+    (ready,) = daemon.wait_event("ready")
+    assert ready["endpoint"] == "embedded"
+    assert daemon.stop() == 0
