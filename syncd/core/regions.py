@@ -24,8 +24,8 @@ Pixel conventions, exactly:
 
 EXIF orientation: annotations are read on the image as it is displayed (EXIF orientation
 applied), which is what annotation tools show; the service stores the uploaded bytes, so each box
-is turned into the stored pixel grid's frame (`to_stored_orientation`) before it is sent. README
-("Object detection: coordinates") gives the reasons.
+is turned into the stored pixel grid's frame (`to_stored_orientation`) before it is sent. The
+README's design notes ("EXIF orientation") give the reasons, and what is still to verify.
 
 Everything here is pure: text and numbers in, boxes and problems out. Reading files, image sizes
 and XML is the edge's job (syncd/annotations.py).
