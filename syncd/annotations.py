@@ -1,7 +1,7 @@
 """Reading a detection mirror's annotation files into regions (the edge; the rules are core's).
 
 Public names: AnnotationReader, ImageAnnotation, parse_voc, image_frame, yolo_label_paths,
-MAX_ANNOTATION_FILE_BYTES, MAX_COCO_FILE_BYTES.
+annotated_image_stems, MAX_ANNOTATION_FILE_BYTES, MAX_COCO_FILE_BYTES.
 
 Where each format's boxes are (config `annotations.format`):
 - `yolo`: `<stem>.txt` beside the image, or, in the parallel layout, the same relative path with
@@ -118,6 +118,26 @@ def yolo_label_paths(image: str) -> tuple[str, ...]:
     return (beside,)
 
 
+def annotated_image_stems(annotation: str, fmt: AnnotationFormat) -> tuple[str, ...]:
+    """The image paths without their extension (relative, '/'-separated) whose boxes a change to
+    the annotation file at `annotation` may change: for the daemon, which turns an annotation
+    file's event into its image's. Empty for a file that is no annotation in this format."""
+    path = PurePosixPath(annotation)
+    if fmt is AnnotationFormat.VOC and path.suffix.lower() == ".xml":
+        return (str(path.with_suffix("")),)
+    if fmt is not AnnotationFormat.YOLO or path.suffix.lower() != ".txt":
+        return ()
+    if len(path.parts) == 1 and path.name in ("classes.txt",):
+        return ()  # the class names: every image's boxes, a full re-read
+    stems = [str(path.with_suffix(""))]
+    parts = list(path.parts[:-1])
+    if "labels" in parts:
+        index = len(parts) - 1 - parts[::-1].index("labels")
+        parts[index] = "images"
+        stems.insert(0, str(PurePosixPath(*parts, path.stem)))
+    return tuple(stems)
+
+
 def _number(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None
@@ -138,7 +158,9 @@ def parse_voc(
         return (), (AnnotationProblem(file, "", f"not valid XML: {exc}"),), False
     shown = displayed_size(size, orientation)
     declared = (_number(root.findtext("size/width")), _number(root.findtext("size/height")))
-    if all(v is not None for v in declared) and declared != (shown.width, shown.height):
+    # Some tools write 0 x 0 when they could not read the image: that is no size, not a wrong one.
+    stated = all(v is not None for v in declared) and declared != (0, 0)
+    if stated and declared != (shown.width, shown.height):
         reason = f"<size> says {declared[0]:g}x{declared[1]:g}, the image is {shown}"
         if declared == (size.width, size.height) and size != shown:
             reason += " as displayed (its EXIF orientation turns it): annotate it as displayed"

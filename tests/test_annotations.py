@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from syncd.annotations import AnnotationReader, image_frame, yolo_label_paths
+from syncd.annotations import (
+    AnnotationReader,
+    annotated_image_stems,
+    image_frame,
+    yolo_label_paths,
+)
 from syncd.core.policy import AnnotationFormat
 from syncd.core.regions import Box, ImageSize, Region, to_stored_orientation
 from tests.support.images import write_image
@@ -387,3 +392,34 @@ def test_a_coco_size_that_is_the_unturned_size_says_so(tmp_path: Path) -> None:
         f"{coco}: image id 1: c.png: width/height say 200x100, the image is 100x200 as displayed "
         "(its EXIF orientation turns it): annotate it as displayed"
     ]
+
+
+def test_a_voc_size_of_zero_is_no_size(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.jpg", 1)  # 32x24
+    (tmp_path / "a.xml").write_text(
+        "<annotation><size><width>0</width><height>0</height></size><object><name>cat</name>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>16</xmax><ymax>12</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    read = AnnotationReader(tmp_path, AnnotationFormat.VOC).read("a.jpg")
+    assert read.problems == () and read.regions == (Region("cat", Box(0.0, 0.0, 0.5, 0.5)),)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "fmt", "stems"),
+    [
+        ("a/b.txt", AnnotationFormat.YOLO, ("a/b",)),
+        ("labels/train/b.txt", AnnotationFormat.YOLO, ("images/train/b", "labels/train/b")),
+        ("classes.txt", AnnotationFormat.YOLO, ()),
+        ("a/b.xml", AnnotationFormat.VOC, ("a/b",)),
+        ("a/b.txt", AnnotationFormat.VOC, ()),
+        ("a/b.xml", AnnotationFormat.NONE, ()),
+    ],
+)
+def test_an_annotation_file_names_its_images_for_the_daemon(
+    annotation: str, fmt: AnnotationFormat, stems: tuple[str, ...]
+) -> None:
+    assert annotated_image_stems(annotation, fmt) == stems
+    for stem in stems:  # and the reader looks for it there
+        if fmt is AnnotationFormat.YOLO:
+            assert annotation in yolo_label_paths(stem + ".jpg")
