@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.core.regions import (
     BOX_TOLERANCE,
@@ -175,3 +177,25 @@ def test_yolo_class_names_from_a_list_or_a_mapping(
     assert len(found) == len(problems)
     for problem, start in zip(found, problems, strict=True):
         assert str(problem).startswith(f"data.yaml: {start}")
+
+
+@given(
+    st.floats(-1, 2),
+    st.floats(-1, 2),
+    st.floats(-1, 2),
+    st.floats(-1, 2),
+    st.sampled_from(range(1, 9)),
+)
+def test_made_boxes_are_in_the_image_and_stable_when_read_again(
+    left: float, top: float, width: float, height: float, orientation: int
+) -> None:
+    box = make_box(left, top, width, height)
+    if isinstance(box, str):
+        return
+    assert box.left >= 0 and box.left + box.width <= 1 + 1e-9 and box.width > 0
+    assert box.top >= 0 and box.top + box.height <= 1 + 1e-9 and box.height > 0
+    # what syncd sent, read back (from the ledger or the service), is the same box
+    assert make_box(box.left, box.top, box.width, box.height) == box
+    # turning into the stored frame keeps it a valid box of the same area
+    turned = to_stored_orientation(box, orientation)
+    assert abs(turned.width * turned.height - box.width * box.height) < 1e-6
