@@ -44,6 +44,7 @@ from syncd.core.regions import (
     Region,
     coco_box,
     displayed_size,
+    unique_regions,
     voc_box,
     yolo_boxes,
     yolo_class_names,
@@ -165,7 +166,7 @@ def parse_voc(
         if declared == (size.width, size.height) and size != shown:
             reason += " as displayed (its EXIF orientation turns it): annotate it as displayed"
         return (), (AnnotationProblem(file, "size", reason),), False
-    regions: list[Region] = []
+    regions: list[tuple[str, Region]] = []
     problems: list[AnnotationProblem] = []
     for number, obj in enumerate(root.iter("object"), start=1):
         where = f"object {number}"
@@ -185,8 +186,9 @@ def parse_voc(
         if isinstance(box, str):
             problems.append(AnnotationProblem(file, where, box))
             continue
-        regions.append(Region(name, box))
-    return tuple(regions), tuple(problems), True
+        regions.append((where, Region(name, box)))
+    unique, repeats = unique_regions(regions, file)
+    return unique, (*problems, *repeats), True
 
 
 class AnnotationReader:
@@ -427,12 +429,13 @@ class AnnotationReader:
                 reason += " as displayed (its EXIF orientation turns it): annotate it as displayed"
             problem = AnnotationProblem(shown, f"image id {image_id}", reason)
             return ImageAnnotation(sources=(shown,), problems=(problem,), usable=False)
-        regions: list[Region] = []
+        regions: list[tuple[str, Region]] = []
         problems: list[AnnotationProblem] = []
         for where, tag, bbox in index.boxes.get(image_id, []):
             box = coco_box(bbox, size, orientation)
             if isinstance(box, Box):
-                regions.append(Region(tag, box))
+                regions.append((where, Region(tag, box)))
             else:
                 problems.append(AnnotationProblem(shown, where, f"{image}: {box}"))
-        return ImageAnnotation(tuple(regions), (shown,), tuple(problems))
+        unique, repeats = unique_regions(regions, shown)
+        return ImageAnnotation(unique, (shown,), (*problems, *repeats))

@@ -423,3 +423,34 @@ def test_an_annotation_file_names_its_images_for_the_daemon(
     for stem in stems:  # and the reader looks for it there
         if fmt is AnnotationFormat.YOLO:
             assert annotation in yolo_label_paths(stem + ".jpg")
+
+
+def test_duplicate_boxes_in_voc_and_coco_are_reported_once(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.jpg", 1)  # 32x24
+    box = "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>16</xmax><ymax>12</ymax></bndbox>"
+    (tmp_path / "a.xml").write_text(
+        f"<annotation><object><name>cat</name>{box}</object>"
+        f"<object><name>cat</name>{box}</object></annotation>"
+    )
+    read = AnnotationReader(tmp_path, AnnotationFormat.VOC).read("a.jpg")
+    assert len(read.regions) == 1
+    assert [str(p) for p in read.problems] == [
+        "a.xml: object 2 (cat): the same cat box as object 1 (cat) (within 0.0001): kept once"
+    ]
+    coco = tmp_path / "c.json"
+    annotation = {"image_id": 1, "category_id": 7, "bbox": [0, 0, 16, 12]}
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"id": 1, **annotation}, {"id": 2, **annotation}],
+                "categories": [{"id": 7, "name": "cat"}],
+            }
+        )
+    )
+    read = AnnotationReader(tmp_path, AnnotationFormat.COCO, coco).read("a.jpg")
+    assert len(read.regions) == 1
+    assert [str(p) for p in read.problems] == [
+        f"{coco}: annotations[1] (id 2): the same cat box as annotations[0] (id 1) (within "
+        "0.0001): kept once"
+    ]

@@ -199,3 +199,13 @@ def test_made_boxes_are_in_the_image_and_stable_when_read_again(
     # turning into the stored frame keeps it a valid box of the same area
     turned = to_stored_orientation(box, orientation)
     assert abs(turned.width * turned.height - box.width * box.height) < 1e-6
+
+
+def test_a_box_given_twice_is_reported_once_and_kept_once() -> None:
+    # the service answers a repeated region as `duplicated`; a set of regions holds it once
+    text = "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n0 0.50001 0.5 0.2 0.2\n"
+    converted = yolo_boxes(text, CLASSES, "a.txt")
+    assert [r.tag for r in converted.regions] == ["cat", "dog"]
+    assert [str(p) for p in converted.problems] == [
+        "a.txt: line 3: the same cat box as line 1 (within 0.0001): kept once"
+    ]

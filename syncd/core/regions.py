@@ -1,8 +1,8 @@
 """Bounding boxes as the service holds them, and the pure conversions from annotation formats.
 
 Public names: Box, Region, ImageSize, AnnotationProblem, Converted, BOX_DECIMALS, BOX_TOLERANCE,
-make_box, clip_box, same_box, to_stored_orientation, displayed_size, yolo_class_names,
-yolo_boxes, voc_box, coco_box.
+make_box, clip_box, same_box, unique_regions, to_stored_orientation, displayed_size,
+yolo_class_names, yolo_boxes, voc_box, coco_box.
 
 A box is the service's `left, top, width, height`, each a fraction of the image's width or
 height, in [0, 1] (docs/spec/DIGEST.md: Region). Every box syncd builds goes through `make_box`:
@@ -37,7 +37,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from syncd.core.mapping import tag_name_problem
+from syncd.core.mapping import tag_key, tag_name_problem
 
 BOX_DECIMALS = 4
 _SCALE: int = 10**BOX_DECIMALS
@@ -149,6 +149,27 @@ def same_box(a: Box, b: Box, tolerance: float = BOX_TOLERANCE) -> bool:
     )
 
 
+def unique_regions(
+    found: Iterable[tuple[str, Region]], file: str
+) -> tuple[tuple[Region, ...], tuple[AnnotationProblem, ...]]:
+    """The regions (each with where it was found) with repeats dropped: a box of the same tag
+    (tags compare as the service compares them, case-insensitively) within BOX_TOLERANCE of an
+    earlier one is reported and kept once; the service would answer it as `duplicated`."""
+    kept: dict[str, list[tuple[str, Region]]] = {}
+    regions: list[Region] = []
+    problems: list[AnnotationProblem] = []
+    for where, region in found:
+        same_tag = kept.setdefault(tag_key(region.tag), [])
+        twin = next((w for w, r in same_tag if same_box(r.box, region.box)), None)
+        if twin is not None:
+            reason = f"the same {region.tag} box as {twin} (within {BOX_TOLERANCE:g}): kept once"
+            problems.append(AnnotationProblem(file, where, reason))
+            continue
+        same_tag.append((where, region))
+        regions.append(region)
+    return tuple(regions), tuple(problems)
+
+
 # --- EXIF orientation ---------------------------------------------------------------------------
 
 
@@ -230,7 +251,7 @@ def yolo_class_names(
 
 
 def _yolo_lines(text: str, classes: Mapping[int, str], file: str) -> Converted:
-    regions: list[Region] = []
+    regions: list[tuple[str, Region]] = []
     problems: list[AnnotationProblem] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
@@ -257,8 +278,9 @@ def _yolo_lines(text: str, classes: Mapping[int, str], file: str) -> Converted:
         if isinstance(box, str):
             problems.append(AnnotationProblem(file, where, box))
             continue
-        regions.append(Region(classes[class_id], box))
-    return Converted(tuple(regions), tuple(problems))
+        regions.append((where, Region(classes[class_id], box)))
+    unique, repeats = unique_regions(regions, file)
+    return Converted(unique, (*problems, *repeats))
 
 
 def yolo_boxes(text: str, classes: Mapping[int, str], file: str, orientation: int = 1) -> Converted:
