@@ -2,8 +2,9 @@
 
 Public names: load_config, parse_config, schema_keys, check_value, ConfigError, ConfigProblem,
 Config, ServiceConfig, TrainingKeyConfig, MirrorConfig, TagConfig, FileConfig, GuardConfig,
-DaemonConfig, PullConfig, EMBEDDED, ENDPOINT_ENV, STATE_DIR_ENV. The choices some keys take
-(TagMode, RootFiles, MultiTag, DeletePolicy) are syncd.core.policy's; MirrorConfig and its
+DaemonConfig, PullConfig, AnnotationConfig, EMBEDDED, ENDPOINT_ENV, STATE_DIR_ENV. The choices
+some keys take (TagMode, RootFiles, MultiTag, DeletePolicy, AnnotationFormat) are
+syncd.core.policy's; MirrorConfig and its
 sections satisfy that module's protocols, which is how the mapping and the planner read them.
 
 `service.endpoint` is required: `embedded` (the in-process emulator) only when the config says
@@ -48,7 +49,7 @@ import yaml
 
 from syncd.core.globs import glob_problem
 from syncd.core.mapping import tag_name_problem
-from syncd.core.policy import DeletePolicy, MultiTag, RootFiles, TagMode
+from syncd.core.policy import AnnotationFormat, DeletePolicy, MultiTag, RootFiles, TagMode
 from syncd.credentials import DEFAULT_KEY_ENV, TrainingKey, key_problem
 from syncd.errors import SyncdError
 from syncd.redact import looks_like_key, mask_key_like
@@ -339,6 +340,24 @@ class PullConfig:
 
 
 @dataclass(frozen=True)
+class AnnotationConfig:
+    """Where a detection mirror's boxes come from (`format: none`: a classification mirror)."""
+
+    format: AnnotationFormat = AnnotationFormat.NONE
+    # The COCO JSON file (format coco only; required there), relative to the config's folder.
+    coco_file: Path | None = None
+
+    @property
+    def detection(self) -> bool:
+        return self.format is not AnnotationFormat.NONE
+
+
+# `tags:` keys that mean nothing in a detection mirror (its boxes' classes are its tags); set
+# there, each gets a warning. `rename` and `delete_empty_tags` still apply (to class names).
+_CLASSIFICATION_ONLY_TAG_KEYS = ("mode", "root_files", "negative_folder", "negative_tag_name")
+
+
+@dataclass(frozen=True)
 class MirrorConfig:
     """One (root folder, project) pair."""
 
@@ -350,6 +369,7 @@ class MirrorConfig:
     adopt_foreign_images: bool = False
     max_tags_per_project: int = field(default=500, metadata=_check(_at_least(1)))
     tags: TagConfig = field(default_factory=TagConfig)
+    annotations: AnnotationConfig = field(default_factory=AnnotationConfig)
     files: FileConfig = field(default_factory=FileConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     pull: PullConfig = field(default_factory=PullConfig)
@@ -633,8 +653,8 @@ def parse_config(
         else dataclasses.replace(m, ledger=state_dir / f"{m.name}.ledger.sqlite")
         for m in mirrors
     )
-    _check_mirrors(mirrors, mirrors_key, reader)
     warnings: list[str] = []
+    _check_mirrors(mirrors, mirrors_key, reader, warnings)
     if service.training_key.value is not None:
         if service.training_key.file is not None:
             reader.problem("service.training_key", "give `file` or `value`, not both")
@@ -672,7 +692,9 @@ def _mirrors(parsed: _ConfigFile, reader: _Reader) -> tuple[tuple[MirrorConfig, 
     return parsed.mirrors, "mirrors"
 
 
-def _check_mirrors(mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader) -> None:
+def _check_mirrors(
+    mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader, warnings: list[str]
+) -> None:
     seen: dict[str, dict[Any, int]] = {"name": {}, "project_id": {}, "ledger": {}}
     index = reader.positions.get(key, list(range(len(mirrors))))
     for i, mirror in enumerate(mirrors):
@@ -695,6 +717,37 @@ def _check_mirrors(mirrors: tuple[MirrorConfig, ...], key: str, reader: _Reader)
         for j, other in enumerate(mirrors[:i]):
             if _within(mirror.root, other.root) or _within(other.root, mirror.root):
                 reader.problem(f"{where}.root", f"overlaps mirrors[{index[j]}].root")
+        _check_annotations(mirror, where, reader, warnings)
+
+
+def _check_annotations(
+    mirror: MirrorConfig, where: str, reader: _Reader, warnings: list[str]
+) -> None:
+    """coco_file is required with `format: coco` and refused otherwise; the folder-tag keys that
+    a detection mirror ignores get a warning when the file sets them."""
+    annotations = mirror.annotations
+    key = f"{where}.annotations"
+    if annotations.format is AnnotationFormat.COCO and annotations.coco_file is None:
+        reader.problem(
+            f"{key}.coco_file", "missing (required with format: coco): the COCO JSON file's path"
+        )
+    if annotations.format is not AnnotationFormat.COCO and annotations.coco_file is not None:
+        reader.problem(
+            f"{key}.coco_file",
+            f"only used with format: coco (format is {annotations.format.value}): remove it",
+        )
+    if not annotations.detection:
+        return
+    for name in _CLASSIFICATION_ONLY_TAG_KEYS:
+        line = reader.lines.get(f"{where}.tags.{name}")
+        if line is None:
+            continue
+        place = f"{reader.source or 'config'}:{line}"
+        warnings.append(
+            f"{place}: {where}.tags.{name} is ignored in a detection mirror "
+            f"(annotations.format: {annotations.format.value}): folders carry no tags there, "
+            "the boxes' class names are the tags"
+        )
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:

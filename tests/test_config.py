@@ -314,3 +314,82 @@ def test_the_example_leaves_state_dir_at_the_xdg_default_it_describes(tmp_path: 
     # $XDG_STATE_HOME: its comment says the default applies.
     config = load_config(EXAMPLE, environ={"XDG_STATE_HOME": str(tmp_path)})
     assert config.state_dir == tmp_path / "syncd"
+
+
+# --- annotations (object detection) -------------------------------------------------------------
+
+
+def test_annotations_default_to_none_and_coco_file_is_relative_to_the_config(
+    tmp_path: Path,
+) -> None:
+    from syncd.core.policy import AnnotationFormat
+
+    source = tmp_path / "syncd.yaml"
+    source.write_text(f"{EMBEDDED}mirror:\n  root: data\n  project_id: {PID}\n")
+    mirror = load_config(source, environ={}).mirrors[0]
+    assert mirror.annotations.format is AnnotationFormat.NONE
+    assert not mirror.annotations.detection and mirror.annotations.coco_file is None
+    source.write_text(
+        f"{EMBEDDED}mirror:\n  root: data\n  project_id: {PID}\n"
+        "  annotations:\n    format: coco\n    coco_file: labels/instances.json\n"
+    )
+    config = load_config(source, environ={})
+    annotations = config.mirrors[0].annotations
+    assert annotations.format is AnnotationFormat.COCO and annotations.detection
+    assert annotations.coco_file == tmp_path / "labels" / "instances.json"
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ("{format: coco}", "mirror.annotations.coco_file: missing (required with format: coco)"),
+        (
+            "{format: yolo, coco_file: a.json}",
+            "mirror.annotations.coco_file: only used with format: coco (format is yolo)",
+        ),
+        (
+            "{coco_file: a.json}",
+            "mirror.annotations.coco_file: only used with format: coco (format is none)",
+        ),
+        (
+            "{format: tensorflow}",
+            "mirror.annotations.format: expected one of 'none', 'yolo', 'voc', 'coco', "
+            "got 'tensorflow'",
+        ),
+        ("{format: voc, classes: x}", "mirror.annotations.classes: unknown key"),
+    ],
+)
+def test_bad_annotations_are_refused_naming_the_key(
+    tmp_path: Path, annotations: str, expected: str
+) -> None:
+    text = f"{EMBEDDED}mirror:\n  root: a\n  project_id: {PID}\n  annotations: {annotations}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source=tmp_path / "c.yaml", environ={})
+    assert expected in str(caught.value)
+    assert f"{tmp_path / 'c.yaml'}:" in str(caught.value)
+
+
+def test_folder_tag_keys_in_a_detection_mirror_get_a_warning_naming_key_and_line(
+    tmp_path: Path,
+) -> None:
+    text = (
+        f"{EMBEDDED}mirrors:\n"
+        f"  - root: a\n    project_id: {PID}\n"
+        "    annotations: {format: yolo}\n"
+        "    tags:\n"
+        "      mode: leaf\n"  # line 7
+        "      rename: {cat: Cat}\n"  # still applies to class names: no warning
+        "      negative_folder: _neg\n"  # line 9
+        f"  - root: b\n    project_id: {PID2}\n    name: two\n"
+        "    tags: {mode: leaf}\n"  # a classification mirror: no warning
+    )
+    source = tmp_path / "c.yaml"
+    config = parse_config(text, source=source, environ={})
+    assert config.warnings == (
+        f"{source}:7: mirrors[0].tags.mode is ignored in a detection mirror (annotations.format: "
+        "yolo): folders carry no tags there, the boxes' class names are the tags",
+        f"{source}:9: mirrors[0].tags.negative_folder is ignored in a detection mirror "
+        "(annotations.format: yolo): folders carry no tags there, the boxes' class names are the "
+        "tags",
+    )

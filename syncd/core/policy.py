@@ -1,13 +1,13 @@
 """What a mirror's configuration decides, as the pure layer reads it: the choices and their shape.
 
-Public names: TagMode, RootFiles, MultiTag, DeletePolicy, TagPolicy, GuardPolicy, PullPolicy,
-MirrorPolicy.
+Public names: TagMode, RootFiles, MultiTag, DeletePolicy, AnnotationFormat, TagPolicy,
+GuardPolicy, PullPolicy, MirrorPolicy.
 
 The enums are the values of config keys (`tags.mode`, `tags.root_files`, `pull.multi_tag`,
-`delete`); syncd.config builds its schema from them. The protocols name only the keys the mapping
-and the planner read, so core depends on no loader: syncd.config's frozen dataclasses
-(MirrorConfig, TagConfig, GuardConfig, PullConfig) satisfy them as they are, and a test can pass
-any object of the same shape.
+`delete`, `annotations.format`); syncd.config builds its schema from them. The protocols name only
+the keys the mapping and the planner read, so core depends on no loader: syncd.config's frozen
+dataclasses (MirrorConfig, TagConfig, GuardConfig, PullConfig) satisfy them as they are, and a test
+can pass any object of the same shape.
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ class DeletePolicy(enum.StrEnum):
 
     MIRROR = "mirror"  # a remote image with no local file is deleted
     KEEP = "keep"  # nothing is ever deleted from the project
+
+
+class AnnotationFormat(enum.StrEnum):
+    """`annotations.format`: where an image's boxes come from (none: a classification mirror)."""
+
+    NONE = "none"  # classification: folders are tags, no boxes
+    YOLO = "yolo"  # a .txt label file per image, beside it or under labels/ for images/
+    VOC = "voc"  # a Pascal VOC .xml beside each image
+    COCO = "coco"  # one COCO JSON file (annotations.coco_file)
 
 
 # Read-only properties, not plain attributes: a frozen dataclass satisfies them.
