@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -469,38 +470,39 @@ class _MirrorLoop:
 
 
 def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorReport) -> None:
-    """One line per action taken, with the image path where the plan knows it."""
+    """One line per action taken, naming the image's file: where its content is now, or, for a
+    file that is gone, where it was last seen (`path` is then that, and `file_gone` true)."""
     execution = report.execution
     if execution is None:
         return
     failed = {f.subject for f in execution.failures}
-    paths_by_sha: dict[str, str] = {}
-    for f in report.local.good_files:
-        if f.sha256:
-            paths_by_sha.setdefault(f.sha256, f.path)
-    sha_by_image = {i.image_id: i.sha256 for i in report.remote.snapshot.images if i.sha256}
 
-    def path_of(image_id: str) -> str | None:
-        sha = sha_by_image.get(image_id)
-        return paths_by_sha.get(sha) if sha else None
+    def where(image_id: str) -> dict[str, Any]:
+        files = report.image_files(image_id)
+        fields: dict[str, Any] = {"path": files.paths[0] if files.paths else None}
+        if len(files.paths) > 1:
+            fields["other_paths"] = len(files.paths) - 1
+        if files.gone:
+            fields["file_gone"] = True
+        return {**fields, "image_id": image_id}
 
     the_plan = report.plan
+    for adopt in the_plan.adopts:
+        log.info("adopted", **where(adopt.image_id))
     for up in the_plan.uploads:
         if not failed.intersection(up.paths):
             log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
     for rm in the_plan.remove_tags:
         if rm.image_id not in failed:
-            tags = list(rm.tag_names)
-            log.info("untagged", path=path_of(rm.image_id), image_id=rm.image_id, tags=tags)
+            log.info("untagged", **where(rm.image_id), tags=list(rm.tag_names))
     for add in the_plan.add_tags:
         if add.image_id not in failed:
-            tags = list(add.tag_names)
-            log.info("tagged", path=path_of(add.image_id), image_id=add.image_id, tags=tags)
+            log.info("tagged", **where(add.image_id), tags=list(add.tag_names))
     if execution.skipped_deletes:
         return
     for gone in the_plan.delete_images:
         if gone.image_id not in failed:
-            log.info("deleted", image_id=gone.image_id, reason=str(gone.reason))
+            log.info("deleted", **where(gone.image_id), reason=str(gone.reason))
 
 
 @dataclass

@@ -1,0 +1,47 @@
+"""The daemon's log lines about an image name its file (issue 15): a retag names where the file
+is now, a delete where it was, an adoption the file that holds the content."""
+
+from __future__ import annotations
+
+import os
+
+from tests.daemon.conftest import World
+from tests.support.images import image_bytes, write_image
+from tests.support.project_view import remote_images, sha256
+
+
+def _ids(world: World) -> dict[str, str]:
+    return {i.sha256: i.id for i in remote_images(world.http, world.project_id)}
+
+
+def test_retag_delete_and_adopt_log_lines_name_the_path_and_image(world: World) -> None:
+    moved = write_image(world.root / "Dog" / "a.jpg", 31)
+    gone = write_image(world.root / "Dog" / "gone.jpg", 32)
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    ids = _ids(world)
+
+    (world.root / "Cat").mkdir()
+    os.rename(world.root / "Dog" / "a.jpg", world.root / "Cat" / "a.jpg")  # a retag
+    (world.root / "Dog" / "gone.jpg").unlink()
+    daemon.wait_for(lambda: daemon.events("deleted"), "a 'deleted' line")
+
+    (deleted,) = daemon.events("deleted")
+    assert deleted["path"] == "Dog/gone.jpg" and deleted["image_id"] == ids[sha256(gone)], deleted
+    daemon.wait_event("tagged")
+    for event in (*daemon.events("untagged"), *daemon.events("tagged")):
+        assert event["path"] == "Cat/a.jpg" and event["image_id"] == ids[sha256(moved)], event
+
+    data = image_bytes(33)
+    r = world.http.post(
+        f"/projects/{world.project_id}/images",
+        files={"imageData": ("x.jpg", data, "image/jpeg")},
+    )
+    assert r.status_code == 200, r.text
+    foreign_id = str(r.json()["images"][0]["image"]["id"])
+    (world.root / "Cat" / "same.jpg").write_bytes(data)
+    daemon.wait_for(lambda: daemon.events("adopted"), "an 'adopted' line")
+
+    (adopted,) = daemon.events("adopted")
+    assert adopted["path"] == "Cat/same.jpg" and adopted["image_id"] == foreign_id, adopted
+    assert daemon.stop() == 0
