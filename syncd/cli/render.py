@@ -180,15 +180,15 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
 
 
 def image_where(files: ImageFiles, note: str = "") -> str:
-    """One image named by its file(s) and id: `Cat/a.jpg (image <id>)`; a file that is gone by
-    its last known path (`Dog/a.jpg (file gone; image <id>)`); none known, plainly."""
+    """One image named by its file(s) and id: `Cat/a.jpg (image <id>)`; content no file holds
+    now by its last known path (`Dog/a.jpg (gone; image <id>)`); none known, plainly."""
     more = len(files.paths) - PATHS_PER_IMAGE
     where = ", ".join(files.paths[:PATHS_PER_IMAGE]) + (f" +{more} more" if more > 0 else "")
     about = [f"image {files.image_id}"]
     if not files.paths:
         where = "no local file; foreign" if files.foreign else "no local file known"
     elif files.gone:
-        about.insert(0, "file gone")
+        about.insert(0, "gone")
     if note:
         about.append(note)
     return printable(f"{where} ({'; '.join(about)})")

@@ -65,7 +65,7 @@ from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
 from syncd.ledger import LedgerLock
-from syncd.reconcile import MirrorReport, open_client, reconcile_mirror
+from syncd.reconcile import KEPT_EXAMPLES, MirrorReport, open_client, reconcile_mirror
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
@@ -220,6 +220,7 @@ class _MirrorLoop:
         self.stopping = False
         self.first_done = asyncio.Event()
         self.root_was_missing = False
+        self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -429,6 +430,7 @@ class _MirrorLoop:
         else:
             self.rescan_at = None
         _log_actions(self.log, report)
+        self._log_refused(report)
         self.log.info(
             "reconciled",
             reason=reason,
@@ -440,6 +442,25 @@ class _MirrorLoop:
             **report.plan.counts(),
         )
         return report
+
+    def _log_refused(self, report: MirrorReport) -> None:
+        """Say when the guard starts refusing deletes (or refuses other ones), naming the first
+        few files, and when it stops: once each, not at every reconcile."""
+        refused = report.plan.refused
+        ids = frozenset(d.image_id.lower() for d in refused.images) if refused else frozenset()
+        if ids == self.refused:
+            return
+        if refused is not None and ids:
+            self.log.warning(
+                "deletes_refused",
+                images=len(ids),
+                reasons=[str(r) for r in refused.reasons],
+                advice=refused.message,
+                first=[_where(report, d.image_id) for d in refused.images[:KEPT_EXAMPLES]],
+            )
+        else:
+            self.log.info("deletes_no_longer_refused", images=len(self.refused))
+        self.refused = ids
 
     async def _root_missing(self) -> None:
         """Say so (once until it comes back) and rescan for it: a watch on a folder that was
@@ -469,40 +490,43 @@ class _MirrorLoop:
         )
 
 
+def _where(report: MirrorReport, image_id: str) -> dict[str, Any]:
+    """A log line's fields naming one image by its file: `path` (its first file, or where its
+    content was last seen, then with `gone`), `other_paths` (how many more), `image_id`."""
+    files = report.image_files(image_id)
+    fields: dict[str, Any] = {"path": files.paths[0] if files.paths else None}
+    if len(files.paths) > 1:
+        fields["other_paths"] = len(files.paths) - 1
+    if files.gone:
+        fields["gone"] = True
+    return {**fields, "image_id": image_id}
+
+
 def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorReport) -> None:
     """One line per action taken, naming the image's file: where its content is now, or, for a
-    file that is gone, where it was last seen (`path` is then that, and `file_gone` true)."""
+    file that is gone, where it was last seen (`path` is then that, and `gone` true)."""
     execution = report.execution
     if execution is None:
         return
     failed = {f.subject for f in execution.failures}
 
-    def where(image_id: str) -> dict[str, Any]:
-        files = report.image_files(image_id)
-        fields: dict[str, Any] = {"path": files.paths[0] if files.paths else None}
-        if len(files.paths) > 1:
-            fields["other_paths"] = len(files.paths) - 1
-        if files.gone:
-            fields["file_gone"] = True
-        return {**fields, "image_id": image_id}
-
     the_plan = report.plan
     for adopt in the_plan.adopts:
-        log.info("adopted", **where(adopt.image_id))
+        log.info("adopted", **_where(report, adopt.image_id))
     for up in the_plan.uploads:
         if not failed.intersection(up.paths):
             log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
     for rm in the_plan.remove_tags:
         if rm.image_id not in failed:
-            log.info("untagged", **where(rm.image_id), tags=list(rm.tag_names))
+            log.info("untagged", **_where(report, rm.image_id), tags=list(rm.tag_names))
     for add in the_plan.add_tags:
         if add.image_id not in failed:
-            log.info("tagged", **where(add.image_id), tags=list(add.tag_names))
+            log.info("tagged", **_where(report, add.image_id), tags=list(add.tag_names))
     if execution.skipped_deletes:
         return
     for gone in the_plan.delete_images:
         if gone.image_id not in failed:
-            log.info("deleted", **where(gone.image_id), reason=str(gone.reason))
+            log.info("deleted", **_where(report, gone.image_id), reason=str(gone.reason))
 
 
 @dataclass

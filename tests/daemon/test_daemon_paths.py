@@ -45,3 +45,34 @@ def test_retag_delete_and_adopt_log_lines_name_the_path_and_image(world: World) 
     (adopted,) = daemon.events("adopted")
     assert adopted["path"] == "Cat/same.jpg" and adopted["image_id"] == foreign_id, adopted
     assert daemon.stop() == 0
+
+
+def test_refused_deletes_are_logged_once_with_their_paths_and_once_when_they_clear(
+    world: World,
+) -> None:
+    world.write_config(mirror={"guard": {"max_delete": 2}})
+    birds = {
+        f"Bird/b{i}.jpg": write_image(world.root / "Bird" / f"b{i}.jpg", 40 + i) for i in range(3)
+    }
+    write_image(world.root / "Dog" / "d.jpg", 45)
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    ids = _ids(world)
+
+    os.rename(world.root / "Bird", world.tmp / "Bird")  # 3 deletes at once: over max_delete
+    (refused,) = daemon.wait_event("deletes_refused")
+    assert refused["level"] == "warning" and refused["images"] == 3, refused
+    assert refused["reasons"] == ["too_many"] and "--allow-mass-delete" in refused["advice"]
+    named = {(f["path"], f["image_id"]) for f in refused["first"]}
+    assert named == {(rel, ids[sha256(data)]) for rel, data in birds.items()}, refused
+    assert all(f["gone"] for f in refused["first"]), refused
+
+    write_image(world.root / "Dog" / "new.jpg", 49)  # another reconcile, the same refusal
+    daemon.wait_for(lambda: len(remote_images(world.http, world.project_id)) == 5, "new.jpg sent")
+    daemon.wait_event("reconciled", count=3)
+    assert len(daemon.events("deletes_refused")) == 1  # said once, not at every reconcile
+
+    os.rename(world.tmp / "Bird", world.root / "Bird")  # back: nothing to delete any more
+    (cleared,) = daemon.wait_event("deletes_no_longer_refused")
+    assert cleared["images"] == 3, cleared
+    assert daemon.stop() == 0
