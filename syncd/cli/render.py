@@ -154,7 +154,9 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         out, "problem files", [f"{p['path']}: {p['kind']} {p['detail']}" for p in data["problems"]]
     )
     _listed(
-        out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
+        out,
+        "failed",
+        [f"{f['operation']} {_failed_subject(report, f)}: {f['message']}" for f in data["failed"]],
     )
     _listed(
         out, "conflicts", [f"{c['kind']}: {c['detail']} {c['paths']}" for c in data["conflicts"]]
@@ -192,6 +194,18 @@ def image_where(files: ImageFiles, note: str = "") -> str:
     if note:
         about.append(note)
     return printable(f"{where} ({'; '.join(about)})")
+
+
+# Failures whose subject is an image id (the others name a path, a sha256 or a tag already).
+_IMAGE_OPERATIONS = frozenset({"remove_tags", "add_tags", "delete_image", "trash", "download"})
+
+
+def _failed_subject(report: MirrorReport, failure: dict[str, Any]) -> str:
+    """A failure's subject; an image by its file(s) and id."""
+    subject = str(failure["subject"])
+    if failure["operation"] in _IMAGE_OPERATIONS:
+        return image_where(report.image_files(subject))
+    return subject
 
 
 def _conflict_lines(report: MirrorReport) -> list[str]:

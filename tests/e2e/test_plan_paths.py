@@ -155,3 +155,18 @@ def test_the_summary_lists_deletes_refused_by_the_guard_with_their_paths(
     kept = _section(run, "kept")
     assert any("refused" in line and "6" in line for line in kept), kept
     assert sum(1 for line in kept if "Dog/d0.jpg" in line) == 1, kept
+
+
+def test_the_summary_names_the_file_of_an_image_whose_delete_failed(synced: Sandbox) -> None:
+    trash = synced.tmp / "trash"
+    trash.write_text("not a folder\n")  # the original cannot be kept, so it is not deleted
+    synced.write_config(trash_dir=str(trash))
+    data = (synced.root / "Bird/b0.jpg").read_bytes()
+    image_id = _image_id(synced, data)
+    (synced.root / "Bird/b0.jpg").unlink()
+
+    run = _human(synced)
+
+    assert run.exit_code == 1, str(run)
+    failed = _section(run, "failed")
+    assert any("Bird/b0.jpg" in line and image_id in line for line in failed), failed
