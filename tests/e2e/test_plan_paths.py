@@ -170,3 +170,17 @@ def test_the_summary_names_the_file_of_an_image_whose_delete_failed(synced: Sand
     assert run.exit_code == 1, str(run)
     failed = _section(run, "failed")
     assert any("Bird/b0.jpg" in line and image_id in line for line in failed), failed
+
+
+def test_a_file_changed_in_place_names_its_path_for_the_old_images_delete(
+    synced: Sandbox,
+) -> None:
+    old_id = _image_id(synced, (synced.root / "Dog/d1.jpg").read_bytes())
+    write_image(synced.root / "Dog/d1.jpg", 9101)  # new bytes, same path
+
+    run = _human(synced, "--dry-run")
+
+    (deleted,) = _lines(run, "delete image")
+    assert "Dog/d1.jpg" in deleted and old_id in deleted and "gone" in deleted, deleted
+    (uploaded,) = _lines(run, "upload")
+    assert "Dog/d1.jpg" in uploaded, uploaded
