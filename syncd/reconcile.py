@@ -43,7 +43,7 @@ from syncd.api import (
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
 from syncd.core.model import ImageOwner, LocalSnapshot, MarkerState, RemoteSnapshot
-from syncd.core.planner import GuardReason, KeepReason, Plan, plan
+from syncd.core.planner import DeleteImage, GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.errors import (
@@ -215,6 +215,17 @@ class MirrorReport:
         last = self.gone_paths.get(sha, ()) if sha else ()
         return ImageFiles(image_id, last, bool(last), foreign)
 
+    def _delete_json(self, delete: DeleteImage) -> dict[str, Any]:
+        """One planned delete by file and id: the whole delete plan can be reviewed in JSON."""
+        files = self.image_files(delete.image_id)
+        return {
+            "image_id": delete.image_id,
+            "paths": list(files.paths),
+            "gone": files.gone,
+            "foreign": files.foreign,
+            "reason": str(delete.reason),
+        }
+
     def image_of(self, sha256: str) -> str | None:
         """The id of an image holding this content (the first by id), or None."""
         ids = sorted(i for i, sha in self._sha_by_image.items() if sha == sha256)
@@ -318,6 +329,7 @@ class MirrorReport:
             },
             "warnings": self.warnings,
             "kept_images": [g.to_json() for g in self.kept_groups],
+            "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
             "training": self.training,
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,

@@ -248,7 +248,8 @@ def _plan_items(report: MirrorReport, out: IO[str]) -> None:
         for line in lines[:SHOWN_ITEMS]:
             print(f"    {verb}: {printable(line)}", file=out)
         if len(lines) > SHOWN_ITEMS:
-            print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more", file=out)
+            every = " (--json lists every delete)" if verb == "delete image" else ""
+            print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more{every}", file=out)
 
 
 # What each reason to keep a remote image means, in the summary's words (KeptGroup.why).

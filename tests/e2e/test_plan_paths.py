@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.e2e.support import Run, Sandbox, sha256
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, sha256
 from tests.e2e.test_unchanged_tree import age
 from tests.support.images import image_bytes, write_image
 
@@ -184,3 +184,18 @@ def test_a_file_changed_in_place_names_its_path_for_the_old_images_delete(
     assert "Dog/d1.jpg" in deleted and old_id in deleted and "gone" in deleted, deleted
     (uploaded,) = _lines(run, "upload")
     assert "Dog/d1.jpg" in uploaded, uploaded
+
+
+def test_a_long_delete_plan_is_listed_in_full_by_path_in_the_json(synced: Sandbox) -> None:
+    gone = sorted(rel for rel in STANDARD_TREE if rel != "Dog/d0.jpg")  # 11: more than shown
+    ids = {rel: _image_id(synced, (synced.root / rel).read_bytes()) for rel in gone}
+    for rel in gone:
+        (synced.root / rel).unlink()
+
+    human = _human(synced, "--dry-run", "--allow-mass-delete")
+    run = synced.reconcile("--dry-run", "--allow-mass-delete")
+
+    assert "--json lists every delete" in human.stdout, human.stdout
+    listed = {(d["paths"][0], d["image_id"]) for d in run.mirror["delete_images"]}
+    assert listed == {(rel, ids[rel]) for rel in gone}, run.mirror["delete_images"]
+    assert all(d["gone"] and d["reason"] == "no_local_file" for d in run.mirror["delete_images"])
