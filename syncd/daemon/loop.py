@@ -61,6 +61,7 @@ from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
 from syncd.core.model import LocalSnapshot
+from syncd.core.planner import GuardReason
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
@@ -221,6 +222,7 @@ class _MirrorLoop:
         self.first_done = asyncio.Event()
         self.root_was_missing = False
         self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
+        self.held_back = False  # the running reconcile held files back (still being written)
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -377,6 +379,7 @@ class _MirrorLoop:
         )
         for rel in held:
             self.tracker.add(rel)  # look again once it has settled
+        self.held_back = bool(held)
         if held:
             self.log.info("held_back", files=len(held), example=held[0])
         return held_back
@@ -387,6 +390,7 @@ class _MirrorLoop:
         if self.watcher is None and not self.stopping:
             await asyncio.to_thread(self.start_watcher)  # retried at each rescan
         self.state.phase = "syncing"
+        self.held_back = False
         started = time.monotonic()
         try:
             report = await reconcile_mirror(
@@ -447,6 +451,10 @@ class _MirrorLoop:
         """Say when the guard starts refusing deletes (or refuses other ones), naming the first
         few files, and when it stops: once each, not at every reconcile."""
         refused = report.plan.refused
+        if report.root_missing:
+            return  # `root_missing` says it, once
+        if refused is not None and self.held_back and refused.reasons == (GuardReason.READ_ERRORS,):
+            return  # files still being written: the reconcile after they settle decides
         ids = frozenset(d.image_id.lower() for d in refused.images) if refused else frozenset()
         if ids == self.refused:
             return

@@ -4,6 +4,7 @@ is now, a delete where it was, an adoption the file that holds the content."""
 from __future__ import annotations
 
 import os
+import time
 
 from tests.daemon.conftest import World
 from tests.support.images import image_bytes, write_image
@@ -75,4 +76,30 @@ def test_refused_deletes_are_logged_once_with_their_paths_and_once_when_they_cle
     os.rename(world.tmp / "Bird", world.root / "Bird")  # back: nothing to delete any more
     (cleared,) = daemon.wait_event("deletes_no_longer_refused")
     assert cleared["images"] == 3, cleared
+    assert daemon.stop() == 0
+
+
+def test_a_delete_waiting_for_a_file_being_written_is_not_reported_as_refused(
+    world: World,
+) -> None:
+    world.write_config(daemon={"settle_seconds": 1.0})
+    write_image(world.root / "Dog" / "keep.jpg", 51)
+    write_image(world.root / "Dog" / "gone.jpg", 52)
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+
+    data = image_bytes(53, size=(400, 300))
+    step = len(data) // 16 + 1
+    (world.root / "Dog" / "gone.jpg").unlink()
+    with (world.root / "Dog" / "slow.jpg").open("wb") as f:  # ~4 s of writing, 0.25 s pauses
+        for start in range(0, len(data), step):
+            f.write(data[start : start + step])
+            f.flush()
+            time.sleep(0.25)
+    (deleted,) = daemon.wait_event("deleted")
+    daemon.wait_event("uploaded", count=3)  # keep, gone, then slow
+
+    assert deleted["path"] == "Dog/gone.jpg", deleted
+    assert daemon.events("held_back"), daemon.log()  # the delete did wait for slow.jpg
+    assert daemon.events("deletes_refused") == [], daemon.log()  # a wait, not a refusal
     assert daemon.stop() == 0
