@@ -747,18 +747,25 @@ class Ledger:
             )
             self._db.conn.executemany("DELETE FROM local_files WHERE path = ?", gone)
             if changed or gone:
-                self._record_gone_paths(left, [(c[0], c[4]) for c in changed if c[4]])
+                self._record_gone_paths(left, {c[4] for c in changed if c[4]})
         return bool(changed or gone)
 
-    def _record_gone_paths(
-        self, left: list[tuple[str, str, int]], back: list[tuple[str, str]]
-    ) -> None:
-        """Remember where content was (`left`), forget what is back where it was (`back`: path,
-        sha256), and drop the rows of content no image holds (nothing to name)."""
+    def _record_gone_paths(self, left: list[tuple[str, str, int]], present: set[str]) -> None:
+        """Remember where content no file holds any more was last seen: the paths it left this
+        run (`left`: sha256, path, run), in place of older ones. Content found in a file again
+        (`present`) or held elsewhere still needs no such note; nor does content no image holds.
+        Call after local_files is updated, in the same transaction."""
         self._db.conn.executemany(
-            "INSERT OR REPLACE INTO gone_paths (sha256, path, gone_run) VALUES (?, ?, ?)", left
+            "DELETE FROM gone_paths WHERE sha256 = ?", [(sha,) for sha in present]
         )
-        self._db.conn.executemany("DELETE FROM gone_paths WHERE path = ? AND sha256 = ?", back)
+        for sha, path, run in left:
+            if self._db.execute("SELECT 1 FROM local_files WHERE sha256 = ?", [sha]).fetchone():
+                continue  # moved, or a copy remains: that file names it
+            self._db.execute("DELETE FROM gone_paths WHERE sha256 = ? AND gone_run < ?", [sha, run])
+            self._db.execute(
+                "INSERT OR REPLACE INTO gone_paths (sha256, path, gone_run) VALUES (?, ?, ?)",
+                [sha, path, run],
+            )
         self._db.execute(
             "DELETE FROM gone_paths WHERE NOT EXISTS"
             " (SELECT 1 FROM images i WHERE i.sha256 = gone_paths.sha256)"

@@ -141,6 +141,13 @@ def test_gone_paths_remember_where_an_images_content_was_until_the_image_goes(
     ledger.record_image_deleted("i-b")
     assert ledger.gone_paths() == {}  # nothing left to name
 
+    # moved, then moved again, then deleted: the last path it was seen at, not the first
+    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Cat/a.jpg", "C")), ledger.begin_run())
+    ledger.record_scan(snapshot(lf("Bird/a.jpg"), lf("Cat/a.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {}  # the content is still in the tree: its file names it
+    ledger.record_scan(snapshot(lf("Cat/a.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {"A": ("Bird/a.jpg",)}
+
 
 def test_a_settled_mark_lasts_until_the_next_run_begins(ledger: Ledger) -> None:
     ledger.begin_run()
