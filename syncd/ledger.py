@@ -755,9 +755,10 @@ class Ledger:
         run (`left`: sha256, path, run), in place of older ones. Content found in a file again
         (`present`) or held elsewhere still needs no such note; nor does content no image holds.
         Call after local_files is updated, in the same transaction."""
-        self._db.conn.executemany(
-            "DELETE FROM gone_paths WHERE sha256 = ?", [(sha,) for sha in present]
-        )
+        if self._db.execute("SELECT 1 FROM gone_paths LIMIT 1").fetchone():  # else: nothing to drop
+            self._db.conn.executemany(
+                "DELETE FROM gone_paths WHERE sha256 = ?", [(sha,) for sha in present]
+            )
         for sha, path, run in left:
             if self._db.execute("SELECT 1 FROM local_files WHERE sha256 = ?", [sha]).fetchone():
                 continue  # moved, or a copy remains: that file names it
