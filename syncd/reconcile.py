@@ -97,6 +97,16 @@ class ImageFiles:
     gone: bool  # no file holds the content now: `paths` are its last known places
     foreign: bool  # not this ledger's (it neither uploaded nor adopted it)
 
+    def log_fields(self) -> dict[str, Any]:
+        """A log line's fields naming the image by its file: `path` (its first file, or where
+        its content was last seen, then with `gone`), `other_paths` (how many more files)."""
+        fields: dict[str, Any] = {"path": self.paths[0] if self.paths else None}
+        if len(self.paths) > 1:
+            fields["other_paths"] = len(self.paths) - 1
+        if self.gone:
+            fields["gone"] = True
+        return fields
+
 
 @dataclass(frozen=True)
 class KeptGroup:
@@ -621,6 +631,7 @@ async def _reconcile(
         run_id=run_id,
         progress=progress,
         trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
+        describe=lambda image_id: report.image_files(image_id).log_fields(),
     )
     return report
 

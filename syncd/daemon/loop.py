@@ -501,13 +501,7 @@ class _MirrorLoop:
 def _where(report: MirrorReport, image_id: str) -> dict[str, Any]:
     """A log line's fields naming one image by its file: `path` (its first file, or where its
     content was last seen, then with `gone`), `other_paths` (how many more), `image_id`."""
-    files = report.image_files(image_id)
-    fields: dict[str, Any] = {"path": files.paths[0] if files.paths else None}
-    if len(files.paths) > 1:
-        fields["other_paths"] = len(files.paths) - 1
-    if files.gone:
-        fields["gone"] = True
-    return {**fields, "image_id": image_id}
+    return {**report.image_files(image_id).log_fields(), "image_id": image_id}
 
 
 def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorReport) -> None:

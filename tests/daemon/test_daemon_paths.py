@@ -103,3 +103,21 @@ def test_a_delete_waiting_for_a_file_being_written_is_not_reported_as_refused(
     assert daemon.events("held_back"), daemon.log()  # the delete did wait for slow.jpg
     assert daemon.events("deletes_refused") == [], daemon.log()  # a wait, not a refusal
     assert daemon.stop() == 0
+
+
+def test_a_failed_delete_is_logged_with_the_path_of_its_image(world: World) -> None:
+    trash = world.tmp / "trash"
+    trash.write_text("not a folder\n")  # the original cannot be kept, so it is not deleted
+    world.write_config(mirror={"trash_dir": str(trash)})
+    write_image(world.root / "Dog" / "keep.jpg", 61)
+    gone = write_image(world.root / "Dog" / "gone.jpg", 62)
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    image_id = _ids(world)[sha256(gone)]
+
+    (world.root / "Dog" / "gone.jpg").unlink()
+    (failed,) = daemon.wait_event("item_failed")
+
+    assert failed["operation"] == "trash" and failed["subject"] == image_id, failed
+    assert failed["path"] == "Dog/gone.jpg" and failed["gone"] is True, failed
+    assert daemon.stop() == 0
