@@ -24,10 +24,11 @@ import asyncio
 import hashlib
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -56,6 +57,11 @@ from syncd.trash import Trash, keep_originals
 _log = structlog.get_logger(component="executor")
 
 Progress = Callable[[str, int], None]
+# Log fields naming an image by its file (path, ...), given its id: the caller knows the tree.
+Describe = Callable[[str], Mapping[str, Any]]
+
+# Failures whose subject is an image id (the others name a path or a tag).
+_IMAGE_OPERATIONS = frozenset({"remove_tags", "add_tags", "delete_image", "trash"})
 
 # Upload windows being read or sent at once: one in flight while the next is read from disk.
 _WINDOWS_IN_FLIGHT = 2
@@ -119,6 +125,7 @@ class _Run:
         self.late_tag_pairs: list[tuple[str, str]] = []  # (image id, tag id) an upload missed
         self.fatal: ApiError | None = None
         self.trash: Trash | None = None
+        self.describe: Describe | None = None
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -126,7 +133,10 @@ class _Run:
         failure = Failure(operation, subject, message, code)
         self.result.failures.append(failure)
         self.ledger.record_error(self.run_id, operation, subject, message, code)
-        _log.warning("item_failed", operation=operation, subject=subject, code=code, error=message)
+        where = self.describe(subject) if self.describe and operation in _IMAGE_OPERATIONS else {}
+        _log.warning(
+            "item_failed", operation=operation, subject=subject, **where, code=code, error=message
+        )
 
     def reject(self, upload: Upload, code: str, message: str = "") -> None:
         """Remember the service's verdict on these bytes (the ledger, by hash) and report it."""
@@ -433,14 +443,17 @@ async def execute(
     run_id: int,
     progress: Progress | None = None,
     trash: Trash | None = None,
+    describe: Describe | None = None,
 ) -> Execution:
     """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
     (bad key, project gone, service down after retries) once in-flight work has settled.
 
     With `trash`, each image's original is kept there before it is deleted (syncd.trash); an
-    image whose original cannot be kept is not deleted, and is reported as a `trash` failure."""
+    image whose original cannot be kept is not deleted, and is reported as a `trash` failure.
+    With `describe`, the log line of a failed item about an image also names its file."""
     run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
     run.trash = trash
+    run.describe = describe
     steps = (
         run.create_tags,
         run.adopt,

@@ -254,6 +254,7 @@ class SettledMark:
 
     token: str
     summary: RemoteSummary | None
+    kept: str | None = None  # the caller's account of what the run kept (JSON, opaque here)
 
 
 def _summary_to_json(summary: RemoteSummary) -> str:
@@ -375,6 +376,19 @@ CREATE TABLE problems (
 );
 """
 
+# Where content no file holds any more was last seen, so that a delete, or an image kept under
+# `delete: keep`, is named by its file in later runs too (issue 15); rows go with the content's
+# last image. An additive table created at open, like the ledger id's meta row, not a schema
+# change: an older syncd ignores it, and `status` reads none of it.
+_GONE_PATHS = """
+CREATE TABLE IF NOT EXISTS gone_paths (
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL,                       -- as it was on disk, relative to the root
+    gone_run INTEGER,                         -- the run whose scan no longer found it there
+    PRIMARY KEY (sha256, path)
+);
+"""
+
 _MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
     lambda db: db.executescript(_SCHEMA_V2),
@@ -473,6 +487,7 @@ class Ledger:
             ledger._migrate(version)
             ledger._bind(project_id)
             ledger._ensure_ledger_id()
+            ledger._ensure_gone_paths()
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -556,6 +571,10 @@ class Ledger:
             with self.transaction():
                 self._set_meta("ledger_id", secrets.token_hex(LEDGER_ID_BYTES))
 
+    def _ensure_gone_paths(self) -> None:
+        with self.transaction():
+            self._db.executescript(_GONE_PATHS)
+
     @property
     def ledger_id(self) -> str:
         """This ledger's random id: every upload carries it (metadata `syncd`), and only an image
@@ -621,26 +640,34 @@ class Ledger:
         """The mark the last run left if it ended fully in sync (until the next run begins)."""
         with self._lock:
             token, summary = self._meta("settled"), self._meta("settled_summary")
+            kept = self._meta("settled_kept")
         if token is None:
             return None
-        return SettledMark(token, _summary_from_json(summary) if summary else None)
+        return SettledMark(token, _summary_from_json(summary) if summary else None, kept)
 
-    def mark_settled(self, token: str, summary: RemoteSummary | None = None) -> None:
+    def mark_settled(
+        self, token: str, summary: RemoteSummary | None = None, kept: str | None = None
+    ) -> None:
         """Record that this run ended fully in sync, as `token` (the caller's identity of the
         settings and the tree). The project's summary is kept with it, so the next run reads it
-        without a query over every image: `summary` if the caller has it, else it is counted."""
+        without a query over every image: `summary` if the caller has it, else it is counted.
+        `kept` is the caller's account of the images the run kept, for a run that plans nothing."""
         summary = summary or self.remote_summary()
         with self.transaction():
             self._set_meta("settled", token)
             if summary is not None:
                 self._set_meta("settled_summary", _summary_to_json(summary))
+            if kept is not None:
+                self._set_meta("settled_kept", kept)
 
     def begin_run(self) -> int:
         """Start a run and return its id; a run still `running` (a crash) becomes interrupted.
 
         The settled mark is cleared: a run cut short must not vouch for the next."""
         with self.transaction():
-            self._db.execute("DELETE FROM meta WHERE key IN ('settled', 'settled_summary')")
+            self._db.execute(
+                "DELETE FROM meta WHERE key IN ('settled', 'settled_summary', 'settled_kept')"
+            )
             self._db.execute(
                 "UPDATE runs SET outcome = ?, finished_at = ? WHERE outcome = ?",
                 [RunOutcome.INTERRUPTED, _now(), RunOutcome.RUNNING],
@@ -701,6 +728,7 @@ class Ledger:
             return False  # keep the hash cache for when the folder comes back (e.g. a remount)
         changed: list[tuple[Any, ...]] = []
         gone: list[tuple[str]] = []
+        left: list[tuple[str, str, int]] = []  # (sha256, path, run): content that left a path
         with self.transaction():
             # A merge of two path-ordered streams (the scan, and the table by its primary key):
             # nothing of the old rows is held in memory but the current one.
@@ -712,6 +740,8 @@ class Ledger:
             for f in sorted(snapshot.files, key=lambda f: f.path):
                 while old is not None and old[0] < f.path:
                     gone.append((old[0],))
+                    if old[4] is not None:
+                        left.append((old[4], old[0], run_id))
                     old = next(old_rows, None)
                 row = (
                     f.size,
@@ -728,10 +758,14 @@ class Ledger:
                 matched = old is not None and old[0] == f.path
                 if not (matched and old is not None and tuple(old[1:]) == row):
                     changed.append((f.path, *row, run_id))
+                    if matched and old is not None and old[4] not in (None, f.sha256):
+                        left.append((old[4], f.path, run_id))  # changed in place
                 if matched:
                     old = next(old_rows, None)
             while old is not None:
                 gone.append((old[0],))
+                if old[4] is not None:
+                    left.append((old[4], old[0], run_id))
                 old = next(old_rows, None)
             self._db.conn.executemany(
                 """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
@@ -747,7 +781,31 @@ class Ledger:
                 changed,
             )
             self._db.conn.executemany("DELETE FROM local_files WHERE path = ?", gone)
+            if changed or gone:
+                self._record_gone_paths(left, {c[4] for c in changed if c[4]})
         return bool(changed or gone)
+
+    def _record_gone_paths(self, left: list[tuple[str, str, int]], present: set[str]) -> None:
+        """Remember where content no file holds any more was last seen: the paths it left this
+        run (`left`: sha256, path, run), in place of older ones. Content found in a file again
+        (`present`) or held elsewhere still needs no such note; nor does content no image holds.
+        Call after local_files is updated, in the same transaction."""
+        if self._db.execute("SELECT 1 FROM gone_paths LIMIT 1").fetchone():  # else: nothing to drop
+            self._db.conn.executemany(
+                "DELETE FROM gone_paths WHERE sha256 = ?", [(sha,) for sha in present]
+            )
+        for sha, path, run in left:
+            if self._db.execute("SELECT 1 FROM local_files WHERE sha256 = ?", [sha]).fetchone():
+                continue  # moved, or a copy remains: that file names it
+            self._db.execute("DELETE FROM gone_paths WHERE sha256 = ? AND gone_run < ?", [sha, run])
+            self._db.execute(
+                "INSERT OR REPLACE INTO gone_paths (sha256, path, gone_run) VALUES (?, ?, ?)",
+                [sha, path, run],
+            )
+        self._db.execute(
+            "DELETE FROM gone_paths WHERE NOT EXISTS"
+            " (SELECT 1 FROM images i WHERE i.sha256 = gone_paths.sha256)"
+        )
 
     # --- tags ---------------------------------------------------------------------------------
 
@@ -901,6 +959,10 @@ class Ledger:
         """Forget an image the executor deleted (or found already gone)."""
         with self.transaction():
             self._db.execute("DELETE FROM images WHERE image_id = ?", [image_id.lower()])
+            self._db.execute(
+                "DELETE FROM gone_paths WHERE NOT EXISTS"
+                " (SELECT 1 FROM images i WHERE i.sha256 = gone_paths.sha256)"
+            )
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -967,6 +1029,14 @@ class Ledger:
         for r in rows:
             out.setdefault(r["image_id"], []).append(r["path"])
         return {image_id: tuple(paths) for image_id, paths in out.items()}
+
+    def gone_paths(self) -> dict[str, tuple[str, ...]]:
+        """Return sha256 -> the paths where that content was last seen, for content that left
+        them (moved, deleted, changed in place) while an image held it; for messages only."""
+        out: dict[str, list[str]] = {}
+        for r in self._rows("SELECT sha256, path FROM gone_paths ORDER BY sha256, path"):
+            out.setdefault(r["sha256"], []).append(r["path"])
+        return {sha: tuple(paths) for sha, paths in out.items()}
 
     def remote_summary(self) -> RemoteSummary | None:
         """The ledger's account of the project in counts (what the cheap path compares with the

@@ -1,7 +1,7 @@
 """One reconcile of one mirror: scan, read the project, plan, execute, record. The edges meet here.
 
 Public names: reconcile_mirror, open_client, open_ledger, client_settings, service_error,
-require_project, MirrorReport, ACTION_KINDS.
+require_project, MirrorReport, ImageFiles, KeptGroup, ACTION_KINDS, KEPT_EXAMPLES.
 
 What stops a run is raised as a typed error (syncd.errors: ServiceError and its kinds,
 LedgerRefusedError, LedgerBusyError; LocalIOError, ProjectKindError, CredentialsError); what a
@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,8 @@ from syncd.api import (
 )
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
-from syncd.core.model import LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
-from syncd.core.planner import GuardReason, KeepReason, Plan, plan
+from syncd.core.model import ImageOwner, LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
+from syncd.core.planner import DeleteImage, GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.errors import (
@@ -82,12 +84,83 @@ ACTION_KINDS = (
 REJECTED = ProblemKind.REJECTED_BY_SERVICE
 CHANGED_WHILE_READING = ProblemKind.CHANGED_WHILE_READING
 
+# Images a report names for each reason some were kept (the summary shows "the first few");
+# the settled mark keeps as many, so a run that plans nothing can still say what is kept.
+KEPT_EXAMPLES = 3
+REFUSED = "refused"  # KeptGroup.why of deletes the guard refused
+UNIDENTIFIED = "unidentified"  # KeptGroup.why of images of unknown content (never deleted)
 
 _log = structlog.get_logger(component="sync")
 
 Progress = Callable[[str, int], None]
 # The daemon's settle rule: takes the scan, returns it with files still being written held back.
 Hold = Callable[[LocalSnapshot], LocalSnapshot]
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """Where one image's content is in the tree, or was last seen there: what a message about
+    the image names beside its id."""
+
+    image_id: str
+    paths: tuple[str, ...]  # the files holding the content now, else where it was last seen
+    gone: bool  # no file holds the content now: `paths` are its last known places
+    foreign: bool  # not this ledger's (it neither uploaded nor adopted it)
+
+    def log_fields(self) -> dict[str, Any]:
+        """A log line's fields naming the image by its file: `path` (its first file, or where
+        its content was last seen, then with `gone`), `other_paths` (how many more files)."""
+        fields: dict[str, Any] = {"path": self.paths[0] if self.paths else None}
+        if len(self.paths) > 1:
+            fields["other_paths"] = len(self.paths) - 1
+        if self.gone:
+            fields["gone"] = True
+        return fields
+
+
+@dataclass(frozen=True)
+class KeptGroup:
+    """Remote images left in place for one reason: how many, and the first few by file.
+
+    `why` is a KeepReason value, REFUSED (then `detail` names the guard's reasons) or
+    UNIDENTIFIED."""
+
+    why: str
+    count: int
+    examples: tuple[ImageFiles, ...]
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "why": self.why,
+            "count": self.count,
+            "detail": self.detail,
+            "examples": [
+                {
+                    "image_id": f.image_id,
+                    "paths": list(f.paths),
+                    "gone": f.gone,
+                    "foreign": f.foreign,
+                }
+                for f in self.examples
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeptGroup:
+        examples = tuple(
+            ImageFiles(e["image_id"], tuple(e["paths"]), bool(e["gone"]), bool(e["foreign"]))
+            for e in data["examples"]
+        )
+        return cls(str(data["why"]), int(data["count"]), examples, str(data.get("detail", "")))
+
+
+def _kept_from_json(text: str | None) -> tuple[KeptGroup, ...]:
+    """The kept account a settled run left (empty if none, or unreadable: it is only a note)."""
+    try:
+        return tuple(KeptGroup.from_json(g) for g in json.loads(text or "[]"))
+    except (ValueError, KeyError, TypeError):
+        return ()
 
 
 @dataclass
@@ -131,6 +204,77 @@ class MirrorReport:
         read again next run)."""
         out = [p for p in self.file_problems() if p.kind != CHANGED_WHILE_READING]
         return out + conflict_problems(self.plan.conflicts)
+
+    # sha256 -> where content no file holds now was last seen (Ledger.gone_paths), and the ids
+    # (lower-case) of the images this ledger owns: read before the plan runs, for image_files.
+    gone_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    owned_ids: frozenset[str] = field(default=frozenset(), repr=False)
+    # What the last run in sync kept, when this run did not plan (it read no images): None if
+    # it planned.
+    kept_before: tuple[KeptGroup, ...] | None = field(default=None, repr=False)
+
+    @cached_property
+    def kept_groups(self) -> tuple[KeptGroup, ...]:
+        """The images left in the project though no wanted file holds them, by reason: kept by
+        the plan, of unknown content, or refused by the guard."""
+        if self.kept_before is not None:
+            return self.kept_before
+        ids: dict[tuple[str, str], list[str]] = {}
+        for kept in self.plan.kept:
+            ids.setdefault((str(kept.reason), ""), []).append(kept.image_id)
+        if self.plan.unidentified:
+            ids[(UNIDENTIFIED, "")] = list(self.plan.unidentified)
+        refused = self.plan.refused
+        if refused is not None and refused.images:
+            reasons = ", ".join(str(r) for r in refused.reasons)
+            ids[(REFUSED, reasons)] = [d.image_id for d in refused.images]
+        return tuple(
+            KeptGroup(why, len(group), tuple(map(self.image_files, group[:KEPT_EXAMPLES])), detail)
+            for (why, detail), group in ids.items()
+        )
+
+    @cached_property
+    def _paths_by_sha(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, list[str]] = {}
+        for f in self.local.files:
+            if f.sha256:
+                out.setdefault(f.sha256, []).append(f.path)
+        return {sha: tuple(paths) for sha, paths in out.items()}
+
+    @cached_property
+    def _sha_by_image(self) -> dict[str, str]:
+        images = self.remote.snapshot.images
+        out = {i.image_id.lower(): i.sha256 for i in images if i.sha256}
+        out.update({a.image_id.lower(): a.sha256 for a in self.plan.adopts})
+        return out
+
+    def image_files(self, image_id: str) -> ImageFiles:
+        """The files of one image of this run: where its content is now, else where it was
+        last seen, else none (a foreign image never seen here)."""
+        key = image_id.lower()
+        sha = self._sha_by_image.get(key)
+        foreign = key not in self.owned_ids
+        paths = self._paths_by_sha.get(sha, ()) if sha else ()
+        if paths:
+            return ImageFiles(image_id, paths, False, foreign)
+        last = self.gone_paths.get(sha, ()) if sha else ()
+        return ImageFiles(image_id, last, bool(last), foreign)
+
+    def _delete_json(self, delete: DeleteImage) -> dict[str, Any]:
+        """One planned delete by file and id: the whole delete plan can be reviewed in JSON."""
+        files = self.image_files(delete.image_id)
+        return {
+            "image_id": delete.image_id,
+            "paths": list(files.paths),
+            "gone": files.gone,
+            "foreign": files.foreign,
+            "reason": str(delete.reason),
+        }
+
+    def image_of(self, sha256: str) -> str | None:
+        """The id of an image holding this content (the first by id), or None."""
+        ids = sorted(i for i, sha in self._sha_by_image.items() if sha == sha256)
+        return ids[0] if ids else None
 
     @property
     def problems(self) -> list[dict[str, str]]:
@@ -224,6 +368,8 @@ class MirrorReport:
                 "overridable": refused.overridable,
             },
             "warnings": self.warnings,
+            "kept_images": [g.to_json() for g in self.kept_groups],
+            "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
             "training": self.training,
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
@@ -406,8 +552,9 @@ async def _reconcile_mirror(
         in_sync = report.execution is not None and report.execution.settled
         if outcome is RunOutcome.OK and in_sync and token is not None:
             # A run that changed nothing leaves the summary it read; any other counts it again.
-            kept = settled.summary if settled and report.local.unchanged_files else None
-            ledger.mark_settled(token, kept)
+            same = settled if settled and report.local.unchanged_files else None
+            kept = json.dumps([g.to_json() for g in report.kept_groups], ensure_ascii=False)
+            ledger.mark_settled(token, same.summary if same else None, kept)
         return report
 
 
@@ -471,6 +618,7 @@ async def _reconcile(
             counts.tags_only(),
             Plan(),
         )
+        report.kept_before = _kept_from_json(settled.kept if settled else None)
         report.execution = None if options.dry_run else Execution()
         return report
     on_checked = None if progress is None else (lambda: progress("checked", 1))
@@ -497,10 +645,15 @@ async def _reconcile(
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
         counts=counts,
     )
+    view = ledger.view()
     the_plan = plan(
-        local, ledger.view(), remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
+        local, view, remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    report.gone_paths = ledger.gone_paths()
+    report.owned_ids = frozenset(
+        image_id for image_id, known in view.images.items() if known.owner is not ImageOwner.FOREIGN
+    )
     if report.root_missing:
         report.warnings.append(
             f"the root folder {mirror.root} does not exist: nothing was uploaded or deleted "
@@ -529,6 +682,7 @@ async def _reconcile(
         run_id=run_id,
         progress=progress,
         trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
+        describe=lambda image_id: report.image_files(image_id).log_fields(),
     )
     return report
 

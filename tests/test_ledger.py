@@ -126,6 +126,32 @@ def test_scan_round_trip_and_vanished_files(ledger: Ledger) -> None:
     assert set(ledger.cached_files()) == {"Dog/a.jpg"}
 
 
+def test_gone_paths_remember_where_an_images_content_was_until_the_image_goes(
+    ledger: Ledger,
+) -> None:
+    run = ledger.begin_run()
+    ledger.record_upload_result("A", run, image_id="i-a")
+    ledger.record_upload_result("B", run, image_id="i-b")
+    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Dog/b.jpg", "B"), lf("Dog/n.jpg", "N")), run)
+    assert ledger.gone_paths() == {}
+
+    # a.jpg deleted, b.jpg rewritten with other bytes, n.jpg (never uploaded) deleted
+    ledger.record_scan(snapshot(lf("Dog/b.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {"A": ("Dog/a.jpg",), "B": ("Dog/b.jpg",)}
+
+    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Dog/b.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {"B": ("Dog/b.jpg",)}  # a.jpg is back where it was
+    ledger.record_image_deleted("i-b")
+    assert ledger.gone_paths() == {}  # nothing left to name
+
+    # moved, then moved again, then deleted: the last path it was seen at, not the first
+    ledger.record_scan(snapshot(lf("Dog/a.jpg"), lf("Cat/a.jpg", "C")), ledger.begin_run())
+    ledger.record_scan(snapshot(lf("Bird/a.jpg"), lf("Cat/a.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {}  # the content is still in the tree: its file names it
+    ledger.record_scan(snapshot(lf("Cat/a.jpg", "C")), ledger.begin_run())
+    assert ledger.gone_paths() == {"A": ("Bird/a.jpg",)}
+
+
 def test_a_settled_mark_lasts_until_the_next_run_begins(ledger: Ledger) -> None:
     ledger.begin_run()
     ledger.mark_settled("token-1")

@@ -3,7 +3,7 @@
 Public names: progress_line, ProgressLine, error, interrupted, warnings, json_document,
 reconcile_summary, skipped_by_extension, status_summary, last_run_words, pull_summary,
 iteration_line, train_document, train_summary, review_document, review_table, review_csv,
-links_made, SHOWN_ITEMS.
+links_made, image_where, kept_summary, SHOWN_ITEMS, PATHS_PER_IMAGE.
 
 Text from the service or the disk (tag and file names, error messages) is passed through
 `syncd.display.printable` before it reaches a terminal, and `csv_cell` before a spreadsheet: it is
@@ -28,12 +28,13 @@ from syncd.reconcile import ACTION_KINDS
 if TYPE_CHECKING:
     from syncd.api import Iteration
     from syncd.pull import PullReport
-    from syncd.reconcile import MirrorReport
+    from syncd.reconcile import ImageFiles, MirrorReport
     from syncd.review import Review, Verdict
 
 SHOWN_ITEMS = 10  # items of each list a human summary shows
 SHOWN_PROBLEMS = 5  # problem files a reconcile summary names (`status` and --json list more)
 STATUS_PROBLEMS = 20  # problem files `syncd status` names (--json lists them all)
+PATHS_PER_IMAGE = 3  # files named for one image (the same bytes in several folders)
 _REDRAW_SECONDS = 0.1  # the progress line is redrawn at most this often
 
 
@@ -156,10 +157,13 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         _plan_items(report, out)
     _problem_files(out, data["problems"], SHOWN_PROBLEMS, "`syncd status` lists more, --json all")
     _listed(
-        out, "failed", [f"{f['operation']} {f['subject']}: {f['message']}" for f in data["failed"]]
+        out,
+        "failed",
+        [f"{f['operation']} {_failed_subject(report, f)}: {f['message']}" for f in data["failed"]],
     )
     _listed(out, "conflicts", [_conflict_line(c) for c in data["conflicts"]])
     _listed(out, "warnings", data["warnings"])
+    kept_summary(report, out)
     if data["skipped_deletes"]:
         print(f"  deletes skipped: {data['skipped_deletes']} (something failed earlier)", file=out)
     if data["refused"]:
@@ -204,22 +208,103 @@ def _problem_files(
         print(f"    ... and {len(problems) - shown} more ({more})", file=out)
 
 
+def image_where(files: ImageFiles, note: str = "") -> str:
+    """One image named by its file(s) and id: `Cat/a.jpg (image <id>)`; content no file holds
+    now by its last known path (`Dog/a.jpg (gone; image <id>)`); none known, plainly."""
+    more = len(files.paths) - PATHS_PER_IMAGE
+    where = ", ".join(files.paths[:PATHS_PER_IMAGE]) + (f" +{more} more" if more > 0 else "")
+    about = [f"image {files.image_id}"]
+    if not files.paths:
+        where = "no local file; foreign" if files.foreign else "no local file known"
+    elif files.gone:
+        about.insert(0, "gone")
+    if note:
+        about.append(note)
+    return printable(f"{where} ({'; '.join(about)})")
+
+
+# Failures whose subject is an image id (the others name a path, a sha256 or a tag already).
+_IMAGE_OPERATIONS = frozenset({"remove_tags", "add_tags", "delete_image", "trash", "download"})
+
+
+def _failed_subject(report: MirrorReport, failure: dict[str, Any]) -> str:
+    """A failure's subject; an image by its file(s) and id."""
+    subject = str(failure["subject"])
+    if failure["operation"] in _IMAGE_OPERATIONS:
+        return image_where(report.image_files(subject))
+    return subject
+
+
+def _conflict_lines(report: MirrorReport) -> list[str]:
+    """Conflicts about some content: its files, and the image that holds it, if any."""
+    lines = []
+    for c in report.plan.conflicts:
+        if c.sha256 is None:
+            continue  # a note about tags, not about one image's content
+        image_id = report.image_of(c.sha256)
+        held = f"image {image_id}" if image_id else "not in the project"
+        more = len(c.paths) - PATHS_PER_IMAGE
+        where = ", ".join(c.paths[:PATHS_PER_IMAGE]) + (f" +{more} more" if more > 0 else "")
+        lines.append(f"{where} ({held}): {c.kind}: {c.detail}")
+    return lines
+
+
 def _plan_items(report: MirrorReport, out: IO[str]) -> None:
     plan = report.plan
+    where = report.image_files
     items: list[tuple[str, list[str]]] = [
         ("create tag", [f"{a.name} ({a.type})" for a in plan.create_tags]),
         ("upload", [f"{a.paths[0]} -> {list(a.tag_names)}" for a in plan.uploads]),
-        ("adopt", [f"{a.image_id}" for a in plan.adopts]),
-        ("remove tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.remove_tags]),
-        ("add tags", [f"{a.image_id}: {list(a.tag_names)}" for a in plan.add_tags]),
-        ("delete image", [f"{a.image_id} ({a.reason})" for a in plan.delete_images]),
+        ("adopt", [image_where(where(a.image_id)) for a in plan.adopts]),
+        (
+            "remove tags",
+            [f"{image_where(where(a.image_id))}: {list(a.tag_names)}" for a in plan.remove_tags],
+        ),
+        (
+            "add tags",
+            [f"{image_where(where(a.image_id))}: {list(a.tag_names)}" for a in plan.add_tags],
+        ),
+        (
+            "delete image",
+            [image_where(where(a.image_id), str(a.reason)) for a in plan.delete_images],
+        ),
         ("delete tag", [a.name for a in plan.delete_tags]),
+        ("conflict", _conflict_lines(report)),
     ]
     for verb, lines in items:
         for line in lines[:SHOWN_ITEMS]:
             print(f"    {verb}: {printable(line)}", file=out)
         if len(lines) > SHOWN_ITEMS:
-            print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more", file=out)
+            every = " (--json lists every delete)" if verb == "delete image" else ""
+            print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more{every}", file=out)
+
+
+# What each reason to keep a remote image means, in the summary's words (KeptGroup.why).
+_KEPT_WHY = {
+    "policy_keep": "under `delete: keep` (no local file)",
+    "foreign": "foreign: not this ledger's upload or adoption, never deleted",
+    "local_problem": "content still in the tree, in a file with a problem or a conflict",
+    "not_listed": "foreign, and not in this run's listing",
+    "unidentified": "content unknown (never hashed), never deleted",
+    "refused": "refused by the guard",
+}
+
+
+def kept_summary(report: MirrorReport, out: IO[str]) -> None:
+    """What stays in the project though no wanted file holds it, and why: a count per reason,
+    then the first few images by file and id. Deletes the guard refused count as kept."""
+    groups = report.kept_groups
+    if not groups:
+        return
+    print(f"  kept, not deleted ({sum(g.count for g in groups)}):", file=out)
+    for group in groups:
+        why = _KEPT_WHY.get(group.why, group.why)
+        detail = f": {group.detail}" if group.detail else ""
+        print(f"    {why}{printable(detail)} ({group.count}):", file=out)
+        for files in group.examples:
+            print(f"      {image_where(files)}", file=out)
+        if group.count > len(group.examples):
+            print(f"      ... and {group.count - len(group.examples)} more", file=out)
 
 
 # --- status -------------------------------------------------------------------------------------

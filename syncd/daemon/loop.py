@@ -52,6 +52,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -60,12 +61,13 @@ from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
 from syncd.core.model import LocalSnapshot
+from syncd.core.planner import GuardReason
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
 from syncd.ledger import LedgerLock
 from syncd.problems import FileProblem
-from syncd.reconcile import MirrorReport, open_client, reconcile_mirror
+from syncd.reconcile import KEPT_EXAMPLES, MirrorReport, open_client, reconcile_mirror
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
@@ -221,6 +223,8 @@ class _MirrorLoop:
         self.first_done = asyncio.Event()
         self.root_was_missing = False
         self.problems: dict[str, FileProblem] = {}  # path -> its problem, as last logged
+        self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
+        self.held_back = False  # the running reconcile held files back (still being written)
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -377,6 +381,7 @@ class _MirrorLoop:
         )
         for rel in held:
             self.tracker.add(rel)  # look again once it has settled
+        self.held_back = bool(held)
         if held:
             self.log.info("held_back", files=len(held), example=held[0])
         return held_back
@@ -387,6 +392,7 @@ class _MirrorLoop:
         if self.watcher is None and not self.stopping:
             await asyncio.to_thread(self.start_watcher)  # retried at each rescan
         self.state.phase = "syncing"
+        self.held_back = False
         started = time.monotonic()
         try:
             report = await reconcile_mirror(
@@ -431,6 +437,7 @@ class _MirrorLoop:
             self.rescan_at = None
         _log_actions(self.log, report)
         self._log_problems(report)
+        self._log_refused(report)
         self.log.info(
             "reconciled",
             reason=reason,
@@ -465,6 +472,29 @@ class _MirrorLoop:
                 self.log.info("problem_cleared", path=path, kind=problem.kind)
         self.problems = current
 
+    def _log_refused(self, report: MirrorReport) -> None:
+        """Say when the guard starts refusing deletes (or refuses other ones), naming the first
+        few files, and when it stops: once each, not at every reconcile."""
+        refused = report.plan.refused
+        if report.root_missing:
+            return  # `root_missing` says it, once
+        if refused is not None and self.held_back and refused.reasons == (GuardReason.READ_ERRORS,):
+            return  # files still being written: the reconcile after they settle decides
+        ids = frozenset(d.image_id.lower() for d in refused.images) if refused else frozenset()
+        if ids == self.refused:
+            return
+        if refused is not None and ids:
+            self.log.warning(
+                "deletes_refused",
+                images=len(ids),
+                reasons=[str(r) for r in refused.reasons],
+                advice=refused.message,
+                first=[_where(report, d.image_id) for d in refused.images[:KEPT_EXAMPLES]],
+            )
+        else:
+            self.log.info("deletes_no_longer_refused", images=len(self.refused))
+        self.refused = ids
+
     async def _root_missing(self) -> None:
         """Say so (once until it comes back) and rescan for it: a watch on a folder that was
         removed sees nothing of the one mounted or restored in its place."""
@@ -493,40 +523,38 @@ class _MirrorLoop:
         )
 
 
+def _where(report: MirrorReport, image_id: str) -> dict[str, Any]:
+    """A log line's fields naming one image by its file: `path` (its first file, or where its
+    content was last seen, then with `gone`), `other_paths` (how many more), `image_id`."""
+    return {**report.image_files(image_id).log_fields(), "image_id": image_id}
+
+
 def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorReport) -> None:
-    """One line per action taken, with the image path where the plan knows it."""
+    """One line per action taken, naming the image's file: where its content is now, or, for a
+    file that is gone, where it was last seen (`path` is then that, and `gone` true)."""
     execution = report.execution
     if execution is None:
         return
     failed = {f.subject for f in execution.failures}
     failed.update(p for r in execution.rejected for p in r.paths)  # logged as problem_found
-    paths_by_sha: dict[str, str] = {}
-    for f in report.local.good_files:
-        if f.sha256:
-            paths_by_sha.setdefault(f.sha256, f.path)
-    sha_by_image = {i.image_id: i.sha256 for i in report.remote.snapshot.images if i.sha256}
-
-    def path_of(image_id: str) -> str | None:
-        sha = sha_by_image.get(image_id)
-        return paths_by_sha.get(sha) if sha else None
 
     the_plan = report.plan
+    for adopt in the_plan.adopts:
+        log.info("adopted", **_where(report, adopt.image_id))
     for up in the_plan.uploads:
         if not failed.intersection(up.paths):
             log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
     for rm in the_plan.remove_tags:
         if rm.image_id not in failed:
-            tags = list(rm.tag_names)
-            log.info("untagged", path=path_of(rm.image_id), image_id=rm.image_id, tags=tags)
+            log.info("untagged", **_where(report, rm.image_id), tags=list(rm.tag_names))
     for add in the_plan.add_tags:
         if add.image_id not in failed:
-            tags = list(add.tag_names)
-            log.info("tagged", path=path_of(add.image_id), image_id=add.image_id, tags=tags)
+            log.info("tagged", **_where(report, add.image_id), tags=list(add.tag_names))
     if execution.skipped_deletes:
         return
     for gone in the_plan.delete_images:
         if gone.image_id not in failed:
-            log.info("deleted", image_id=gone.image_id, reason=str(gone.reason))
+            log.info("deleted", **_where(report, gone.image_id), reason=str(gone.reason))
 
 
 @dataclass
