@@ -25,6 +25,7 @@ from msrest.authentication import ApiKeyCredentials
 
 from syncd.emulator.limits import MAX_REGIONS_PER_IMAGE, Quotas
 from syncd.emulator.server import EmulatorServer
+from tests.emulator.support import api_client
 from tests.support import TEST_KEY
 from tests.support.images import image_bytes
 
@@ -385,3 +386,74 @@ def test_detection_training_predicts_boxes_with_a_few_misses(
     assert performance.recall < 1  # the misses show
     mean = sum(t.average_precision for t in per_tag.values()) / 2
     assert performance.average_precision == pytest.approx(mean)
+
+
+def test_a_detection_project_has_no_classification_type(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    server = start_emulator()
+    with api_client(server.url) as http:
+        r = http.post("/projects", params={"name": "od", "domainId": GENERAL_DETECTION})
+        assert r.status_code == 200, r.text
+        settings = http.get(f"/projects/{r.json()['id']}").json()["settings"]
+    assert settings["domainId"] == GENERAL_DETECTION
+    assert "classificationType" not in settings
+
+
+def test_seams_plant_misses_and_set_the_simulated_rates(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    """A review test needs to know exactly which boxes the model misses: it turns the seeded
+    misses and false positives off for its project, then plants misses on chosen regions."""
+    server = start_emulator(training_seconds=0, quotas=Quotas(min_images_per_detection_tag=2))
+    client = CustomVisionTrainingClient(
+        server.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    project_id, (fork,) = _detection_project(client, "fork")
+    for seed in range(30):
+        _upload(
+            client, project_id, seed, [(fork, (0.1, 0.1, 0.3, 0.3)), (fork, (0.5, 0.5, 0.3, 0.3))]
+        )
+    images = client.get_tagged_images(project_id, take=256)
+    planted = {images[3].regions[0].region_id, images[7].regions[1].region_id}
+    with api_client(server.url, base="") as http:
+        seams = f"/emulator/projects/{project_id}"
+        r = http.post(f"{seams}/detection-rates", json={"missRate": 0, "falsePositiveRate": 0})
+        assert r.status_code == 204, r.text
+        for region_id in planted:
+            assert (
+                http.post(f"{seams}/missed-regions", json={"regionId": region_id}).status_code
+                == 204
+            )
+        assert http.post(f"{seams}/detection-rates", json={"missRate": 2}).status_code == 400
+        unknown = http.post(f"{seams}/missed-regions", json={"regionId": str(uuid.uuid4())})
+        assert unknown.status_code == 404
+        keyless = api_client(server.url, base="", key=None)
+        assert (
+            keyless.post(f"{seams}/missed-regions", json={"regionId": region_id}).status_code == 401
+        )
+    iteration = client.train_project(project_id)
+    missed = set()
+    for perf in client.get_image_performances(project_id, iteration.id, take=256):
+        for region in perf.regions:
+            truth = (region.left, region.top, region.width, region.height)
+            if not any(
+                p.probability >= 0.5
+                and _iou(
+                    truth,
+                    (
+                        p.bounding_box.left,
+                        p.bounding_box.top,
+                        p.bounding_box.width,
+                        p.bounding_box.height,
+                    ),
+                )
+                >= 0.5
+                for p in perf.predictions
+            ):
+                missed.add(region.region_id)
+        assert len([p for p in perf.predictions if p.probability >= 0.5]) == len(
+            perf.regions
+        ) - len({r.region_id for r in perf.regions} & planted)
+    assert missed == planted
+    client.close()

@@ -12,7 +12,10 @@ with a `boundingBox`; GetIterationPerformance takes `overlapThreshold` (default 
 box needs to count as found; the spec gives no default) and fills `averagePrecision` per tag and
 overall (the mAP); classification iterations leave it null («when applicable»).
 `POST /emulator/projects/{id}/mispredictions` (body `{"imageId", "tagId"}`, key required) is an
-emulator-only test seam, not an API route.
+emulator-only test seam, not an API route; so are, for object detection,
+`POST /emulator/projects/{id}/missed-regions` (body `{"regionId"}`: the next trainings miss that
+region) and `POST /emulator/projects/{id}/detection-rates` (body `{"missRate",
+"falsePositiveRate"}`, each in [0, 1], either left out = its default; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ from syncd.emulator.routes.common import (
 )
 from syncd.emulator.routes.regions import region_json
 from syncd.emulator.store.records import ImagePerformance, Iteration, Prediction
-from syncd.emulator.store.training import DEFAULT_OVERLAP_THRESHOLD
+from syncd.emulator.store.training import (
+    DEFAULT_OVERLAP_THRESHOLD,
+    DETECTION_FALSE_POSITIVE_RATE,
+    DETECTION_MISS_RATE,
+)
 
 SEAM_PREFIX = "/emulator/projects"  # test seams, not API routes (the key is still required)
 TRAINING_TYPES = ("Regular", "Advanced")
@@ -179,6 +186,36 @@ async def mark_mispredicted(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@api
+async def mark_missed(request: Request) -> Response:
+    project_id = project_param(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad("BadRequest", 'The body must be {"regionId": ...}.')
+    region_id = parse_uuid(body.get("regionId"), "regionId")
+    await run(store_of(request).mark_missed, project_id, region_id)
+    return Response(status_code=204)
+
+
+def _rate(body: dict[str, Any], name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise bad("BadRequest", f"{name} must be a number from 0 to 1.")
+    return float(value)
+
+
+@api
+async def set_detection_rates(request: Request) -> Response:
+    project_id = project_param(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad("BadRequest", 'The body must be {"missRate": ..., "falsePositiveRate": ...}.')
+    miss = _rate(body, "missRate", DETECTION_MISS_RATE)
+    false_positive = _rate(body, "falsePositiveRate", DETECTION_FALSE_POSITIVE_RATE)
+    await run(store_of(request).set_detection_rates, project_id, miss, false_positive)
+    return Response(status_code=204)
+
+
 def iteration_json(iteration: Iteration) -> dict[str, Any]:
     """Shape an Iteration; publishName and originalPublishResourceId are left out (unpublished)."""
     return {
@@ -243,5 +280,7 @@ ROUTES = [
     ),
 ]
 SEAM_ROUTES = [
-    Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"])
+    Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"]),
+    Route(SEAM_PREFIX + "/{project_id}/missed-regions", mark_missed, methods=["POST"]),
+    Route(SEAM_PREFIX + "/{project_id}/detection-rates", set_detection_rates, methods=["POST"]),
 ]

@@ -142,6 +142,14 @@ CREATE TABLE IF NOT EXISTS iteration_image_regions (
     regions TEXT NOT NULL,  -- JSON [[region_id, tag_id, tag_name, created, [l, t, w, h]], ...]
     PRIMARY KEY (iteration_seq, image_seq)
 ) WITHOUT ROWID;
+-- Test seams (not an API) for object detection: regions the next trainings miss, and a
+-- project's own miss and false-positive rates in place of the defaults.
+CREATE TABLE IF NOT EXISTS missed_regions (region_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS detection_rates (
+    project_id TEXT PRIMARY KEY,
+    miss_rate REAL NOT NULL,
+    false_positive_rate REAL NOT NULL
+);
 -- Test seam (not an API): images whose next training predicts another tag.
 CREATE TABLE IF NOT EXISTS mispredictions (
     image_id TEXT PRIMARY KEY,

@@ -22,6 +22,8 @@ list, and every prediction carries a `boundingBox`:
 - a seeded `DETECTION_FALSE_POSITIVE_RATE` (5 %) of the images get one confident (0.55-0.85) box
   of a project tag where no region was drawn;
 - `mark_mispredicted` makes every box of the image found with the chosen tag instead.
+Two more test seams make the misses exact: `mark_missed` plants a miss on a region, and
+`set_detection_rates` sets a project's miss and false-positive rates (0 turns them off).
 The iteration performance is computed from those predictions on the training images themselves:
 per tag, predictions are matched (most probable first) to the tag's unmatched regions at IoU of at
 least `overlapThreshold` (default `DEFAULT_OVERLAP_THRESHOLD`, 0.5); precision and recall count
@@ -123,10 +125,15 @@ def simulated_detections(
     regions: Sequence[tuple[str, Box]],
     tags: Sequence[tuple[str, str, str]],
     mispredicted_as: str | None = None,
+    *,
+    missed: frozenset[int] = frozenset(),
+    miss_rate: float = DETECTION_MISS_RATE,
+    false_positive_rate: float = DETECTION_FALSE_POSITIVE_RATE,
 ) -> list[Prediction]:
     """Return an image's simulated detections (see the module docstring), most probable first.
 
-    `regions` are the image's (tag id, box); `tags` the trained (id, name, type).
+    `regions` are the image's (tag id, box); `tags` the trained (id, name, type); `missed` the
+    indexes of regions planted as missed.
     """
     names = {t[0]: (t[1], t[2]) for t in tags}
     out = []
@@ -140,14 +147,14 @@ def simulated_detections(
             height * (1 + (_unit(*seed, "dh") - 0.5) * 2 * DETECTION_JITTER),
         )
         found_as = mispredicted_as if mispredicted_as is not None else tag_id
-        if mispredicted_as is None and _unit(*seed, "miss") < DETECTION_MISS_RATE:
+        if index in missed or (mispredicted_as is None and _unit(*seed, "miss") < miss_rate):
             probability = 0.02 + 0.18 * _unit(*seed, "p")
         else:
             probability = 0.70 + 0.29 * _unit(*seed, "p")
         name, tag_type = names[found_as]
         out.append(Prediction(found_as, name, tag_type, round(probability, 6), _clip(moved)))
     regular = [t for t in tags if t[2] != "Negative"]
-    if regular and _unit(sha256, "false positive") < DETECTION_FALSE_POSITIVE_RATE:
+    if regular and _unit(sha256, "false positive") < false_positive_rate:
         tag_id, name, tag_type = regular[int(_unit(sha256, "fp tag") * len(regular))]
         width, height = 0.10 + 0.10 * _unit(sha256, "fp w"), 0.10 + 0.10 * _unit(sha256, "fp h")
         left = (1 - width) * _unit(sha256, "fp x")
@@ -229,6 +236,41 @@ class TrainingMixin:
                 "INSERT INTO mispredictions (image_id, tag_id) VALUES (?, ?)"
                 " ON CONFLICT (image_id) DO UPDATE SET tag_id = excluded.tag_id",
                 (image_id, tag_id),
+            )
+
+    def mark_missed(self, project_id: str, region_id: str) -> None:
+        """Test seam: make the next trainings miss this region (see the module docstring).
+
+        Not part of the API; `POST /emulator/projects/{id}/missed-regions` calls it over HTTP.
+        Raise ApiError 404 when the project or the region (in that project) does not exist.
+        """
+        with self._db.write() as db:
+            require_project(db, project_id)
+            found = db.execute(
+                "SELECT 1 FROM image_regions r JOIN images i ON i.seq = r.image_seq"
+                " WHERE r.id = ? AND i.project_id = ?",
+                (region_id, project_id),
+            ).fetchone()
+            if found is None:
+                raise ApiError(404, "NotFound", "Region not found.")
+            db.execute("INSERT OR IGNORE INTO missed_regions (region_id) VALUES (?)", (region_id,))
+
+    def set_detection_rates(
+        self, project_id: str, miss_rate: float, false_positive_rate: float
+    ) -> None:
+        """Test seam: the project's next trainings miss this share of regions and add a false
+        positive to this share of images, in place of the defaults.
+
+        Not part of the API; `POST /emulator/projects/{id}/detection-rates` calls it over HTTP.
+        """
+        with self._db.write() as db:
+            require_project(db, project_id)
+            db.execute(
+                "INSERT INTO detection_rates (project_id, miss_rate, false_positive_rate)"
+                " VALUES (?, ?, ?) ON CONFLICT (project_id) DO UPDATE SET"
+                " miss_rate = excluded.miss_rate,"
+                " false_positive_rate = excluded.false_positive_rate",
+                (project_id, miss_rate, false_positive_rate),
             )
 
     def train(
@@ -399,6 +441,18 @@ class TrainingMixin:
     ) -> None:
         names = {t[0]: t[1] for t in tags}
         wrong = dict(db.execute("SELECT image_id, tag_id FROM mispredictions").fetchall())
+        rates: dict[str, float] = {}
+        if regions:
+            project_id = db.execute(
+                "SELECT project_id FROM iterations WHERE seq = ?", (iteration_seq,)
+            ).fetchone()[0]
+            row = db.execute(
+                "SELECT miss_rate, false_positive_rate FROM detection_rates WHERE project_id = ?",
+                (project_id,),
+            ).fetchone()
+            if row is not None:
+                rates = {"miss_rate": row[0], "false_positive_rate": row[1]}
+            planted = {r[0] for r in db.execute("SELECT region_id FROM missed_regions")}
         by_image: dict[int, list[tuple]] = {}
         for row in rows:
             by_image.setdefault(row[0], []).append(row)
@@ -412,7 +466,10 @@ class TrainingMixin:
             wrong_tag = mispredicted if mispredicted in names else None
             if regions:
                 boxes = [(r.tag_id, r.box) for r in regions[seq]]
-                predictions = simulated_detections(first[2], boxes, tags, wrong_tag)
+                missed = frozenset(i for i, r in enumerate(regions[seq]) if r.region_id in planted)
+                predictions = simulated_detections(
+                    first[2], boxes, tags, wrong_tag, missed=missed, **rates
+                )
                 region_entries.append(
                     (iteration_seq, seq, json.dumps([_region_row(r) for r in regions[seq]]))
                 )
