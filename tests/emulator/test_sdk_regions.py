@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
@@ -456,4 +457,145 @@ def test_seams_plant_misses_and_set_the_simulated_rates(
             perf.regions
         ) - len({r.region_id for r in perf.regions} & planted)
     assert missed == planted
+    client.close()
+
+
+def test_iteration_performance_counts_planted_misses_exactly(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    """With the seeded misses off, recall and each tag's AP are what was planted: 2 of fork's 20
+    boxes missed gives fork recall 0.9 and AP 0.9; scissors is perfect; the mAP is their mean."""
+    server = start_emulator(training_seconds=0, quotas=Quotas(min_images_per_detection_tag=2))
+    client = CustomVisionTrainingClient(
+        server.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    project_id, (fork, scissors) = _detection_project(client, "fork", "scissors")
+    for seed in range(10):
+        _upload(
+            client,
+            project_id,
+            seed,
+            [
+                (fork, (0.1, 0.1, 0.2, 0.2)),
+                (fork, (0.6, 0.1, 0.2, 0.2)),
+                (scissors, (0.1, 0.6, 0.3, 0.3)),
+            ],
+        )
+    images = client.get_tagged_images(project_id, take=256)
+    planted = [r.region_id for r in (images[2].regions[0], images[5].regions[1])]
+    with api_client(server.url, base="") as http:
+        seams = f"/emulator/projects/{project_id}"
+        assert (
+            http.post(
+                f"{seams}/detection-rates", json={"missRate": 0, "falsePositiveRate": 0}
+            ).status_code
+            == 204
+        )
+        for region_id in planted:
+            assert (
+                http.post(f"{seams}/missed-regions", json={"regionId": region_id}).status_code
+                == 204
+            )
+    iteration = client.train_project(project_id)
+    performance = client.get_iteration_performance(project_id, iteration.id, threshold=0.5)
+    per_tag = {t.name: t for t in performance.per_tag_performance}
+    assert per_tag["fork"].recall == pytest.approx(0.9) and per_tag["fork"].precision == 1.0
+    assert per_tag["fork"].average_precision == pytest.approx(0.9)
+    assert (per_tag["scissors"].recall, per_tag["scissors"].average_precision) == (1.0, 1.0)
+    assert performance.recall == pytest.approx(28 / 30) and performance.precision == 1.0
+    assert performance.average_precision == pytest.approx(0.95)
+    # A threshold under the misses' faint boxes counts them, off target: false positives.
+    low = client.get_iteration_performance(project_id, iteration.id, threshold=0.01)
+    assert {t.name: t.precision for t in low.per_tag_performance}["fork"] == pytest.approx(18 / 20)
+    client.close()
+
+
+def test_a_mispredicted_image_has_its_boxes_found_with_another_tag(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    server = start_emulator(training_seconds=0, quotas=Quotas(min_images_per_detection_tag=2))
+    client = CustomVisionTrainingClient(
+        server.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    project_id, (fork, scissors) = _detection_project(client, "fork", "scissors")
+    ids = [
+        _upload(
+            client,
+            project_id,
+            seed,
+            [(fork, (0.1, 0.1, 0.3, 0.3)), (scissors, (0.5, 0.5, 0.3, 0.3))],
+        )
+        for seed in range(4)
+    ]
+    with api_client(server.url, base="") as http:
+        rates = {"missRate": 0, "falsePositiveRate": 0}
+        assert (
+            http.post(f"/emulator/projects/{project_id}/detection-rates", json=rates).status_code
+            == 204
+        )
+        r = http.post(
+            f"/emulator/projects/{project_id}/mispredictions",
+            json={"imageId": ids[1], "tagId": scissors},
+        )
+        assert r.status_code == 204, r.text
+    iteration = client.train_project(project_id)
+    perfs = {p.id: p for p in client.get_image_performances(project_id, iteration.id)}
+    confident = [p for p in perfs[ids[1]].predictions if p.probability >= 0.5]
+    assert sorted(p.tag_id for p in confident) == [scissors, scissors]
+    assert sorted(round(p.bounding_box.left, 1) for p in confident) == [0.1, 0.5]
+    others = [p for p in perfs[ids[0]].predictions if p.probability >= 0.5]
+    assert sorted(p.tag_id for p in others) == sorted([fork, scissors])
+    client.close()
+
+
+def test_a_duplicate_upload_adds_its_new_regions_to_the_existing_image(
+    trainer: CustomVisionTrainingClient,
+) -> None:
+    project_id, (fork,) = _detection_project(trainer, "fork")
+    image_id = _upload(trainer, project_id, 1, [(fork, (0.1, 0.1, 0.2, 0.2))])
+    again = ImageFileCreateEntry(
+        name="again.png",
+        contents=image_bytes(1, "png"),
+        regions=[
+            Region(tag_id=fork, left=0.1, top=0.1, width=0.2, height=0.2),
+            Region(tag_id=fork, left=0.5, top=0.5, width=0.2, height=0.2),
+        ],
+    )
+    summary = trainer.create_images_from_files(project_id, ImageFileCreateBatch(images=[again]))
+    assert [(i.status, i.image.id) for i in summary.images] == [("OKDuplicate", image_id)]
+    [image] = trainer.get_images_by_ids(project_id, image_ids=[image_id])
+    assert _boxes(image.regions) == [(fork, (0.1, 0.1, 0.2, 0.2)), (fork, (0.5, 0.5, 0.2, 0.2))]
+
+
+def test_deleting_a_tag_deletes_its_regions(trainer: CustomVisionTrainingClient) -> None:
+    project_id, (fork, scissors) = _detection_project(trainer, "fork", "scissors")
+    image_id = _upload(
+        trainer, project_id, 1, [(fork, (0.1, 0.1, 0.2, 0.2)), (scissors, (0.5, 0.5, 0.2, 0.2))]
+    )
+    trainer.delete_tag(project_id, scissors)
+    [image] = trainer.get_images_by_ids(project_id, image_ids=[image_id])
+    assert _boxes(image.regions) == [(fork, (0.1, 0.1, 0.2, 0.2))]
+    assert [t.tag_id for t in image.tags] == [fork]
+
+
+def test_regions_survive_a_restart_on_a_data_dir(
+    start_emulator: Callable[..., EmulatorServer], tmp_path: Path
+) -> None:
+    server = start_emulator(data_dir=tmp_path)
+    client = CustomVisionTrainingClient(
+        server.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    project_id, (fork,) = _detection_project(client, "fork")
+    image_id = _upload(client, project_id, 1, [(fork, (0.25, 0.125, 0.5, 0.5))])
+    region_id = client.get_images_by_ids(project_id, image_ids=[image_id])[0].regions[0].region_id
+    client.close()
+    server.stop()
+    restarted = start_emulator(data_dir=tmp_path)
+    client = CustomVisionTrainingClient(
+        restarted.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    [image] = client.get_images_by_ids(project_id, image_ids=[image_id])
+    assert [(r.region_id, r.left, r.top, r.width) for r in image.regions] == [
+        (region_id, 0.25, 0.125, 0.5)
+    ]
     client.close()

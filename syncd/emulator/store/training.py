@@ -2,7 +2,7 @@
 
 Public names: `TrainingMixin` (a part of `Store`), `simulated_predictions`,
 `simulated_detections`, `iou`, `DETECTION_MISS_RATE`, `DETECTION_FALSE_POSITIVE_RATE`,
-`DETECTION_JITTER`, `DEFAULT_OVERLAP_THRESHOLD`.
+`DETECTION_JITTER`, `DEFAULT_OVERLAP_THRESHOLD`, `MISSED_OFFSET`.
 
 The emulator cannot learn. TrainProject snapshots the project's tagged images into
 `iteration_images` with a prediction list computed from each image's sha256 and tags
@@ -13,12 +13,13 @@ training ranks the chosen tag first and its own tags low.
 Object detection projects train on the images that have regions (each region's tag among the
 selected tags); each tag needs regions on `min_images_per_detection_tag` images (15) or the call
 is 400 BadRequestDetectionTrainingValidationFailed. The predictions (`simulated_detections`) are
-derived from each image's sha256 and its regions, so the same bytes and boxes always give the same
-list, and every prediction carries a `boundingBox`:
+derived from each image's sha256 and its regions (tag names and boxes), so the same bytes and boxes
+always give the same list, in any project, and every prediction carries a `boundingBox`:
 - each region is found (probability 0.70-0.99, its own tag) at its box moved and resized by up to
   `DETECTION_JITTER` (5 %) of the box's size, so its IoU with the region stays above 0.8;
 - but a seeded `DETECTION_MISS_RATE` (10 %) of the regions are missed: the model only sees them at
-  0.02-0.20, below any sensible threshold, so a review has real misses to find;
+  0.02-0.20, below any sensible threshold, and off target (moved by `MISSED_OFFSET`, 60 % of the
+  box's size, so IoU < 0.5), so a review has real misses to find and the mAP shows them;
 - a seeded `DETECTION_FALSE_POSITIVE_RATE` (5 %) of the images get one confident (0.55-0.85) box
   of a project tag where no region was drawn;
 - `mark_mispredicted` makes every box of the image found with the chosen tag instead.
@@ -64,6 +65,7 @@ DETECTION_MISS_RATE = 0.10  # the share of regions the simulated detector misses
 DETECTION_FALSE_POSITIVE_RATE = 0.05  # the share of images with one confident box of nothing
 DETECTION_JITTER = 0.05  # how far a found box is off its region, as a share of the box's size
 DEFAULT_OVERLAP_THRESHOLD = 0.5  # IoU a prediction needs to count as finding a region
+MISSED_OFFSET = 0.6  # how far a missed region's faint box is off it, as a share of its size
 
 _ITERATION_COLUMNS = (
     "id, project_id, name, created, ready_at, trained_at, training_type, reserved_budget,"
@@ -138,7 +140,9 @@ def simulated_detections(
     names = {t[0]: (t[1], t[2]) for t in tags}
     out = []
     for index, (tag_id, box) in enumerate(regions):
-        seed = (sha256, tag_id, repr(box), str(index))
+        # Seeded by the tag's name, not its id: the same dataset gets the same simulation in any
+        # project (ids are new in each), so a test's outcome does not vary from run to run.
+        seed = (sha256, names[tag_id][0], repr(box), str(index))
         left, top, width, height = box
         moved = (
             left + (_unit(*seed, "dx") - 0.5) * 2 * DETECTION_JITTER * width,
@@ -149,6 +153,9 @@ def simulated_detections(
         found_as = mispredicted_as if mispredicted_as is not None else tag_id
         if index in missed or (mispredicted_as is None and _unit(*seed, "miss") < miss_rate):
             probability = 0.02 + 0.18 * _unit(*seed, "p")
+            step_x = MISSED_OFFSET * width if left + width * (1 + MISSED_OFFSET) <= 1 else 0.0
+            step_y = MISSED_OFFSET * height if step_x == 0.0 else 0.0
+            moved = (left + step_x, top + step_y, width, height)  # off target, not clipped away
         else:
             probability = 0.70 + 0.29 * _unit(*seed, "p")
         name, tag_type = names[found_as]
