@@ -30,7 +30,7 @@ METADATA_MAX_PAIRS = 50  # «Limited to 50 key-value pairs per image.»
 METADATA_MAX_KEY = 256  # «The length of key is limited to 256.»
 METADATA_MAX_VALUE = 512  # «The length of value is limited to 512.»
 
-# --- regions (object detection) -----------------------------------------------------------------
+# --- regions (object detection; docs/spec/REGIONS.md) ------------------------------------------
 
 MAX_REGIONS_PER_IMAGE = 300  # «Max regions per image, training | 300» (limits and quotas [D])
 MAX_REGIONS_PER_BATCH = 64  # CreateImageRegions: «There is a limit of 64 entries in the batch.»
