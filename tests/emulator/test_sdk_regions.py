@@ -599,3 +599,40 @@ def test_regions_survive_a_restart_on_a_data_dir(
         (region_id, 0.25, 0.125, 0.5)
     ]
     client.close()
+
+
+def test_create_image_regions_status_lists_and_float32_coordinates_on_the_wire(
+    start_emulator: Callable[..., EmulatorServer],
+) -> None:
+    """What the SDK hides: 200 only when every entry was created, else 207; empty lists are []
+    (as the service sends them); coordinates come back as the float32 the service keeps."""
+    server = start_emulator()
+    client = CustomVisionTrainingClient(
+        server.url, ApiKeyCredentials(in_headers={"Training-key": TEST_KEY})
+    )
+    project_id, (fork,) = _detection_project(client, "fork")
+    image_id = _upload(client, project_id, 1, [])
+    client.close()
+    entry = {"imageId": image_id, "tagId": fork, "left": 0.1, "top": 0.1, "width": 0.4031862745}
+    entry["height"] = 0.3
+    with api_client(server.url) as http:
+        first = http.post(f"/projects/{project_id}/images/regions", json={"regions": [entry]})
+        assert first.status_code == 200, first.text
+        assert first.json()["duplicated"] == [] and first.json()["exceeded"] == []
+        assert first.json()["created"][0]["width"] == 0.40318626  # float32, shortest form
+        again = http.post(f"/projects/{project_id}/images/regions", json={"regions": [entry]})
+        assert again.status_code == 207 and again.json()["created"] == []
+        listed = http.get(f"/projects/{project_id}/images/id", params={"imageIds": image_id})
+        [region] = listed.json()[0]["regions"]
+        assert set(region) == {
+            "regionId",
+            "tagName",
+            "created",
+            "tagId",
+            "left",
+            "top",
+            "width",
+            "height",
+        }
+        untagged = http.get(f"/projects/{project_id}/images/untagged").json()
+        assert untagged == []
