@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator.faults import NO_FAULTS, FaultMiddleware, Faults
 from syncd.emulator.limits import upload_body_limits
-from syncd.emulator.routes import blobs, domains, images, iterations, projects, tags
+from syncd.emulator.routes import blobs, domains, images, iterations, projects, regions, tags
 from syncd.emulator.routes.common import Emulator, error
 from syncd.emulator.store import Store
 
@@ -49,6 +49,7 @@ _API_ROUTES = [
     *projects.ROUTES,
     *tags.ROUTES,
     *images.ROUTES,
+    *regions.ROUTES,
     *iterations.ROUTES,
 ]
 

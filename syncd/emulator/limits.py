@@ -4,7 +4,8 @@ paging, metadata lengths), request body caps, and the per-account quotas.
 Public names: `Quotas`, `DEFAULT_QUOTAS`, `DEFAULT_TRAINING_SECONDS`, `MAX_IMAGES_PER_BATCH`,
 `MAX_TAGS_PER_BATCH`, `MAX_IDS`, `MAX_TAKE`, `DEFAULT_TAKE`, `MAX_TAG_PAIRS`, `MAX_UNTAG_IMAGES`,
 `MAX_METADATA_IDS`, `MAX_PERFORMANCE_TAGS`, `METADATA_MAX_PAIRS`, `METADATA_MAX_KEY`,
-`METADATA_MAX_VALUE`, `MAX_JSON_BODY_BYTES`, `IMAGE_FRAMING_BYTES`, `upload_body_limits`.
+`METADATA_MAX_VALUE`, `MAX_REGIONS_PER_IMAGE`, `MAX_REGIONS_PER_BATCH`, `MAX_REGION_IDS`,
+`REGION_EDGE_TOLERANCE`, `MAX_JSON_BODY_BYTES`, `IMAGE_FRAMING_BYTES`, `upload_body_limits`.
 
 The emulator reads the spec on its own (see design.md): nothing here comes from `syncd.api`.
 Standard library only, so that `syncd --help` (options.py reads the quota defaults) stays cheap.
@@ -28,6 +29,16 @@ MAX_PERFORMANCE_TAGS = 20  # GetImagePerformances tagIds: «Limited to 20.» (co
 METADATA_MAX_PAIRS = 50  # «Limited to 50 key-value pairs per image.»
 METADATA_MAX_KEY = 256  # «The length of key is limited to 256.»
 METADATA_MAX_VALUE = 512  # «The length of value is limited to 512.»
+
+# --- regions (object detection; docs/spec/REGIONS.md) ------------------------------------------
+
+MAX_REGIONS_PER_IMAGE = 300  # «Max regions per image, training | 300» (limits and quotas [D])
+MAX_REGIONS_PER_BATCH = 64  # CreateImageRegions: «There is a limit of 64 entries in the batch.»
+MAX_REGION_IDS = 64  # DeleteImageRegions regionIds: «Limited to 64.» (maxItems 64)
+# Regions are normalized to the image ([0, 1]); a box may pass an edge by this much, so that a
+# client's float rounding (x / width + w / width) does not turn an edge-touching box into a
+# refusal. The service stores float32 (~7 digits), so it cannot tell such boxes apart either.
+REGION_EDGE_TOLERANCE = 1e-6
 
 # --- request bodies ---------------------------------------------------------------------------
 # The service documents no request size limit (docs/spec/DIGEST.md has none), so each cap is
@@ -67,6 +78,9 @@ class Quotas:
     max_iterations_per_project: int = 20  # «Iterations | 20 | 20»
     # Custom Vision asks for at least 5 images per tag before it trains a classifier.
     min_images_per_tag: int = 5
+    # ... and 15 per tag before it trains a detector: «BadRequestDetectionTrainingValidationFailed
+    # / Not enough images for training» below that (MicrosoftLearning/AI-102-AIEngineer #173).
+    min_images_per_detection_tag: int = 15
 
 
 DEFAULT_QUOTAS = Quotas()

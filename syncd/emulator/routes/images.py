@@ -14,7 +14,12 @@ Decisions where the spec is silent:
   a filename, or an octet-stream body, has sourceUrl "".
 - More than 64 images in a batch is 400 BadRequestImageBatch, refused at the 65th multipart part
   as the body streams; a bad create content type is 415 UnsupportedMediaType.
-- Images are shaped as the service does: no `tags` when untagged, no `metadata` when unset [R].
+- Images are shaped as the service does: no `tags` when untagged, no `metadata` when unset [R],
+  and no `regions` when they have none.
+- Regions at create: only CreateImagesFromFiles takes them (ImageFileCreateEntry.regions); the
+  spec gives CreateImagesFromData (multipart or octet-stream) no way to send any. They are
+  checked as routes/regions.py says, and do not count towards the batch's 20 tags (the limit
+  names tagIds).
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ from syncd.emulator.routes.common import (
     store_of,
     str_list,
 )
+from syncd.emulator.routes.regions import parse_region, region_json
 from syncd.emulator.store import ApiError
 from syncd.emulator.store.filter import parse_filter
 from syncd.emulator.store.records import TAGGING_STATUSES, CreateResult, Image, Upload
@@ -262,7 +268,11 @@ async def create_images_from_files(request: Request) -> Response:
         except (binascii.Error, ValueError, TypeError):
             raise bad("BadRequestImageBatch", "contents must be base64.") from None
         entry_tags = [parse_uuid(t, "tagIds") for t in str_list(entry.get("tagIds"), "tagIds")]
-        uploads.append(Upload(f'"{name}"', data, tuple(entry_tags)))
+        raw_regions = entry.get("regions") or []
+        if not isinstance(raw_regions, list):
+            raise bad("BadRequestImageRegions", "regions must be a list of Region.")
+        regions = tuple(parse_region(region) for region in raw_regions)
+        uploads.append(Upload(f'"{name}"', data, tuple(entry_tags), regions))
     _check_batch(uploads, tag_ids)
     results = await run(store_of(request).create_images, project_id, uploads, tag_ids, metadata)
     return _summary(request, results)
@@ -354,6 +364,8 @@ def image_json(image: Image, base: str) -> dict[str, Any]:
         out["tags"] = [
             {"tagId": t.tag_id, "tagName": t.tag_name, "created": t.created} for t in image.tags
         ]
+    if image.regions:
+        out["regions"] = [region_json(r) for r in image.regions]
     if image.metadata:
         out["metadata"] = image.metadata
     return out

@@ -7,8 +7,15 @@ Training is simulated (see store/training.py): TrainProject answers at once with
 iteration that reads `Completed` after the store's `training_seconds`; GetIterations lists oldest
 first; performance calls on an iteration still training are 400 BadRequestIterationIsNotTrained.
 `publishName` and `originalPublishResourceId` are left out (never published).
+Object detection iterations: GetImagePerformances shows each image's `regions` and predictions
+with a `boundingBox`; GetIterationPerformance takes `overlapThreshold` (default 0.5, the IoU a
+box needs to count as found; the spec gives no default) and fills `averagePrecision` per tag and
+overall (the mAP); classification iterations leave it null («when applicable»).
 `POST /emulator/projects/{id}/mispredictions` (body `{"imageId", "tagId"}`, key required) is an
-emulator-only test seam, not an API route.
+emulator-only test seam, not an API route; so are, for object detection,
+`POST /emulator/projects/{id}/missed-regions` (body `{"regionId"}`: the next trainings miss that
+region) and `POST /emulator/projects/{id}/detection-rates` (body `{"missRate",
+"falsePositiveRate"}`, each in [0, 1], either left out = its default; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ from syncd.emulator.routes.common import (
     store_of,
     str_list,
 )
-from syncd.emulator.store.records import ImagePerformance, Iteration
+from syncd.emulator.routes.regions import region_json
+from syncd.emulator.store.records import ImagePerformance, Iteration, Prediction
+from syncd.emulator.store.training import (
+    DEFAULT_OVERLAP_THRESHOLD,
+    DETECTION_FALSE_POSITIVE_RATE,
+    DETECTION_MISS_RATE,
+)
 
 SEAM_PREFIX = "/emulator/projects"  # test seams, not API routes (the key is still required)
 TRAINING_TYPES = ("Regular", "Advanced")
@@ -95,35 +108,40 @@ async def delete_iteration(request: Request) -> Response:
 @api
 async def get_iteration_performance(request: Request) -> Response:
     project_id, iteration_id = project_param(request), _iteration_param(request)
-    raw = request.query_params.get("threshold")
-    try:
-        threshold = 0.5 if raw in (None, "") else float(raw)
-    except ValueError:
-        raise bad("BadRequest", "threshold must be a number.") from None
-    per_tag, precision, recall = await run(
-        store_of(request).iteration_performance, project_id, iteration_id, threshold
+    threshold = _fraction_param(request, "threshold", 0.5)
+    overlap = _fraction_param(request, "overlapThreshold", DEFAULT_OVERLAP_THRESHOLD)
+    performance = await run(
+        store_of(request).iteration_performance, project_id, iteration_id, threshold, overlap
     )
     return JSONResponse(
         {
             "perTagPerformance": [
                 {
-                    "id": tag_id,
-                    "name": name,
-                    "precision": p,
+                    "id": tag.id,
+                    "name": tag.name,
+                    "precision": tag.precision,
                     "precisionStdDeviation": 0.0,
-                    "recall": r,
+                    "recall": tag.recall,
                     "recallStdDeviation": 0.0,
-                    "averagePrecision": None,
+                    "averagePrecision": tag.average_precision,
                 }
-                for tag_id, name, p, r in per_tag
+                for tag in performance.per_tag
             ],
-            "precision": precision,
+            "precision": performance.precision,
             "precisionStdDeviation": 0.0,
-            "recall": recall,
+            "recall": performance.recall,
             "recallStdDeviation": 0.0,
-            "averagePrecision": None,
+            "averagePrecision": performance.average_precision,
         }
     )
+
+
+def _fraction_param(request: Request, name: str, default: float) -> float:
+    raw = request.query_params.get(name)
+    try:
+        return default if raw in (None, "") else float(raw)
+    except ValueError:
+        raise bad("BadRequest", f"{name} must be a number.") from None
 
 
 @api
@@ -168,6 +186,36 @@ async def mark_mispredicted(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@api
+async def mark_missed(request: Request) -> Response:
+    project_id = project_param(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad("BadRequest", 'The body must be {"regionId": ...}.')
+    region_id = parse_uuid(body.get("regionId"), "regionId")
+    await run(store_of(request).mark_missed, project_id, region_id)
+    return Response(status_code=204)
+
+
+def _rate(body: dict[str, Any], name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise bad("BadRequest", f"{name} must be a number from 0 to 1.")
+    return float(value)
+
+
+@api
+async def set_detection_rates(request: Request) -> Response:
+    project_id = project_param(request)
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad("BadRequest", 'The body must be {"missRate": ..., "falsePositiveRate": ...}.')
+    miss = _rate(body, "missRate", DETECTION_MISS_RATE)
+    false_positive = _rate(body, "falsePositiveRate", DETECTION_FALSE_POSITIVE_RATE)
+    await run(store_of(request).set_detection_rates, project_id, miss, false_positive)
+    return Response(status_code=204)
+
+
 def iteration_json(iteration: Iteration) -> dict[str, Any]:
     """Shape an Iteration; publishName and originalPublishResourceId are left out (unpublished)."""
     return {
@@ -188,8 +236,21 @@ def iteration_json(iteration: Iteration) -> dict[str, Any]:
     }
 
 
+def _prediction_json(prediction: Prediction) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "probability": prediction.probability,
+        "tagId": prediction.tag_id,
+        "tagName": prediction.tag_name,
+        "tagType": prediction.tag_type,
+    }
+    if prediction.bounding_box is not None:
+        left, top, width, height = prediction.bounding_box
+        out["boundingBox"] = {"left": left, "top": top, "width": width, "height": height}
+    return out
+
+
 def performance_json(image: ImagePerformance, base: str) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": image.id,
         "created": image.created,
         "width": image.width,
@@ -199,16 +260,11 @@ def performance_json(image: ImagePerformance, base: str) -> dict[str, Any]:
         "tags": [
             {"tagId": t.tag_id, "tagName": t.tag_name, "created": t.created} for t in image.tags
         ],
-        "predictions": [
-            {
-                "probability": p.probability,
-                "tagId": p.tag_id,
-                "tagName": p.tag_name,
-                "tagType": p.tag_type,
-            }
-            for p in image.predictions
-        ],
+        "predictions": [_prediction_json(p) for p in image.predictions],
     }
+    if image.regions:
+        out["regions"] = [region_json(r) for r in image.regions]
+    return out
 
 
 ITERATION_PATH = PROJECT_PATH + "/iterations/{iteration_id}"
@@ -224,5 +280,7 @@ ROUTES = [
     ),
 ]
 SEAM_ROUTES = [
-    Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"])
+    Route(SEAM_PREFIX + "/{project_id}/mispredictions", mark_mispredicted, methods=["POST"]),
+    Route(SEAM_PREFIX + "/{project_id}/missed-regions", mark_missed, methods=["POST"]),
+    Route(SEAM_PREFIX + "/{project_id}/detection-rates", set_detection_rates, methods=["POST"]),
 ]

@@ -4,7 +4,8 @@ Public names: `ROUTES`, `project_json`.
 
 Project settings carry the spec's full shape. Where the spec is silent: `imageProcessingSettings`
 is `{"augmentationMethods": {}}` (the spec names no transforms, so none are listed), and
-`detectionParameters` («if any») is left out; UpdateProject changes the name and the description
+`detectionParameters` («if any») is left out; an object detection project has no
+`classificationType`; UpdateProject changes the name and the description
 only (the settings are kept).
 """
 
@@ -95,9 +96,10 @@ async def update_project(request: Request) -> Response:
 
 
 def project_json(project: Project) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "domainId": project.domain_id,
-        "classificationType": project.classification_type,
+    settings: dict[str, Any] = {"domainId": project.domain_id}
+    if project.classification_type is not None:  # absent for object detection projects
+        settings["classificationType"] = project.classification_type
+    settings |= {
         "targetExportPlatforms": list(project.export_platforms),
         "useNegativeSet": True,
         # The spec names no transforms, so none are listed (the service's defaults apply).

@@ -9,7 +9,8 @@ and the blobs:
 - `blobs`: content-addressed image bytes (files fsynced before the row naming them commits);
 - `records`: the values the store takes and returns, `ApiError`, the domain catalogue;
 - `rows`: the queries several parts share;
-- `projects`, `tags`, `images` (listings, uploads, tagging, metadata), `training` (simulated);
+- `projects`, `tags`, `images` (listings, uploads, tagging, metadata), `regions` (object
+  detection boxes), `training` (simulated classification and detection);
 - `filter`: the `$filter` parser for image metadata.
 All methods are thread-safe (one connection behind a lock); the app calls them from worker threads.
 """
@@ -26,13 +27,14 @@ from syncd.emulator.store.db import Database
 from syncd.emulator.store.images import ImagesMixin
 from syncd.emulator.store.projects import ProjectsMixin
 from syncd.emulator.store.records import ApiError
+from syncd.emulator.store.regions import RegionsMixin
 from syncd.emulator.store.tags import TagsMixin
 from syncd.emulator.store.training import TrainingMixin
 
 __all__ = ["ApiError", "Store"]
 
 
-class Store(ProjectsMixin, TagsMixin, ImagesMixin, TrainingMixin):
+class Store(ProjectsMixin, TagsMixin, ImagesMixin, RegionsMixin, TrainingMixin):
     """Projects, tags and images of one emulated account, persisted under data_dir (or memory):
     `emulator.sqlite3` and `blobs/`."""
 

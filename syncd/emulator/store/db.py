@@ -14,6 +14,11 @@ Schema choices, each for the 100,000-images-per-project scale:
 - `image_tags` is indexed both ways (image -> tags for hydrating a page, tag -> images for filters).
 - `image_metadata` rows (one per key) are indexed by (key, value), so `$filter` is a set of indexed
   sub-selects rather than a scan of JSON.
+- `image_regions` (object detection boxes) are indexed by image, so a page hydrates its regions
+  with one query, and by tag (deleting a tag deletes its regions). A region also keeps its
+  `(image, tag)` row in `image_tags`, as the service lists a region's tag among the image's tags.
+  Regions and their iteration snapshots are tables of their own, so a data dir made before them
+  gains them by `CREATE TABLE IF NOT EXISTS` (no migration).
 One connection behind a reentrant lock: every method of the store is thread-safe, and a write
 transaction may call reads of its own.
 """
@@ -117,6 +122,34 @@ CREATE TABLE IF NOT EXISTS iteration_image_tags (
     image_seq INTEGER NOT NULL,
     PRIMARY KEY (iteration_seq, tag_id, image_seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS image_regions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order: the order a listing shows
+    id TEXT NOT NULL UNIQUE,
+    image_seq INTEGER NOT NULL,
+    tag_id TEXT NOT NULL,
+    box_left REAL NOT NULL,  -- normalized to the image, float32-rounded as the service keeps it
+    box_top REAL NOT NULL,
+    box_width REAL NOT NULL,
+    box_height REAL NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_regions_by_image ON image_regions (image_seq, seq);
+CREATE INDEX IF NOT EXISTS image_regions_by_tag ON image_regions (tag_id);
+-- The regions of an iteration's images as they were when it was trained.
+CREATE TABLE IF NOT EXISTS iteration_image_regions (
+    iteration_seq INTEGER NOT NULL,
+    image_seq INTEGER NOT NULL,
+    regions TEXT NOT NULL,  -- JSON [[region_id, tag_id, tag_name, created, [l, t, w, h]], ...]
+    PRIMARY KEY (iteration_seq, image_seq)
+) WITHOUT ROWID;
+-- Test seams (not an API) for object detection: regions the next trainings miss, and a
+-- project's own miss and false-positive rates in place of the defaults.
+CREATE TABLE IF NOT EXISTS missed_regions (region_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS detection_rates (
+    project_id TEXT PRIMARY KEY,
+    miss_rate REAL NOT NULL,
+    false_positive_rate REAL NOT NULL
+);
 -- Test seam (not an API): images whose next training predicts another tag.
 CREATE TABLE IF NOT EXISTS mispredictions (
     image_id TEXT PRIMARY KEY,

@@ -5,7 +5,8 @@ tagging and untagging, deletion, metadata updates.
 Public names: `ImagesMixin` (a part of `Store`).
 
 Create batches are content-addressed: the same bytes (sha256) already in the project, or earlier
-in the batch, are `OKDuplicate`, and the duplicate gets the batch's tags (not its metadata).
+in the batch, are `OKDuplicate`, and the duplicate gets the batch's tags and the entry's regions
+(not its metadata). Regions at create follow store/regions.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from syncd.emulator.imageinfo import inspect_image
-from syncd.emulator.limits import METADATA_MAX_PAIRS, Quotas
+from syncd.emulator.limits import MAX_REGIONS_PER_IMAGE, METADATA_MAX_PAIRS, Quotas
 from syncd.emulator.store.blobs import Blobs
 from syncd.emulator.store.db import Database, now_stamp
 from syncd.emulator.store.filter import MetadataFilter, filter_sql
@@ -30,6 +31,7 @@ from syncd.emulator.store.records import (
     TagPairs,
     Upload,
 )
+from syncd.emulator.store.regions import add_regions, regions_of, require_detection
 from syncd.emulator.store.rows import (
     delete_image_rows,
     drop_unreferenced_blobs,
@@ -175,7 +177,8 @@ class ImagesMixin:
             return self._hydrate(db, rows)
 
     def _hydrate(self, db: sqlite3.Connection, rows: Sequence[tuple]) -> list[Image]:
-        """Turn image rows into Images with their tags and metadata (two indexed queries)."""
+        """Turn image rows into Images with their tags, metadata and regions (three indexed
+        queries)."""
         if not rows:
             return []
         seqs = [row[0] for row in rows]
@@ -195,6 +198,7 @@ class ImagesMixin:
             seqs,
         ):
             metadata.setdefault(seq, {})[key] = value
+        regions = regions_of(db, seqs)
         return [
             Image(
                 id=image_id,
@@ -204,6 +208,7 @@ class ImagesMixin:
                 token=token,
                 tags=tuple(tags.get(seq, ())),
                 metadata=metadata.get(seq, {}),
+                regions=tuple(regions.get(seq, ())),
             )
             for seq, image_id, created, width, height, token in rows
         ]
@@ -230,17 +235,22 @@ class ImagesMixin:
     ) -> list[CreateResult]:
         """Create a batch of images; return one result per upload, in order.
 
-        Batch-wide refusals (unknown project or tag) raise ApiError before anything is written.
-        Per image: ErrorImageSize, ErrorImageFormat, ErrorTagLimitExceed,
+        Batch-wide refusals (unknown project or tag, regions in a classification project) raise
+        ApiError before anything is written. Per image: ErrorImageSize, ErrorImageFormat,
+        ErrorTagLimitExceed, ErrorRegionLimitExceed (more than 300 distinct regions),
         ErrorNegativeAndRegularTagOnSameImage, ErrorLimitExceed (project full), OKDuplicate (same
-        bytes already in the project: no new image; the requested tags are added to the existing
-        image, metadata is left alone), or OK. Results echo images with `tagName` None.
+        bytes already in the project: no new image; the requested tags and regions are added to
+        the existing image, metadata is left alone), or OK. Results echo images with `tagName`
+        None.
         """
         batch_tags = list(dict.fromkeys(tag_ids))
         with self._db.write() as db:
             require_project(db, project_id)
+            if any(u.regions for u in uploads):
+                require_detection(db, project_id)
             types = tag_types(db, project_id)
-            for tag_id in [*batch_tags, *(t for u in uploads for t in u.tag_ids)]:
+            region_tags = (r.tag_id for u in uploads for r in u.regions)
+            for tag_id in [*batch_tags, *(t for u in uploads for t in u.tag_ids), *region_tags]:
                 if tag_id not in types:
                     raise ApiError(404, "NotFoundTag", "Tag not found.")
             (count,) = db.execute(
@@ -292,6 +302,8 @@ class ImagesMixin:
             return "ErrorImageFormat", None
         if len(wanted) > self.quotas.max_tags_per_image:
             return "ErrorTagLimitExceed", None
+        if len(set(upload.regions)) > MAX_REGIONS_PER_IMAGE:
+            return "ErrorRegionLimitExceed", None
         sha = hashlib.sha256(upload.data).hexdigest()
         existing = seen.get(sha)
         if existing is None:
@@ -311,6 +323,7 @@ class ImagesMixin:
                 room = self.quotas.max_tags_per_image - len(current)
                 new = [t for t in merged if t not in current][: max(room, 0)]
                 self._add_tags(db, existing, new)
+                add_regions(db, existing, upload.regions)  # those past 300 are dropped
             return "OKDuplicate", existing
         if _mixes_negative(wanted, types):
             return "ErrorNegativeAndRegularTagOnSameImage", None
@@ -335,6 +348,7 @@ class ImagesMixin:
         if seq is None:  # pragma: no cover - sqlite always sets it for an INSERT
             raise ApiError(500, "ErrorUnknown", "Insert failed.")
         self._add_tags(db, seq, wanted)
+        add_regions(db, seq, upload.regions)
         seen[sha] = seq
         return "OK", seq
 
@@ -488,4 +502,5 @@ def _echo(image: Image) -> Image:
         token=image.token,
         tags=tuple(ImageTag(t.tag_id, None, t.created) for t in image.tags),
         metadata=image.metadata,
+        regions=image.regions,
     )

@@ -141,6 +141,7 @@ class ProjectsMixin:
             delete_image_rows(db, "project_id = ?", (project_id,))
             delete_iterations(db, "project_id = ?", (project_id,))
             db.execute("DELETE FROM tags WHERE project_id = ?", (project_id,))
+            db.execute("DELETE FROM detection_rates WHERE project_id = ?", (project_id,))
             db.execute("DELETE FROM projects WHERE id = ?", (project_id,))
         drop_unreferenced_blobs(self._db, self._blobs, shas)
 

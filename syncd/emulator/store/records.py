@@ -1,8 +1,9 @@
 """The values the store takes and returns, its refusal (`ApiError`), and the domain catalogue.
 
 Public names: `ApiError`, `not_found_project`, `Domain`, `DOMAINS`, `DEFAULT_DOMAIN`,
-`TAGGING_STATUSES`, `Project`, `Tag`, `ImageTag`, `Image`, `Upload`, `CreateResult`, `TagPairs`,
-`MetadataResult`, `Iteration`, `Prediction`, `ImagePerformance`.
+`TAGGING_STATUSES`, `Project`, `Tag`, `ImageTag`, `Box`, `Region`, `ImageRegion`, `Image`, `Upload`,
+`CreateResult`, `TagPairs`, `RegionEntry`, `RegionResults`, `MetadataResult`, `Iteration`,
+`Prediction`, `ImagePerformance`, `TagPerformance`, `IterationPerformance`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Domain:
     exportable: bool
 
 
-# Real domain ids, from the Custom Vision "select a domain" documentation page.
+# Real domain ids, from the Custom Vision "select a domain" documentation page (its image
+# classification, object detection and compact tables).
 DOMAINS = (
     Domain("ee85a74c-405e-4adc-bb47-ffa8ca0c9f31", "General", "Classification", False),
     Domain("a8e3c40f-fb4a-466f-832a-5e457ae4a344", "General [A1]", "Classification", False),
@@ -44,9 +46,15 @@ DOMAINS = (
     Domain("b30a91ae-e3c1-4f73-a81e-c270bff27c39", "Retail", "Classification", False),
     Domain("0732100f-1a38-4e49-a514-c9b44c697ab5", "General (compact)", "Classification", True),
     Domain("da2e3a8a-40a5-4171-82f4-58522f70fbc1", "General", "ObjectDetection", False),
+    Domain("9c616dff-2e7d-ea11-af59-1866da359ce6", "General [A1]", "ObjectDetection", False),
     Domain("1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4", "Logo", "ObjectDetection", False),
+    Domain("3780a898-81c3-4516-81ae-3a139614e1f3", "Products on shelves", "ObjectDetection", False),
     Domain("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", "ObjectDetection", True),
+    Domain(
+        "7ec2ac80-887b-48a6-8df9-8b1357765430", "General (compact) [S1]", "ObjectDetection", True
+    ),
 )
+DETECTION = "ObjectDetection"  # Domain.type of the object detection domains
 DEFAULT_DOMAIN = DOMAINS[0]  # «Defaults to General.»
 
 
@@ -78,6 +86,28 @@ class ImageTag:
     created: str
 
 
+Box = tuple[float, float, float, float]  # left, top, width, height, normalized to the image
+
+
+@dataclass(frozen=True)
+class Region:
+    """A tagged box as a client sends it (Region, or ImageRegionCreateEntry less its image)."""
+
+    tag_id: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class ImageRegion:
+    """A region of an image as the store keeps it (ImageRegion / ImageRegionCreateResult)."""
+
+    region_id: str
+    tag_id: str
+    tag_name: str
+    created: str
+    box: Box
+
+
 @dataclass(frozen=True)
 class Image:
     id: str
@@ -87,15 +117,18 @@ class Image:
     token: str  # the unguessable part of the image's URIs
     tags: tuple[ImageTag, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    regions: tuple[ImageRegion, ...] = ()
 
 
 @dataclass(frozen=True)
 class Upload:
-    """One image of a create batch: where it came from (sourceUrl), its bytes, its own tags."""
+    """One image of a create batch: where it came from (sourceUrl), its bytes, its own tags and
+    regions."""
 
     source: str
     data: bytes
     tag_ids: tuple[str, ...] = ()
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +143,24 @@ class TagPairs:
     created: list[tuple[str, str]]
     duplicated: list[tuple[str, str]]
     exceeded: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class RegionEntry:
+    """One entry of CreateImageRegions: a region for an image."""
+
+    image_id: str
+    region: Region
+
+
+@dataclass(frozen=True)
+class RegionResults:
+    """CreateImageRegions' answer: created regions (with their image id), and the entries that
+    were duplicates or past the per-image limit."""
+
+    created: list[tuple[str, ImageRegion]]
+    duplicated: list[RegionEntry]
+    exceeded: list[RegionEntry]
 
 
 @dataclass(frozen=True)
@@ -142,6 +193,7 @@ class Prediction:
     tag_name: str
     tag_type: str
     probability: float
+    bounding_box: Box | None = None  # object detection only
 
 
 @dataclass(frozen=True)
@@ -155,3 +207,21 @@ class ImagePerformance:
     token: str
     tags: tuple[ImageTag, ...]
     predictions: tuple[Prediction, ...]
+    regions: tuple[ImageRegion, ...] = ()
+
+
+@dataclass(frozen=True)
+class TagPerformance:
+    id: str
+    name: str
+    precision: float
+    recall: float
+    average_precision: float | None  # object detection only
+
+
+@dataclass(frozen=True)
+class IterationPerformance:
+    per_tag: list[TagPerformance]
+    precision: float
+    recall: float
+    average_precision: float | None  # object detection only: the mean of the tags' (mAP)

@@ -113,9 +113,10 @@ class TagsMixin:
         return self.tag(project_id, tag_id)
 
     def delete_tag(self, project_id: str, tag_id: str) -> None:
-        """Delete a tag and untag its images."""
+        """Delete a tag, untag its images and delete its regions."""
         with self._db.write() as db:
             self.tag(project_id, tag_id)
+            db.execute("DELETE FROM image_regions WHERE tag_id = ?", (tag_id,))
             db.execute(
                 "UPDATE images SET tag_count = tag_count - 1, tagged = (tag_count - 1 > 0)"
                 " WHERE seq IN (SELECT image_seq FROM image_tags WHERE tag_id = ?)",
