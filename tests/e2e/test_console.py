@@ -3,7 +3,8 @@
 On a terminal (a real pseudo-terminal, tests/support/terminal.py) a live line says what syncd is
 waiting for: connecting, a retry after an error or an unreachable service, a throttled wait.
 Log lines and warnings never glue onto that line. Elsewhere (a pipe: CI, cron, systemd) the output
-stays line-oriented JSON with no escape codes, and the waits are log lines.
+stays line-oriented JSON with no escape codes, and the waits are log lines. Output piped into a
+reader that leaves early (`| head -1`) ends quietly, with the command's own exit code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml
 
 from tests.e2e.support import REPO, STANDARD_TREE, Sandbox, write_tree
 from tests.support.hostile import HostileServer, Reply, Request, forward_after
-from tests.support.terminal import Screen, run_on_terminal
+from tests.support.terminal import Screen, run_into_gone_reader, run_on_terminal
 
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
@@ -122,3 +123,32 @@ def test_a_pipe_gets_json_lines_with_each_wait_and_no_escape_codes(sandbox: Sand
     assert [(e["attempt"], e["of"], e["status"]) for e in retries] == [(1, 4, 503), (2, 4, 503)]
     assert all(e["reason"] == "service error 503" for e in retries), retries
     assert "result: in sync" in run.stdout, str(run)
+
+
+# --- a reader that leaves early (`| head -1`) ---------------------------------------------------
+
+
+def _syncd(sandbox: Sandbox, *args: str) -> list[str]:
+    return [sys.executable, "-m", "syncd", *args, "--config", str(sandbox.config_path)]
+
+
+def test_status_and_reconcile_into_a_reader_that_left_end_quietly_with_their_own_code(
+    synced: Sandbox,
+) -> None:
+    for args in (("status",), ("reconcile",), ("reconcile", "--json")):
+        code, stderr = run_into_gone_reader(_syncd(synced, *args), cwd=str(REPO))
+        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+        assert code == 0, f"{args}: exit {code}\n{stderr}"
+    # Not in sync: the closed pipe does not hide it.
+    (synced.root / "Dog" / "broken.jpg").write_bytes(b"not an image")
+    code, stderr = run_into_gone_reader(_syncd(synced, "reconcile"), cwd=str(REPO))
+    assert "Traceback" not in stderr, stderr
+    assert code == 1, stderr
+
+
+def test_a_reconcile_whose_log_reader_left_still_syncs(sandbox: Sandbox) -> None:
+    # `syncd reconcile 2>&1 | head -1`: the log lines have nowhere to go; the sync goes on.
+    write_tree(sandbox.root, STANDARD_TREE)
+    code, _ = run_into_gone_reader(_syncd(sandbox, "reconcile"), stderr_too=True, cwd=str(REPO))
+    assert code == 0
+    assert sandbox.content() == sandbox.expected()

@@ -1,6 +1,6 @@
 """Run a command on a pseudo-terminal and read back what a person at that terminal saw.
 
-Public names: Screen, run_on_terminal, COLUMNS.
+Public names: Screen, run_on_terminal, run_into_gone_reader, COLUMNS.
 
 `run_on_terminal` starts the command with stdout and stderr on the slave side of a pty (so
 `isatty()` is true, as in an interactive shell), reads everything it writes, and replays it on a
@@ -9,6 +9,9 @@ end, and `Screen.drawn` every state a line was in before it was rewritten or era
 that came and went is there, though the final screen no longer shows it). The model knows what
 terminals do with carriage return, newline, cursor up/down/column and the erase-line sequences;
 colours and cursor visibility are ignored.
+
+`run_into_gone_reader` is the other end of a user's pipeline: the command writes into a pipe whose
+reader has already gone, as `head -1` has once it printed its line (`syncd status | head -1`).
 """
 
 from __future__ import annotations
@@ -194,3 +197,25 @@ def run_on_terminal(
     screen.raw = raw
     screen.exit_code = code
     return screen
+
+
+def run_into_gone_reader(
+    argv: Sequence[str], *, stderr_too: bool = False, cwd: str | None = None, timeout: float = 120.0
+) -> tuple[int, str]:
+    """Run `argv` with stdout (and with `stderr_too`, stderr) into a real pipe whose reading end
+    is already closed: every write to it fails with EPIPE. Return the exit code and whatever
+    went to stderr (empty with `stderr_too`)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    try:
+        proc = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=write if stderr_too else subprocess.PIPE,
+            cwd=cwd,
+            timeout=timeout,
+        )
+    finally:
+        os.close(write)
+    return proc.returncode, (proc.stderr or b"").decode("utf-8", errors="replace")
