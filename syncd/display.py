@@ -1,12 +1,15 @@
 """Text from elsewhere made safe to show: on a terminal, and in a spreadsheet.
 
-Public names: printable, printable_tree, csv_cell, some_paths, SHOWN_PATHS.
+Public names: printable, printable_tree, csv_cell, json_escaped, some_paths, SHOWN_PATHS.
 
 Tag and project names, error messages and file names come from the service or the disk, and can
 hold anything. On a terminal, control characters (C0, DEL, C1), ANSI escape sequences, a carriage
 return and the bidirectional overrides would be obeyed, not shown: they can clear the screen, set
 the window title, rewrite a line or reverse it. `printable` escapes each one (`\\x1b`, `\\u202e`)
 so it is seen and not obeyed. `--json` output needs none of this (json.dumps escapes them).
+A JSON log line keeps letters of every script as they are (readable in `journalctl`), so
+`json_escaped` escapes, JSON's way (`\\u202e`), the few of those characters json.dumps leaves raw
+when it does not escape all of non-ASCII.
 
 A CSV cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
 spreadsheet (OWASP "CSV injection"); `csv_cell` prefixes it with `'`, except a plain number.
@@ -38,6 +41,17 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """Return `text` with every character a terminal would obey escaped."""
     return _UNSAFE.sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_escaped(line: str) -> str:
+    """Return a JSON text (json.dumps(..., ensure_ascii=False)) with every character a terminal
+    would obey written as a JSON escape: the same JSON, only safe to show. Outside strings JSON
+    has none of them, so only strings change."""
+    return _UNSAFE.sub(_json_escape, line)
 
 
 def printable_tree(value: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from syncd.display import printable_tree
+from syncd.display import json_escaped, printable_tree
 from syncd.redact import register_secret, registered_secrets, scrub
 
 
@@ -53,6 +53,11 @@ def _printable_processor(
     return {key: printable_tree(value) for key, value in event_dict.items()}
 
 
+def _json_escaped_line(_logger: Any, _name: str, line: Any) -> Any:
+    """After the JSON renderer (unicode kept readable): what a terminal would obey is escaped."""
+    return json_escaped(line) if isinstance(line, str) else line
+
+
 def _scrub_line(_logger: Any, _name: str, line: Any) -> Any:
     """After the renderer: the line as written (reprs of any object included) is scrubbed too."""
     return scrub(line) if isinstance(line, str) and registered_secrets() else line
@@ -73,8 +78,12 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
     """Configure structlog for the process; JSON lines unless stderr is a terminal."""
     if json is None:
         json = not sys.stderr.isatty()
+    # JSON lines keep file names readable (no \\u escapes for letters): ensure_ascii=False, and
+    # _json_escaped_line escapes the controls and bidi marks json.dumps then leaves raw.
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -85,6 +94,7 @@ def configure_logging(*, json: bool | None = None, level: str = "info") -> None:
             _scrub_processor,
             *([] if json else [_printable_processor]),
             renderer,
+            *([_json_escaped_line] if json else []),
             _scrub_line,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -1,6 +1,6 @@
 """The Custom Vision Training API client: everything syncd changes remotely goes through it.
 
-Public names (re-exported): TrainingClient, ClientSettings, Pacer, RetryPolicy, Backoff, the
+Public names (re-exported): TrainingClient, ClientSettings, Pacer, RetryPolicy, Backoff, Wait, the
 models (Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadResult, UploadStatus,
 TagPair, TagAddResult, MetadataResult, MetadataStatus, Iteration, IterationStatus, TrainingType,
 Prediction, ImagePerformance) and the errors (ApiError and subclasses).
@@ -50,7 +50,7 @@ from syncd.api.models import (
     UploadResult,
     UploadStatus,
 )
-from syncd.api.pacer import Backoff, Pacer, RetryPolicy, shared_pacer
+from syncd.api.pacer import Backoff, Pacer, RetryPolicy, Wait, shared_pacer
 
 __all__ = [
     "ApiConnectionError",
@@ -95,6 +95,7 @@ __all__ = [
     "UploadItem",
     "UploadResult",
     "UploadStatus",
+    "Wait",
     "choose_upload_format",
     "shared_pacer",
 ]

@@ -87,13 +87,16 @@ from syncd.api.models import (
     parse_tag,
 )
 from syncd.api.pacer import (
+    PACED,
     DeadlineExceeded,
     Pacer,
     RetryPolicy,
+    Wait,
     may_have_reached_service,
     retry_after_seconds,
     shared_pacer,
     should_retry,
+    wait_reason,
 )
 from syncd.credentials import TrainingKey
 from syncd.redact import loads_scrubbed, scrub
@@ -105,6 +108,9 @@ Id = UUID | str
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _EPOCH = datetime.fromtimestamp(0, UTC)
+# A request held back by the pacer for at least this long is worth telling `on_wait` about (a
+# person wonders after a second or two; the usual 1/rate spacing is far below it).
+PACING_WAIT_SHOWN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -312,6 +318,9 @@ class TrainingClient:
         self.api_calls = 0  # requests sent to the API (attempts, retries included; no downloads)
         # Told of every attempt's outcome: (operation, HTTP status or transport error's name).
         self.on_call: Callable[[str, str], None] | None = None
+        # Told of every wait before a request is sent (again): a retry's backoff, a throttled
+        # wait, a long pacing wait. The client only reports; whoever set it draws (the CLI).
+        self.on_wait: Callable[[Wait], None] | None = None
         self._retry = self.settings.retry_policy()
         self._rand = rand
         self._clock = time.monotonic
@@ -401,6 +410,7 @@ class TrainingClient:
             response: httpx.Response | None = None
             failure: Exception | None = None
             async with self._slots:
+                self._tell_pacing(operation)
                 await self.pacer.acquire()
                 self.api_calls += 1
                 try:
@@ -461,16 +471,41 @@ class TrainingClient:
             if not retryable or not self._retry.allows(attempt, elapsed, wait):
                 raise self._failure(operation, response, failure, attempt, replayed, retry_after)
             replayed = replayed or ambiguous
-            _log.info(
-                "retry",
-                operation=operation,
-                attempt=attempt,
-                status=status,
-                error=type(failure).__name__ if failure else None,
-                delay=round(wait, 3),
-            )
+            self._waiting(operation, attempt, wait, status, failure)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def _waiting(
+        self,
+        operation: str,
+        attempt: int,
+        seconds: float,
+        status: int | None,
+        failure: BaseException | None,
+    ) -> None:
+        """Log a retry's wait (the daemon's account of it) and tell the observer (the CLI's)."""
+        reason = wait_reason(status, failure)
+        of = self._retry.max_attempts
+        _log.info(
+            "retry",
+            operation=operation,
+            attempt=attempt,
+            of=of,
+            reason=reason,
+            status=status,
+            error=type(failure).__name__ if failure else None,
+            delay=round(seconds, 3),
+        )
+        if self.on_wait is not None:
+            self.on_wait(Wait(reason, operation, attempt, of, seconds))
+
+    def _tell_pacing(self, operation: str) -> None:
+        """Tell the observer of a pacing wait long enough for a person to wonder about."""
+        if self.on_wait is None:
+            return
+        ahead = self.pacer.wait_ahead()
+        if ahead >= PACING_WAIT_SHOWN_S:
+            self.on_wait(Wait(PACED, operation, 0, self._retry.max_attempts, ahead))
 
     async def _send(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
         """One attempt: send, and read the whole answer within the request deadline and the JSON
@@ -1344,6 +1379,7 @@ class TrainingClient:
                 raise self._failure(
                     "download", None if failure else error_response, failure, attempt, False, None
                 )
+            self._waiting("download", attempt, delay, status, failure)
             await asyncio.sleep(delay)
 
 

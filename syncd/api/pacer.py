@@ -1,7 +1,7 @@
 """Pacing and retrying: the rate all requests share, and when and how long to wait before a retry.
 
 Public names: Pacer, shared_pacer, Backoff, RetryPolicy, should_retry, may_have_reached_service,
-retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS.
+retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS, Wait, wait_reason.
 
 `Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
 adapts AIMD-style to the service's quota:
@@ -35,6 +35,10 @@ default); NaN, negative or unreadable values are no ask at all.
 `RetryPolicy` is that backoff within a budget of attempts and total time; `should_retry` is the
 one table of what is worth retrying (modelled on rclone's lib/pacer and azure-core's
 RetryPolicy).
+
+`Wait` is what the client tells an observer (`TrainingClient.on_wait`) before it waits: why, which
+attempt of how many, and for how long. The client only reports; the CLI draws it (syncd.cli.render)
+and the daemon has the client's `retry` log lines.
 """
 
 from __future__ import annotations
@@ -90,6 +94,38 @@ RETRY_ERRORS: Mapping[type[Exception], bool] = {
     # The answer did not arrive whole in time: the request may well have been acted on.
     DeadlineExceeded: True,
 }
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One wait before a request is sent (again), as an observer is told of it.
+
+    `reason` is a short phrase for a person ("service unreachable", "service error 503",
+    "throttled by the service", "no complete answer", "pacing to the service's quota");
+    `attempt` is the attempt that failed (0 for a pacing wait, before any attempt), `of` the
+    attempts allowed, `seconds` the wait about to start."""
+
+    reason: str
+    operation: str
+    attempt: int
+    of: int
+    seconds: float
+
+
+PACED = "pacing to the service's quota"
+
+
+def wait_reason(status: int | None = None, error: BaseException | None = None) -> str:
+    """The `Wait.reason` for a failed attempt: an answer's status or a transport error."""
+    if error is not None:
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+            return "service unreachable"
+        if isinstance(error, DeadlineExceeded | httpx.TimeoutException):
+            return "no complete answer in time"
+        return f"connection lost ({type(error).__name__})"
+    if status == 429:
+        return "throttled by the service"
+    return f"service error {status}"
 
 
 def _error_entry(error: BaseException) -> bool | None:
@@ -257,6 +293,12 @@ class Pacer:
                 # So does a block lifted: queue again without it.
                 if epoch == self._epoch and self._clock() >= self._blocked_until:
                     return
+
+    def wait_ahead(self) -> float:
+        """How long a request that asked for its turn now would wait (0: none); changes nothing."""
+        with self._lock:
+            now = self._clock()
+            return max(0.0, self._next_slot - now, self._blocked_until - now)
 
     def on_success(self) -> None:
         """Record a request that the quota let through (feeds the quota estimate)."""

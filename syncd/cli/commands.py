@@ -110,6 +110,24 @@ def _project_first(
     raise refusal
 
 
+@contextlib.contextmanager
+def _waits_shown(
+    client: TrainingClient, line: render.ProgressLine | None, endpoint: str
+) -> Iterator[None]:
+    """While the block runs, `line` (if any) says what the client waits for: the first answer
+    (connecting), a retry, a throttled or paced wait."""
+    if line is None:
+        yield
+        return
+    before = client.on_wait, client.on_call
+    client.on_wait, client.on_call = line.waiting, line.answered
+    line.connecting(endpoint)
+    try:
+        yield
+    finally:
+        client.on_wait, client.on_call = before
+
+
 # --- config -------------------------------------------------------------------------------------
 
 
@@ -150,7 +168,10 @@ def reconcile(args: argparse.Namespace) -> list[MirrorReport]:
         async with session(config, mirrors, lock=lock, wait_lock=args.wait_lock) as s:
             for mirror in mirrors:
                 s.mirror = mirror
-                with render.progress_line(sys.stderr, shown) as bar:
+                with (
+                    render.progress_line(sys.stderr, shown) as bar,
+                    _waits_shown(s.client, bar, config.service.endpoint),
+                ):
                     report = await reconcile_mirror(
                         config,
                         mirror,
@@ -181,7 +202,8 @@ def status(args: argparse.Namespace) -> list[dict[str, Any]]:
                 raise
             _project_first(config, mirror, refusal)
     if args.remote:
-        asyncio.run(_add_remote_counts(config, mirrors, entries))
+        shown = sys.stderr.isatty() and not args.json
+        asyncio.run(_add_remote_counts(config, mirrors, entries, shown))
     return entries
 
 
@@ -251,17 +273,25 @@ def _ledger_status(config: Config, mirror: MirrorConfig) -> dict[str, Any]:
 
 
 async def _add_remote_counts(
-    config: Config, mirrors: Mirrors, entries: list[dict[str, Any]]
+    config: Config, mirrors: Mirrors, entries: list[dict[str, Any]], shown: bool
 ) -> None:
     async with session(config, mirrors) as s:
-        for mirror, entry in zip(mirrors, entries, strict=True):
-            s.mirror = mirror
-            images = await s.client.count_images(mirror.project_id)
-            tags = await s.client.list_tags(mirror.project_id)
-            entry["remote"] = {"images": images, "tags": len(tags)}
-            entry["remote_agrees"] = images == entry.get("images_total") and len(tags) == entry.get(
-                "tags"
-            )
+        with (
+            render.progress_line(sys.stderr, shown) as line,
+            _waits_shown(s.client, line, config.service.endpoint),
+        ):
+            await _remote_counts(s, mirrors, entries)
+
+
+async def _remote_counts(s: Session, mirrors: Mirrors, entries: list[dict[str, Any]]) -> None:
+    for mirror, entry in zip(mirrors, entries, strict=True):
+        s.mirror = mirror
+        images = await s.client.count_images(mirror.project_id)
+        tags = await s.client.list_tags(mirror.project_id)
+        entry["remote"] = {"images": images, "tags": len(tags)}
+        entry["remote_agrees"] = images == entry.get("images_total") and len(tags) == entry.get(
+            "tags"
+        )
 
 
 # --- pull ---------------------------------------------------------------------------------------
@@ -301,6 +331,7 @@ def pull(args: argparse.Namespace) -> PullReport:
         async with session(config, (mirror,), lock="syncd pull", wait_lock=args.wait_lock) as s:
             with (
                 render.progress_line(sys.stderr, sys.stderr.isatty(), "downloaded") as bar,
+                _waits_shown(s.client, bar, config.service.endpoint),
                 s.ledger() as ledger,
             ):
                 return await pull_project(
@@ -318,21 +349,24 @@ def train(args: argparse.Namespace) -> tuple[Config, Iteration]:
     from syncd.train import start_training, wait_for_iteration
 
     config, mirror = one_mirror(args)
-    shown = sys.stderr.isatty() and not args.json and args.wait
+    shown = sys.stderr.isatty() and not args.json
 
     async def run() -> Iteration:
         async with session(config, (mirror,)) as s:
-            iteration = await start_training(
-                s.client,
-                mirror.project_id,
-                force=args.force,
-                advanced=args.advanced,
-                budget_hours=args.budget_hours,
-                notify=args.notify,
-            )
-            if not args.wait:
-                return iteration
-            with render.progress_line(sys.stderr, shown) as line:
+            with (
+                render.progress_line(sys.stderr, shown) as line,
+                _waits_shown(s.client, line, config.service.endpoint),
+            ):
+                iteration = await start_training(
+                    s.client,
+                    mirror.project_id,
+                    force=args.force,
+                    advanced=args.advanced,
+                    budget_hours=args.budget_hours,
+                    notify=args.notify,
+                )
+                if not args.wait:
+                    return iteration
 
                 def on_poll(polled: Iteration, elapsed: float) -> None:
                     if line is not None:
@@ -369,12 +403,18 @@ def review(args: argparse.Namespace) -> tuple[Review, int | None]:
     except LedgerOfAnotherProjectError as refusal:
         _project_first(config, mirror, refusal)
 
+    shown = sys.stderr.isatty() and not args.json
+
     async def run() -> Review:
         async with session(config, (mirror,)) as s:
-            iteration = await pick_iteration(s.client, mirror.project_id, args.iteration)
-            return await review_iteration(
-                s.client, mirror.project_id, iteration, paths, root, args.threshold
-            )
+            with (
+                render.progress_line(sys.stderr, shown) as line,
+                _waits_shown(s.client, line, config.service.endpoint),
+            ):
+                iteration = await pick_iteration(s.client, mirror.project_id, args.iteration)
+                return await review_iteration(
+                    s.client, mirror.project_id, iteration, paths, root, args.threshold
+                )
 
     found = asyncio.run(run())
     links = link_tree(found, root, args.link_into) if args.link_into else None

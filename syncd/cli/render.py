@@ -1,9 +1,9 @@
 """All human output of the CLI: summaries, tables, CSV, JSON documents, the progress line.
 
-Public names: progress_line, ProgressLine, error, interrupted, warnings, json_document,
-reconcile_summary, skipped_by_extension, status_summary, last_run_words, pull_summary,
-iteration_line, train_document, train_summary, review_document, review_table, review_csv,
-links_made, image_where, kept_summary, SHOWN_ITEMS, PATHS_PER_IMAGE.
+Public names: progress_line, ProgressLine, wait_text, connecting_text, error, interrupted, warnings,
+json_document, reconcile_summary, skipped_by_extension, status_summary, last_run_words,
+pull_summary, iteration_line, train_document, train_summary, review_document, review_table,
+review_csv, links_made, image_where, kept_summary, SHOWN_ITEMS, PATHS_PER_IMAGE.
 
 Text from the service or the disk (tag and file names, error messages) is passed through
 `syncd.display.printable` before it reaches a terminal, and `csv_cell` before a spreadsheet: it is
@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from syncd.display import csv_cell, printable, printable_tree, some_paths
 from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
-    from syncd.api import Iteration
+    from syncd.api import Iteration, Wait
     from syncd.pull import PullReport
     from syncd.reconcile import ImageFiles, MirrorReport
     from syncd.review import Review, Verdict
@@ -66,9 +68,40 @@ def json_document(document: dict[str, Any]) -> None:
 
 # --- the progress line --------------------------------------------------------------------------
 
+# How often the live line is redrawn while syncd waits (connecting, a retry's countdown): often
+# enough that a countdown in whole seconds never looks stuck.
+_TICK_SECONDS = 0.5
+
+
+def _seconds(seconds: float) -> str:
+    """A wait for a person: whole seconds, rounded up ("next in 4 s"), tenths under one."""
+    return f"{math.ceil(seconds)} s" if seconds >= 1 else f"{max(seconds, 0.0):.1f} s"
+
+
+def wait_text(wait: Wait, waited: float) -> str:
+    """The live line for a wait `waited` seconds in: "service unreachable: attempt 3 of 8, next
+    in 4 s"; once the wait is over, the attempt being made."""
+    left = wait.seconds - waited
+    if wait.attempt == 0:  # the pacer's spacing, before any attempt
+        return f"{wait.reason}: next request in {_seconds(left)}" if left > 0 else wait.reason
+    if left > 0:
+        return f"{wait.reason}: attempt {wait.attempt} of {wait.of}, next in {_seconds(left)}"
+    return f"{wait.reason}: attempt {wait.attempt + 1} of {wait.of} sent, waiting for an answer"
+
+
+def connecting_text(endpoint: str, waited: float) -> str:
+    where = "the embedded emulator" if endpoint == "embedded" else printable(endpoint)
+    return f"connecting to {where}" + (f" ({_seconds(waited)})" if waited >= 1 else "")
+
 
 class ProgressLine:
-    """One self-rewriting line on a terminal: done counts per kind and a rate, or a status."""
+    """One live line on a terminal: done counts per kind and a rate, a status, or what syncd is
+    waiting for (connecting, a retry, a throttled or paced wait), drawn by tqdm.
+
+    While the line is up, whatever is written to sys.stderr (log lines, warnings) goes through
+    tqdm.write, which clears the line, writes, and draws it again below: nothing glues onto it.
+    tqdm is imported here, on a terminal only: a run in a pipe (CI, systemd, the benchmarks)
+    never pays for it."""
 
     def __init__(self, out: IO[str], rate_kind: str = "uploads") -> None:
         self.out = out
@@ -76,26 +109,123 @@ class ProgressLine:
         self.counts: dict[str, int] = {}
         self.started = time.monotonic()
         self.drawn = 0.0
+        self._status: str | None = None
+        self._wait: tuple[Wait, float] | None = None  # the wait, and when it began
+        self._connecting: tuple[str, float] | None = None  # the endpoint, and since when
+        self._lock = threading.RLock()
+        self._bar: Any = None  # the tqdm instance, made on the first draw
+        self._stderr: IO[str] | None = None  # sys.stderr as it was before the line
+        self._proxy: Any = None  # what sys.stderr is while the line is up (tqdm's DummyTqdmFile)
+        self._ticking = threading.Event()
+        self._closed = threading.Event()
+
+    # --- what the engine and the client tell it
 
     def __call__(self, kind: str, n: int) -> None:
         """Count `n` more of `kind` (the engine's progress callback) and redraw now and then."""
         self.counts[kind] = self.counts.get(kind, 0) + n
-        now = time.monotonic()
-        if now - self.drawn >= _REDRAW_SECONDS:
-            rate = self.counts.get(self.rate_kind, 0) / max(now - self.started, 1e-9)
-            parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()]
-            self.show(" · ".join(parts) + f" · {rate:.1f} {self.rate_kind}/s")
+        if time.monotonic() - self.drawn >= _REDRAW_SECONDS:
+            self._draw()
 
     def show(self, text: str) -> None:
         """Replace the line with `text` (already printable)."""
-        self.drawn = time.monotonic()
-        self.out.write("\r\033[K" + text)
-        self.out.flush()
+        self._status = text
+        self._draw()
+
+    def connecting(self, endpoint: str) -> None:
+        """Say syncd is connecting to `endpoint`, until the first answer."""
+        self._connecting = (endpoint, time.monotonic())
+        self._draw()
+        self._tick()
+
+    def waiting(self, wait: Wait) -> None:
+        """Show a wait (TrainingClient.on_wait) until an answer or another wait replaces it. A
+        paced wait does not hide a retry's wait that is still counting down."""
+        now = time.monotonic()
+        shown = self._wait
+        if wait.attempt == 0 and shown and shown[0].attempt and shown[0].seconds > now - shown[1]:
+            return
+        self._wait = (wait, now)
+        self._draw()
+        self._tick()
+
+    def answered(self, operation: str, outcome: str) -> None:
+        """An attempt ended (TrainingClient.on_call): nothing is being waited for any more; a
+        retry's wait, if any, is told right after this."""
+        if self._wait is not None or self._connecting is not None:
+            self._wait = self._connecting = None
+            self._draw()
+
+    # --- drawing
+
+    def text(self) -> str:
+        """What the line says now."""
+        now = time.monotonic()
+        if self._wait is not None:
+            wait, began = self._wait
+            return wait_text(wait, now - began)
+        if self._connecting is not None:
+            endpoint, since = self._connecting
+            return connecting_text(endpoint, now - since)
+        if self._status is not None:
+            return self._status
+        if not self.counts:
+            return ""
+        rate = self.counts.get(self.rate_kind, 0) / max(now - self.started, 1e-9)
+        parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.counts.items()]
+        return " · ".join(parts) + f" · {rate:.1f} {self.rate_kind}/s"
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self._closed.is_set():
+                return
+            if self._bar is None:
+                self._open()
+            self.drawn = time.monotonic()
+            self._bar.set_description_str(self.text(), refresh=True)
+
+    def _open(self) -> None:
+        from tqdm import tqdm
+        from tqdm.contrib import DummyTqdmFile
+
+        self._bar = tqdm(
+            file=self.out,
+            bar_format="{desc}",  # the line is ours; tqdm keeps it in place and cut to the width
+            leave=False,  # cleared when closed: the summary follows
+            dynamic_ncols=True,
+            mininterval=_REDRAW_SECONDS,
+        )
+        if self.out is sys.stderr:
+            self._stderr = sys.stderr
+            self._proxy = sys.stderr = DummyTqdmFile(sys.stderr)
+
+    def _tick(self) -> None:
+        """Redraw every _TICK_SECONDS while a wait or a connection is shown (a countdown)."""
+        if self._ticking.is_set():
+            return
+        self._ticking.set()
+
+        def run() -> None:
+            while not self._closed.wait(_TICK_SECONDS):
+                if self._wait is not None or self._connecting is not None:
+                    self._draw()
+
+        threading.Thread(target=run, name="syncd-progress-line", daemon=True).start()
 
     def close(self) -> None:
-        if self.drawn:
-            self.out.write("\r\033[K")
-            self.out.flush()
+        """Clear the line and give sys.stderr back."""
+        with self._lock:
+            self._closed.set()
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            if self._stderr is not None:
+                sys.stderr = self._stderr
+                leftover = "".join(self._proxy._buf)
+                self._proxy._buf = []  # written below, not again when the proxy is collected
+                if leftover:  # a write with no newline yet
+                    sys.stderr.write(leftover)
+                self._stderr = self._proxy = None
 
 
 @contextlib.contextmanager

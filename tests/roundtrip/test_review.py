@@ -7,15 +7,17 @@ import csv
 import hashlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from syncd.emulator.server import EmulatorServer
-from tests.e2e.support import Sandbox, write_tree
+from tests.e2e.support import REPO, Sandbox, write_tree
 from tests.support import TEST_KEY
 from tests.support.hostile import HostileServer, Reply, Request
+from tests.support.terminal import run_into_gone_reader
 
 TREE = {
     **{f"Dog/d{i}.jpg": 100 + i for i in range(7)},
@@ -179,3 +181,15 @@ def test_server_text_is_printed_safely_and_csv_cells_are_neutralised(
     assert all(r["predicted"].startswith("'=HYPERLINK") for r in hostile)
 
     assert {v["predicted"] for v in doc["listed"]} >= {HOSTILE_NAME}
+
+
+def test_review_into_a_reader_that_left_ends_quietly(
+    reviewed: tuple[Sandbox, dict[str, str], str],
+) -> None:
+    # `syncd review | head -1`: once head has its line, the rest goes nowhere, without a traceback.
+    box, _, _ = reviewed
+    argv = [sys.executable, "-m", "syncd", "review", "--config", str(box.config_path)]
+    for extra in ([], ["--format", "csv"], ["--format", "json"]):
+        code, stderr = run_into_gone_reader([*argv, *extra], cwd=str(REPO))
+        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+        assert code == 0, stderr
