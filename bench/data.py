@@ -100,3 +100,43 @@ def age_tree(root: Path, seconds: float) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
             os.utime(os.path.join(folder, name), (then, then))
+
+
+def _camera_base(seed: int) -> bytes:
+    """A camera-sized JPEG of seeded noise, 1600x1200 to 2000x1500 (about 1.1 to 1.8 MB)."""
+    rng = random.Random(seed)
+    w = rng.randrange(1600, 2001, 16)
+    h = w * 3 // 4
+    img = Image.frombytes("RGB", (w, h), rng.randbytes(w * h * 3))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=75)
+    return buf.getvalue()
+
+
+def _with_comment(jpeg: bytes, text: str) -> bytes:
+    """The JPEG with a COM segment right after its SOI marker: same pixels, other bytes."""
+    comment = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def camera_tree(
+    root: Path, folders: int, per_folder: int, seed0: int, bases: int = 24
+) -> tuple[int, int]:
+    """Write `folders` x `per_folder` camera-like JPEGs of 1-2 MB; return (files, bytes).
+
+    Cheap to make: `bases` distinct noise images (the only ones encoded, in a process pool),
+    each file one of them with its own JPEG comment, so every file's hash differs."""
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) as pool:
+        made = list(pool.map(_camera_base, range(seed0, seed0 + bases)))
+    total = 0
+    n = 0
+    for f in range(folders):
+        folder = root / f"camera{f:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(per_folder):
+            data = _with_comment(made[n % bases], f"syncd bench image {seed0 + n}")
+            (folder / f"IMG_{n:05d}.jpg").write_bytes(data)
+            total += len(data)
+            n += 1
+    return n, total

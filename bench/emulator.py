@@ -1,12 +1,13 @@
 """The emulator as the benchmark runs it: a subprocess serving syncd's emulator app, wrapped in a
 counter of what arrives on the wire.
 
-Run as `python -m bench.emulator --port 0 [--tps N] [--latency MS]`; it prints its URL on the
-first line of stdout. `GET /bench/stats` answers the counts since the last `POST /bench/reset`:
-API requests (throttled ones included, by status) with their request body bytes, and image
-downloads (blob GETs) with their response bytes. The counter sits outside the emulator's own
-middleware, so it sees every request the client sent, whichever answer it got; it lives here
-rather than in syncd/emulator so the emulator stays as the tests know it.
+Run as `python -m bench.emulator --port 0 [--tps N] [--latency MS] [--bandwidth RATE]
+[--tier F0|S0]`; it prints its URL on the first line of stdout. `GET /bench/stats` answers the
+counts since the last `POST /bench/reset`: API requests (throttled ones included, by status)
+with their request and response body bytes, and image downloads (blob GETs) with their response
+bytes; under "wire", the emulator's own count of body bytes each way and, with a bandwidth, the
+link time it booked for them (syncd/emulator/wire.py). The counter sits outside the emulator's
+own middleware, so it sees every request the client sent, whichever answer it got.
 
 Key: from the SYNCD_EMULATOR_TRAINING_KEY environment variable (never on the command line).
 """
@@ -28,9 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import Faults
-from syncd.emulator.limits import DEFAULT_QUOTAS
+from syncd.emulator.options import add_line_arguments, tier_settings
 from syncd.emulator.server import KEY_ENV, _bind, _url, open_listen_refusal
 from syncd.emulator.store import Store
+from syncd.emulator.wire import WireMeter
 
 STATS_PATH = "/bench/stats"
 RESET_PATH = "/bench/reset"
@@ -51,6 +53,7 @@ class WireCounter:
             self.by_status: Counter[int] = Counter()
             self.by_route: Counter[str] = Counter()
             self.bytes_by_route: Counter[str] = Counter()
+            self.api_response_bytes = 0
             self.downloads = 0
             self.download_bytes = 0
 
@@ -59,6 +62,7 @@ class WireCounter:
             return {
                 "api_requests": self.api_requests,
                 "api_body_bytes": self.api_body_bytes,
+                "api_response_bytes": self.api_response_bytes,
                 "throttled": self.by_status.get(429, 0),
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
                 "by_route": dict(sorted(self.by_route.items())),
@@ -80,9 +84,10 @@ def _route_name(method: str, path: str) -> str:
 class CountingMiddleware:
     """Serve /bench/stats and /bench/reset; count everything else on its way in."""
 
-    def __init__(self, app: ASGIApp, counter: WireCounter) -> None:
+    def __init__(self, app: ASGIApp, counter: WireCounter, wire: WireMeter | None = None) -> None:
         self.app = app
         self.counter = counter
+        self.wire = wire  # the emulator's own meter (and links), reset and reported with these
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +97,12 @@ class CountingMiddleware:
         if path in (STATS_PATH, RESET_PATH):
             if path == RESET_PATH:
                 self.counter.reset()
-            body = json.dumps(self.counter.snapshot()).encode()
+                if self.wire is not None:
+                    self.wire.reset()
+            stats = self.counter.snapshot()
+            if self.wire is not None:
+                stats["wire"] = self.wire.snapshot()
+            body = json.dumps(stats).encode()
             await send(
                 {
                     "type": "http.response.start",
@@ -122,6 +132,7 @@ class CountingMiddleware:
             return
 
         received = 0
+        answered = 0
         status = 0
 
         async def counting_receive() -> Message:
@@ -132,9 +143,11 @@ class CountingMiddleware:
             return message
 
         async def status_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body":
+                answered += len(message.get("body", b""))
             await send(message)
 
         try:
@@ -143,6 +156,7 @@ class CountingMiddleware:
             with counter._lock:
                 counter.api_requests += 1
                 counter.api_body_bytes += received
+                counter.api_response_bytes += answered
                 counter.by_status[status] += 1
                 route = _route_name(scope["method"], path)
                 counter.by_route[route] += 1
@@ -155,15 +169,19 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tps", type=float, default=None)
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS")
+    add_line_arguments(parser)
     args = parser.parse_args()
     key = os.environ.get(KEY_ENV) or None
     refusal = open_listen_refusal(args.host, key)
     if refusal is not None:
         print(f"bench.emulator: {refusal}", file=sys.stderr)
         return 2
-    store = Store(None, DEFAULT_QUOTAS)  # in memory: the benchmark's data is thrown away
-    faults = Faults(tps=args.tps, latency_ms=args.latency)
-    app = CountingMiddleware(create_app(store, training_key=key, faults=faults), WireCounter())
+    quotas, rates = tier_settings(args)
+    store = Store(None, quotas)  # in memory: the benchmark's data is thrown away
+    faults = Faults(**rates, latency_ms=args.latency)
+    wire = WireMeter(faults.bandwidth)
+    emulator = create_app(store, training_key=key, faults=faults, wire=wire)
+    app = CountingMiddleware(emulator, WireCounter(), wire)
     sock = _bind(args.host, args.port)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2

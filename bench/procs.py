@@ -136,11 +136,23 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def emulator(key: str, *, tps: float | None = None, latency_ms: float = 0.0) -> Iterator[Emulator]:
-    """Start the counting emulator in its own process; stop it on exit."""
+def emulator(
+    key: str,
+    *,
+    tps: float | None = None,
+    latency_ms: float = 0.0,
+    bandwidth: float | None = None,
+    tier: str | None = None,
+) -> Iterator[Emulator]:
+    """Start the counting emulator in its own process; stop it on exit. bandwidth: bytes per
+    second each way (None: no limit); tier: F0 or S0 (its quotas and rates; tps still wins)."""
     argv = [PYTHON, "-m", "bench.emulator", "--port", "0", "--latency", str(latency_ms)]
     if tps:
         argv += ["--tps", str(tps)]
+    if bandwidth:
+        argv += ["--bandwidth", f"{bandwidth:.0f}"]
+    if tier:
+        argv += ["--tier", tier]
     env = {**os.environ, "SYNCD_EMULATOR_TRAINING_KEY": key}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, cwd=REPO)
     try:
@@ -148,7 +160,8 @@ def emulator(key: str, *, tps: float | None = None, latency_ms: float = 0.0) -> 
         url = proc.stdout.readline().decode().strip()
         if not url.startswith("http"):
             raise RuntimeError(f"the emulator did not start (printed {url!r})")
-        yield Emulator(url, proc, {"tps": tps, "latency_ms": latency_ms})
+        options = {"tps": tps, "latency_ms": latency_ms, "bandwidth": bandwidth, "tier": tier}
+        yield Emulator(url, proc, options)
     finally:
         proc.terminate()
         try:

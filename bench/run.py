@@ -1,5 +1,5 @@
-"""`python -m bench`: generate the data, start the emulator, run scenarios A-F, print one table and
-write the results as JSON. See bench/README.md for what each scenario measures and why.
+"""`python -m bench`: generate the data, start the emulator, run scenarios A, A2, B-G, print one
+table and write the results as JSON. See bench/README.md for what each scenario measures and why.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -52,6 +53,13 @@ class Sizes:
     d_files: int
     d_mean_gap_s: float
     f_bytes: int
+    a2_folders: int
+    a2_per_folder: int
+    g_folders: int
+    g_per_folder: int
+    g_bandwidth: float | None  # bytes per second each way
+    g_tps: float | None
+    g_latency_ms: float
 
 
 FULL = Sizes(
@@ -66,6 +74,13 @@ FULL = Sizes(
     d_files=200,
     d_mean_gap_s=0.2,
     f_bytes=2 * 1024 * MB,
+    a2_folders=2,
+    a2_per_folder=640,
+    g_folders=4,
+    g_per_folder=500,
+    g_bandwidth=100e6 / 8,  # 100 Mbit/s
+    g_tps=10,
+    g_latency_ms=300,
 )
 SMOKE = Sizes(
     a_folders=2,
@@ -79,8 +94,25 @@ SMOKE = Sizes(
     d_files=8,
     d_mean_gap_s=0.05,
     f_bytes=20 * MB,
+    a2_folders=2,
+    a2_per_folder=64,
+    g_folders=2,
+    g_per_folder=4,
+    g_bandwidth=None,
+    g_tps=None,
+    g_latency_ms=0,
 )
-TARGET_N = {"A": 10_000, "B": 100_000, "C": 5_000, "D": 200, "E": 100_000, "F": 2 * 1024 * MB}
+TARGET_N = {
+    "A": 10_000,
+    "A2": 1_280,
+    "B": 100_000,
+    "C": 5_000,
+    "D": 200,
+    "E": 100_000,
+    "F": 2 * 1024 * MB,
+    "G": 2_000,
+}
+SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G")  # the table's order
 
 
 @dataclass
@@ -275,6 +307,160 @@ def scenario_a(bench: Bench, emu: Emulator) -> dict[str, Any]:
         "peer": {**_measured(peer), "output": peer.json_out(), "wire": peer_wire},
         "efficiency": efficiency,
         "speedup": speedup,
+    }
+
+
+# --- A2. A small first sync, wall from process start to exit --------------------------------------
+
+
+def scenario_a2(bench: Bench, emu: Emulator, tier: str = "") -> dict[str, Any]:
+    """First sync of a2_folders x a2_per_folder small JPEGs into an empty project, against the
+    SDK loop; on `tier` F0, syncd is set to the free tier's 2 calls a second."""
+    s = bench.sizes
+    suffix = f"-{tier}" if tier else ""
+    root = bench.work / f"A2{suffix}"
+    n = s.a2_folders * s.a2_per_folder
+    image_bytes = data.make_tree(root, s.a2_folders, s.a2_per_folder, "photo", seed0=50_000_000)
+    project = bench.create_project(emu, f"A2{suffix}-syncd")
+    service = "  rate_per_second: 2\n" if tier == "F0" else ""
+    config = bench.config(f"a2{suffix.lower()}", emu.url, root, project, service)
+    emu.reset()
+    run, report = bench.reconcile(config)
+    wire = emu.stats()
+    peer_project = bench.create_project(emu, f"A2{suffix}-peer")
+    emu.reset()
+    peer_argv = [PYTHON, "-m", "bench.peer", "--url", emu.url, "--project", peer_project]
+    peer = run_measured([*peer_argv, "--root", str(root)], env=bench.env, cwd=REPO)
+    peer_wire = emu.stats()
+    peer_ok = peer.returncode == 0
+    # The fewest calls, as in A: 3 reads, a tag per folder, a create per 64 images of a folder.
+    uploads = s.a2_folders * math.ceil(s.a2_per_folder / 64)
+    min_calls = 3 + s.a2_folders + uploads
+    tps = emu.options.get("tps") or 10.0
+    if tier == "F0":  # every call at 10/s, and the image-creating ones at 2/s besides
+        floor_s = max(min_calls / 10.0, uploads / 2.0)
+        floor_text = f"max({min_calls} calls / 10/s, {uploads} uploads / 2/s)"
+    else:
+        floor_s = min_calls / tps
+        floor_text = f"{min_calls} calls / {tps:g}/s"
+    efficiency = floor_s / run.wall_s
+    speedup = peer.wall_s / run.wall_s
+    ok = report["done"]["uploads"] == n and report["exit_code"] == 0
+    at = f" at {tier}" if tier else ""
+    scale = _scaled(bench, "A2", n)
+    bench.row("A2", f"first sync wall{at}, start to exit{scale}", _s(run.wall_s),
+              f"peer {_s(peer.wall_s)}" + ("" if peer_ok else " (FAILED)"))  # fmt: skip
+    bench.row(
+        "A2",
+        f"efficiency{at} = floor / wall (floor {_s(floor_s)} = {floor_text})",
+        f"{efficiency:.2f}",
+        f"peer {floor_s / peer.wall_s:.2f}",
+        "",
+        ">= 0.75",
+        efficiency >= 0.75,
+    )
+    if not tier:
+        bench.row("A2", "speedup over peer", _x(speedup), "", "", ">= 3x", speedup >= 3)
+    bench.row(
+        "A2",
+        f"API requests{at} (received by the emulator; 429s)",
+        f"{wire['api_requests']} ({wire['throttled']})",
+        f"{peer_wire['api_requests']} ({peer_wire['throttled']})",
+        "",
+        f"min {min_calls}",
+    )
+    bench.row("A2", f"all images uploaded{at}, exit 0", str(ok), "", "", "True", ok)
+    return {
+        "n": n,
+        "tier": tier or None,
+        "image_bytes": image_bytes,
+        "emulator": emu.options,
+        "min_calls": min_calls,
+        "floor_s": floor_s,
+        "syncd": {**_measured(run), "report": _brief(report), "wire": wire},
+        "peer": {**_measured(peer), "wire": peer_wire, "stderr": peer.stderr[-1000:]},
+        "efficiency": efficiency,
+        "speedup": speedup,
+    }
+
+
+# --- G. Bandwidth --------------------------------------------------------------------------------
+
+
+def scenario_g(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    """First sync of camera-like JPEGs (1-2 MB) over a line of g_bandwidth bytes per second."""
+    s = bench.sizes
+    root = bench.work / "G"
+    n, image_bytes = data.camera_tree(root, s.g_folders, s.g_per_folder, seed0=60_000_000)
+    project = bench.create_project(emu, "G-syncd")
+    bandwidth = s.g_bandwidth
+    uplink = f"  uplink_mbps: {bandwidth * 8 / 1e6:g}\n" if bandwidth else ""
+    config = bench.config("g", emu.url, root, project, uplink)
+    emu.reset()
+    run, report = bench.reconcile(config)
+    wire = emu.stats()
+    # Fewest calls as in A (3 reads, a tag per folder, a create per 64 images), fewest bytes the
+    # images themselves: the floor is whichever limit takes longer.
+    min_calls = 3 + s.g_folders + s.g_folders * math.ceil(s.g_per_folder / 64)
+    tps = s.g_tps or 10.0
+    calls_s = min_calls / tps
+    bytes_s = image_bytes / bandwidth if bandwidth else 0.0
+    floor_s = max(calls_s, bytes_s)
+    efficiency = floor_s / run.wall_s
+    sent = wire["api_body_bytes"]
+    on_wire = sent / image_bytes
+    ok = report["done"]["uploads"] == n and report["exit_code"] == 0
+    line = f"{bandwidth * 8 / 1e6:g} Mbit/s" if bandwidth else "no limit"
+    scale = _scaled(bench, "G", n)
+    bench.row("G", f"first sync wall, {_mb(image_bytes)} over {line}{scale}", _s(run.wall_s))
+    bench.row(
+        "G",
+        f"efficiency = floor / wall (floor {_s(floor_s)} = max({min_calls} calls / {tps:g}/s,"
+        f" {_mb(image_bytes)} / {line}))",
+        f"{efficiency:.2f}",
+        "",
+        "",
+        ">= 0.9",
+        efficiency >= 0.9,
+    )
+    bench.row(
+        "G",
+        "bytes on the wire (request bodies) / image bytes",
+        _mb(sent),
+        f"images {_mb(image_bytes)}",
+        _x(on_wire),
+        "<= 1.02x",
+        on_wire <= 1.02,
+    )
+    routes = wire["by_route"]
+    bench.row(
+        "G",
+        "API requests (multipart; files; metadata; 429s); response bytes",
+        f"{wire['api_requests']} ({routes.get('POST images', 0)}; "
+        f"{routes.get('POST images/files', 0)}; {routes.get('POST images/metadata', 0)}; "
+        f"{wire['throttled']}); {_mb(wire['api_response_bytes'])}",
+        "",
+        "",
+        f"min {min_calls}",
+    )
+    line_stats = wire.get("wire", {})
+    if bandwidth:
+        busy = line_stats.get("uplink_booked_seconds", 0.0)
+        bench.row("G", "uplink busy (link time booked / wall)", f"{busy / run.wall_s:.2f}",
+                  f"{busy:.1f} s booked")  # fmt: skip
+    bench.row("G", "peak RSS", f"{run.max_rss_mb:.0f} MB")
+    bench.row("G", "all images uploaded, exit 0", str(ok), "", "", "True", ok)
+    return {
+        "n": n,
+        "image_bytes": image_bytes,
+        "emulator": emu.options,
+        "min_calls": min_calls,
+        "floor_s": floor_s,
+        "floor_calls_s": calls_s,
+        "floor_bytes_s": bytes_s,
+        "syncd": {**_measured(run), "report": _brief(report), "wire": wire},
+        "efficiency": efficiency,
+        "bytes_on_wire_ratio": on_wire,
     }
 
 
@@ -790,7 +976,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny N, no latency (CI)")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON results ({DEFAULT_OUT})")
-    parser.add_argument("--only", default="ABCDEF", help="scenarios to run, e.g. AB")
+    parser.add_argument(
+        "--only",
+        default="".join(SCENARIOS),
+        help="scenarios to run, e.g. AB, A2G (A2 is one scenario, A another)",
+    )
+    parser.add_argument(
+        "--g-images",
+        type=int,
+        metavar="N",
+        help="G with about N images instead of the issue's 2,000 (a quick look; the table says)",
+    )
     parser.add_argument(
         "--work",
         type=Path,
@@ -799,7 +995,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     out = args.out or (DEFAULT_OUT.with_name("smoke.json") if args.smoke else DEFAULT_OUT)
-    only = set(args.only.upper())
+    only = set(re.findall(r"[A-Z][0-9]*", args.only.upper()))
+    unknown = only - set(SCENARIOS)
+    if unknown:
+        parser.error(f"--only: no scenario {', '.join(sorted(unknown))} ({', '.join(SCENARIOS)})")
+    if args.g_images:
+        per_folder = max(1, math.ceil(args.g_images / sizes.g_folders))
+        sizes = dataclasses.replace(sizes, g_per_folder=per_folder)
     if "E" in only:
         only.add("B")  # E measures B's runs
     if "B" in only:
@@ -815,10 +1017,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     with scratch as tmp:
         bench = Bench(sizes, args.smoke, Path(tmp), syncd_python)
-        if only & {"A", "C"}:
+        if only & {"A", "A2", "C"}:
             with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as slow:
                 if "A" in only:
                     _scenario(bench, "A", lambda: scenario_a(bench, slow))
+                if "A2" in only:
+                    _scenario(bench, "A2", lambda: scenario_a2(bench, slow))
                 if "C" in only:
                     _scenario(bench, "C", lambda: scenario_c(bench, slow))
         if only & {"B", "D"}:
@@ -828,11 +1032,22 @@ def main(argv: list[str] | None = None) -> int:
                     bench.results["E"] = {"see": "B (first_sync and noops carry max_rss_mb)"}
                 if "D" in only:
                     _scenario(bench, "D", lambda: scenario_d(bench, fast))
+        if "A2" in only:  # the free tier: its own emulator, syncd at 2 calls a second
+            tier_latency = sizes.a_latency_ms
+            with emulator(bench.key, latency_ms=tier_latency, tier="F0") as free:
+                _scenario(bench, "A2-F0", lambda: scenario_a2(bench, free, tier="F0"))
         if "F" in only:
             _scenario(bench, "F", lambda: scenario_f(bench))
+        if "G" in only:
+            with emulator(
+                bench.key,
+                tps=sizes.g_tps,
+                latency_ms=sizes.g_latency_ms,
+                bandwidth=sizes.g_bandwidth,
+            ) as line:
+                _scenario(bench, "G", lambda: scenario_g(bench, line))
     total = time.perf_counter() - started
-    order = "ABCDEF"
-    bench.rows.sort(key=lambda r: order.index(r.scenario))
+    bench.rows.sort(key=lambda r: SCENARIOS.index(r.scenario.split("-")[0]))
     table = format_table(bench.rows)
     print(table)
     print(f"\n{'smoke' if args.smoke else 'full'} run, {total:.0f} s in all")

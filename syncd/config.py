@@ -294,6 +294,9 @@ class ServiceConfig:
     request_deadline: float = field(default=300.0, metadata=_check(_between(1, 3600)))
     # The longest one Retry-After holds syncd back (the API limit module's MAX_RETRY_AFTER_S).
     max_retry_after: float = field(default=60.0, metadata=_check(_between(0.1, 600)))
+    # The uplink in Mbit/s: with the rate, what one call is worth in bytes when syncd chooses an
+    # upload format (raw multipart or base64 in JSON; syncd.api.client.choose_upload_format).
+    uplink_mbps: float = field(default=100.0, metadata=_check(_between(0.1, 100_000)))
 
     @property
     def is_embedded(self) -> bool:

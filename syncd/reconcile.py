@@ -388,6 +388,7 @@ def client_settings(service: ServiceConfig) -> ClientSettings:
         read_timeout_s=service.read_timeout,
         request_deadline_s=service.request_deadline,
         max_retry_after_s=service.max_retry_after,
+        uplink_bytes_per_s=service.uplink_mbps * 1e6 / 8,
     )
 
 

@@ -1,8 +1,9 @@
 """The benchmark keeps working: `python -m bench --smoke` runs every scenario end to end.
 
 No timing is asserted (the full run compares ratios; see bench/README.md). What is asserted is
-what a user of the benchmark would notice: it exits 0, writes its JSON with scenarios A-F, each
-with rows of the table, and the correctness rows (every image synced, none re-uploaded) hold.
+what a user of the benchmark would notice: it exits 0, writes its JSON with scenarios A, A2 (and
+A2 at F0), B-G, each with rows of the table, and the correctness rows (every image synced, none
+re-uploaded, bytes on the wire within 2 % of the image bytes for camera-sized images) hold.
 """
 
 from __future__ import annotations
@@ -32,12 +33,17 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["mode"] == "smoke"
-    assert set(document["scenarios"]) == set("ABCDEF")
+    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G"}
+    assert set(document["scenarios"]) == scenarios | {"A2-F0"}
     assert not [k for k, v in document["scenarios"].items() if "error" in v]
     rows = document["rows"]
-    assert {r["scenario"] for r in rows} == set("ABCDEF")
+    assert {r["scenario"] for r in rows} == scenarios
     by_metric = {(r["scenario"], r["metric"].split(" (")[0]): r for r in rows}
     assert by_metric[("A", "all images uploaded, exit 0")]["met"] is True
     assert by_metric[("C", "image bytes uploaded")]["syncd"] == "0"
     assert by_metric[("B", "API calls")]["met"] is True
+    assert by_metric[("A2", "all images uploaded, exit 0")]["met"] is True
+    assert by_metric[("A2", "all images uploaded at F0, exit 0")]["met"] is True
+    assert by_metric[("G", "all images uploaded, exit 0")]["met"] is True
+    assert by_metric[("G", "bytes on the wire")]["met"] is True
     assert "| scenario |" in result.stdout

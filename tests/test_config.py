@@ -93,7 +93,7 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path: Path) ->
         f"{source}:4: service.max_concurency: unknown key (known keys: endpoint, "
         "allow_insecure_http, emulator_dir, "
         "training_key, rate_per_second, max_concurrency, max_attempts, connect_timeout, "
-        "read_timeout, request_deadline, max_retry_after)",
+        "read_timeout, request_deadline, max_retry_after, uplink_mbps)",
         f"{source}:6: mirrors[0].project_id: missing (required)",
         f"{source}:7: mirrors[0].tags.mode: expected one of 'top', 'leaf', 'all', got 'sideways'",
         f"{source}:10: mirrors[1].guard.max_delete_fraction: expected a number from 0 to 1, got 2",
@@ -219,6 +219,7 @@ RANGES = {
     "service.max_attempts": ("0", "1000", "an integer from 1 to 100"),
     "service.connect_timeout": ("0", "1.0e+6", "a number from 0.1 to 86400"),
     "service.read_timeout": ("0", "1.0e+6", "a number from 0.1 to 86400"),
+    "service.uplink_mbps": ("0.01", "1.0e+9", "a number from 0.1 to 100000"),
     "daemon.settle_seconds": ("0", "86400", "a number from 0.01 to 3600"),
     "daemon.max_delay_seconds": ("0", "86400", "a number from 0.01 to 3600"),
     "daemon.full_reconcile_seconds": ("0.5", "1.0e+9", "a number from 1 to 604800"),
@@ -292,6 +293,18 @@ def test_deadline_and_retry_after_cap_defaults_are_the_clients() -> None:
     assert settings.request_deadline_s == ClientSettings().request_deadline_s
     assert settings.max_retry_after_s == limits.MAX_RETRY_AFTER_S
     assert limits.MAX_RETRY_AFTER_S <= 600 == limits.MAX_RETRY_AFTER_LIMIT_S
+
+
+def test_the_uplink_sets_what_a_call_is_worth_when_choosing_an_upload_format() -> None:
+    from syncd.api import ClientSettings
+    from syncd.reconcile import client_settings
+
+    default = client_settings(parse_config(EMBEDDED + MIRROR).service)
+    assert default.uplink_bytes_per_s == ClientSettings().uplink_bytes_per_s == 100e6 / 8
+    text = "service: {endpoint: embedded, uplink_mbps: 20, rate_per_second: 2}\n" + MIRROR
+    settings = client_settings(parse_config(text).service)
+    assert settings.uplink_bytes_per_s == 2.5e6
+    assert settings.call_cost() == 1.25e6  # 20 Mbit/s for the half second one call takes at 2/s
 
 
 def test_the_endpoint_is_required_and_the_problem_says_what_to_write(tmp_path: Path) -> None:

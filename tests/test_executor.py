@@ -21,12 +21,13 @@ from syncd.core.planner import Plan, plan
 from syncd.credentials import TrainingKey
 from syncd.emulator.app import create_app
 from syncd.emulator.embedded import EMBEDDED_BASE_URL
+from syncd.emulator.faults import Faults
 from syncd.emulator.store import Store
 from syncd.executor import Execution, execute
 from syncd.ledger import Ledger
 from syncd.remote import RemoteRead, read_remote
 from syncd.scan import check_tree, walk_tree, write_marker
-from tests.support.images import write_image
+from tests.support.images import image_bytes, write_image
 
 PROJECT_ID = "6a1f3c2e-4b5d-4e6f-8a9b-0c1d2e3f4a5b"
 
@@ -60,12 +61,13 @@ class Setup:
         self.ledger = Ledger.open(self.mirror.ledger, project_id=PROJECT_ID)
         self.app = create_app(self.store, training_key=None)
         self.refuse: Refusal = lambda request: None
+        self.settings = ClientSettings(rate_per_second=1000)
 
     def client(self) -> TrainingClient:
         return TrainingClient(
             EMBEDDED_BASE_URL,
             TrainingKey("executor-test-key"),
-            settings=ClientSettings(rate_per_second=1000),
+            settings=self.settings,
             transport=_Refusing(httpx.ASGITransport(app=self.app), self.refuse),
             pacer=Pacer(1000),
         )
@@ -226,3 +228,32 @@ def test_an_upload_whose_many_copies_all_went_names_a_few_of_them(setup: Setup) 
     (failure,) = result.failures
     assert failure.message.count("a.jpg") == 5, failure.message  # syncd.display.SHOWN_PATHS
     assert "and 15 more" in failure.message, failure.message
+
+
+def test_big_uploads_keep_four_windows_on_the_line_within_the_batch_bytes(setup: Setup) -> None:
+    """Camera-sized images on a slow line: while one window of uploads waits for its answer, its
+    metadata call and the next read from disk, three others keep the line busy; together the
+    windows hold no more image bytes than one full batch (max_batch_bytes)."""
+    (setup.root / "Dog").mkdir()
+    for n in range(24):  # ~300 KB each, uncompressed
+        (setup.root / "Dog" / f"{n}.bmp").write_bytes(image_bytes(n, "bmp", size=(320, 320)))
+    setup.app = create_app(setup.store, training_key=None, faults=Faults(bandwidth=4e6))
+    setup.settings = ClientSettings(rate_per_second=1000, max_batch_bytes=4_000_000)
+
+    result = setup.sync()
+
+    assert result.failures == []
+    assert len(setup.remote_images()) == 24
+    uploads = [
+        t
+        for t in setup.app.state.wire.transfers
+        if t.direction == "up" and t.path.endswith("/images")
+    ]
+    assert all(t.bytes <= 4_000_000 // 4 + 4 * 1024 for t in uploads)
+    # On the line's own clock: how many upload bodies were crossing at the busiest moment.
+    edges = sorted([(t.first_start, 1) for t in uploads] + [(t.last_end, -1) for t in uploads])
+    crossing, busiest = 0, 0
+    for _, step in edges:
+        crossing += step
+        busiest = max(busiest, crossing)
+    assert busiest >= 3

@@ -106,6 +106,8 @@ _log = structlog.get_logger(component="api")
 R = TypeVar("R")
 Id = UUID | str
 
+# The uplink assumed unless told (service.uplink_mbps): 100 Mbit/s, a common business line.
+DEFAULT_UPLINK_BYTES_PER_S = 100e6 / 8
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _EPOCH = datetime.fromtimestamp(0, UTC)
 # A request held back by the pacer for at least this long is worth telling `on_wait` about (a
@@ -145,11 +147,21 @@ class ClientSettings:
     pool_timeout_s: float = 120.0
     # Wire bytes per upload call (not a service limit: bounds memory and the cost of a replay).
     max_batch_bytes: int = 64 * 1024 * 1024
-    # What one call is worth in bytes when choosing an upload format: what an ~80 Mbit/s uplink
-    # sends in the 1/10 s one call of a 10/s quota occupies. Multipart needs a second call per
-    # batch for syncd's metadata, so with images of tens of KB the files format (one call, base64)
-    # wins; with MB-sized images the third more bytes of base64 costs more than the extra call.
-    call_cost_bytes: int = 1024 * 1024
+    # The uplink, in bytes per second (service.uplink_mbps): with the rate, what one call is
+    # worth in bytes when choosing an upload format (call_cost).
+    uplink_bytes_per_s: float = DEFAULT_UPLINK_BYTES_PER_S
+    # A fixed worth of one call in bytes, overriding the one the uplink and the rate give.
+    call_cost_bytes: int | None = None
+
+    def call_cost(self) -> float:
+        """What one call is worth in bytes: what the uplink carries in the 1/rate seconds one
+        call takes of the rate quota (100 Mbit/s at 10/s: 1.25 MB). Multipart needs a second
+        call per batch for syncd's metadata, so small images go in the files format (one call,
+        base64) and camera-sized ones raw, where the third more bytes of base64 costs more than
+        the extra call; the less the quota allows, the bigger the images that go in one call."""
+        if self.call_cost_bytes is not None:
+            return float(self.call_cost_bytes)
+        return self.uplink_bytes_per_s / self.rate_per_second
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -260,13 +272,14 @@ async def _read_capped(response: httpx.Response, cap: int) -> bytes:
 def choose_upload_format(
     items: Sequence[UploadItem], metadata: Mapping[str, str] | None, settings: ClientSettings
 ) -> UploadFormat:
-    """Return the upload format that costs less for this job: calls * call_cost_bytes + bytes.
+    """Return the upload format that costs less for this job: calls * call_cost() + bytes, both
+    limits in one unit (bytes; divided by the uplink, the seconds of the line and of the quota).
 
     Multipart sends raw bytes but needs one call per tag set (and per 64 images), plus one
     UpdateImageMetadata call per batch when metadata is wanted; files sends base64 (~4/3 the
     bytes) but mixes tag sets in one call and carries metadata. Ties go to multipart.
     """
-    costs: dict[UploadFormat, int] = {}
+    costs: dict[UploadFormat, float] = {}
     for upload_format in (UploadFormat.MULTIPART, UploadFormat.FILES):
         batches = limits.upload_batches(
             items,
@@ -279,7 +292,7 @@ def choose_upload_format(
         if metadata and upload_format is UploadFormat.MULTIPART:
             calls *= 2
         wire = sum(limits.encoded_size(len(item.data), upload_format) for item in items)
-        costs[upload_format] = calls * settings.call_cost_bytes + wire
+        costs[upload_format] = calls * settings.call_cost() + wire
     return min(costs, key=lambda f: (costs[f], f is not UploadFormat.MULTIPART))
 
 

@@ -36,6 +36,7 @@ from syncd.emulator.limits import upload_body_limits
 from syncd.emulator.routes import blobs, domains, images, iterations, projects, regions, tags
 from syncd.emulator.routes.common import Emulator, error
 from syncd.emulator.store import Store
+from syncd.emulator.wire import WireMeter, WireMiddleware
 
 API_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
 ResponseObserver = Callable[[str, str, int, dict[str, str], bytes], None]
@@ -60,14 +61,19 @@ def create_app(
     training_key: str | None,
     faults: Faults = NO_FAULTS,
     response_observer: ResponseObserver | None = None,
+    wire: WireMeter | None = None,
 ) -> Starlette:
-    """Return the emulator as an ASGI app serving store (see the module docstring)."""
+    """Return the emulator as an ASGI app serving store (see the module docstring). Every body
+    crosses `wire` (a new WireMeter at faults.bandwidth if none is given), kept as
+    `app.state.wire`."""
+    meter = wire if wire is not None else WireMeter(faults.bandwidth)
     multipart_cap, files_cap = upload_body_limits(store.quotas.max_image_bytes)
     routes: list[BaseRoute] = [Mount(prefix, routes=_API_ROUTES) for prefix in API_PREFIXES]
     routes += [*blobs.ROUTES, *iterations.SEAM_ROUTES]
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(WireMiddleware, meter=meter),
             Middleware(_ObserveMiddleware, observer=response_observer),
             Middleware(FaultMiddleware, faults=faults),
             Middleware(_KeyMiddleware, training_key=training_key),
@@ -75,6 +81,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.emulator = Emulator(store, faults, multipart_cap, files_cap)
+    app.state.wire = meter
     return app
 
 

@@ -5,9 +5,15 @@ ASGI, applied to the training API paths; image URIs get only `blob_latency_ms`),
 
 Per API request, in this order:
 1. `latency_ms`: `await anyio.sleep(...)`, so other requests keep being served meanwhile.
-2. `tps`: a token bucket (capacity max(1, tps), refilled at tps per second). An empty bucket
-   answers 429 with `Retry-After: <whole seconds, >= 1>` and the APIM-style body
-   `{"code": "429", "message": "... Please retry after N second(s)."}`; the app is not called.
+2. `upload_tps` (the image-creating calls) and `train_tps` (TrainProject): a token bucket per
+   operation kind, as a tier's per-operation limit (the F0 tier: limits.TIERS). An empty one
+   answers 429 with the message the service gives on F0 («Requests to the CreateImagesFromData
+   Operation under Custom_Vision_Training_3.3 have exceeded rate limit of your current
+   Custom_Vision.Training F0 pricing tier. Please retry after 1 second.», docs/spec/DIGEST.md §1).
+   Then `tps`: a token bucket (capacity max(1, tps), refilled at tps per second) over every API
+   call. An empty bucket answers 429 with `Retry-After: <whole seconds, >= 1>` and the APIM-style
+   body `{"code": "429", "message": "... Please retry after N second(s)."}`; the app is not
+   called.
 3. `fail_rate`: a 500 or 503 (half each) with an `ErrorUnknown` body; the app is not called.
 4. `drop_rate`: the app runs (its write commits), then the response is cut: the status line and
    headers go out with a Content-Length one byte longer than the body (204 becomes 200 so that
@@ -47,6 +53,11 @@ class Faults:
     seed: int | None = None  # reproducible fault sequences
     duplicate_without_image: bool = False  # OKDuplicate results omit `image`
     blob_latency_ms: float = 0.0  # added delay per image-URI download (a slow blob store)
+    # Bytes per second each way, shared by all connections (wire.py); None: no limit.
+    bandwidth: float | None = None
+    upload_tps: float | None = None  # past N image-creating calls/second -> 429 (a tier's limit)
+    train_tps: float | None = None  # past N TrainProject calls/second -> 429
+    tier: str = ""  # the pricing tier the 429 messages name ("" = the emulator's own words)
 
 
 NO_FAULTS = Faults()
@@ -54,6 +65,30 @@ NO_FAULTS = Faults()
 
 class DroppedResponse(Exception):
     """Raised to cut a response after its headers went out (the emulated dropped connection)."""
+
+
+# The per-operation limits: (method, the path after /projects/<id>/) -> the spec's operationId.
+_UPLOAD_OPERATIONS = {
+    "images": "CreateImagesFromData",
+    "images/files": "CreateImagesFromFiles",
+    "images/urls": "CreateImagesFromUrls",
+    "images/predictions": "CreateImagesFromPredictions",
+}
+_TRAIN_OPERATION = "TrainProject"
+
+
+def _operation(method: str, path: str) -> str | None:
+    """The operationId of an image-creating or training call, else None."""
+    if method != "POST":
+        return None
+    parts = path.split("/")
+    # ['', 'customvision', '<version>', 'training', 'projects', '<id>', ...]
+    if len(parts) < 7 or parts[4] != "projects":
+        return None
+    rest = "/".join(parts[6:])
+    if rest == "train":
+        return _TRAIN_OPERATION
+    return _UPLOAD_OPERATIONS.get(rest)
 
 
 class _TokenBucket:
@@ -98,6 +133,15 @@ class FaultMiddleware:
         self._rng = random.Random(faults.seed)
         self._lock = threading.Lock()
         self._bucket = _TokenBucket(faults.tps) if faults.tps else None
+        self._upload_bucket = _TokenBucket(faults.upload_tps) if faults.upload_tps else None
+        self._train_bucket = _TokenBucket(faults.train_tps) if faults.train_tps else None
+
+    def _operation_bucket(self, scope: Scope) -> tuple[str, _TokenBucket] | None:
+        operation = _operation(scope["method"], scope["path"])
+        if operation is None:
+            return None
+        bucket = self._train_bucket if operation == _TRAIN_OPERATION else self._upload_bucket
+        return None if bucket is None else (operation, bucket)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PATH_PREFIX):
@@ -108,9 +152,28 @@ class FaultMiddleware:
         faults = self.faults
         if faults.latency_ms > 0:
             await anyio.sleep(faults.latency_ms / 1000)
+        limited = self._operation_bucket(scope)
         with self._lock:
-            wait = self._bucket.take() if self._bucket is not None else None
+            operation_wait = limited[1].take() if limited is not None else None
+            wait = None
+            if operation_wait is None and self._bucket is not None:
+                wait = self._bucket.take()
             fail_draw, kind_draw, drop_draw = (self._rng.random() for _ in range(3))
+        if operation_wait is not None and limited is not None:
+            seconds = max(1, math.ceil(operation_wait))
+            tier = f"Custom_Vision.Training {faults.tier}" if faults.tier else "emulator"
+            message = (
+                f"Requests to the {limited[0]} Operation under Custom_Vision_Training_3.3 have"
+                f" exceeded rate limit of your current {tier} pricing tier. Please retry after"
+                f" {seconds} second{'s' if seconds > 1 else ''}."
+            )
+            for msg in _json_response(
+                429,
+                {"code": "429", "message": message},
+                [(b"retry-after", str(seconds).encode())],
+            ):
+                await send(msg)
+            return
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             message = (

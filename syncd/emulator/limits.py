@@ -5,7 +5,8 @@ Public names: `Quotas`, `DEFAULT_QUOTAS`, `DEFAULT_TRAINING_SECONDS`, `MAX_IMAGE
 `MAX_TAGS_PER_BATCH`, `MAX_IDS`, `MAX_TAKE`, `DEFAULT_TAKE`, `MAX_TAG_PAIRS`, `MAX_UNTAG_IMAGES`,
 `MAX_METADATA_IDS`, `MAX_PERFORMANCE_TAGS`, `METADATA_MAX_PAIRS`, `METADATA_MAX_KEY`,
 `METADATA_MAX_VALUE`, `MAX_REGIONS_PER_IMAGE`, `MAX_REGIONS_PER_BATCH`, `MAX_REGION_IDS`,
-`REGION_EDGE_TOLERANCE`, `MAX_JSON_BODY_BYTES`, `IMAGE_FRAMING_BYTES`, `upload_body_limits`.
+`REGION_EDGE_TOLERANCE`, `MAX_JSON_BODY_BYTES`, `IMAGE_FRAMING_BYTES`, `upload_body_limits`, `Tier`,
+`TIERS`.
 
 The emulator reads the spec on its own (see design.md): nothing here comes from `syncd.api`.
 Standard library only, so that `syncd --help` (options.py reads the quota defaults) stays cheap.
@@ -84,3 +85,26 @@ class Quotas:
 
 
 DEFAULT_QUOTAS = Quotas()
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A pricing tier: its quotas and its call rates (docs/spec/DIGEST.md §6)."""
+
+    quotas: Quotas
+    tps: float  # «Other API calls (transactions per second) | 10 | 10»
+    train_tps: float  # «TrainProject (API calls per second) | 2 | 10»
+    # Image-creating calls: the table gives no figure; F0 users report 429s on
+    # CreateImagesFromData near 2 per second (DIGEST §6, «Anecdotal»), so F0 holds them to 2.
+    upload_tps: float | None
+
+
+TIERS = {
+    "F0": Tier(
+        quotas=Quotas(max_projects=2, max_images_per_project=5_000, max_tags_per_project=50),
+        tps=10.0,
+        train_tps=2.0,
+        upload_tps=2.0,
+    ),
+    "S0": Tier(quotas=Quotas(), tps=10.0, train_tps=10.0, upload_tps=None),
+}

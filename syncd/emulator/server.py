@@ -28,8 +28,9 @@ import uvicorn
 from syncd.emulator.app import ResponseObserver, create_app
 from syncd.emulator.faults import NO_FAULTS, DroppedResponse, Faults
 from syncd.emulator.limits import DEFAULT_QUOTAS, DEFAULT_TRAINING_SECONDS, Quotas
-from syncd.emulator.options import KEY_ENV
+from syncd.emulator.options import KEY_ENV, tier_settings
 from syncd.emulator.store import Store
+from syncd.emulator.wire import WireMeter
 
 _START_TIMEOUT_S = 20.0
 
@@ -126,6 +127,8 @@ class EmulatorServer:
         self._thread: threading.Thread | None = None
         self.url = ""
         self.store: Store
+        # Bytes on the wire, and the links when faults.bandwidth is set (emulator/wire.py).
+        self.wire = WireMeter(faults.bandwidth)
 
     def __repr__(self) -> str:  # never shows the key
         return f"EmulatorServer(url={self.url!r}, data_dir={self._data_dir!r})"
@@ -138,6 +141,7 @@ class EmulatorServer:
             training_key=self._training_key,
             faults=self._faults,
             response_observer=self._observer,
+            wire=self.wire,
         )
         _quiet_drops()
         sock = _bind(self._host, self._port)
@@ -192,19 +196,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"syncd emulator: {refusal}", file=sys.stderr)
         return 2
+    quotas, rates = tier_settings(args)
     faults = Faults(
-        tps=args.tps,
+        **rates,
         fail_rate=args.fail_rate,
         drop_rate=args.drop_rate,
         latency_ms=args.latency,
         seed=args.seed,
         duplicate_without_image=args.duplicate_without_image,
         blob_latency_ms=args.blob_latency,
-    )
-    quotas = Quotas(
-        max_images_per_project=args.max_images_per_project,
-        max_tags_per_project=args.max_tags_per_project,
-        min_images_per_tag=args.min_images_per_tag,
     )
     try:
         sock = _bind(args.host, args.port)
@@ -217,7 +217,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     server = uvicorn.Server(_config(app))
     where = f"state in {args.data}" if args.data else "state in memory"
     auth = "training key required" if key else "any non-empty Training-Key accepted"
-    print(f"syncd emulator listening on {_url(sock)} ({where}; {auth})", flush=True)
+    line = [f"tier {args.tier}"] if args.tier else []
+    if faults.bandwidth:
+        line.append(f"bandwidth {faults.bandwidth * 8 / 1e6:g} Mbit/s each way")
+    extra = "".join(f"; {item}" for item in line)
+    print(f"syncd emulator listening on {_url(sock)} ({where}; {auth}{extra})", flush=True)
     # uvicorn re-raises the signal it caught once it has stopped; these handlers absorb that, so
     # SIGTERM and SIGINT end the process cleanly with status 0.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -263,3 +263,26 @@ async def test_the_in_process_transport_serves_the_same_client(tmp_path: Path) -
         assert data in {i.data for i in items}
         [_ async for _ in client.delete_images(project.id, [r.image_id for r in results])]
         assert await client.count_images(project.id) == 0
+
+
+def test_the_cost_model_follows_the_uplink_and_the_rate() -> None:
+    """A call is worth what the uplink carries in the time the rate quota gives it."""
+    one_tag = (UUID(int=1),)
+    mid = [UploadItem(f"m{n}", bytes(200_000), one_tag) for n in range(64)]
+    metadata = {"k": "v"}
+    mbit_100 = 100e6 / 8
+    # S0 (10 calls/s) on 100 Mbit/s: a call is worth 1.25 MB; a third more bytes of base64
+    # (4.3 MB) costs more than multipart's second call: raw bytes.
+    s0 = ClientSettings(rate_per_second=10, uplink_bytes_per_s=mbit_100)
+    assert s0.call_cost() == pytest.approx(1.25e6)
+    assert choose_upload_format(mid, metadata, s0) is UploadFormat.MULTIPART
+    # F0 (2 calls/s) on the same line: a call is worth 6.25 MB; one files call wins.
+    f0 = ClientSettings(rate_per_second=2, uplink_bytes_per_s=mbit_100)
+    assert choose_upload_format(mid, metadata, f0) is UploadFormat.FILES
+    # A gigabit line at 10/s: calls are dear again (12.5 MB each): files.
+    fast = ClientSettings(rate_per_second=10, uplink_bytes_per_s=1e9 / 8)
+    assert choose_upload_format(mid, metadata, fast) is UploadFormat.FILES
+    # Camera-like images (1-2 MB) go raw on any line up to a gigabit: bytes on the wire stay
+    # within 2 % of the image bytes.
+    camera = [UploadItem(f"c{n}", bytes(1_500_000), one_tag) for n in range(64)]
+    assert choose_upload_format(camera, metadata, fast) is UploadFormat.MULTIPART
