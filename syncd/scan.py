@@ -11,8 +11,10 @@ HASH_CHUNK_BYTES, RACY_WINDOW_NS.
   hash taken within RACY_WINDOW_NS of the file's mtime is not trusted (a write in the same clock
   tick would not change the stat).
 - Each candidate is checked: non-empty, within 6 MB (syncd.core.limits), readable, a
-  JPEG/PNG/BMP/GIF by its magic bytes (syncd.core.imageformat), a legal tag path
-  (syncd.core.mapping). A failure is recorded on the file, never raised.
+  JPEG/PNG/BMP/GIF by its magic bytes (syncd.core.imageformat), decodable in full within the
+  service's pixel and aspect-ratio limits (syncd.decode), a legal tag path (syncd.core.mapping).
+  A failure is recorded on the file, never raised. The decode's verdict is cached with the hash
+  (CachedFile.content_checked): only new or changed content is decoded.
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
   already walked is reported as a loop, and a link whose target (at the end of any chain of links)
   is outside the root is reported and skipped: following never leaves the root. Names that are
@@ -45,7 +47,7 @@ from typing import IO, Any
 from syncd.config import MirrorConfig
 from syncd.core.globs import compile_glob
 from syncd.core.imageformat import UNACCEPTED_IMAGE_SUFFIXES, sniff_image_format
-from syncd.core.limits import MAX_IMAGE_BYTES
+from syncd.core.limits import MAX_BYTES_RULE, MAX_IMAGE_BYTES
 from syncd.core.mapping import TagMapper
 from syncd.core.model import (
     CachedFile,
@@ -56,6 +58,7 @@ from syncd.core.model import (
     ProblemKind,
     Skipped,
 )
+from syncd.decode import content_problem
 
 MARKER_NAME = ".syncd-root"
 HASH_CHUNK_BYTES = 1024 * 1024
@@ -287,6 +290,7 @@ class _Checker:
         self.mapper = TagMapper(mirror.tags)
         self.stat, self.open_file, self.clock_ns = stat, open_file, clock_ns
         self.hashed = 0
+        self.decoded = 0
 
     def check(self, rel: str, path: str, size: int, mtime_ns: int, inode: int) -> LocalFile:
         def result(problem: Problem | None, sha256: str | None = None, **found: Any) -> LocalFile:
@@ -299,7 +303,7 @@ class _Checker:
         if size == 0:
             return result(Problem(ProblemKind.EMPTY, "the file is empty"))
         if size > MAX_IMAGE_BYTES:
-            detail = f"{size} bytes, the training upload limit is {MAX_IMAGE_BYTES}"
+            detail = f"{size} bytes, over {MAX_IMAGE_BYTES}; {MAX_BYTES_RULE}"
             return result(Problem(ProblemKind.TOO_LARGE, detail))
         cached = self.cache.get(rel)
         if cached is None or (cached.size, cached.mtime_ns, cached.inode) != (
@@ -314,11 +318,13 @@ class _Checker:
             and (cached.size, cached.mtime_ns, cached.inode) == (size, mtime_ns, inode)
             and cached.hashed_at_ns is not None
             and cached.hashed_at_ns - mtime_ns > RACY_WINDOW_NS
+            and cached.content_checked  # a row from before decoding: read (and decode) it once
         ):
             sha256, fmt, hashed_at = cached.sha256, cached.image_format, cached.hashed_at_ns
+            verdict = cached.content_problem
         else:
             try:
-                sha256, fmt = self.hash(path)
+                sha256, fmt, data = self.read(path)
                 after = self.stat(path)
             except OSError as exc:
                 return result(Problem(ProblemKind.UNREADABLE, exc.strerror or "cannot read"))
@@ -327,23 +333,38 @@ class _Checker:
             if (after.st_size, after.st_mtime_ns, after.st_ino) != (size, mtime_ns, inode):
                 detail = "the file changed while it was read; it is read again next run"
                 return result(Problem(ProblemKind.CHANGED_WHILE_READING, detail))
-        hashed: dict[str, Any] = {"sha256": sha256, "image_format": fmt, "hashed_at_ns": hashed_at}
+            verdict = None
+            if fmt is not None:
+                verdict = content_problem(data)
+                self.decoded += 1
+        hashed: dict[str, Any] = {
+            "sha256": sha256,
+            "image_format": fmt,
+            "hashed_at_ns": hashed_at,
+            "content_checked": True,
+        }
         if fmt is None:
             detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
             return result(Problem(ProblemKind.NOT_AN_IMAGE, detail), **hashed)
+        if verdict is not None:  # checked before the tags: the cache reads it back from `problem`
+            return result(verdict, **hashed)
         if isinstance(assignment, Problem):
             return result(assignment, **hashed)
         return result(None, tags=assignment.tags, negative=assignment.negative, **hashed)
 
-    def hash(self, path: str) -> tuple[str, str | None]:
+    def read(self, path: str) -> tuple[str, str | None, bytes]:
+        """Return the file's sha256, its format by its first bytes, and its bytes (at most
+        6 MB: a bigger file is refused before it is read), read once for the hash and the decode."""
         digest = hashlib.sha256()
         fmt: str | None = None
+        chunks = []
         with self.open_file(path) as f:
             for i, chunk in enumerate(_chunks(f)):
                 if i == 0:
                     fmt = sniff_image_format(chunk)
                 digest.update(chunk)
-        return digest.hexdigest(), fmt
+                chunks.append(chunk)
+        return digest.hexdigest(), fmt, b"".join(chunks)
 
 
 def _chunks(f: IO[bytes]) -> Iterator[bytes]:
@@ -352,7 +373,7 @@ def _chunks(f: IO[bytes]) -> Iterator[bytes]:
 
 
 def _open_binary(path: str) -> IO[bytes]:
-    return open(path, "rb")  # the caller closes it (a with-block in _Walk.hash)
+    return open(path, "rb")  # the caller closes it (a with-block in _Checker.read)
 
 
 def walk_tree(
@@ -415,6 +436,7 @@ def check_tree(
         files=tuple(files),
         skipped=walked.skipped,
         hashed=checker.hashed,
+        decoded=checker.decoded,
         digest=walked.digest if clean else None,
         unaccepted=walked.unaccepted,
     )

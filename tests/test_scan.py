@@ -57,7 +57,16 @@ def scan(
 def cache_of(snapshot: LocalSnapshot) -> dict[str, CachedFile]:
     """What the ledger would hand back after recording this snapshot."""
     return {
-        f.path: CachedFile(f.size, f.mtime_ns, f.inode, f.sha256, f.image_format, f.hashed_at_ns)
+        f.path: CachedFile(
+            f.size,
+            f.mtime_ns,
+            f.inode,
+            f.sha256,
+            f.image_format,
+            f.hashed_at_ns,
+            f.content_checked,
+            f.problem if f.problem is not None and f.problem.kind.is_content_check else None,
+        )
         for f in snapshot.files
     }
 

@@ -1,0 +1,47 @@
+"""Decode an image fully before any upload: the service's checks that can be made locally.
+
+Public names: content_problem.
+
+The first bytes say JPEG, PNG, BMP or GIF (syncd.core.imageformat); this decodes the whole picture
+with Pillow, so a body cut short or garbage behind a valid header is found here, not by the
+service (its ErrorImageFormat) on every run. The size in pixels and the aspect ratio are checked
+against the service's limits first (syncd.core.limits, from the header: a too-large image is
+refused without being decoded).
+
+Pillow is imported on the first decode, not at start-up: a no-op run decodes nothing (the scanner
+remembers each file's verdict with its stat, syncd.scan) and so never pays for the import.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from syncd.core.limits import dimension_problem
+from syncd.core.model import Problem, ProblemKind
+
+# Pillow's names for the formats the service accepts: nothing else is even tried.
+_ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+_FORMAT_RULE = "«Supported formats are JPEG, GIF, PNG, and BMP.» (the service: ErrorImageFormat)"
+
+
+def content_problem(data: bytes) -> Problem | None:
+    """Return the service rule the image in `data` breaks (it is not decodable, a side is over
+    10,240 px, longer than 25:1), or None if it breaks none. Never raises for bad content."""
+    from PIL import Image  # lazily: see the module docstring
+
+    try:
+        with Image.open(io.BytesIO(data), formats=_ACCEPTED_FORMATS) as img:
+            problem = dimension_problem(*img.size)
+            if problem is not None:
+                return problem
+            with warnings.catch_warnings():
+                # Within 10,240 px a side, so not a decompression bomb whatever Pillow's
+                # (smaller) default threshold says.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()  # decodes every byte of the picture (the first frame of a GIF)
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        detail = f"it does not decode as an image ({reason}); {_FORMAT_RULE}"
+        return Problem(ProblemKind.NOT_DECODABLE, detail)
+    return None
