@@ -372,3 +372,27 @@ def test_the_digest_is_only_kept_for_a_clean_tree(tmp_path: Path) -> None:
     (tmp_path / "Dog" / "empty.jpg").unlink()
     (tmp_path / "Dog" / "link.jpg").symlink_to(tmp_path / "Dog" / "a.jpg")  # skipped
     assert walk_tree(mirror(tmp_path)).digest is None
+
+
+def test_decoded_verdicts_land_on_their_own_files_whatever_order_the_decoders_finish(
+    tmp_path: Path,
+) -> None:
+    """More images than the decoders hold at once, every third one cut short: each verdict is
+    on the file it belongs to (the decode runs beside the reads, scan.DECODE_IN_FLIGHT)."""
+    from syncd.scan import DECODE_IN_FLIGHT
+
+    count = 3 * DECODE_IN_FLIGHT + 2
+    for n in range(count):
+        data = image_bytes(n, "jpeg", size=(64, 48))
+        (tmp_path / "Dog").mkdir(exist_ok=True)
+        (tmp_path / "Dog" / f"{n:02}.jpg").write_bytes(
+            data[: len(data) // 2] if n % 3 == 0 else data
+        )
+
+    snapshot = scan(mirror(tmp_path), clock_ns=lambda: LATER)
+
+    assert snapshot.decoded == count
+    kinds = {f.path: f.problem.kind if f.problem else None for f in snapshot.files}
+    assert kinds == {
+        f"Dog/{n:02}.jpg": ProblemKind.NOT_DECODABLE if n % 3 == 0 else None for n in range(count)
+    }
