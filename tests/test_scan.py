@@ -396,3 +396,17 @@ def test_decoded_verdicts_land_on_their_own_files_whatever_order_the_decoders_fi
     assert kinds == {
         f"Dog/{n:02}.jpg": ProblemKind.NOT_DECODABLE if n % 3 == 0 else None for n in range(count)
     }
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.9, 0.99])
+def test_a_jpeg_cut_anywhere_in_its_body_is_not_decodable(tmp_path: Path, kept: float) -> None:
+    """The JPEG decode is scaled down (Pillow draft mode) to save memory: every byte of the
+    body is still read, so a cut even near the end is found."""
+    data = image_bytes(9, "jpeg", size=(640, 480))
+    (tmp_path / "Dog").mkdir()
+    (tmp_path / "Dog" / "cut.jpg").write_bytes(data[: int(len(data) * kept)])
+
+    (cut,) = scan(mirror(tmp_path), clock_ns=lambda: LATER).files
+
+    assert cut.problem is not None and cut.problem.kind is ProblemKind.NOT_DECODABLE
+    assert "truncated" in cut.problem.detail
