@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -410,3 +412,49 @@ def test_a_jpeg_cut_anywhere_in_its_body_is_not_decodable(tmp_path: Path, kept: 
 
     assert cut.problem is not None and cut.problem.kind is ProblemKind.NOT_DECODABLE
     assert "truncated" in cut.problem.detail
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that says `width` x `height` (1-bit) and holds no picture: its header is all a size
+    check needs, and it costs nothing to make at any size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(20_000, 10_500), (10_241, 10_241), (50_000, 50_000)])
+def test_an_image_over_the_side_limit_is_too_many_pixels_at_any_size(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """However big (past Pillow's own decompression-bomb guard too), the service's rule is the
+    one reported."""
+    (tmp_path / "Dog").mkdir()
+    (tmp_path / "Dog" / "big.png").write_bytes(_png_header_only(*size))
+
+    (big,) = scan(mirror(tmp_path), clock_ns=lambda: LATER).files
+
+    assert big.problem is not None and big.problem.kind is ProblemKind.TOO_MANY_PIXELS, big
+    assert "10,240 px" in big.problem.detail
+
+
+def test_the_largest_legal_image_prints_no_pillow_warning(tmp_path: Path) -> None:
+    """A 10,240 px square is over Pillow's default decompression-bomb threshold (89.5 MP): the
+    warning must not reach the operator's terminal (a fresh process: pytest resets filters)."""
+    sample = tmp_path / "square.png"
+    sample.write_bytes(_png_header_only(10_240, 10_240))
+    code = (
+        "import pathlib, sys; from syncd.decode import content_problem; "
+        "print(content_problem(pathlib.Path(sys.argv[1]).read_bytes()).kind)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(sample)], capture_output=True, text=True, check=True
+    )
+
+    assert run.stdout.strip() == "not_decodable"  # a header and no picture: legal size, no body
+    assert "Warning" not in run.stderr, run.stderr
