@@ -51,6 +51,8 @@ from syncd.core.model import (
     LedgerImage,
     LedgerView,
     LocalSnapshot,
+    Problem,
+    ProblemKind,
     RemoteImage,
     RemoteSnapshot,
     RemoteTag,
@@ -280,7 +282,7 @@ def _summary_from_json(text: str) -> RemoteSummary:
     )
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The ledger's random id (meta `ledger_id`): 128 bits, so no two ledgers ever share one.
 LEDGER_ID_BYTES = 16
 
@@ -389,10 +391,31 @@ CREATE TABLE IF NOT EXISTS gone_paths (
 );
 """
 
+# Version 3 (issue 18): each file's content verdict from decoding it locally. 1: the file was read
+# since syncd decodes images, and its verdict is `problem` when that is a decode's kind
+# (ProblemKind.is_content_check); 0 (every row of an older ledger): read it once more.
+_SCHEMA_V3 = """
+ALTER TABLE local_files ADD COLUMN content_checked INTEGER NOT NULL DEFAULT 0;
+"""
+
 _MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
     lambda db: db.executescript(_SCHEMA_V2),
+    lambda db: db.executescript(_SCHEMA_V3),
 ]
+
+
+def _cached_file(row: tuple[Any, ...]) -> CachedFile:
+    """A local_files row (path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns,
+    content_checked, problem, problem_detail) as the scanner's cache entry."""
+    size, mtime_ns, inode, sha256, fmt, hashed_at_ns, checked, kind, detail = row[1:]
+    verdict = None
+    if kind is not None and kind in _CONTENT_CHECK_KINDS:
+        verdict = Problem(ProblemKind(kind), detail or "")
+    return CachedFile(size, mtime_ns, inode, sha256, fmt, hashed_at_ns, bool(checked), verdict)
+
+
+_CONTENT_CHECK_KINDS = frozenset(k.value for k in ProblemKind if k.is_content_check)
 
 
 def _now() -> str:
@@ -713,10 +736,10 @@ class Ledger:
         with self._lock:
             # Plain tuples from the cursor: no dict per row on the way (100k files).
             cursor = self._db.execute(
-                "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns "
-                "FROM local_files"
+                "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns, "
+                "content_checked, problem, problem_detail FROM local_files"
             )
-            return {row[0]: CachedFile(*row[1:]) for row in cursor}
+            return {row[0]: _cached_file(row) for row in cursor}
 
     def record_scan(self, snapshot: LocalSnapshot, run_id: int) -> bool:
         """Make `local_files` exactly the snapshot's files (a missing root changes nothing);
@@ -734,7 +757,8 @@ class Ledger:
             # nothing of the old rows is held in memory but the current one.
             old_rows = self._db.execute(
                 "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns, tags,"
-                " negative, problem, problem_detail FROM local_files ORDER BY path"
+                " negative, problem, problem_detail, content_checked FROM local_files"
+                " ORDER BY path"
             )
             old = next(old_rows, None)
             for f in sorted(snapshot.files, key=lambda f: f.path):
@@ -754,6 +778,7 @@ class Ledger:
                     int(f.negative),
                     f.problem.kind if f.problem else None,
                     f.problem.detail if f.problem else None,
+                    int(f.content_checked),
                 )
                 matched = old is not None and old[0] == f.path
                 if not (matched and old is not None and tuple(old[1:]) == row):
@@ -769,14 +794,16 @@ class Ledger:
                 old = next(old_rows, None)
             self._db.conn.executemany(
                 """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
-                    hashed_at_ns, tags, negative, problem, problem_detail, last_seen_run)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    hashed_at_ns, tags, negative, problem, problem_detail, content_checked,
+                    last_seen_run)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (path) DO UPDATE SET size = excluded.size,
                     mtime_ns = excluded.mtime_ns, inode = excluded.inode,
                     sha256 = excluded.sha256, image_format = excluded.image_format,
                     hashed_at_ns = excluded.hashed_at_ns, tags = excluded.tags,
                     negative = excluded.negative, problem = excluded.problem,
                     problem_detail = excluded.problem_detail,
+                    content_checked = excluded.content_checked,
                     last_seen_run = excluded.last_seen_run""",
                 changed,
             )

@@ -341,6 +341,7 @@ class MirrorReport:
                 "ok": local.ok_count - sum(len(r.paths) for r in self._rejected),
                 "problems": len(self.problems),
                 "hashed": local.hashed,
+                "decoded": local.decoded,  # images decoded (Pillow): new or changed content only
                 "unchanged": bool(local.unchanged_files),
                 "skipped_by_extension": dict(local.unaccepted),  # formats the service refuses
             },

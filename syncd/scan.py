@@ -11,8 +11,10 @@ HASH_CHUNK_BYTES, RACY_WINDOW_NS.
   hash taken within RACY_WINDOW_NS of the file's mtime is not trusted (a write in the same clock
   tick would not change the stat).
 - Each candidate is checked: non-empty, within 6 MB (syncd.core.limits), readable, a
-  JPEG/PNG/BMP/GIF by its magic bytes (syncd.core.imageformat), a legal tag path
-  (syncd.core.mapping). A failure is recorded on the file, never raised.
+  JPEG/PNG/BMP/GIF by its magic bytes (syncd.core.imageformat), decodable in full within the
+  service's pixel and aspect-ratio limits (syncd.decode), a legal tag path (syncd.core.mapping).
+  A failure is recorded on the file, never raised. The decode's verdict is cached with the hash
+  (CachedFile.content_checked): only new or changed content is decoded.
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
   already walked is reported as a loop, and a link whose target (at the end of any chain of links)
   is outside the root is reported and skipped: following never leaves the root. Names that are
@@ -35,17 +37,22 @@ import hashlib
 import os
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 from syncd.config import MirrorConfig
 from syncd.core.globs import compile_glob
 from syncd.core.imageformat import UNACCEPTED_IMAGE_SUFFIXES, sniff_image_format
-from syncd.core.limits import MAX_IMAGE_BYTES
+from syncd.core.limits import MAX_BYTES_RULE, MAX_IMAGE_BYTES
 from syncd.core.mapping import TagMapper
 from syncd.core.model import (
     CachedFile,
@@ -56,11 +63,17 @@ from syncd.core.model import (
     ProblemKind,
     Skipped,
 )
+from syncd.decode import content_problem
 
 MARKER_NAME = ".syncd-root"
 HASH_CHUNK_BYTES = 1024 * 1024
 # Two seconds covers the coarsest mtime clocks in use (FAT: 2 s; ext4/APFS: ns).
 RACY_WINDOW_NS = 2_000_000_000
+# Images are decoded on other threads while this one reads the next file (Pillow's decoders
+# release the GIL): bench F measured a serial decode at half of a cold first scan. One core is
+# left for reading and hashing; at most DECODE_IN_FLIGHT read files (6 MB each at most) wait.
+DECODE_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+DECODE_IN_FLIGHT = 2 * DECODE_THREADS + 1
 
 
 # --- the root marker --------------------------------------------------------------------------
@@ -287,8 +300,14 @@ class _Checker:
         self.mapper = TagMapper(mirror.tags)
         self.stat, self.open_file, self.clock_ns = stat, open_file, clock_ns
         self.hashed = 0
+        self.decoded = 0
+        self.pool: ThreadPoolExecutor | None = None
 
-    def check(self, rel: str, path: str, size: int, mtime_ns: int, inode: int) -> LocalFile:
+    def check(
+        self, rel: str, path: str, size: int, mtime_ns: int, inode: int
+    ) -> LocalFile | Future[LocalFile]:
+        """The file's LocalFile, or its future when its image is being decoded (check_tree)."""
+
         def result(problem: Problem | None, sha256: str | None = None, **found: Any) -> LocalFile:
             # One construction per file (dataclasses.replace chains cost seconds at 100k files).
             return LocalFile(rel, size, mtime_ns, inode, sha256, problem=problem, **found)
@@ -299,8 +318,29 @@ class _Checker:
         if size == 0:
             return result(Problem(ProblemKind.EMPTY, "the file is empty"))
         if size > MAX_IMAGE_BYTES:
-            detail = f"{size} bytes, the training upload limit is {MAX_IMAGE_BYTES}"
+            detail = f"{size} bytes, over {MAX_IMAGE_BYTES}; {MAX_BYTES_RULE}"
             return result(Problem(ProblemKind.TOO_LARGE, detail))
+
+        def finish(verdict: Problem | None) -> LocalFile:
+            """The LocalFile of a file read now or before, given its decode's verdict."""
+            hashed: dict[str, Any] = {
+                "sha256": sha256,
+                "image_format": fmt,
+                "hashed_at_ns": hashed_at,
+                "content_checked": True,
+            }
+            if fmt is None:
+                detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
+                return result(Problem(ProblemKind.NOT_AN_IMAGE, detail), **hashed)
+            if verdict is not None:  # before the tags: the cache reads it back from `problem`
+                return result(verdict, **hashed)
+            if isinstance(assignment, Problem):
+                return result(assignment, **hashed)
+            return result(None, tags=assignment.tags, negative=assignment.negative, **hashed)
+
+        sha256: str | None
+        fmt: str | None
+        hashed_at: int | None
         cached = self.cache.get(rel)
         if cached is None or (cached.size, cached.mtime_ns, cached.inode) != (
             size,
@@ -314,11 +354,13 @@ class _Checker:
             and (cached.size, cached.mtime_ns, cached.inode) == (size, mtime_ns, inode)
             and cached.hashed_at_ns is not None
             and cached.hashed_at_ns - mtime_ns > RACY_WINDOW_NS
+            and cached.content_checked  # a row from before decoding: read (and decode) it once
         ):
             sha256, fmt, hashed_at = cached.sha256, cached.image_format, cached.hashed_at_ns
+            verdict = cached.content_problem
         else:
             try:
-                sha256, fmt = self.hash(path)
+                sha256, fmt, data = self.read(path)
                 after = self.stat(path)
             except OSError as exc:
                 return result(Problem(ProblemKind.UNREADABLE, exc.strerror or "cannot read"))
@@ -327,23 +369,37 @@ class _Checker:
             if (after.st_size, after.st_mtime_ns, after.st_ino) != (size, mtime_ns, inode):
                 detail = "the file changed while it was read; it is read again next run"
                 return result(Problem(ProblemKind.CHANGED_WHILE_READING, detail))
-        hashed: dict[str, Any] = {"sha256": sha256, "image_format": fmt, "hashed_at_ns": hashed_at}
-        if fmt is None:
-            detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
-            return result(Problem(ProblemKind.NOT_AN_IMAGE, detail), **hashed)
-        if isinstance(assignment, Problem):
-            return result(assignment, **hashed)
-        return result(None, tags=assignment.tags, negative=assignment.negative, **hashed)
+            verdict = None
+            if fmt is not None:
+                self.decoded += 1
 
-    def hash(self, path: str) -> tuple[str, str | None]:
+                def decoded(image: bytes = data) -> LocalFile:
+                    return finish(content_problem(image))
+
+                return self.decoders().submit(decoded)  # this thread goes on to the next file
+        return finish(verdict)
+
+    def decoders(self) -> ThreadPoolExecutor:
+        """The decode threads, started on the first decode (a no-op run starts none)."""
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # (its module loads on first use)
+
+            self.pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="syncd-decode")
+        return self.pool
+
+    def read(self, path: str) -> tuple[str, str | None, bytes]:
+        """Return the file's sha256, its format by its first bytes, and its bytes (at most
+        6 MB: a bigger file is refused before it is read), read once for the hash and the decode."""
         digest = hashlib.sha256()
         fmt: str | None = None
+        chunks = []
         with self.open_file(path) as f:
             for i, chunk in enumerate(_chunks(f)):
                 if i == 0:
                     fmt = sniff_image_format(chunk)
                 digest.update(chunk)
-        return digest.hexdigest(), fmt
+                chunks.append(chunk)
+        return digest.hexdigest(), fmt, b"".join(chunks)
 
 
 def _chunks(f: IO[bytes]) -> Iterator[bytes]:
@@ -352,7 +408,7 @@ def _chunks(f: IO[bytes]) -> Iterator[bytes]:
 
 
 def _open_binary(path: str) -> IO[bytes]:
-    return open(path, "rb")  # the caller closes it (a with-block in _Walk.hash)
+    return open(path, "rb")  # the caller closes it (a with-block in _Checker.read)
 
 
 def walk_tree(
@@ -397,12 +453,23 @@ def check_tree(
     if not walked.root_exists:
         return LocalSnapshot(root=walked.root, root_exists=False, marker=walked.marker)
     checker = _Checker(mirror, cache or {}, stat, open_file, clock_ns)
-    checked: list[LocalFile] = []
-    for rel, size, mtime_ns, inode in walked.found:
-        checked.append(checker.check(rel, os.path.join(walked.root, rel), size, mtime_ns, inode))
-        if on_checked is not None:
-            on_checked()
-    files = sorted(checked, key=lambda f: f.path)
+    checked: list[LocalFile | Future[LocalFile]] = []
+    decoding: deque[Future[LocalFile]] = deque()
+    try:
+        for rel, size, mtime_ns, inode in walked.found:
+            outcome = checker.check(rel, os.path.join(walked.root, rel), size, mtime_ns, inode)
+            checked.append(outcome)
+            if isinstance(outcome, Future):
+                decoding.append(outcome)
+                if len(decoding) > DECODE_IN_FLIGHT:  # bound the bytes held for the decoders
+                    decoding.popleft().result()
+            if on_checked is not None:
+                on_checked()
+        done = [f.result() if isinstance(f, Future) else f for f in checked]
+    finally:
+        if checker.pool is not None:
+            checker.pool.shutdown(cancel_futures=True)
+    files = sorted(done, key=lambda f: f.path)
     # The digest vouches for the tree only if the next run could reuse every hash as it is.
     clean = walked.digest is not None and all(
         f.ok and f.hashed_at_ns is not None and f.hashed_at_ns - f.mtime_ns > RACY_WINDOW_NS
@@ -415,6 +482,7 @@ def check_tree(
         files=tuple(files),
         skipped=walked.skipped,
         hashed=checker.hashed,
+        decoded=checker.decoded,
         digest=walked.digest if clean else None,
         unaccepted=walked.unaccepted,
     )

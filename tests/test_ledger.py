@@ -499,7 +499,7 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None
     db.close()
 
     with Ledger.open(path, project_id=PID) as led:
-        assert led.schema_version == SCHEMA_VERSION == 2
+        assert led.schema_version == SCHEMA_VERSION == 3
         assert led.ledger_id == "ab" * 16
         assert set(led.cached_files()) == {"Dog/a.jpg"}
         assert led.rejected_content() == {} and led.problems() == ()
@@ -507,6 +507,32 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None
         assert led.rejected_content() == {"A": ("ErrorImageFormat", "cannot decode")}
     with Ledger.open_read_only(path) as reader:
         assert reader.rejected_content() == {"A": ("ErrorImageFormat", "cannot decode")}
+
+
+def test_a_version_2_ledger_is_upgraded_and_its_files_are_read_once_more(tmp_path: Path) -> None:
+    """A ledger of the syncd before issue 18 (schema 2) never decoded its files: it keeps its
+    hashes, and marks every file as not yet checked, so the next scan reads and decodes it once."""
+    from syncd.ledger import _SCHEMA_V1, _SCHEMA_V2
+
+    path = tmp_path / "v2.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA_V1)
+        db.executescript(_SCHEMA_V2)
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("schema_version", "2"), ("project_id", PID), ("ledger_id", "cd" * 16)],
+        )
+        db.execute(
+            "INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,"
+            " hashed_at_ns) VALUES ('Dog/a.jpg', 10, 5, 7, 'A', 'jpeg', 9000000000)"
+        )
+    db.close()
+
+    with Ledger.open(path, project_id=PID) as led:
+        assert led.schema_version == SCHEMA_VERSION == 3
+        (cached,) = led.cached_files().values()
+        assert (cached.sha256, cached.image_format) == ("A", "jpeg")
+        assert cached.content_checked is False and cached.content_problem is None
 
 
 def test_a_problem_keeps_its_first_seen_time_until_it_clears_or_changes_kind(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +59,16 @@ def scan(
 def cache_of(snapshot: LocalSnapshot) -> dict[str, CachedFile]:
     """What the ledger would hand back after recording this snapshot."""
     return {
-        f.path: CachedFile(f.size, f.mtime_ns, f.inode, f.sha256, f.image_format, f.hashed_at_ns)
+        f.path: CachedFile(
+            f.size,
+            f.mtime_ns,
+            f.inode,
+            f.sha256,
+            f.image_format,
+            f.hashed_at_ns,
+            f.content_checked,
+            f.problem if f.problem is not None and f.problem.kind.is_content_check else None,
+        )
         for f in snapshot.files
     }
 
@@ -363,3 +374,87 @@ def test_the_digest_is_only_kept_for_a_clean_tree(tmp_path: Path) -> None:
     (tmp_path / "Dog" / "empty.jpg").unlink()
     (tmp_path / "Dog" / "link.jpg").symlink_to(tmp_path / "Dog" / "a.jpg")  # skipped
     assert walk_tree(mirror(tmp_path)).digest is None
+
+
+def test_decoded_verdicts_land_on_their_own_files_whatever_order_the_decoders_finish(
+    tmp_path: Path,
+) -> None:
+    """More images than the decoders hold at once, every third one cut short: each verdict is
+    on the file it belongs to (the decode runs beside the reads, scan.DECODE_IN_FLIGHT)."""
+    from syncd.scan import DECODE_IN_FLIGHT
+
+    count = 3 * DECODE_IN_FLIGHT + 2
+    for n in range(count):
+        data = image_bytes(n, "jpeg", size=(64, 48))
+        (tmp_path / "Dog").mkdir(exist_ok=True)
+        (tmp_path / "Dog" / f"{n:02}.jpg").write_bytes(
+            data[: len(data) // 2] if n % 3 == 0 else data
+        )
+
+    snapshot = scan(mirror(tmp_path), clock_ns=lambda: LATER)
+
+    assert snapshot.decoded == count
+    kinds = {f.path: f.problem.kind if f.problem else None for f in snapshot.files}
+    assert kinds == {
+        f"Dog/{n:02}.jpg": ProblemKind.NOT_DECODABLE if n % 3 == 0 else None for n in range(count)
+    }
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.9, 0.99])
+def test_a_jpeg_cut_anywhere_in_its_body_is_not_decodable(tmp_path: Path, kept: float) -> None:
+    """The JPEG decode is scaled down (Pillow draft mode) to save memory: every byte of the
+    body is still read, so a cut even near the end is found."""
+    data = image_bytes(9, "jpeg", size=(640, 480))
+    (tmp_path / "Dog").mkdir()
+    (tmp_path / "Dog" / "cut.jpg").write_bytes(data[: int(len(data) * kept)])
+
+    (cut,) = scan(mirror(tmp_path), clock_ns=lambda: LATER).files
+
+    assert cut.problem is not None and cut.problem.kind is ProblemKind.NOT_DECODABLE
+    assert "truncated" in cut.problem.detail
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that says `width` x `height` (1-bit) and holds no picture: its header is all a size
+    check needs, and it costs nothing to make at any size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(20_000, 10_500), (10_241, 10_241), (50_000, 50_000)])
+def test_an_image_over_the_side_limit_is_too_many_pixels_at_any_size(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """However big (past Pillow's own decompression-bomb guard too), the service's rule is the
+    one reported."""
+    (tmp_path / "Dog").mkdir()
+    (tmp_path / "Dog" / "big.png").write_bytes(_png_header_only(*size))
+
+    (big,) = scan(mirror(tmp_path), clock_ns=lambda: LATER).files
+
+    assert big.problem is not None and big.problem.kind is ProblemKind.TOO_MANY_PIXELS, big
+    assert "10,240 px" in big.problem.detail
+
+
+def test_the_largest_legal_image_prints_no_pillow_warning(tmp_path: Path) -> None:
+    """A 10,240 px square is over Pillow's default decompression-bomb threshold (89.5 MP): the
+    warning must not reach the operator's terminal (a fresh process: pytest resets filters)."""
+    sample = tmp_path / "square.png"
+    sample.write_bytes(_png_header_only(10_240, 10_240))
+    code = (
+        "import pathlib, sys; from syncd.decode import content_problem; "
+        "print(content_problem(pathlib.Path(sys.argv[1]).read_bytes()).kind)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(sample)], capture_output=True, text=True, check=True
+    )
+
+    assert run.stdout.strip() == "not_decodable"  # a header and no picture: legal size, no body
+    assert "Warning" not in run.stderr, run.stderr

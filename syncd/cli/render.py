@@ -267,7 +267,7 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     hashed = (
         "unchanged since the last run in sync"
         if local["unchanged"]
-        else f"{local['hashed']} hashed this run"
+        else f"{local['hashed']} hashed and {local['decoded']} decoded this run"
     )
     print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
     if local["skipped_by_extension"]:

@@ -57,6 +57,20 @@ class ProblemKind(enum.StrEnum):
     # The service refused these bytes for what they are (ErrorImageFormat...): the verdict is
     # remembered by hash, so they are not sent again until the file changes (syncd.problems).
     REJECTED_BY_SERVICE = "rejected_by_service"
+    # Found locally by decoding the file with Pillow (syncd.decode), before any upload: the
+    # service would refuse these too (docs/spec/DIGEST.md §6).
+    NOT_DECODABLE = "not_decodable"  # the header says JPEG/PNG/BMP/GIF, the body does not decode
+    TOO_MANY_PIXELS = "too_many_pixels"  # a side over 10,240 px
+    ASPECT_RATIO = "aspect_ratio"  # longer than 25:1
+
+    @property
+    def is_content_check(self) -> bool:
+        """True for a verdict of the local decode (remembered with the file's stat and hash)."""
+        return self in (
+            ProblemKind.NOT_DECODABLE,
+            ProblemKind.TOO_MANY_PIXELS,
+            ProblemKind.ASPECT_RATIO,
+        )
 
     @property
     def is_read_error(self) -> bool:
@@ -104,6 +118,9 @@ class LocalFile:
     problem: Problem | None = None
     image_format: str | None = None  # "jpeg", "png", "bmp", "gif" (from magic bytes)
     hashed_at_ns: int | None = None  # clock when sha256 was computed (racy-mtime guard)
+    # The content's verdict is known: read since syncd decodes images (an image was decoded,
+    # anything else found not to be one). Remembered with the stat, so a no-op never decodes.
+    content_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -120,6 +137,8 @@ class CachedFile:
     sha256: str | None
     image_format: str | None
     hashed_at_ns: int | None
+    content_checked: bool = False  # False: read before syncd decoded images; read it again
+    content_problem: Problem | None = None  # the decode's verdict (a ProblemKind.is_content_check)
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,7 @@ class LocalSnapshot:
     files: tuple[LocalFile, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     hashed: int = 0
+    decoded: int = 0  # images decoded this run (Pillow): new or changed content only
     digest: str | None = None
     unchanged_files: int = 0
     unaccepted: tuple[tuple[str, int], ...] = ()

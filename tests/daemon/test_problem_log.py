@@ -4,14 +4,14 @@ never on every reconcile; bytes the service refused are not sent again."""
 from __future__ import annotations
 
 from tests.daemon.conftest import World
-from tests.e2e.test_problems import corrupt_jpeg
+from tests.e2e.test_problems import service_refused_gif
 from tests.support.images import image_bytes, write_image
 
 
 def test_each_problem_is_logged_once_when_found_and_once_when_cleared(world: World) -> None:
     write_image(world.root / "Dog" / "ok.jpg", 1)
     (world.root / "Dog" / "notes.jpg").write_text("my notes", encoding="utf-8")
-    (world.root / "Dog" / "corrupt.jpg").write_bytes(corrupt_jpeg(5))
+    (world.root / "Dog" / "refused.gif").write_bytes(service_refused_gif(5))
     outside = world.tmp / "outside.jpg"
     outside.write_bytes(image_bytes(6))
     (world.root / "Dog" / "link.jpg").symlink_to(outside)
@@ -19,8 +19,8 @@ def test_each_problem_is_logged_once_when_found_and_once_when_cleared(world: Wor
     daemon.wait_ready()
 
     found = {e["path"]: e for e in daemon.wait_event("problem_found", 3)}
-    assert set(found) == {"Dog/notes.jpg", "Dog/corrupt.jpg", "Dog/link.jpg"}, daemon.log()
-    assert "ErrorImageFormat" in found["Dog/corrupt.jpg"]["reason"]
+    assert set(found) == {"Dog/notes.jpg", "Dog/refused.gif", "Dog/link.jpg"}, daemon.log()
+    assert "ErrorImageFormat" in found["Dog/refused.gif"]["reason"]
     for event in found.values():
         assert event["level"] == "warning"
         assert event["kind"] and event["reason"] and event["advice"] and event["since"]
@@ -39,6 +39,6 @@ def test_each_problem_is_logged_once_when_found_and_once_when_cleared(world: Wor
     assert [e["path"] for e in cleared] == ["Dog/notes.jpg"]
     assert cleared[0]["kind"] == "not_an_image"
     assert len(daemon.events("problem_found")) == 3, daemon.log()
-    # Two reconciles uploaded ok.jpg and ok2.jpg; the corrupt bytes were sent only in the first.
+    # Two reconciles uploaded ok.jpg and ok2.jpg; the refused bytes were sent only in the first.
     assert world.uploads.requests == uploads + 1
     assert daemon.stop() == 0

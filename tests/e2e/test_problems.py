@@ -3,8 +3,9 @@ the service's verdict on content remembered, so the same bytes are not sent agai
 
 The tree holds one of every kind of problem file: a .jpg holding text, a file over 6 MB, an
 unreadable file (skipped as root, who reads mode-000 files), a symlink leaving the root, a JPEG
-whose header is valid but whose body is garbage (only the service finds it out:
-ErrorImageFormat), and the same bytes in a negative and a regular folder (a tag conflict).
+whose header is valid but whose body is garbage (found by decoding it locally: not_decodable),
+a GIF that Pillow decodes but the service refuses (ErrorImageFormat), and the same bytes in a
+negative and a regular folder (a tag conflict).
 """
 
 from __future__ import annotations
@@ -63,8 +64,15 @@ def corrupt_jpeg(seed: int) -> bytes:
     return data[:scan] + garbage
 
 
+def service_refused_gif(seed: int) -> bytes:
+    """A GIF without its trailer byte: Pillow decodes its frame, so the local check passes it,
+    and the service (the emulator reads a GIF's blocks up to the trailer) refuses it."""
+    return image_bytes(seed, "gif")[:-1]
+
+
 ROOT_IS_ROOT = os.geteuid() == 0
 CORRUPT = "Cat/corrupt.jpg"
+REFUSED = "Cat/refused.gif"
 NOT_AN_IMAGE = "Dog/notes.jpg"
 TOO_BIG = "Bird/huge.jpg"
 UNREADABLE = "Bird/locked.jpg"
@@ -82,10 +90,11 @@ def every_kind_of_problem(box: Sandbox) -> set[str]:
     outside.write_bytes(image_bytes(902, "jpeg"))
     (root / LINK).symlink_to(outside)
     (root / CORRUPT).write_bytes(corrupt_jpeg(903))
+    (root / REFUSED).write_bytes(service_refused_gif(908))
     twin = image_bytes(904, "jpeg")
     for rel in CONFLICT:
         (root / rel).write_bytes(twin)
-    paths = {NOT_AN_IMAGE, TOO_BIG, LINK, CORRUPT, *CONFLICT}
+    paths = {NOT_AN_IMAGE, TOO_BIG, LINK, CORRUPT, REFUSED, *CONFLICT}
     if not ROOT_IS_ROOT:
         (root / UNREADABLE).write_bytes(image_bytes(905, "jpeg"))
         (root / UNREADABLE).chmod(0)
@@ -93,18 +102,19 @@ def every_kind_of_problem(box: Sandbox) -> set[str]:
     return paths
 
 
-def test_a_corrupt_jpeg_is_sent_once_and_not_again_until_it_changes(
+def test_bytes_the_service_refuses_are_sent_once_and_not_again_until_they_change(
     sandbox: Sandbox, upload_calls: UploadCalls
 ) -> None:
     write_tree(sandbox.root, {"Dog/d0.jpg": 10})
-    (sandbox.root / CORRUPT).parent.mkdir()
-    (sandbox.root / CORRUPT).write_bytes(corrupt_jpeg(903))
+    (sandbox.root / REFUSED).parent.mkdir()
+    (sandbox.root / REFUSED).write_bytes(service_refused_gif(903))
 
     first = sandbox.reconcile()
     assert first.exit_code == 1, str(first)
     assert upload_calls.count >= 1
     (problem,) = first.mirror["problems"]
-    assert problem["path"] == CORRUPT and "ErrorImageFormat" in problem["detail"], str(first)
+    assert (problem["path"], problem["kind"]) == (REFUSED, "rejected_by_service"), str(first)
+    assert "ErrorImageFormat" in problem["detail"], str(first)
     assert first.mirror["failed"] == [], str(first)  # listed once: a problem, not also a failure
     assert (first.mirror["local"]["ok"], first.mirror["local"]["problems"]) == (1, 1)
 
@@ -114,11 +124,11 @@ def test_a_corrupt_jpeg_is_sent_once_and_not_again_until_it_changes(
     assert upload_calls.count == calls, "the same bytes were sent again"
     assert second.exit_code == 1, str(second)
     assert second.mirror["planned"]["uploads"] == 0
-    assert [p["path"] for p in second.mirror["problems"]] == [CORRUPT], str(second)
+    assert [p["path"] for p in second.mirror["problems"]] == [REFUSED], str(second)
     assert "ErrorImageFormat" in second.mirror["problems"][0]["detail"]
 
     # New bytes in the same file are a new verdict to ask for.
-    (sandbox.root / CORRUPT).write_bytes(image_bytes(906, "jpeg"))
+    (sandbox.root / REFUSED).write_bytes(image_bytes(906, "gif"))
     third = sandbox.reconcile()
     assert third.exit_code == 0, str(third)
     assert third.mirror["done"]["uploads"] == 1
@@ -137,7 +147,7 @@ def test_the_summary_names_every_problem_file_and_says_what_to_do(sandbox: Sandb
         assert rel in run.stdout, str(run)
     assert "ErrorImageFormat" in run.stdout
     assert "exclude it" in run.stdout  # what to do about it, not only what is wrong
-    problems = 4 if ROOT_IS_ROOT else 5  # the conflict's files are in the conflicts list
+    problems = 5 if ROOT_IS_ROOT else 6  # the conflict's files are in the conflicts list
     assert f"problems ({problems} files)" in run.stdout, str(run)
 
 
@@ -173,7 +183,8 @@ def test_status_lists_each_problem_once_by_path_with_reason_and_since(sandbox: S
     listed = {p["path"]: p for p in entry["problem_files"]}
     assert set(listed) == expected
     assert all(p["since"] and p["detail"] and p["advice"] for p in listed.values())
-    assert listed[CORRUPT]["kind"] == "rejected_by_service"
+    assert listed[CORRUPT]["kind"] == "not_decodable"  # found locally, never sent
+    assert listed[REFUSED]["kind"] == "rejected_by_service"
 
 
 def test_an_excluded_or_deleted_file_leaves_the_problem_list(sandbox: Sandbox) -> None:
