@@ -87,6 +87,9 @@ def test_a_delete_waiting_for_a_file_being_written_is_not_reported_as_refused(
     write_image(world.root / "Dog" / "gone.jpg", 52)
     daemon = world.start_daemon()
     daemon.wait_ready()
+    # Both are uploaded before one goes: a daemon that starts within the settle time of their
+    # writes holds them back at first, and sends them once they settle.
+    daemon.wait_event("uploaded", count=2)
 
     data = image_bytes(53, size=(400, 300))
     step = len(data) // 16 + 1
