@@ -453,23 +453,29 @@ def check_tree(
     if not walked.root_exists:
         return LocalSnapshot(root=walked.root, root_exists=False, marker=walked.marker)
     checker = _Checker(mirror, cache or {}, stat, open_file, clock_ns)
-    checked: list[LocalFile | Future[LocalFile]] = []
-    decoding: deque[Future[LocalFile]] = deque()
+    done: list[LocalFile | None] = []
+    # (index in `done`, its pending decode): at most DECODE_IN_FLIGHT, which bounds both the bytes
+    # held for the decoders and the futures alive (a first sync of 100k files decodes them all).
+    decoding: deque[tuple[int, Future[LocalFile]]] = deque()
     try:
         for rel, size, mtime_ns, inode in walked.found:
             outcome = checker.check(rel, os.path.join(walked.root, rel), size, mtime_ns, inode)
-            checked.append(outcome)
             if isinstance(outcome, Future):
-                decoding.append(outcome)
-                if len(decoding) > DECODE_IN_FLIGHT:  # bound the bytes held for the decoders
-                    decoding.popleft().result()
+                decoding.append((len(done), outcome))
+                done.append(None)
+                if len(decoding) > DECODE_IN_FLIGHT:
+                    index, oldest = decoding.popleft()
+                    done[index] = oldest.result()
+            else:
+                done.append(outcome)
             if on_checked is not None:
                 on_checked()
-        done = [f.result() if isinstance(f, Future) else f for f in checked]
+        for index, pending in decoding:
+            done[index] = pending.result()
     finally:
         if checker.pool is not None:
             checker.pool.shutdown(cancel_futures=True)
-    files = sorted(done, key=lambda f: f.path)
+    files = sorted((f for f in done if f is not None), key=lambda f: f.path)
     # The digest vouches for the tree only if the next run could reuse every hash as it is.
     clean = walked.digest is not None and all(
         f.ok and f.hashed_at_ns is not None and f.hashed_at_ns - f.mtime_ns > RACY_WINDOW_NS
