@@ -4,9 +4,9 @@ paging, metadata lengths), request body caps, and the per-account quotas.
 Public names: `Quotas`, `DEFAULT_QUOTAS`, `DEFAULT_TRAINING_SECONDS`, `MAX_IMAGES_PER_BATCH`,
 `MAX_TAGS_PER_BATCH`, `MAX_IDS`, `MAX_TAKE`, `DEFAULT_TAKE`, `MAX_TAG_PAIRS`, `MAX_UNTAG_IMAGES`,
 `MAX_METADATA_IDS`, `MAX_PERFORMANCE_TAGS`, `METADATA_MAX_PAIRS`, `METADATA_MAX_KEY`,
-`METADATA_MAX_VALUE`, `MAX_REGIONS_PER_IMAGE`, `MAX_REGIONS_PER_BATCH`, `MAX_REGION_IDS`,
-`REGION_EDGE_TOLERANCE`, `MAX_JSON_BODY_BYTES`, `IMAGE_FRAMING_BYTES`, `upload_body_limits`, `Tier`,
-`TIERS`.
+`METADATA_MAX_VALUE`, `MAX_IMAGE_SIDE_PX`, `MAX_ASPECT_RATIO`, `MAX_REGIONS_PER_IMAGE`,
+`MAX_REGIONS_PER_BATCH`, `MAX_REGION_IDS`, `REGION_EDGE_TOLERANCE`, `MAX_JSON_BODY_BYTES`,
+`IMAGE_FRAMING_BYTES`, `upload_body_limits`, `Tier`, `TIERS`.
 
 The emulator reads the spec on its own (see design.md): nothing here comes from `syncd.api`.
 Standard library only, so that `syncd --help` (options.py reads the quota defaults) stays cheap.
@@ -33,6 +33,10 @@ METADATA_MAX_VALUE = 512  # «The length of value is limited to 512.»
 
 # --- regions (object detection; docs/spec/REGIONS.md) ------------------------------------------
 
+# An image the service refuses for its shape (limits and quotas, DIGEST.md §6). The per-image
+# status has no dimension code, so both answer ErrorImageSize, the one status about size.
+MAX_IMAGE_SIDE_PX = 10_240  # «Max image height/width | 10,240 px»
+MAX_ASPECT_RATIO = 25  # «Aspect ratio shouldn't be larger than 25:1»
 MAX_REGIONS_PER_IMAGE = 300  # «Max regions per image, training | 300» (limits and quotas [D])
 MAX_REGIONS_PER_BATCH = 64  # CreateImageRegions: «There is a limit of 64 entries in the batch.»
 MAX_REGION_IDS = 64  # DeleteImageRegions regionIds: «Limited to 64.» (maxItems 64)

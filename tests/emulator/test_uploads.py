@@ -130,6 +130,31 @@ def test_an_image_over_6_mb_is_error_image_size(http: httpx.Client, project_id: 
     assert count(http, project_id) == 1
 
 
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", size).save(buf, format="PNG")  # 1 bit a pixel: a 10,241 px side stays small
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("size", "status"),
+    [
+        ((10_240, 500), "OK"),  # «Max image height/width: 10,240 px» (DIGEST.md §6)
+        ((500, 10_241), "ErrorImageSize"),
+        ((250, 10), "OK"),  # «Aspect ratio shouldn't be larger than 25:1»
+        ((260, 10), "ErrorImageSize"),
+        ((10, 260), "ErrorImageSize"),
+    ],
+    ids=["10240-wide", "10241-high", "25-to-1", "26-to-1", "1-to-26"],
+)
+def test_an_image_past_the_side_or_aspect_limit_is_error_image_size(
+    http: httpx.Client, project_id: str, size: tuple[int, int], status: str
+) -> None:
+    r = post_images(http, project_id, [("a.png", _png(size)), ("small.png", image_bytes(1, "png"))])
+    assert _statuses(r) == [status, "OK"], r.text
+    assert count(http, project_id) == (2 if status == "OK" else 1)
+
+
 def test_octet_stream_single_upload(http: httpx.Client, project_id: str) -> None:
     tag = new_tag(http, project_id, "Cat")
     data = image_bytes(3, "jpeg", size=(40, 30))

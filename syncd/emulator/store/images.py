@@ -18,7 +18,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from syncd.emulator.imageinfo import inspect_image
-from syncd.emulator.limits import MAX_REGIONS_PER_IMAGE, METADATA_MAX_PAIRS, Quotas
+from syncd.emulator.limits import (
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_SIDE_PX,
+    MAX_REGIONS_PER_IMAGE,
+    METADATA_MAX_PAIRS,
+    Quotas,
+)
 from syncd.emulator.store.blobs import Blobs
 from syncd.emulator.store.db import Database, now_stamp
 from syncd.emulator.store.filter import MetadataFilter, filter_sql
@@ -300,6 +306,9 @@ class ImagesMixin:
         info = inspect_image(upload.data)
         if info is None:
             return "ErrorImageFormat", None
+        long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+        if long_side > MAX_IMAGE_SIDE_PX or long_side > MAX_ASPECT_RATIO * short_side:
+            return "ErrorImageSize", None
         if len(wanted) > self.quotas.max_tags_per_image:
             return "ErrorTagLimitExceed", None
         if len(set(upload.regions)) > MAX_REGIONS_PER_IMAGE:
