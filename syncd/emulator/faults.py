@@ -109,6 +109,13 @@ class _TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
+def _too_many_requests(message: str, seconds: int) -> list[Message]:
+    """A 429 as the service sends it: code "429", its message, and Retry-After in seconds."""
+    return _json_response(
+        429, {"code": "429", "message": message}, [(b"retry-after", str(seconds).encode())]
+    )
+
+
 def _json_response(
     status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]
 ) -> list[Message]:
@@ -167,11 +174,7 @@ class FaultMiddleware:
                 f" exceeded rate limit of your current {tier} pricing tier. Please retry after"
                 f" {seconds} second{'s' if seconds > 1 else ''}."
             )
-            for msg in _json_response(
-                429,
-                {"code": "429", "message": message},
-                [(b"retry-after", str(seconds).encode())],
-            ):
+            for msg in _too_many_requests(message, seconds):
                 await send(msg)
             return
         if wait is not None:
@@ -180,11 +183,7 @@ class FaultMiddleware:
                 "Requests to the Custom Vision Training emulator have exceeded its rate limit of"
                 f" {faults.tps:g} calls per second. Please retry after {seconds} second(s)."
             )
-            for msg in _json_response(
-                429,
-                {"code": "429", "message": message},
-                [(b"retry-after", str(seconds).encode())],
-            ):
+            for msg in _too_many_requests(message, seconds):
                 await send(msg)
             return
         if fail_draw < faults.fail_rate:
