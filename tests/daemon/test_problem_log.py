@@ -4,7 +4,7 @@ never on every reconcile; bytes the service refused are not sent again."""
 from __future__ import annotations
 
 from tests.daemon.conftest import World
-from tests.e2e.test_problems import service_refused_gif
+from tests.e2e.support import service_refused_gif
 from tests.support.images import image_bytes, write_image
 
 

@@ -1,7 +1,8 @@
 """Helpers for the end-to-end tests: a sandbox (tree + config + project), the CLI, the remote.
 
 Public names: MIRROR_NAME, STANDARD_TREE, Sandbox, Run, RemoteImage, remote_images,
-remote_content, remote_tags, expected_content, sha256, write_tree, ledger_snapshot, ledger_meta.
+remote_content, remote_tags, expected_content, sha256, write_tree, ledger_snapshot, ledger_meta,
+age, UploadCalls, service_refused_gif.
 
 Everything the tests check about the project is read over plain HTTP (listing, tags, and the
 original bytes from each image's URI), never through syncd's own code.
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +28,9 @@ import pytest
 import yaml
 
 from syncd.cli.main import main
-from tests.support.images import write_image
+from tests.support.images import image_bytes, write_image
 from tests.support.project_view import RemoteImage, content, remote_images, sha256
+from tests.support.spec_check import SpecChecker
 
 MIRROR_NAME = "t"
 REPO = Path(__file__).resolve().parents[2]
@@ -235,3 +240,41 @@ class Sandbox:
 
     def expected(self, skip: frozenset[str] = frozenset()) -> dict[str, frozenset[str]]:
         return expected_content(self.root, skip=skip)
+
+
+AN_HOUR = 3600
+
+
+def age(root: Path, seconds: int = AN_HOUR) -> None:
+    """Give every file an mtime `seconds` old: a tree synced long ago, not seconds after writing
+    (the scanner does not trust a hash taken within 2 s of the file's mtime)."""
+    then = time.time() - seconds
+    for path in root.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            os.utime(path, (then, then))
+
+
+_UPLOAD = re.compile(r"/projects/[^/]+/images(/files)?$")
+
+
+class UploadCalls:
+    """Every upload request the emulator answered, whatever the answer."""
+
+    def __init__(self, spec: SpecChecker) -> None:
+        self.spec = spec
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def observe(
+        self, method: str, path: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        self.spec.observe(method, path, status, headers, body)
+        if method == "POST" and _UPLOAD.search(path):
+            with self.lock:
+                self.count += 1
+
+
+def service_refused_gif(seed: int) -> bytes:
+    """A GIF without its trailer byte: Pillow decodes its frame, so the local check passes it,
+    and the service (the emulator reads a GIF's blocks up to the trailer) refuses it."""
+    return image_bytes(seed, "gif")[:-1]

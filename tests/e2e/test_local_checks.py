@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from syncd.emulator.server import EmulatorServer
-from tests.e2e.support import Sandbox
-from tests.e2e.test_problems import UploadCalls
+from tests.e2e.support import Sandbox, UploadCalls
 from tests.support import TEST_KEY
 from tests.support.images import image_bytes
 from tests.support.spec_check import SpecChecker

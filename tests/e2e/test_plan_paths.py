@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from tests.e2e.support import STANDARD_TREE, Run, Sandbox, sha256
-from tests.e2e.test_unchanged_tree import age
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, age, sha256
 from tests.support.images import image_bytes, write_image
 
 

@@ -12,35 +12,21 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import pytest
 
 from syncd.emulator.server import EmulatorServer
-from tests.e2e.support import STANDARD_TREE, Sandbox, write_tree
+from tests.e2e.support import (
+    STANDARD_TREE,
+    Sandbox,
+    UploadCalls,
+    service_refused_gif,
+    write_tree,
+)
 from tests.support import TEST_KEY
 from tests.support.images import image_bytes
 from tests.support.spec_check import SpecChecker
-
-_UPLOAD = re.compile(r"/projects/[^/]+/images(/files)?$")
-
-
-class UploadCalls:
-    """Every upload request the emulator answered, whatever the answer."""
-
-    def __init__(self, spec: SpecChecker) -> None:
-        self.spec = spec
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def observe(
-        self, method: str, path: str, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        self.spec.observe(method, path, status, headers, body)
-        if method == "POST" and _UPLOAD.search(path):
-            with self.lock:
-                self.count += 1
 
 
 @pytest.fixture
@@ -62,12 +48,6 @@ def corrupt_jpeg(seed: int) -> bytes:
     scan = data.find(b"\xff\xda")
     garbage = bytes((seed * 7 + i * 13) % 251 for i in range(2000))
     return data[:scan] + garbage
-
-
-def service_refused_gif(seed: int) -> bytes:
-    """A GIF without its trailer byte: Pillow decodes its frame, so the local check passes it,
-    and the service (the emulator reads a GIF's blocks up to the trailer) refuses it."""
-    return image_bytes(seed, "gif")[:-1]
 
 
 ROOT_IS_ROOT = os.geteuid() == 0

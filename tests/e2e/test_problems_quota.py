@@ -9,8 +9,7 @@ import pytest
 
 from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
-from tests.e2e.support import Sandbox, write_tree
-from tests.e2e.test_problems import UploadCalls
+from tests.e2e.support import Sandbox, UploadCalls, write_tree
 from tests.support import TEST_KEY
 from tests.support.spec_check import SpecChecker
 

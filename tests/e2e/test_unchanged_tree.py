@@ -15,19 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import STANDARD_TREE, Sandbox, ledger_snapshot, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, age, ledger_snapshot, write_tree
 from tests.support.images import write_image
-
-AN_HOUR = 3600
-
-
-def age(root: Path, seconds: int = AN_HOUR) -> None:
-    """Give every file an mtime `seconds` old: a tree synced long ago, not seconds after writing
-    (the scanner does not trust a hash taken within 2 s of the file's mtime)."""
-    then = time.time() - seconds
-    for path in root.rglob("*"):
-        if path.is_file() and not path.name.startswith("."):
-            os.utime(path, (then, then))
 
 
 @pytest.fixture
