@@ -63,6 +63,8 @@ from syncd.api.errors import (
 )
 from syncd.api.limits import UploadFormat
 from syncd.api.models import (
+    Domain,
+    DomainType,
     Image,
     ImagePerformance,
     Iteration,
@@ -71,6 +73,8 @@ from syncd.api.models import (
     MetadataStatus,
     Order,
     Project,
+    RegionAddResult,
+    RegionEntry,
     Tag,
     TagAddResult,
     TaggingStatus,
@@ -80,10 +84,13 @@ from syncd.api.models import (
     UploadItem,
     UploadResult,
     UploadStatus,
+    parse_domain,
     parse_image,
     parse_image_performance,
     parse_iteration,
     parse_project,
+    parse_region,
+    parse_region_entry,
     parse_tag,
 )
 from syncd.api.pacer import (
@@ -278,7 +285,11 @@ def choose_upload_format(
     Multipart sends raw bytes but needs one call per tag set (and per 64 images), plus one
     UpdateImageMetadata call per batch when metadata is wanted; files sends base64 (~4/3 the
     bytes) but mixes tag sets in one call and carries metadata. Ties go to multipart.
+    Items with regions go in the files format whatever it costs: it is the only create call
+    that carries regions (CreateImagesFromData has none, docs/spec/REGIONS.md).
     """
+    if any(item.regions for item in items):
+        return UploadFormat.FILES
     costs: dict[UploadFormat, float] = {}
     for upload_format in (UploadFormat.MULTIPART, UploadFormat.FILES):
         batches = limits.upload_batches(
@@ -641,15 +652,18 @@ class TrainingClient:
         domain_id: Id | None = None,
         classification_type: str = "Multilabel",
         description: str | None = None,
+        detection: bool = False,
     ) -> Project:
-        """Create a classification project (the General domain unless domain_id is given)."""
+        """Create a classification project (the General domain unless domain_id is given), or
+        with `detection` an object detection one (the General detection domain unless given;
+        no classificationType, which only classification projects have)."""
         if domain_id is None:
-            domain_id = await self._classification_domain()
-        params = {
-            "name": name,
-            "domainId": str(domain_id),
-            "classificationType": classification_type,
-        }
+            domain_id = await self._general_domain(
+                DomainType.OBJECT_DETECTION if detection else DomainType.CLASSIFICATION
+            )
+        params = {"name": name, "domainId": str(domain_id)}
+        if not detection:
+            params["classificationType"] = classification_type
         if description:
             params["description"] = description
 
@@ -666,15 +680,42 @@ class TrainingClient:
             replay=existing,
         )
 
-    async def _classification_domain(self) -> str:
-        domains = await self._call("list_domains", "GET", "/domains", parse=_json, replay=True)
-        classification = [d for d in domains if d.get("type") == "Classification"]
-        if not classification:
+    async def _general_domain(self, domain_type: DomainType) -> UUID:
+        of_type = [d for d in await self.list_domains() if d.type == domain_type]
+        if not of_type:
             raise UnexpectedResponseError(
-                "list_domains", service_message="no classification domain"
+                "list_domains", service_message=f"no {domain_type} domain"
             )
-        general = [d for d in classification if d.get("name") == "General"]
-        return str((general or classification)[0]["id"])
+        general = [d for d in of_type if d.name == "General"]
+        return (general or of_type)[0].id
+
+    async def list_domains(self) -> list[Domain]:
+        """Return the resource's domains (GetDomains)."""
+        return await self._call(
+            "list_domains",
+            "GET",
+            "/domains",
+            parse=lambda r: [parse_domain(d) for d in r.json()],
+            replay=True,
+        )
+
+    async def get_domain(self, domain_id: Id) -> Domain:
+        """Return one domain (GetDomain); raise NotFoundError (NotFoundDomain) if unknown."""
+        return await self._call(
+            "get_domain",
+            "GET",
+            f"/domains/{domain_id}",
+            parse=lambda r: parse_domain(r.json()),
+            replay=True,
+        )
+
+    async def project_domain(self, project_id: Id) -> Domain | None:
+        """Return the domain in the project's settings (its type says classification or object
+        detection), or None if the settings name none."""
+        project = await self.get_project(project_id)
+        if project.domain_id is None:
+            return None
+        return await self.get_domain(project.domain_id)
 
     # --- tags -----------------------------------------------------------------------------
 
@@ -855,9 +896,11 @@ class TrainingClient:
     ) -> AsyncIterator[list[UploadResult]]:
         """Create images; yield each batch's per-item results as the batch completes.
 
-        Items over MAX_IMAGE_BYTES are not sent (ErrorImageSize, first). Tags past the 20 an
-        upload carries are added afterwards. With metadata, every image the items end up as
-        (created or duplicate with a known id) carries it when its batch is yielded.
+        Items over MAX_IMAGE_BYTES are not sent (ErrorImageSize, first), nor items with over
+        MAX_REGIONS_PER_IMAGE regions (ErrorRegionLimitExceed). Tags past the 20 an upload
+        carries are added afterwards. Regions travel in the create call (files format). With
+        metadata, every image the items end up as (created or duplicate with a known id)
+        carries it when its batch is yielded.
         """
         keys = [item.key for item in items]
         if len(set(keys)) != len(keys):
@@ -867,9 +910,25 @@ class TrainingClient:
             if len(set(item.tag_ids)) > limits.MAX_TAGS_PER_IMAGE:
                 raise ValueError(f"{item.key!r} has over {limits.MAX_TAGS_PER_IMAGE} tags")
         too_big = [i for i in items if len(i.data) > limits.MAX_IMAGE_BYTES]
-        sendable = [i for i in items if len(i.data) <= limits.MAX_IMAGE_BYTES]
+        too_many_regions = [
+            i
+            for i in items
+            if len(i.data) <= limits.MAX_IMAGE_BYTES
+            and len(set(i.regions)) > limits.MAX_REGIONS_PER_IMAGE
+        ]
+        sendable = [
+            i
+            for i in items
+            if len(i.data) <= limits.MAX_IMAGE_BYTES
+            and len(set(i.regions)) <= limits.MAX_REGIONS_PER_IMAGE
+        ]
         if too_big:
             yield [UploadResult(i.key, UploadStatus.ERROR_IMAGE_SIZE) for i in too_big]
+        if too_many_regions:
+            yield [
+                UploadResult(i.key, UploadStatus.ERROR_REGION_LIMIT_EXCEED)
+                for i in too_many_regions
+            ]
         if not sendable:
             return
         upload_format = choose_upload_format(sendable, metadata, self.settings)
@@ -919,6 +978,11 @@ class TrainingClient:
                         "name": name,
                         "contents": base64.b64encode(item.data).decode("ascii"),
                         "tagIds": [str(t) for t in limits.upload_tags(item.tag_ids)],
+                        **(
+                            {"regions": [r.wire() for r in dict.fromkeys(item.regions)]}
+                            if item.regions
+                            else {}
+                        ),
                     }
                     for name, item in zip(names, batch, strict=True)
                 ]
@@ -1032,6 +1096,62 @@ class TrainingClient:
             )
 
         async for result in self._stream(job(c) for c in limits.tag_pair_batches(pairs)):
+            yield result
+
+    # --- regions (object detection) --------------------------------------------------------
+
+    async def create_image_regions(
+        self, project_id: Id, entries: Iterable[RegionEntry]
+    ) -> AsyncIterator[RegionAddResult]:
+        """Add regions to images (CreateImageRegions, <= 64 entries a call, repeats dropped);
+        yield each batch's created / duplicated / exceeded as it completes."""
+        path = f"/projects/{project_id}/images/regions"
+
+        def job(chunk: list[RegionEntry]) -> Callable[[], Awaitable[RegionAddResult]]:
+            body = {"regions": [entry.wire() for entry in chunk]}
+            return lambda: self._call(
+                "create_image_regions",
+                "POST",
+                path,
+                json=body,
+                ok=(200, 207),
+                parse=_region_add_result,
+                # Replaying is harmless: a region the lost attempt created comes back in
+                # `duplicated` (same image, tag and box), never as a second region. Its id is
+                # then not in this answer; the caller reads the image to learn it.
+                replay=True,
+            )
+
+        batches = limits.region_batches(entries, limits.MAX_REGIONS_PER_CREATE)
+        async for result in self._stream(job(b) for b in batches):
+            yield result
+
+    async def delete_image_regions(
+        self, project_id: Id, region_ids: Iterable[Id]
+    ) -> AsyncIterator[list[UUID]]:
+        """Delete regions (DeleteImageRegions, <= 64 ids a call); yield each batch's ids once
+        they are gone."""
+        path = f"/projects/{project_id}/images/regions"
+        ids = [UUID(str(i)) for i in region_ids]
+
+        def job(chunk: list[UUID]) -> Callable[[], Awaitable[list[UUID]]]:
+            async def run() -> list[UUID]:
+                await self._call(
+                    "delete_image_regions",
+                    "DELETE",
+                    path,
+                    params={"regionIds": _csv(chunk)},
+                    ok=(200, 204),
+                    parse=_no_body,
+                    # Idempotent: a region already gone stays gone.
+                    replay=True,
+                )
+                return chunk
+
+            return run
+
+        batches = limits.region_batches(ids, limits.MAX_REGION_IDS_PER_DELETE)
+        async for result in self._stream(job(b) for b in batches):
             yield result
 
     async def remove_tags(
@@ -1410,6 +1530,18 @@ def _tag_add_result(response: httpx.Response) -> TagAddResult:
         return tuple(TagPair(UUID(p["imageId"]), UUID(p["tagId"])) for p in body.get(name) or [])
 
     return TagAddResult(pairs("created"), pairs("duplicated"), pairs("exceeded"))
+
+
+def _region_add_result(response: httpx.Response) -> RegionAddResult:
+    body = response.json()
+    created = tuple(
+        (UUID(entry["imageId"]), parse_region(entry)) for entry in body.get("created") or []
+    )
+    return RegionAddResult(
+        created,
+        tuple(parse_region_entry(e) for e in body.get("duplicated") or []),
+        tuple(parse_region_entry(e) for e in body.get("exceeded") or []),
+    )
 
 
 def _metadata_results(response: httpx.Response) -> list[MetadataResult]:

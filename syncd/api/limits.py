@@ -1,8 +1,8 @@
 """Every documented limit of the Custom Vision Training API v3.3, and the batching that obeys them.
 
 Public names: the limit constants below (each with the spec's wording; the two the scanner and
-planner share come from syncd.core.limits), `chunked`, `upload_batches`, `UploadFormat`,
-`encoded_size`, `tag_pair_batches`, `tag_removal_batches`.
+planner share come from syncd.core.limits), `chunked`, `region_batches`, `upload_batches`,
+`UploadFormat`, `encoded_size`, `tag_pair_batches`, `tag_removal_batches`.
 
 The constants are the one place the client learns a limit; every method that takes many items
 splits them here, so callers never chunk. Quotes are from customvision-training-v3.3.json
@@ -18,6 +18,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from syncd.core.limits import MAX_IMAGE_BYTES as MAX_IMAGE_BYTES
+from syncd.core.limits import MAX_REGIONS_PER_IMAGE as MAX_REGIONS_PER_IMAGE
 from syncd.core.limits import MAX_TAGS_PER_IMAGE as MAX_TAGS_PER_IMAGE
 
 # --- Image creation -------------------------------------------------------------------------
@@ -36,6 +37,14 @@ MAX_TAG_PAIRS_PER_ADD = 128
 MAX_IMAGES_PER_TAG_REMOVAL = 64
 # DeleteImageTags tagIds: «Tags to be deleted from the specified images. Limited to 20 tags.»
 MAX_TAGS_PER_TAG_REMOVAL = 20
+
+# --- Image regions (object detection; docs/spec/REGIONS.md) ---------------------------------
+# CreateImageRegions: «There is a limit of 64 entries in the batch.» (no maxItems in the schema)
+MAX_REGIONS_PER_CREATE = 64
+# DeleteImageRegions regionIds: «Regions to delete. Limited to 64.» [S maxItems 64]
+MAX_REGION_IDS_PER_DELETE = 64
+# MAX_REGIONS_PER_IMAGE (300, [D] «Max regions per image, training (OD)») is imported above from
+# syncd.core.limits: the planner reports an annotation over it before anything is sent.
 
 # --- Deletion, lookup, metadata -------------------------------------------------------------
 # DeleteImages imageIds: «Ids of the images to be deleted. Limited to 256 images per batch.»
@@ -162,6 +171,13 @@ def tag_pair_batches(pairs: Iterable[T]) -> list[list[T]]:
     """Split (image, tag) pairs, duplicates dropped, into CreateImageTags calls of <= 128 pairs."""
     distinct = list(dict.fromkeys(pairs))
     return [list(chunk) for chunk in chunked(distinct, MAX_TAG_PAIRS_PER_ADD)]
+
+
+def region_batches(items: Iterable[T], size: int) -> list[list[T]]:
+    """Split regions (entries to create, or ids to delete), repeats dropped, into calls of at
+    most `size` (MAX_REGIONS_PER_CREATE or MAX_REGION_IDS_PER_DELETE)."""
+    distinct = list(dict.fromkeys(items))
+    return [list(chunk) for chunk in chunked(distinct, size)]
 
 
 def tag_removal_batches(

@@ -2,8 +2,16 @@
 
 Public names: Project, Tag, TagType, Image, TaggingStatus, Order, UploadItem, UploadStatus,
 UploadResult, TagPair, TagAddResult, MetadataStatus, MetadataResult, Iteration, IterationStatus,
-TrainingType, Prediction, ImagePerformance, parse_project, parse_tag, parse_image,
+TrainingType, Prediction, ImagePerformance, DomainType, Domain, BoundingBox, ImageRegion,
+NewRegion, RegionEntry, RegionAddResult, parse_project, parse_tag, parse_image, parse_domain,
 parse_iteration, parse_image_performance.
+
+Object detection (docs/spec/REGIONS.md): an image's `regions` ([ImageRegion]: regionId, tagId,
+tagName, left/top/width/height, fractions of the stored image), a new image's regions on an
+UploadItem (ImageFileCreateEntry.regions), CreateImageRegions' entries and summary, a domain's
+type, and a prediction's `boundingBox`. The service echoes coordinates through float32 and sends
+`tagName: null` in create answers [R]; both are read as they come (comparison with a tolerance is
+syncd.core.regions' job).
 
 Parsing is tolerant of what the real service sends (docs/spec/DIGEST.md §2-3, [R]): `tags`
 absent on an untagged image, `tagName` null in create answers, `metadata` absent when none was
@@ -86,6 +94,79 @@ class MetadataStatus(enum.StrEnum):
             return cls.ERROR_UNKNOWN
 
 
+class DomainType(enum.StrEnum):
+    """Domain.type [S enum DomainType]: what kind of project a domain makes."""
+
+    CLASSIFICATION = "Classification"
+    OBJECT_DETECTION = "ObjectDetection"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A domain of the resource (GetDomains); `type` is a DomainType value, or whatever new
+    string the service sends (the enum is modelAsString)."""
+
+    id: UUID
+    name: str
+    type: str
+
+    @property
+    def detection(self) -> bool:
+        return self.type == DomainType.OBJECT_DETECTION
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    """A box as fractions of the stored image: left, top, width, height [S BoundingBox]."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class ImageRegion:
+    """One region of an image as listings show it [S ImageRegion]."""
+
+    region_id: UUID
+    tag_id: UUID
+    tag_name: str
+    box: BoundingBox
+
+
+@dataclass(frozen=True)
+class NewRegion:
+    """A region to create: a tag and a box [S Region]."""
+
+    tag_id: UUID
+    box: BoundingBox
+
+    def wire(self) -> dict[str, Any]:
+        return {"tagId": str(self.tag_id), **_box_wire(self.box)}
+
+
+@dataclass(frozen=True)
+class RegionEntry:
+    """A region to add to an existing image [S ImageRegionCreateEntry]."""
+
+    image_id: UUID
+    region: NewRegion
+
+    def wire(self) -> dict[str, Any]:
+        return {"imageId": str(self.image_id), **self.region.wire()}
+
+
+@dataclass(frozen=True)
+class RegionAddResult:
+    """One CreateImageRegions batch [S ImageRegionCreateSummary]: each created region with its
+    image id, the entries the image already had (duplicated), those over the 300 per image."""
+
+    created: tuple[tuple[UUID, ImageRegion], ...]
+    duplicated: tuple[RegionEntry, ...]
+    exceeded: tuple[RegionEntry, ...]
+
+
 @dataclass(frozen=True)
 class Project:
     """A training project."""
@@ -121,15 +202,18 @@ class Image:
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     original_uri: str | None = None
     thumbnail_uri: str | None = None
+    regions: tuple[ImageRegion, ...] = ()
 
 
 @dataclass(frozen=True)
 class UploadItem:
-    """One image to create: `key` is the caller's name for it (e.g. a relative path)."""
+    """One image to create: `key` is the caller's name for it (e.g. a relative path). Regions
+    travel in the create call itself (only the files format carries them)."""
 
     key: str
     data: bytes = field(repr=False)
     tag_ids: tuple[UUID, ...] = ()
+    regions: tuple[NewRegion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +287,38 @@ def _metadata(value: Any) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
+def _box_wire(box: BoundingBox) -> dict[str, float]:
+    return {"left": box.left, "top": box.top, "width": box.width, "height": box.height}
+
+
+def parse_box(body: Mapping[str, Any]) -> BoundingBox:
+    """Return a BoundingBox from left/top/width/height (ValueError if they are not numbers)."""
+    values = [body[name] for name in ("left", "top", "width", "height")]
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+        raise ValueError("a box coordinate is not a number")
+    return BoundingBox(*(float(v) for v in values))
+
+
+def parse_region(body: Mapping[str, Any]) -> ImageRegion:
+    """Return an ImageRegion from its JSON (tagName may be null in create answers [R])."""
+    return ImageRegion(
+        region_id=UUID(body["regionId"]),
+        tag_id=UUID(body["tagId"]),
+        tag_name=str(body.get("tagName") or ""),
+        box=parse_box(body),
+    )
+
+
+def parse_region_entry(body: Mapping[str, Any]) -> RegionEntry:
+    """Return a RegionEntry (an ImageRegionCreateEntry) from its JSON."""
+    return RegionEntry(UUID(body["imageId"]), NewRegion(UUID(body["tagId"]), parse_box(body)))
+
+
+def parse_domain(body: Mapping[str, Any]) -> Domain:
+    """Return a Domain from its JSON."""
+    return Domain(id=UUID(body["id"]), name=str(body.get("name") or ""), type=str(body["type"]))
+
+
 def parse_project(body: Mapping[str, Any]) -> Project:
     """Return a Project from its JSON (KeyError/ValueError if the id or name is missing)."""
     settings = body.get("settings") or {}
@@ -243,6 +359,7 @@ def parse_image(body: Mapping[str, Any]) -> Image:
         metadata=_metadata(body.get("metadata")),
         original_uri=body.get("originalImageUri"),
         thumbnail_uri=body.get("thumbnailUri"),
+        regions=tuple(parse_region(r) for r in body.get("regions") or [] if isinstance(r, dict)),
     )
 
 
@@ -292,6 +409,8 @@ class Prediction:
     tag_id: UUID
     tag_name: str
     probability: float
+    # Object detection only: where the iteration saw the tag (None for classification).
+    bounding_box: BoundingBox | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +424,8 @@ class ImagePerformance:
     tag_names: tuple[str, ...]
     predictions: tuple[Prediction, ...]
     image_uri: str | None = None
+    # Object detection only: the image's boxes when the iteration trained.
+    regions: tuple[ImageRegion, ...] = ()
 
 
 def parse_iteration(body: Mapping[str, Any]) -> Iteration:
@@ -324,7 +445,12 @@ def parse_image_performance(body: Mapping[str, Any]) -> ImagePerformance:
     tags = [t for t in body.get("tags") or [] if isinstance(t, dict) and t.get("tagId")]
     predictions = sorted(
         (
-            Prediction(UUID(p["tagId"]), str(p.get("tagName") or ""), float(p["probability"]))
+            Prediction(
+                UUID(p["tagId"]),
+                str(p.get("tagName") or ""),
+                float(p["probability"]),
+                parse_box(p["boundingBox"]) if isinstance(p.get("boundingBox"), dict) else None,
+            )
             for p in body.get("predictions") or []
             if isinstance(p, dict) and p.get("tagId")
         ),
@@ -337,4 +463,5 @@ def parse_image_performance(body: Mapping[str, Any]) -> ImagePerformance:
         tag_names=tuple(str(t.get("tagName") or "") for t in tags),
         predictions=tuple(predictions),
         image_uri=body.get("imageUri"),
+        regions=tuple(parse_region(r) for r in body.get("regions") or [] if isinstance(r, dict)),
     )

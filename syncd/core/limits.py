@@ -1,7 +1,8 @@
 """The service limits the scanner and the planner obey: the one place they are written down.
 
 Public names: MAX_IMAGE_BYTES, MAX_IMAGE_SIDE_PX, MAX_ASPECT_RATIO, MAX_TAGS_PER_IMAGE,
-MAX_TAG_NAME_LENGTH, MAX_BYTES_RULE, MAX_SIDE_RULE, ASPECT_RATIO_RULE, dimension_problem.
+MAX_TAG_NAME_LENGTH, MAX_REGIONS_PER_IMAGE, MAX_BYTES_RULE, MAX_SIDE_RULE, ASPECT_RATIO_RULE,
+dimension_problem.
 
 syncd.api.limits takes the first two from here (api may import core, never the reverse), so the
 client, the scanner and the planner cannot disagree. Quotes are from
@@ -36,6 +37,10 @@ ASPECT_RATIO_RULE = "«Aspect ratio shouldn't be larger than 25:1» (the service
 # [D] «Max number of tags per image (classification) 100»; the service answers a bigger set
 # with BadRequestExceedTagPerImageLimit [S].
 MAX_TAGS_PER_IMAGE = 100
+
+# docs/spec/REGIONS.md (Limits) and DIGEST.md §6: "Max regions per image, training (OD) | 300" [D];
+# the service answers more with ErrorRegionLimitExceed (create) or `exceeded` (CreateImageRegions).
+MAX_REGIONS_PER_IMAGE = 300
 
 # The spec gives CreateTag's `name` no maxLength and documents only the error BadRequestTagName.
 # 256 is our choice: the longest string the same API documents for a name-like field (a metadata
