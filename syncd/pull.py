@@ -40,13 +40,31 @@ from typing import Any
 
 import structlog
 
-from syncd.api import ApiError, Image, Tag, TrainingClient
+from syncd.annotations import image_frame
+from syncd.api import ApiError, Image, Tag, TagType, TrainingClient
 from syncd.config import MirrorConfig
 from syncd.core.imageformat import image_suffix
 from syncd.core.mapping import TagMapper, placement
 from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
 from syncd.core.policy import MultiTag
+from syncd.core.regions import (
+    Box,
+    ImageSize,
+    Region,
+    displayed_size,
+    make_box,
+    to_displayed_orientation,
+)
 from syncd.errors import SyncdError
+from syncd.export import (
+    ExportFormat,
+    ExportImage,
+    ExportResult,
+    ProjectKind,
+    layout_folder,
+    write_export,
+)
+from syncd.exportcheck import MissingReader, VerifyResult, check_export
 from syncd.ledger import Ledger, RunOutcome
 from syncd.localio import LocalIOError, writing
 from syncd.remote import remote_tag
@@ -80,11 +98,23 @@ class PullReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (image id, error)
     kept: list[tuple[str, str]] = field(default_factory=list)  # (path, image id): edited here
     api_calls: int = 0
+    format: str = ExportFormat.FOLDERS.value
+    kind: str = ""  # a ProjectKind value
+    export: ExportResult = field(default_factory=ExportResult)
+    verify: VerifyResult | None = None
+    not_verified: str = ""  # why the export could not be read back (a reader is missing...)
+    # What the format cannot hold, said whatever the counts: (what, how many images have it).
+    cannot_hold: list[tuple[str, int]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # the project, since the pull listed it
+
+    @property
+    def verified_ok(self) -> bool:
+        return not self.not_verified and (self.verify is None or self.verify.ok)
 
     @property
     def complete(self) -> bool:
-        """Every image is in the tree as the project has it."""
-        return not (self.skipped or self.failed or self.kept)
+        """Every image is in the tree as the project has it, read back as written."""
+        return not (self.skipped or self.failed or self.kept or self.changed) and self.verified_ok
 
     @property
     def exit_code(self) -> int:
@@ -105,6 +135,24 @@ class PullReport:
             "failed": [{"image_id": i, "message": m} for i, m in self.failed],
             "kept": [{"path": p, "image_id": i} for p, i in self.kept],
             "api_calls": self.api_calls,
+            "format": self.format,
+            "kind": self.kind,
+            "annotation_files": len(self.export.files),
+            "left_out": dict(self.export.left_out),
+            "split": dict(self.export.split),
+            "cannot_hold": [{"what": w, "images": n} for w, n in self.cannot_hold],
+            "verify": None
+            if self.verify is None
+            else {
+                "reader": self.verify.reader,
+                "images": self.verify.images,
+                "expected": self.verify.expected,
+                "boxes": self.verify.boxes,
+                "differences": list(self.verify.differences),
+                "more_differences": self.verify.more_differences,
+            },
+            "not_verified": self.not_verified,
+            "changed": list(self.changed),
             "exit_code": self.exit_code,
         }
 
@@ -169,6 +217,7 @@ class _Puller:
         self.known = {i.image_id: i.sha256 for i in ledger.view().images.values() if i.sha256}
         self.run_id = 0
         self.placements: dict[str, tuple[str, ...]] = {}
+        self.written: dict[str, str] = {}  # image id -> its file in place (relative)
 
     async def one(self, image: Image, folders: tuple[str, ...]) -> None:
         image_id = str(image.id).lower()
@@ -180,6 +229,7 @@ class _Puller:
             if have is None:
                 return
         primary, sha = have
+        self.written[image_id] = primary
         name = Path(primary).name
         for folder in folders:
             target = _rel(folder, name)
@@ -303,6 +353,50 @@ class _Puller:
         os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """`syncd pull --format` and its options (None: the format the mirror's config implies)."""
+
+    format: ExportFormat | None = None
+    image_url_prefix: str = ""
+    validation: float = 0.0  # AutoML: the fraction of images in the validation part
+    seed: int = 0
+
+
+def _kind(project_classification: str | None, detection: bool) -> ProjectKind:
+    if detection:
+        return ProjectKind.DETECTION
+    if project_classification == ClassificationType.MULTICLASS.value:
+        return ProjectKind.MULTICLASS
+    return ProjectKind.MULTILABEL
+
+
+def _format(mirror: MirrorConfig, options: ExportOptions, kind: ProjectKind) -> ExportFormat:
+    """The format to write, or PullError when the config and the project disagree."""
+    configured = mirror.annotations.format.value
+    if options.format is None:
+        if kind is ProjectKind.DETECTION and not mirror.annotations.detection:
+            raise PullError(
+                f"project {mirror.project_id} is an object detection project, but mirror"
+                f" {mirror.name} is a classification mirror (annotations.format: {configured}):"
+                " set annotations.format to yolo, voc or coco, or pull with --format"
+                " coco|yolo|voc|automl"
+            )
+        if kind is not ProjectKind.DETECTION and mirror.annotations.detection:
+            raise PullError(
+                f"project {mirror.project_id} is a classification project, but mirror"
+                f" {mirror.name} is a detection mirror (annotations.format: {configured}):"
+                " set annotations.format to none, or pull with --format"
+            )
+        return ExportFormat(configured) if mirror.annotations.detection else ExportFormat.FOLDERS
+    if options.format is ExportFormat.FOLDERS and kind is ProjectKind.DETECTION:
+        raise PullError(
+            f"project {mirror.project_id} is an object detection project: --format folders"
+            " cannot hold boxes; use coco, yolo, voc or automl"
+        )
+    return options.format
+
+
 async def pull_project(
     client: TrainingClient,
     mirror: MirrorConfig,
@@ -311,18 +405,23 @@ async def pull_project(
     *,
     endpoint: str = "",
     progress: Progress | None = None,
+    options: ExportOptions | None = None,
 ) -> PullReport:
-    """Write mirror's project out under `into`; raise PullError if `into` is another project's,
-    ApiError for what stops the listing (per-image failures are in the report)."""
+    """Write mirror's project out under `into` (in the format of `options`); raise PullError if
+    `into` is another project's or the format does not fit the project, ApiError for what stops
+    the listing (per-image failures are in the report)."""
+    options = options or ExportOptions()
     calls_before = client.api_calls
+    project = await client.get_project(mirror.project_id)
+    domain = await client.get_domain(project.domain_id) if project.domain_id else None
+    detection = domain.detection if domain is not None else project.classification_type is None
+    kind = _kind(project.classification_type, detection)
+    fmt = _format(mirror, options, kind)
     with writing(into, "create the folder"):
         into.mkdir(parents=True, exist_ok=True)
     if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
         raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
-    report = PullReport(str(into), mirror.project_id, endpoint)
-    project = await client.get_project(mirror.project_id)
-    if project.classification_type is None:
-        raise PullError(f"project {mirror.project_id} is not a classification project")
+    report = PullReport(str(into), mirror.project_id, endpoint, format=fmt.value, kind=kind.value)
     tags = await client.list_tags(mirror.project_id)
     images = [image async for image in client.iter_images(mirror.project_id)]
     report.images = len(images)
@@ -332,7 +431,13 @@ async def pull_project(
     puller.run_id = run_id
     try:
         ledger.record_remote_snapshot(
-            _snapshot(mirror.project_id, project.classification_type, tags, images, puller.known),
+            _snapshot(
+                mirror.project_id,
+                project.classification_type or ClassificationType.MULTILABEL.value,
+                tags,
+                images,
+                puller.known,
+            ),
             run_id,
         )
         with writing(into / MARKER_NAME, "write the root marker"):
@@ -344,13 +449,20 @@ async def pull_project(
         mapper = TagMapper(mirror.tags)
         work: list[tuple[Image, tuple[str, ...]]] = []
         for image in images:
-            image_tags = [
-                remote_tag(by_id[str(t).lower()]) for t in image.tag_ids if str(t).lower() in by_id
-            ]
-            where = placement(image_tags, mirror, mapper)
-            if isinstance(where, str):
-                report.skipped.append((str(image.id).lower(), where))
-                continue
+            if fmt is ExportFormat.FOLDERS:
+                image_tags = [
+                    remote_tag(by_id[str(t).lower()])
+                    for t in image.tag_ids
+                    if str(t).lower() in by_id
+                ]
+                where = placement(image_tags, mirror, mapper)
+                if isinstance(where, str):
+                    report.skipped.append((str(image.id).lower(), where))
+                    continue
+            else:
+                where = layout_folder(fmt, kind, _regular_tags(image, by_id))
+                if not where:
+                    continue  # the format leaves it out: counted by the export
             puller.placements[str(image.id).lower()] = where
             work.append((image, where))
         queue: Iterator[tuple[Image, tuple[str, ...]]] = iter(work)
@@ -368,6 +480,10 @@ async def pull_project(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         shutil.rmtree(puller.parts, ignore_errors=True)
+        await asyncio.to_thread(
+            _export_and_verify, into, fmt, kind, images, tags, puller, report, options
+        )
+        report.changed = await _changes(client, mirror.project_id, images, tags)
     except LocalIOError as exc:
         shutil.rmtree(puller.parts, ignore_errors=True)
         ledger.finish_run(run_id, RunOutcome.FAILED, error=str(exc))
@@ -385,8 +501,158 @@ async def pull_project(
     }
     outcome = RunOutcome.OK if report.complete else RunOutcome.PARTIAL
     ledger.finish_run(run_id, outcome, counts)
-    _log.info("pulled", **counts)
+    _log.info("pulled", format=fmt.value, **counts)
     return report
+
+
+# --- the export, read back, and what changed -----------------------------------------------------
+
+
+def _regular_tags(image: Image, by_id: dict[str, Tag]) -> list[str]:
+    tags = (by_id.get(str(t).lower()) for t in image.tag_ids)
+    return sorted(t.name for t in tags if t is not None and t.type is TagType.REGULAR)
+
+
+def _is_negative(image: Image, by_id: dict[str, Tag]) -> bool:
+    tags = (by_id.get(str(t).lower()) for t in image.tag_ids)
+    return any(t is not None and t.type is TagType.NEGATIVE for t in tags)
+
+
+def _displayed_regions(image: Image, by_id: dict[str, Tag], orientation: int) -> tuple[Region, ...]:
+    """The image's boxes (stored frame, as the service keeps them) on the image as displayed."""
+    regions = []
+    for region in image.regions:
+        tag = by_id.get(str(region.tag_id).lower())
+        name = tag.name if tag is not None else region.tag_name
+        b = region.box
+        box = make_box(b.left, b.top, b.width, b.height)
+        if isinstance(box, Box):
+            regions.append(Region(name, to_displayed_orientation(box, orientation)))
+    return tuple(regions)
+
+
+def _export_images(
+    root: Path, images: list[Image], by_id: dict[str, Tag], written: dict[str, str]
+) -> list[ExportImage]:
+    out = []
+    for image in images:
+        image_id = str(image.id).lower()
+        path = written.get(image_id)
+        if path is None:
+            path, size, orientation = "", ImageSize(image.width, image.height), 1
+        else:
+            frame = image_frame(root / path)
+            stored, orientation = (
+                frame if not isinstance(frame, str) else (ImageSize(image.width, image.height), 1)
+            )
+            size = displayed_size(stored, orientation)
+        out.append(
+            ExportImage(
+                image_id=image_id,
+                path=path,
+                size=size,
+                tags=tuple(_regular_tags(image, by_id)),
+                negative=_is_negative(image, by_id),
+                regions=_displayed_regions(image, by_id, orientation),
+            )
+        )
+    return out
+
+
+def _export_and_verify(
+    root: Path,
+    fmt: ExportFormat,
+    kind: ProjectKind,
+    images: list[Image],
+    tags: list[Tag],
+    puller: _Puller,
+    report: PullReport,
+    options: ExportOptions,
+) -> None:
+    by_id = {str(t.id).lower(): t for t in tags}
+    negative = next((t.name for t in tags if t.type is TagType.NEGATIVE), None)
+    every = _export_images(root, images, by_id, puller.written)
+    # Images not written (failed, skipped, kept) are reported as such, not as export errors.
+    placed = [i for i in every if i.path or (fmt is ExportFormat.YOLO and not i.tags)]
+    exported = [i for i in placed if i.path]
+    report.cannot_hold = _cannot_hold(fmt, kind, images, tags)
+    if fmt is not ExportFormat.FOLDERS:
+        report.export = write_export(
+            root,
+            fmt,
+            kind,
+            placed,
+            [t.name for t in tags if t.type is TagType.REGULAR],
+            negative,
+            image_url_prefix=options.image_url_prefix,
+            validation=options.validation,
+            seed=options.seed,
+        )
+    try:
+        folders = (
+            {i: puller.placements[i] for i in puller.written}
+            if fmt is ExportFormat.FOLDERS
+            else None
+        )
+        report.verify = check_export(root, fmt, kind, exported, negative, folders)
+    except MissingReader as exc:
+        report.not_verified = (
+            f"{exc} is not installed, so the export was not read back (pip install 'syncd[export]')"
+        )
+    except (OSError, ValueError, KeyError) as exc:  # a file the reader refuses: not verified
+        report.not_verified = f"reading the export back failed: {exc}"
+
+
+def _cannot_hold(
+    fmt: ExportFormat, kind: ProjectKind, images: list[Image], tags: list[Tag]
+) -> list[tuple[str, int]]:
+    """What the project has that the format does not keep, with how many images have it."""
+    found = [("image metadata", sum(1 for i in images if i.metadata))]
+    described = sum(1 for t in tags if t.description)
+    if described:
+        found.append(("tag descriptions", described))
+    if fmt is ExportFormat.FOLDERS:
+        return found
+    if kind is ProjectKind.DETECTION:
+        negative = {str(t.id).lower() for t in tags if t.type is TagType.NEGATIVE}
+        found.append(
+            (
+                "the Negative tag (written as an image with no boxes)",
+                sum(1 for i in images if {str(t).lower() for t in i.tag_ids} & negative),
+            )
+        )
+    return found
+
+
+async def _changes(
+    client: TrainingClient, project_id: str, before: list[Image], tags_before: list[Tag]
+) -> list[str]:
+    """What differs between the project now and the listing the pull wrote from."""
+    now = {str(i.id).lower(): i async for i in client.iter_images(project_id)}
+    then = {str(i.id).lower(): i for i in before}
+    changes = []
+    added = now.keys() - then.keys()
+    removed = then.keys() - now.keys()
+    retagged = [i for i in now.keys() & then.keys() if now[i].tag_ids != then[i].tag_ids]
+    reboxed = [
+        i
+        for i in now.keys() & then.keys()
+        if {(r.tag_id, r.box) for r in now[i].regions}
+        != {(r.tag_id, r.box) for r in then[i].regions}
+    ]
+    for count, what in (
+        (len(added), "added"),
+        (len(removed), "deleted"),
+        (len(retagged), "retagged"),
+        (len(reboxed), "with boxes changed"),
+    ):
+        if count:
+            changes.append(f"{count} image{'' if count == 1 else 's'} {what}")
+    tags_now = {str(t.id).lower(): t.name for t in await client.list_tags(project_id)}
+    tags_then = {str(t.id).lower(): t.name for t in tags_before}
+    if tags_now != tags_then:
+        changes.append("tags created, renamed or deleted")
+    return changes
 
 
 def _snapshot(

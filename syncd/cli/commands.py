@@ -36,7 +36,7 @@ from syncd.reconcile import (
 )
 
 if TYPE_CHECKING:
-    from syncd.pull import PullReport
+    from syncd.pull import ExportOptions, PullReport
     from syncd.review import Review
 
 Mirrors = tuple[MirrorConfig, ...]
@@ -319,10 +319,25 @@ def _pull_overrides(
     return config, mirror
 
 
+def _export_options(args: argparse.Namespace) -> ExportOptions:
+    """--format and the AutoML options, checked."""
+    from syncd.export import ExportFormat
+    from syncd.pull import ExportOptions
+
+    fmt = ExportFormat(args.export_format) if args.export_format else None
+    automl = fmt is ExportFormat.AUTOML
+    if not 0.0 <= args.split < 1.0:
+        raise UsageError(f"--split must be at least 0 and under 1, got {args.split}")
+    if not automl and (args.split or args.image_url_prefix or args.seed):
+        raise UsageError("--split, --seed and --image-url-prefix go with --format automl")
+    return ExportOptions(fmt, args.image_url_prefix, args.split, args.seed)
+
+
 def pull(args: argparse.Namespace) -> PullReport:
     """Write the mirror's project out as a tree; return the report."""
     from syncd.pull import pull_project
 
+    options = _export_options(args)
     config, mirror = one_mirror(args)
     config, mirror = _pull_overrides(args, config, mirror)
     into = (args.into or Path(mirror.root)).expanduser().resolve()
@@ -335,7 +350,13 @@ def pull(args: argparse.Namespace) -> PullReport:
                 s.ledger() as ledger,
             ):
                 return await pull_project(
-                    s.client, mirror, ledger, into, endpoint=config.service.endpoint, progress=bar
+                    s.client,
+                    mirror,
+                    ledger,
+                    into,
+                    endpoint=config.service.endpoint,
+                    progress=bar,
+                    options=options,
                 )
 
     return asyncio.run(run())

@@ -155,6 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pull.add_argument("--project", metavar="ID", help="the project to pull (default: the config's)")
     pull.add_argument(
+        "--format",
+        dest="export_format",
+        choices=("folders", "coco", "yolo", "voc", "automl"),
+        help="what to write (default: the mirror's annotations.format, or folders)",
+    )
+    pull.add_argument(
+        "--image-url-prefix",
+        metavar="URL",
+        default="",
+        help="automl: put before each image's path in image_url (e.g. an azureml:// folder)",
+    )
+    pull.add_argument(
+        "--split",
+        type=float,
+        metavar="F",
+        default=0.0,
+        help="automl: put this fraction of the images in validation/ (seeded by --seed)",
+    )
+    pull.add_argument("--seed", type=int, default=0, help="automl: the split's seed (0)")
+    pull.add_argument(
         "--endpoint", metavar="URL", help="the service (default: the config's, or $SYNCD_ENDPOINT)"
     )
     _add_wait_lock(pull)

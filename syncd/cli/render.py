@@ -561,8 +561,58 @@ def pull_summary(report: PullReport, out: IO[str]) -> None:
         ("kept, edited here", kept),
     ):
         _listed(out, title, [f"{printable(subject)}: {printable(why)}" for subject, why in rows])
-    verdict = "complete" if report.complete else "not every image was pulled"
+    pull_export_lines(report, out)
+    if report.complete:
+        verdict = "complete"
+    elif report.changed:
+        verdict = "the project changed during the pull: pull again"
+    elif not report.verified_ok:
+        verdict = "the export does not read back as the project: see above"
+    else:
+        verdict = "not every image was pulled"
     print(f"  result: {verdict}", file=out)
+
+
+def pull_export_lines(report: PullReport, out: IO[str]) -> None:
+    """`pull --format`: what was written, what the format leaves out, the read-back, changes."""
+    export = report.export
+    if report.format != "folders":
+        split = ", ".join(f"{part} {n}" for part, n in export.split.items())
+        print(
+            f"  format: {report.format} ({report.kind} project); {len(export.files)} annotation"
+            f" files" + (f"; lines: {split}" if split else ""),
+            file=out,
+        )
+    left_out = [f"{n} {printable(why)}" for why, n in sorted(export.left_out.items())]
+    _listed(out, "left out by the format's rules", left_out)
+    held = [f"{printable(what)} ({n} images)" for what, n in report.cannot_hold if n]
+    if held:
+        print(f"  not kept by {report.format}: {'; '.join(held)}", file=out)
+    check = report.verify
+    if report.not_verified:
+        print(f"  verified: no; {printable(report.not_verified)}", file=out)
+    elif check is not None:
+        boxes = f", {check.boxes} boxes within 1 px" if check.boxes else ""
+        if check.ok:
+            print(
+                f"  verified: read back with {check.reader}: {check.images} images as in the"
+                f" project{boxes}",
+                file=out,
+            )
+        else:
+            more = check.more_differences
+            print(
+                f"  verified: read back with {check.reader}: {check.images} images read,"
+                f" {check.expected} expected",
+                file=out,
+            )
+            lines = [printable(d) for d in check.differences]
+            if more:
+                lines.append(f"... and {more} more differences")
+            _listed(out, "differences", lines)
+    if report.changed:
+        shown = ", ".join(printable(c) for c in report.changed)
+        print(f"  changed in the project during the pull: {shown}", file=out)
 
 
 # --- train --------------------------------------------------------------------------------------

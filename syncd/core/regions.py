@@ -2,7 +2,7 @@
 
 Public names: Box, Region, ImageSize, AnnotationProblem, Converted, BOX_DECIMALS, BOX_TOLERANCE,
 make_box, clip_box, same_box, unique_regions, to_stored_orientation, displayed_size,
-yolo_class_names, yolo_boxes, voc_box, coco_box.
+yolo_class_names, yolo_boxes, voc_box, coco_box, to_displayed_orientation.
 
 A box is the service's `left, top, width, height`, each a fraction of the image's width or
 height, in [0, 1] (docs/spec/DIGEST.md: Region). Every box syncd builds goes through `make_box`:
@@ -319,3 +319,30 @@ def coco_box(bbox: Sequence[float], size: ImageSize, orientation: int = 1) -> Bo
     x, y, w, h = bbox
     box = make_box(x / shown.width, y / shown.height, w / shown.width, h / shown.height)
     return to_stored_orientation(box, orientation) if isinstance(box, Box) else box
+
+
+# --- the other way: a stored box as it is displayed (for `syncd pull --format`) ----------------
+
+
+def _to_displayed_point(s: float, t: float, orientation: int) -> tuple[float, float]:
+    """The inverse of _to_stored_point: a stored point (fractions) on the displayed image."""
+    if orientation == 6:
+        return 1 - t, s
+    if orientation == 8:
+        return t, 1 - s
+    # 2, 3, 4, 5 and 7 are their own inverses; 1 (and out-of-range values) change nothing.
+    return _to_stored_point(s, t, orientation)
+
+
+def to_displayed_orientation(box: Box, orientation: int) -> Box:
+    """A box of the stored pixel grid (the service's frame) on the image as displayed: what an
+    exported annotation holds, so that reading it back (to_stored_orientation) gives `box`."""
+    if orientation not in range(2, 9):
+        return box
+    corners = [
+        _to_displayed_point(box.left, box.top, orientation),
+        _to_displayed_point(box.left + box.width, box.top + box.height, orientation),
+    ]
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    result = clip_box(min(xs), min(ys), max(xs), max(ys))
+    return result if isinstance(result, Box) else box
