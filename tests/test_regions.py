@@ -15,6 +15,7 @@ from syncd.core.regions import (
     coco_box,
     make_box,
     same_box,
+    to_displayed_orientation,
     to_stored_orientation,
     voc_box,
     yolo_boxes,
@@ -146,6 +147,17 @@ def test_exif_orientation_turns_displayed_boxes_into_the_stored_frame(
     orientation: int, stored: tuple[float, ...]
 ) -> None:
     assert to_stored_orientation(SHOWN, orientation) == Box(*stored)
+
+
+@pytest.mark.parametrize("orientation", range(0, 10))
+def test_a_stored_box_exported_as_displayed_reads_back_as_the_same_box(orientation: int) -> None:
+    """`pull --format` writes boxes on the displayed image; the sync reads them back into the
+    stored frame: the two conversions are inverses, so the round trip changes no region."""
+    for stored in (Box(0.1, 0.2, 0.3, 0.1), Box(0.0, 0.0, 1.0, 1.0), Box(0.6, 0.05, 0.4, 0.5)):
+        shown = to_displayed_orientation(stored, orientation)
+        assert to_stored_orientation(shown, orientation).key == stored.key
+        if orientation in (5, 6, 7, 8):  # turned a quarter: width and height trade places
+            assert (shown.width, shown.height) == (stored.height, stored.width)
 
 
 def test_pixel_boxes_on_a_turned_image_use_the_displayed_size() -> None:

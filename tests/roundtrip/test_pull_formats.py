@@ -23,8 +23,13 @@ import pytest
 import yaml
 from pycocotools.coco import COCO
 
+from syncd.core.regions import Box, ImageSize, Region
 from syncd.emulator.server import EmulatorServer
+from syncd.export import ExportFormat, ExportImage, ProjectKind
+from syncd.exportcheck import check_export
 from tests.e2e.support import REPO, Sandbox
+from tests.emulator.support import api_client
+from tests.roundtrip.conftest import new_sandbox
 from tests.roundtrip.support import (
     DetectionProject,
     LabelledProject,
@@ -32,6 +37,7 @@ from tests.roundtrip.support import (
     label_project,
 )
 from tests.support import TEST_KEY
+from tests.support.spec_check import SpecChecker
 
 SCHEMAS = json.loads((REPO / "docs/spec/automl-images.schema.json").read_text(encoding="utf-8"))
 CLASSIFICATION_COUNTS = {
@@ -249,3 +255,149 @@ def test_each_format_reads_back_with_an_independent_reader(
     assert pulled["verify"]["images"] == len(expected)
 
     _close(READERS[fmt](into, kind), expected, _displayed_sizes(project))
+
+
+def test_a_detection_project_under_a_classification_config_is_refused_naming_the_key(
+    make_box: Callable[[str], tuple[Sandbox, LabelledProject | DetectionProject]],
+    tmp_path: Path,
+) -> None:
+    box, _ = make_box("detection")  # the config has no annotations: a classification mirror
+    into = tmp_path / "out"
+    run = box.cli("pull", "--config", str(box.config_path), "--into", str(into))
+    assert run.exit_code == 2, str(run)
+    assert "object detection project" in run.stderr and "annotations.format: none" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not into.exists() or not any(into.rglob("*.jpg"))
+    # --format folders cannot hold boxes either; an export format can.
+    run = box.cli("pull", "--config", str(box.config_path), "--into", str(into), "-f", "x")
+    assert run.exit_code == 2
+    run = box.cli(
+        "pull", "--config", str(box.config_path), "--into", str(into), "--format", "folders"
+    )
+    assert run.exit_code == 2 and "--format folders cannot hold boxes" in run.stderr, str(run)
+
+
+def test_the_automl_split_is_seeded_and_urls_carry_the_prefix(
+    make_box: Callable[[str], tuple[Sandbox, LabelledProject | DetectionProject]],
+    tmp_path: Path,
+) -> None:
+    box, project = make_box("multilabel")
+    prefix = "azureml://datastores/workspaceblobstore/paths/pets/"
+    parts = {}
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        into = tmp_path / name
+        pulled = _pull(
+            box, into, "--format", "automl", "--split", "0.4", "--seed", seed,
+            "--image-url-prefix", prefix,
+        )  # fmt: skip
+        assert pulled["exit_code"] == 0, pulled
+        assert sum(pulled["split"].values()) == len(project.images)
+        parts[name] = {
+            part: sorted(
+                json.loads(line)["image_url"]
+                for line in (into / part / f"{part}.jsonl").read_text().splitlines()
+            )
+            for part in ("train", "validation")
+        }
+        urls = parts[name]["train"] + parts[name]["validation"]
+        assert all(u.startswith(prefix + "images/") for u in urls)
+        assert all((into / u.removeprefix(prefix)).is_file() for u in urls)
+    assert parts["a"] == parts["b"]  # the same seed: the same split
+    assert parts["a"] != parts["c"]
+    assert parts["a"]["validation"] and parts["a"]["train"]
+
+    run = box.cli("pull", "--config", str(box.config_path), "--format", "coco", "--split", "0.2")
+    assert run.exit_code == 2 and "go with --format automl" in run.stderr, str(run)
+
+
+def test_the_summary_says_what_the_format_leaves_out_and_how_it_was_verified(
+    make_box: Callable[[str], tuple[Sandbox, LabelledProject | DetectionProject]],
+    tmp_path: Path,
+) -> None:
+    box, _ = make_box("multiclass")
+    into = tmp_path / "out"
+    run = box.cli(
+        "pull", "--config", str(box.config_path), "--into", str(into), "--format", "automl"
+    )
+    assert run.exit_code == 0, str(run)
+    assert "format: automl (multiclass project); 2 annotation files; lines: train 11" in run.stdout
+    assert "2 Negative images (AutoML multi-class has no 'none' class)" in run.stdout
+    assert "2 untagged images (AutoML multi-class needs one label)" in run.stdout
+    assert (
+        "verified: read back with jsonschema (AutoML schema) + JSON lines: 11 images" in run.stdout
+    )
+    assert "result: complete" in run.stdout
+
+
+def test_the_summary_says_what_changed_in_the_project_during_the_pull(
+    tmp_path: Path,
+    spec_checker: SpecChecker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the images download, someone deletes one image and tags another in the portal."""
+    monkeypatch.setenv("SYNCD_TRAINING_KEY", TEST_KEY)
+    changed: list[str] = []
+    servers: list[EmulatorServer] = []
+    plan: dict[str, str] = {}
+
+    def observe(method: str, path: str, status: int, headers: dict, body: bytes) -> None:
+        spec_checker.observe(method, path, status, headers, body)
+        if path.startswith("/emulator/blobs/") and status == 200 and not changed:
+            changed.append(path)  # the first download: change the project behind the pull
+            store = servers[0].store
+            store.delete_images(plan["project"], [plan["deleted"]])
+            store.add_image_tags(plan["project"], [(plan["retagged"], plan["tag"])])
+
+    with EmulatorServer(training_key=TEST_KEY, response_observer=observe) as server:
+        servers.append(server)
+        with api_client(server.url) as api:
+            box = new_sandbox(tmp_path, server.url, api, capsys)
+            project = label_project(api, box.project_id, {("Dog",): 4, ("Cat",): 4})
+            dogs = [i for i, names in project.images.items() if names == ("Dog",)]
+            plan |= {"project": box.project_id, "deleted": dogs[0], "retagged": dogs[1]}
+            plan["tag"] = project.tag_ids["Cat"]
+            run = box.cli(
+                "pull", "--config", str(box.config_path), "--into", str(tmp_path / "out"),
+                "--format", "coco",
+            )  # fmt: skip
+    assert changed, "no download was observed"
+    assert run.exit_code == 1, str(run)
+    assert "changed in the project during the pull: 1 image deleted, 1 image retagged" in run.stdout
+    assert "result: the project changed during the pull: pull again" in run.stdout
+
+
+def test_the_read_back_finds_a_box_moved_by_more_than_a_pixel(
+    make_box: Callable[[str], tuple[Sandbox, LabelledProject | DetectionProject]],
+    tmp_path: Path,
+) -> None:
+    """pull's own check (syncd.exportcheck), given a VOC file edited after writing."""
+    box, project = make_box("detection")
+    assert isinstance(project, DetectionProject)
+    into = tmp_path / "out"
+    assert _pull(box, into, "--format", "voc")["exit_code"] == 0
+    images = []
+    sizes = _displayed_sizes(project)
+    for image_id, boxes in project.boxes.items():
+        shown = [(t, _displayed(b, project.orientation[image_id])) for t, b in boxes]
+        regions = tuple(Region(t, Box(x0, y0, x1 - x0, y1 - y0)) for t, (x0, y0, x1, y1) in shown)
+        images.append(
+            ExportImage(
+                image_id,
+                f"images/{image_id}.jpg",
+                ImageSize(*sizes[image_id]),
+                negative=image_id in project.negative,
+                regions=regions,
+            )
+        )
+    args = (into, ExportFormat.VOC, ProjectKind.DETECTION, images, "Negative")
+    assert check_export(*args).ok
+    edited = next(i for i in images if i.regions)
+    xml = into / f"images/{edited.image_id}.xml"
+    text = xml.read_text()
+    xmin = text.split("<xmin>")[1].split("</xmin>")[0]
+    xml.write_text(text.replace(f"<xmin>{xmin}</xmin>", f"<xmin>{int(xmin) + 2}</xmin>", 1))
+    result = check_export(*args)
+    assert result.reader == "globox (Pascal VOC)"
+    assert len(result.differences) == 2, result.differences  # the box missing, and the stray
+    assert all(edited.image_id in d for d in result.differences)
