@@ -1,7 +1,18 @@
 """`syncd review`: an iteration's per-image verdicts joined to local paths through the ledger.
 
-Public names: review_iteration, Review, Verdict, pick_iteration, link_tree, ReviewError,
-LINK_ARROW. Analysis only: the table, CSV and JSON are rendered by syncd.cli.render.
+Public names: review_iteration, Review, Verdict, BoxFinding, DetectionVerdict, detection_verdict,
+pick_iteration, link_tree, ReviewError, LINK_ARROW, MATCH_IOU, OVERLAY_SUFFIX. Analysis only: the
+table, CSV and JSON are rendered by syncd.cli.render; the overlays are drawn by syncd.overlay.
+
+Object detection iterations (their predictions carry boxes) are read per box instead. For each
+image, with `threshold` the probability a prediction needs to count:
+- a box is **missed** when no prediction of its tag at or above the threshold overlaps it at
+  IoU >= MATCH_IOU (0.5, the VOC and Custom Vision default);
+- a missed box that a prediction of **another tag** overlaps (at or above the threshold, IoU >=
+  0.5) is listed as labelled with that tag instead (a likely mislabel, or a look-alike);
+- a prediction at or above the threshold that overlaps no box at IoU >= 0.5 is a **confident
+  prediction with no box** (a box someone forgot to draw, or a false positive).
+An image is listed when it has any of these, most findings first.
 
 The service scores every training image of an iteration (GetImagePerformances, read count first,
 then pages of 256). An image is listed when one of its own tags scores under the threshold, or
@@ -16,16 +27,22 @@ real file into the right folder is a retag at the next sync.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from syncd.api import ImagePerformance, Iteration, TrainingClient
+from syncd.core.regions import Box, iou
 from syncd.display import printable
 from syncd.errors import SyncdError
+from syncd.overlay import draw_overlay
 
 LINK_ARROW = "→"
+MATCH_IOU = 0.5
+_IMAGE_SUFFIXES = frozenset({"jpg", "jpeg", "png", "bmp", "gif"})
+OVERLAY_SUFFIX = ".overlay.jpg"
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
@@ -64,11 +81,96 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class BoxFinding:
+    """One box a detection review lists. kind: `missed` (the image's box, not found),
+    `other tag` (the image's box, found as `predicted`), `no box` (a confident prediction
+    where the image has no box)."""
+
+    kind: str
+    tag: str  # the box's tag (for `no box`: the predicted tag)
+    box: Box  # fractions of the stored image
+    predicted: str = ""  # `other tag`: the tag predicted there
+    probability: float = 0.0  # the prediction's (0 for a box nothing found)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "tag": self.tag,
+            "box": {
+                "left": self.box.left,
+                "top": self.box.top,
+                "width": self.box.width,
+                "height": self.box.height,
+            },
+            "predicted": self.predicted,
+            "probability": self.probability,
+        }
+
+
+@dataclass(frozen=True)
+class DetectionVerdict:
+    """One listed detection image: its findings, expected boxes and confident predictions (for
+    the overlay), and where it is."""
+
+    image_id: str
+    findings: tuple[BoxFinding, ...]
+    expected: tuple[tuple[str, Box], ...]
+    predicted: tuple[tuple[str, Box, float], ...]  # at or above the threshold
+    paths: tuple[str, ...]
+
+    @property
+    def local(self) -> bool:
+        return bool(self.paths)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "paths": list(self.paths),
+            "local": self.local,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
 class Review:
     iteration: Iteration
     threshold: float
     reviewed: int  # images the iteration scored
     listed: tuple[Verdict, ...]  # worst first
+    detections: tuple[DetectionVerdict, ...] = ()  # detection iterations: most findings first
+    detection: bool = False  # the iteration's predictions carry boxes
+
+
+def _box(b: Any) -> Box:
+    return Box(b.left, b.top, b.width, b.height)
+
+
+def detection_verdict(
+    perf: ImagePerformance, threshold: float, paths: tuple[str, ...]
+) -> DetectionVerdict | None:
+    """Return the image's DetectionVerdict if it has a finding, else None."""
+    expected = [(r.tag_name, _box(r.box)) for r in perf.regions]
+    confident = [
+        (p.tag_name, _box(p.bounding_box), p.probability)
+        for p in perf.predictions
+        if p.bounding_box is not None and p.probability >= threshold
+    ]
+    findings: list[BoxFinding] = []
+    for tag, box in expected:
+        if any(t == tag and iou(box, b) >= MATCH_IOU for t, b, _ in confident):
+            continue
+        others = [(p, t) for t, b, p in confident if t != tag and iou(box, b) >= MATCH_IOU]
+        if others:
+            probability, predicted = max(others)
+            findings.append(BoxFinding("other tag", tag, box, predicted, probability))
+        else:
+            findings.append(BoxFinding("missed", tag, box))
+    for tag, box, probability in confident:
+        if not any(iou(box, b) >= MATCH_IOU for _, b in expected):
+            findings.append(BoxFinding("no box", tag, box, tag, probability))
+    if not findings:
+        return None
+    return DetectionVerdict(str(perf.id), tuple(findings), tuple(expected), tuple(confident), paths)
 
 
 def verdict(perf: ImagePerformance, threshold: float, paths: tuple[str, ...]) -> Verdict | None:
@@ -123,16 +225,48 @@ async def review_iteration(
 ) -> Review:
     """Score every image of the iteration and return those to list, worst first."""
     listed: list[Verdict] = []
+    detections: list[DetectionVerdict] = []
     reviewed = 0
+    detection = False
+    named: dict[str, list[str]] | None = None
     async for perf in client.iter_image_performances(project_id, iteration.id):
         reviewed += 1
         image_id = str(perf.id).lower()
         paths = tuple(p for p in paths_by_image.get(image_id, ()) if (root / p).is_file())
+        if not paths:  # not scanned since (a pull --format tree): files pull named by image id
+            named = _files_named_by_id(root) if named is None else named
+            paths = tuple(named.get(image_id, ()))
+        if perf.regions or any(p.bounding_box is not None for p in perf.predictions):
+            detection = True
+            boxes = detection_verdict(perf, threshold, paths)
+            if boxes is not None:
+                detections.append(boxes)
+            continue
         found = verdict(perf, threshold, paths)
         if found is not None:
             listed.append(found)
     listed.sort(key=lambda v: (v.margin, v.expected_probability, v.image_id))
-    return Review(iteration, threshold, reviewed, tuple(listed))
+    detections.sort(key=lambda v: (-len(v.findings), v.image_id))
+    return Review(iteration, threshold, reviewed, tuple(listed), tuple(detections), detection)
+
+
+def _files_named_by_id(root: Path) -> dict[str, list[str]]:
+    """Image id -> files under root named `<image id>.<suffix>`, as `syncd pull` names them
+    (overlays and hidden folders left out)."""
+    found: dict[str, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            stem, _, suffix = name.partition(".")
+            if suffix.lower() not in _IMAGE_SUFFIXES:
+                continue
+            try:
+                image_id = str(uuid.UUID(stem))
+            except ValueError:
+                continue
+            rel = Path(os.path.relpath(os.path.join(dirpath, name), root)).as_posix()
+            found.setdefault(image_id, []).append(rel)
+    return found
 
 
 # --- the link tree -------------------------------------------------------------------------------
@@ -144,11 +278,14 @@ def _safe(name: str) -> str:
 
 def link_tree(review: Review, root: Path, into: Path) -> int:
     """(Re)build `into` as symlinks `<expected>→<predicted>/<file name>` to the listed local
-    files; return how many links were made. Refuses a folder holding anything but symlinks and
-    folders (it is a view, rebuilt each time)."""
+    files (detection: `<file name>` and its `<stem>.overlay.jpg` beside it); return how many links
+    were made. Refuses a folder holding anything but symlinks, overlays and folders (it is a
+    view, rebuilt each time)."""
     if into.exists():
         for dirpath, _dirnames, filenames in os.walk(into):
             for name in filenames:
+                if name.endswith(OVERLAY_SUFFIX):  # an overlay an earlier review drew
+                    continue
                 if not (Path(dirpath) / name).is_symlink():
                     raise ReviewError(
                         f"{into} holds files that are not symlinks ({Path(dirpath) / name});"
@@ -167,6 +304,20 @@ def link_tree(review: Review, root: Path, into: Path) -> int:
                 link = group / f"{source.stem}-{v.image_id[:8]}{source.suffix}"
             link.symlink_to(source)
             made += 1
+    for d in review.detections:
+        for rel in d.paths:
+            source = (root / rel).resolve()
+            link = into / source.name
+            if link.is_symlink():  # the same name from another folder: keep both
+                link = into / f"{source.stem}-{d.image_id[:8]}{source.suffix}"
+            link.symlink_to(source)
+            made += 1
+            try:
+                draw_overlay(
+                    source, link.with_name(link.stem + OVERLAY_SUFFIX), d.expected, d.predicted
+                )
+            except OSError as exc:  # an image Pillow cannot read: the link stays, no overlay
+                raise ReviewError(f"cannot draw the overlay of {rel}: {exc}") from exc
     return made
 
 

@@ -369,7 +369,9 @@ def _review(args: argparse.Namespace) -> int:
         render.review_csv(review, sys.stdout)
     else:
         render.review_table(review, sys.stdout)
-        if links is not None:
+        if links is not None and review.detection:
+            render.overlays_made(links, args.link_into, sys.stdout)
+        elif links is not None:
             render.links_made(links, args.link_into, sys.stdout)
     return EXIT_OK
 

@@ -29,6 +29,7 @@ from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
     from syncd.api import Iteration, Wait
+    from syncd.core.regions import Box
     from syncd.pull import PullReport
     from syncd.reconcile import ImageFiles, MirrorReport
     from syncd.review import Review, Verdict
@@ -650,6 +651,9 @@ def _where(v: Verdict) -> list[str]:
 
 def review_table(review: Review, out: IO[str]) -> None:
     """A human table: one line per file, worst first."""
+    if review.detection:
+        review_detection_table(review, out)
+        return
     it = review.iteration
     print(
         printable(f"{it.name} ({it.id})") + f": {len(review.listed)} of {review.reviewed} images"
@@ -697,6 +701,9 @@ CSV_FIELDS = (
 def review_csv(review: Review, out: IO[str]) -> None:
     """CSV, one row per (image, local file); a not-local image has one row with no path. Cells a
     spreadsheet would run as formulas are neutralised (`csv_cell`); numbers stay numbers."""
+    if review.detection:
+        review_detection_csv(review, out)
+        return
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for v in review.listed:
@@ -722,4 +729,93 @@ def review_document(review: Review) -> dict[str, Any]:
         "threshold": review.threshold,
         "reviewed": review.reviewed,
         "listed": [v.to_json() for v in review.listed],
+        "detections": [d.to_json() for d in review.detections],
     }
+
+
+# --- review of a detection iteration --------------------------------------------------------------
+
+BOX_PROBLEMS = {
+    "missed": "box missed",
+    "other tag": "box found as another tag",
+    "no box": "confident prediction, no box",
+}
+
+
+def _box_text(box: Box) -> str:
+    return f"{box.left:.3f},{box.top:.3f},{box.width:.3f},{box.height:.3f}"
+
+
+def review_detection_table(review: Review, out: IO[str]) -> None:
+    """A human table for a detection iteration: one line per finding, images with most first."""
+    from syncd.review import MATCH_IOU
+
+    it = review.iteration
+    findings = sum(len(d.findings) for d in review.detections)
+    print(
+        printable(f"{it.name} ({it.id})") + f": {len(review.detections)} of {review.reviewed}"
+        f" images listed, {findings} boxes (IoU >= {MATCH_IOU:g}, p >= {review.threshold:g})",
+        file=out,
+    )
+    rows = [
+        (
+            str(rank),
+            printable(where),
+            BOX_PROBLEMS.get(f.kind, f.kind),
+            printable(f.tag),
+            _box_text(f.box),
+            printable(f.predicted) if f.kind == "other tag" else "",
+            f"{f.probability:.2f}" if f.probability else "",
+        )
+        for rank, d in enumerate(review.detections, 1)
+        for where in (list(d.paths) or [f"(not local) image {d.image_id}"])
+        for f in d.findings
+    ]
+    header = ("#", "file", "finding", "tag", "box (l,t,w,h)", "predicted", "p")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+
+
+DETECTION_CSV_FIELDS = (
+    "image_id",
+    "path",
+    "local",
+    "finding",
+    "tag",
+    "left",
+    "top",
+    "width",
+    "height",
+    "predicted",
+    "probability",
+)
+
+
+def review_detection_csv(review: Review, out: IO[str]) -> None:
+    """CSV for a detection iteration: one row per (finding, local file)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(DETECTION_CSV_FIELDS)
+    for d in review.detections:
+        for path in d.paths or ("",):
+            for f in d.findings:
+                row = (
+                    d.image_id,
+                    path,
+                    "yes" if d.local else "no",
+                    f.kind,
+                    f.tag,
+                    f"{f.box.left:.4f}",
+                    f"{f.box.top:.4f}",
+                    f"{f.box.width:.4f}",
+                    f"{f.box.height:.4f}",
+                    f.predicted,
+                    f"{f.probability:.6f}",
+                )
+                writer.writerow([csv_cell(cell) for cell in row])
+
+
+def overlays_made(links: int, into: Path, out: IO[str]) -> None:
+    print(f"{links} symlinks, each with its .overlay.jpg, under {into}", file=out)

@@ -2,7 +2,7 @@
 
 Public names: Box, Region, ImageSize, AnnotationProblem, Converted, BOX_DECIMALS, BOX_TOLERANCE,
 make_box, clip_box, same_box, unique_regions, to_stored_orientation, displayed_size,
-yolo_class_names, yolo_boxes, voc_box, coco_box, to_displayed_orientation.
+yolo_class_names, yolo_boxes, voc_box, coco_box, to_displayed_orientation, iou.
 
 A box is the service's `left, top, width, height`, each a fraction of the image's width or
 height, in [0, 1] (docs/spec/DIGEST.md: Region). Every box syncd builds goes through `make_box`:
@@ -346,3 +346,14 @@ def to_displayed_orientation(box: Box, orientation: int) -> Box:
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     result = clip_box(min(xs), min(ys), max(xs), max(ys))
     return result if isinstance(result, Box) else box
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    width = min(a.left + a.width, b.left + b.width) - max(a.left, b.left)
+    height = min(a.top + a.height, b.top + b.height) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union > 0 else 0.0

@@ -107,11 +107,14 @@ class DetectionProject:
 
 
 def jpeg_with_orientation(seed: int, size: tuple[int, int], orientation: int = 1) -> bytes:
-    """A seeded JPEG of `size` (stored pixels) whose EXIF orientation is `orientation`."""
+    """A seeded grey JPEG of `size` (stored pixels) whose EXIF orientation is `orientation` (grey,
+    so that an overlay's green and magenta can only come from the boxes drawn on it)."""
     rng = random.Random(seed)
-    img = Image.new("RGB", size, (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    for i in range(16):
-        img.putpixel((rng.randrange(size[0]), rng.randrange(size[1])), (i * 15, seed % 256, 40))
+    grey = rng.randrange(60, 200)
+    img = Image.new("RGB", size, (grey, grey, grey))
+    for _ in range(16):
+        shade = rng.randrange(256)
+        img.putpixel((rng.randrange(size[0]), rng.randrange(size[1])), (shade, shade, shade))
     exif = Image.Exif()
     if orientation != 1:
         exif[EXIF_ORIENTATION] = orientation
@@ -120,9 +123,12 @@ def jpeg_with_orientation(seed: int, size: tuple[int, int], orientation: int = 1
     return buf.getvalue()
 
 
-def _random_box(rng: random.Random) -> BoxTuple:
-    width, height = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5)
-    left, top = rng.uniform(0, 1 - width), rng.uniform(0, 1 - height)
+def _random_box(rng: random.Random, quadrant: int) -> BoxTuple:
+    """A seeded box inside one quadrant of the image: an image's boxes never overlap, so a
+    review's matches (IoU >= 0.5) are never ambiguous."""
+    width, height = rng.uniform(0.05, 0.45), rng.uniform(0.05, 0.45)
+    left = (quadrant % 2) * 0.5 + rng.uniform(0, 0.5 - width)
+    top = (quadrant // 2) * 0.5 + rng.uniform(0, 0.5 - height)
     return tuple(round(v, 4) for v in (left, top, width, height))  # type: ignore[return-value]
 
 
@@ -151,7 +157,8 @@ def label_detection_project(
     for n in range(images):
         size = sizes_by_kind[n % len(sizes_by_kind)]
         orientation = 6 if n == 1 else 1  # one image shown turned 90 degrees clockwise
-        boxes = tuple((rng.choice(list(names)), _random_box(rng)) for _ in range(rng.randint(1, 4)))
+        quadrants = rng.sample(range(4), rng.randint(1, 4))
+        boxes = tuple((rng.choice(list(names)), _random_box(rng, q)) for q in quadrants)
         data = jpeg_with_orientation(seed * 1000 + n, size, orientation)
         regions = [
             {"tagId": tag_ids[t], "left": b[0], "top": b[1], "width": b[2], "height": b[3]}
