@@ -1,8 +1,8 @@
 """The shared, frozen nouns of the local half: what the scanner saw, what the remote holds.
 
 Public names: TagType, ClassificationType, ProblemKind, Problem, MarkerState, LocalFile, CachedFile,
-Skipped, LocalSnapshot, RemoteTag, RemoteRegion, RemoteImage, RemoteSnapshot, LedgerImage, ImageOwner,
-LedgerView, SYNCD_METADATA_KEY.
+Skipped, LocalSnapshot, RemoteTag, RemoteRegion, RemoteImage, RemoteSnapshot, LedgerImage,
+ImageOwner, LedgerView, SYNCD_METADATA_KEY.
 
 Everything here is a plain value: no I/O, no behaviour beyond small derived properties. The
 scanner makes a `LocalSnapshot`; `syncd.remote` (or the ledger, on the cheap path) makes a
