@@ -626,6 +626,11 @@ class Ledger:
             self._db.executescript(_GONE_PATHS)
 
     @property
+    def read_only(self) -> bool:
+        """True when opened with open_read_only (nothing may be written)."""
+        return self._writer is None
+
+    @property
     def ledger_id(self) -> str:
         """This ledger's random id: every upload carries it (metadata `syncd`), and only an image
         carrying it, or one the ledger recorded, is syncd's to delete. A rebuilt ledger gets a new
