@@ -44,7 +44,7 @@ from syncd.api import (
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
 from syncd.core.model import ImageOwner, LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
-from syncd.core.planner import DeleteImage, GuardReason, KeepReason, Plan, plan
+from syncd.core.planner import DeleteImage, EditRegions, GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
 from syncd.core.regions import Region
 from syncd.credentials import CredentialsError, TrainingKey
@@ -380,10 +380,31 @@ class MirrorReport:
             "warnings": self.warnings,
             "kept_images": [g.to_json() for g in self.kept_groups],
             "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
+            "edit_regions": [_edit_json(e) for e in self.plan.edit_regions],
             "training": self.training,
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
+
+
+def _edit_json(edit: EditRegions) -> dict[str, Any]:
+    """One image's planned box changes, by file: the whole region plan can be reviewed."""
+
+    def boxes(regions: tuple[Region, ...]) -> list[dict[str, Any]]:
+        return [
+            {"tag": r.tag, "box": [r.box.left, r.box.top, r.box.width, r.box.height]}
+            for r in regions
+        ]
+
+    return {
+        "image_id": edit.image_id,
+        "paths": list(edit.paths),
+        "delete": [
+            {"region_id": remote.region_id, **shown}
+            for remote, shown in zip(edit.delete, boxes(edit.deleted), strict=True)
+        ],
+        "create": boxes(edit.create),
+    }
 
 
 # --- the edges ----------------------------------------------------------------------------------

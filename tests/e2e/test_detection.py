@@ -210,3 +210,61 @@ def test_a_detection_mirror_and_a_classification_project_are_refused_both_ways(
     assert run.exit_code == 2, str(run)
     assert "annotations.format is none" in run.stderr
     assert "its domain type is ObjectDetection" in run.stderr
+
+
+def test_a_dry_run_names_the_box_changes_by_file_and_sends_none(
+    detection: Sandbox, emulator: EmulatorServer
+) -> None:
+    _configure(detection, "yolo")
+    write_dataset(detection.root, "yolo")
+    assert detection.reconcile().exit_code == 0
+    before = sdk_boxes(emulator.url, detection.project_id)
+    first = DATASET[0]
+    edited = Item(first.path, first.seed, first.size, (first.boxes[0], ("spoon", (52, 40, 30, 24))))
+    write_label(detection.root, "yolo", edited)
+    new = Item("images/new/e.jpg", 9, (100, 80), (("fork", (0, 0, 10, 8)),))
+    write_images(detection.root, [new])
+    write_label(detection.root, "yolo", new)
+
+    run = detection.cli("reconcile", "--config", str(detection.config_path), "--dry-run")
+    assert run.exit_code == 0, str(run)
+    lines = run.stdout.splitlines()
+    assert "    upload: images/new/e.jpg -> ['fork'], 1 box" in lines
+    assert (
+        "    edit boxes: images/kitchen/a.jpg: delete 1 box ['knife'], create 1 box ['spoon']"
+        in lines
+    )
+    table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  regions_")}
+    assert table == {"regions_created": ["1", "-"], "regions_deleted": ["1", "-"]}
+    document = detection.reconcile("--dry-run").mirror
+    [edit] = document["edit_regions"]
+    assert edit["paths"] == [first.path]
+    assert [d["tag"] for d in edit["delete"]] == ["knife"] and edit["delete"][0]["region_id"]
+    assert edit["create"] == [{"tag": "spoon", "box": [0.52, 0.5, 0.3, 0.3]}]
+    assert sdk_boxes(emulator.url, detection.project_id) == before
+
+
+def test_class_names_are_renamed_and_folders_give_no_tags(
+    detection: Sandbox, emulator: EmulatorServer
+) -> None:
+    _configure(detection, "voc")
+    detection.write_config(tags={"rename": {"Fork": "table fork"}, "root_files": "skip"})
+    items = [
+        Item("_negative/a.jpg", 1, (100, 80), (("fork", (10, 8, 20, 16)),)),
+        Item("root.jpg", 2, (100, 80), (("knife", (0, 0, 50, 40)),)),
+        Item("Dog/unlabelled.jpg", 3, (100, 80), ()),
+    ]
+    hashes = write_images(detection.root, items)
+    write_label(detection.root, "voc", items[0])
+    write_label(detection.root, "voc", items[1])  # items[2] has no annotation file at all
+    run = detection.reconcile()
+    assert run.exit_code == 0, str(run)
+    assert "tags.root_files is ignored in a detection mirror" in run.stderr
+    boxes = without_ids(sdk_boxes(emulator.url, detection.project_id))
+    assert boxes == {
+        hashes["_negative/a.jpg"]: (("table fork", (0.1, 0.1, 0.2, 0.2)),),
+        hashes["root.jpg"]: (("knife", (0.0, 0.0, 0.5, 0.5)),),
+        hashes["Dog/unlabelled.jpg"]: (),
+    }
+    tags = {t["name"] for t in detection.http.get(f"/projects/{detection.project_id}/tags").json()}
+    assert tags == {"table fork", "knife"}  # no Negative, no Dog
