@@ -23,8 +23,8 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from syncd.annotations import AnnotationReader
 from syncd.config import MirrorConfig
 from syncd.core.limits import MAX_REGIONS_PER_IMAGE
 from syncd.core.mapping import normalise_tag_name, tag_key, tag_name_problem
@@ -32,6 +32,9 @@ from syncd.core.model import LocalFile, LocalSnapshot, Problem, ProblemKind
 from syncd.core.policy import AnnotationFormat
 from syncd.core.regions import AnnotationProblem, Region
 from syncd.problems import FileProblem
+
+if TYPE_CHECKING:
+    from syncd.annotations import AnnotationReader as _Reader
 
 # The kind of a problem found inside a usable annotation (by the annotation file's path).
 ANNOTATION_PROBLEM = "annotation"
@@ -57,7 +60,7 @@ def _renamer(mirror: MirrorConfig) -> dict[str, str]:
     return {tag_key(k): normalise_tag_name(v) for k, v in mirror.tags.rename.items()}
 
 
-def _setup_failed(reader: AnnotationReader) -> str | None:
+def _setup_failed(reader: _Reader) -> str | None:
     """Why no image's annotation can be trusted this run (no class names, an unreadable COCO
     file), or None. Then every image is left as it is: reading "no boxes" would delete them."""
     if reader.format is AnnotationFormat.YOLO and not reader.classes:
@@ -70,6 +73,8 @@ def _setup_failed(reader: AnnotationReader) -> str | None:
 
 def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
     """Read the annotation of every good image of `local` (reads files: run it on a thread)."""
+    from syncd.annotations import AnnotationReader  # Pillow, YAML, XML: only a detection mirror
+
     annotations = mirror.annotations
     reader = AnnotationReader(Path(mirror.root), annotations.format, annotations.coco_file)
     rename = _renamer(mirror)

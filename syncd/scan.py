@@ -63,7 +63,7 @@ from syncd.core.model import (
     ProblemKind,
     Skipped,
 )
-from syncd.core.policy import AnnotationFormat
+from syncd.core.policy import ANNOTATION_SUFFIXES, AnnotationFormat
 from syncd.decode import content_problem
 
 MARKER_NAME = ".syncd-root"
@@ -196,7 +196,7 @@ class _Walker:
         self.real_root = ""  # the root with every link resolved, set by walk()
         # A detection mirror's annotation files: not candidates, but their stat is part of the
         # tree's digest, so an edited label file is never taken for an unchanged tree.
-        self.annotation_suffixes = _ANNOTATION_SUFFIXES.get(mirror.annotations.format, frozenset())
+        self.annotation_suffixes = ANNOTATION_SUFFIXES.get(mirror.annotations.format, frozenset())
         self.annotation_stats: list[tuple[str, int, int, int]] = []
 
     def globs_allow(self, rel: str) -> bool:
@@ -419,13 +419,6 @@ def _chunks(f: IO[bytes]) -> Iterator[bytes]:
 
 def _open_binary(path: str) -> IO[bytes]:
     return open(path, "rb")  # the caller closes it (a with-block in _Checker.read)
-
-
-# The suffixes of each annotation format's files under the root (YOLO's class names included).
-_ANNOTATION_SUFFIXES = {
-    AnnotationFormat.YOLO: frozenset({".txt", ".yaml", ".yml"}),
-    AnnotationFormat.VOC: frozenset({".xml"}),
-}
 
 
 def _annotation_stats(walker: _Walker, mirror: MirrorConfig) -> list[tuple[str, int, int, int]]:
