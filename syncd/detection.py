@@ -15,6 +15,12 @@ module decides what a run does with what was read:
   file and the line or object, so the run is not "in sync" until it is fixed.
 - `tags.rename` maps a class name to the tag name, as it maps a folder name in a classification
   mirror (matched case-insensitively).
+
+Every run reads every image's annotation again (a label file is small; a COCO file is parsed
+once per run), but not every image: the pixel size and EXIF orientation the pixel formats need
+are kept in memory by the image file's stat (`_FRAMES`), so in `syncd run` a change to one label,
+or to one entry of a COCO file, opens no image file again. The planner's diff then sends region
+calls for the images whose boxes changed, and for no other.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from syncd.config import MirrorConfig
 from syncd.core.limits import MAX_REGIONS_PER_IMAGE
@@ -71,12 +77,38 @@ def _setup_failed(reader: _Reader) -> str | None:
     return None
 
 
-def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
-    """Read the annotation of every good image of `local` (reads files: run it on a thread)."""
+# Image file stat (path, size, mtime_ns, inode) -> its frame (pixel size, EXIF orientation), as
+# read from its header. Bounded: past the limit it starts again (100k images cost ~20 MB).
+_FRAMES: dict[tuple[str, int, int, int], Any] = {}
+FRAME_CACHE_LIMIT = 200_000
+
+
+def _reader(root: Path, mirror: MirrorConfig, stats: dict[str, tuple[str, int, int, int]]) -> Any:
+    """An AnnotationReader whose image frames come from `_FRAMES` when the file is unchanged."""
     from syncd.annotations import AnnotationReader  # Pillow, YAML, XML: only a detection mirror
 
+    class CachedFrames(AnnotationReader):
+        def _frame(self, image: str, source: str) -> Any:
+            key = stats.get(image)
+            found = _FRAMES.get(key) if key is not None else None
+            if found is not None:
+                return found
+            frame = super()._frame(image, source)
+            if key is not None and isinstance(frame, tuple):
+                if len(_FRAMES) >= FRAME_CACHE_LIMIT:
+                    _FRAMES.clear()
+                _FRAMES[key] = frame
+            return frame
+
     annotations = mirror.annotations
-    reader = AnnotationReader(Path(mirror.root), annotations.format, annotations.coco_file)
+    return CachedFrames(root, annotations.format, annotations.coco_file)
+
+
+def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
+    """Read the annotation of every good image of `local` (reads files: run it on a thread)."""
+    root = Path(mirror.root)
+    stats = {f.path: (str(root / f.path), f.size, f.mtime_ns, f.inode) for f in local.files}
+    reader = _reader(root, mirror, stats)
     rename = _renamer(mirror)
     failed = _setup_failed(reader)
     problems: list[AnnotationProblem] = [p for p in reader.setup_problems if p.where or not failed]
