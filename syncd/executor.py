@@ -2,9 +2,10 @@
 
 Public names: execute, Execution, Failure, Rejection.
 
-Order is the plan's: create tags, adopt, upload, remove tags, add tags, then deletes, which are
-skipped if anything before them failed (a half-applied plan must not cost the user images). With
-a trash, each original is kept on disk just before its delete, and not deleted if it cannot be.
+Order is the plan's: create tags, adopt, upload, edit regions, remove tags, add tags, then
+deletes, which are skipped if anything before them failed (a half-applied plan must not cost the
+user images). With a trash, each original is kept on disk just before its delete, and not
+deleted if it cannot be.
 Crash safety comes from the ledger and the service together: an upload is marked pending before
 it is sent and settled by its answer; a crash in between leaves the pending row, which sends the
 next run down the full listing, where the image (marked with the ledger's id) is found and
@@ -16,6 +17,14 @@ at a time with two windows in flight, so memory holds a few batches, never the w
 file is read only if its size is still the scanned size, at most one byte past it, and hashed
 again: bytes that no longer match the plan are not sent (the next run sees the new content), and a
 file that grew is never read whole.
+
+Object detection: an upload carries its boxes in the create call (the files format), and no image
+tags (its boxes' tags are its tags). Region edits delete first, then create (an image at its 300
+regions has room for new boxes only after), each in batches of 64; before the first region call
+the ledger is marked (regions pending) and the mark is cleared once every call is answered, so a
+crash in between sends the next run down the full listing, where the project's regions are seen as
+they are. A region the service reports `duplicated` (a replay, or a lost answer's) is looked up,
+so its id is known.
 """
 
 from __future__ import annotations
@@ -35,11 +44,15 @@ import structlog
 
 from syncd.api import (
     ApiError,
+    BoundingBox,
+    NewRegion,
+    RegionEntry,
     TagNameNotUniqueError,
     TagNotFoundError,
     TrainingClient,
     UploadItem,
     UploadResult,
+    UploadStatus,
 )
 from syncd.api import Tag as ApiTag
 from syncd.api import TagPair as ApiTagPair
@@ -47,11 +60,12 @@ from syncd.api import TagType as ApiTagType
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.core.mapping import tag_key
 from syncd.core.model import RemoteSnapshot, TagType
-from syncd.core.planner import CreateTag, Plan, Upload
+from syncd.core.planner import CreateTag, EditRegions, Plan, Upload
+from syncd.core.regions import Region
 from syncd.display import some_paths
 from syncd.ledger import Ledger
 from syncd.problems import CONTENT_ERROR_CODES, CONTENT_VERDICTS, rejection_detail
-from syncd.remote import remote_tag
+from syncd.remote import remote_region, remote_tag
 from syncd.trash import Trash, keep_originals
 
 _log = structlog.get_logger(component="executor")
@@ -282,14 +296,28 @@ class _Run:
         self.fail("upload", upload.paths[0], f"{why}; will be sent next run")
         return None
 
+    def new_regions(self, regions: Sequence[Region]) -> tuple[NewRegion, ...]:
+        """The boxes to send, their tag names resolved (every one was created before)."""
+        return tuple(
+            NewRegion(
+                UUID(self.tag_ids[tag_key(r.tag)]),
+                BoundingBox(r.box.left, r.box.top, r.box.width, r.box.height),
+            )
+            for r in regions
+        )
+
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
         read = await asyncio.to_thread(lambda: [(u, ids, self._read(u)) for u, ids in chunk])
         sendable = [(u, ids, data) for u, ids, data in read if data is not None]
         if not sendable or self.fatal:
             return
         by_sha = {u.sha256: (u, ids) for u, ids, _ in sendable}
+        # An image with boxes carries no tags of its own: its boxes' tags are its tags.
         items = [
-            UploadItem(u.sha256, data, tuple(UUID(t) for t in ids)) for u, ids, data in sendable
+            UploadItem(u.sha256, data, regions=self.new_regions(u.regions))
+            if u.regions
+            else UploadItem(u.sha256, data, tuple(UUID(t) for t in ids))
+            for u, ids, data in sendable
         ]
         self.ledger.record_upload_started(by_sha, self.run_id)
         metadata = dict(chunk[0][0].metadata)
@@ -312,11 +340,25 @@ class _Run:
 
     def _settle_upload(self, upload: Upload, tag_ids: list[str], result: UploadResult) -> None:
         image = result.image
-        if result.ok and image is not None:
+        if result.ok and image is not None and upload.regions:
+            self.ledger.record_upload_result(upload.sha256, self.run_id, image_id=str(image.id))
+            self.ledger.record_image_regions(
+                str(image.id), [remote_region(r) for r in image.regions]
+            )
+            if result.status is UploadStatus.OK_DUPLICATE:
+                # The image was there already: the service keeps its own boxes, not the ones
+                # sent. The next run diffs them (from the regions just recorded).
+                self.result.settled = False
+            self.done("uploads")
+        elif result.ok and image is not None:
             applied = {str(t).lower() for t in image.tag_ids}
             self.ledger.record_upload_result(
                 upload.sha256, self.run_id, image_id=str(image.id), tag_ids=applied
             )
+            if image.regions:
+                self.ledger.record_image_regions(
+                    str(image.id), [remote_region(r) for r in image.regions]
+                )
             # A duplicate of an image already there may lack some wanted tags; extra tags it
             # has are left to the next run's plan, which sees them in the listing.
             self.late_tag_pairs += [(str(image.id), t) for t in tag_ids if t not in applied]
@@ -338,6 +380,89 @@ class _Run:
             self.fail(
                 "upload", upload.paths[0], f"the service refused the image ({status})", status
             )
+
+    async def edit_regions(self) -> None:
+        """Delete, then create, the regions the plan changes; record each answer as it comes."""
+        edits = self.plan.edit_regions
+        if not edits:
+            return
+        by_image = {e.image_id.lower(): e for e in edits}
+        broken: set[str] = set()  # images whose edit failed: their creates are not sent
+        self.ledger.set_regions_pending(True)
+        answered = await self._delete_regions(edits, broken)
+        if self.fatal:
+            return
+        entries = [
+            RegionEntry(UUID(e.image_id), region)
+            for e in edits
+            if e.image_id.lower() not in broken
+            for region in self.new_regions(e.create)
+        ]
+        lookups: set[str] = set()
+        try:
+            async for result in self.client.create_image_regions(self.project_id, entries):
+                with self.ledger.transaction():  # one commit per answered batch
+                    for image_id, region in result.created:
+                        self.ledger.record_regions_added(str(image_id), [remote_region(region)])
+                    self.done("regions_created", len(result.created))
+                for entry in result.duplicated:
+                    lookups.add(str(entry.image_id).lower())
+                for entry in result.exceeded:
+                    edit = by_image[str(entry.image_id).lower()]
+                    if edit.image_id.lower() not in broken:
+                        broken.add(edit.image_id.lower())
+                        self.fail(
+                            "edit_regions",
+                            edit.paths[0],
+                            "a box was not added: the image is at its limit of regions",
+                        )
+        except ApiError as error:
+            answered = False
+            unsent = [e for e in edits if e.image_id.lower() not in broken]
+            broken.update(e.image_id.lower() for e in unsent)
+            self.api_failed(error, "edit_regions", [e.paths[0] for e in unsent])
+        if lookups and not self.fatal:
+            answered = await self._look_up_regions(sorted(lookups)) and answered
+        for edit in edits:
+            if edit.image_id.lower() not in broken:
+                self.done("edit_regions")
+        if answered:
+            self.ledger.set_regions_pending(False)
+
+    async def _delete_regions(self, edits: Sequence[EditRegions], broken: set[str]) -> bool:
+        """Delete the edits' old regions; return False if a call went unanswered."""
+        owner = {r.region_id.lower(): e for e in edits for r in e.delete}
+        if not owner:
+            return True
+        gone: set[str] = set()
+        try:
+            async for deleted in self.client.delete_image_regions(self.project_id, list(owner)):
+                ids = [str(i).lower() for i in deleted]
+                self.ledger.record_regions_deleted(ids)
+                gone.update(ids)
+                self.done("regions_deleted", len(ids))
+        except ApiError as error:
+            failed = {owner[i].image_id.lower(): owner[i] for i in owner if i not in gone}
+            broken.update(failed)
+            self.api_failed(error, "edit_regions", [e.paths[0] for e in failed.values()])
+            return False
+        return True
+
+    async def _look_up_regions(self, image_ids: Sequence[str]) -> bool:
+        """Record the regions of images the service said already had some of the boxes sent
+        (their ids were not in the answer); return False if the lookup failed."""
+        try:
+            images = await self.client.get_images_by_ids(self.project_id, image_ids)
+        except ApiError as error:
+            if error.fatal:
+                self.fatal = self.fatal or error
+            _log.warning("region_lookup_failed", images=len(image_ids), error=str(error))
+            return False
+        for image in images:
+            self.ledger.record_image_regions(
+                str(image.id), [remote_region(r) for r in image.regions]
+            )
+        return True
 
     async def remove_tags(self) -> None:
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
@@ -465,6 +590,7 @@ async def execute(
         run.create_tags,
         run.adopt,
         run.uploads,
+        run.edit_regions,
         run.remove_tags,
         run.add_tags,
         run.deletes,

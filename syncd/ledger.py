@@ -9,7 +9,8 @@ newer syncd, or from another project is refused with a message saying so (Ledger
 never overwritten.
 
 What it remembers: each local file's stat and hash (so unchanged files are not re-read), which
-remote image holds which content and whose it is, the project's tags, uploads in flight, runs and
+remote image holds which content and whose it is, each image's regions (object detection boxes,
+by region id, schema 4), the project's tags, uploads in flight, runs and
 per-item errors. Each per-item result is written as it arrives (`record_upload_result` etc.), so a
 crash loses at most the calls in flight. All methods are thread-safe (one connection, one lock):
 an executor may call them from its worker threads.
@@ -54,6 +55,7 @@ from syncd.core.model import (
     Problem,
     ProblemKind,
     RemoteImage,
+    RemoteRegion,
     RemoteSnapshot,
     RemoteTag,
     TagType,
@@ -282,7 +284,7 @@ def _summary_from_json(text: str) -> RemoteSummary:
     )
 
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The ledger's random id (meta `ledger_id`): 128 bits, so no two ledgers ever share one.
 LEDGER_ID_BYTES = 16
 
@@ -398,10 +400,35 @@ _SCHEMA_V3 = """
 ALTER TABLE local_files ADD COLUMN content_checked INTEGER NOT NULL DEFAULT 0;
 """
 
+# Version 4 (issue 17): each image's regions (object detection boxes) by the service's region id,
+# so that an unchanged box keeps its id and an edited one costs one delete and one create. The box
+# is kept as the service echoed it (float32); syncd.core.regions compares it by its rounded key.
+_SCHEMA_V4 = """
+CREATE TABLE image_regions (
+    region_id TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    tag_id TEXT NOT NULL,
+    box_left REAL NOT NULL,
+    box_top REAL NOT NULL,
+    box_width REAL NOT NULL,
+    box_height REAL NOT NULL
+);
+CREATE INDEX image_regions_image ON image_regions (image_id);
+"""
+
+
+def _migrate_to_v4(db: sqlite_utils.Database) -> None:
+    """Schema 3 -> 4: the regions table. A ledger of a classification mirror gains an empty table;
+    a detection mirror's first run under schema 4 lists the project in full (its ledger knows no
+    regions yet, so the counts path is not trusted: see Ledger.regions_unknown)."""
+    db.executescript(_SCHEMA_V4)
+
+
 _MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
     lambda db: db.executescript(_SCHEMA_V2),
     lambda db: db.executescript(_SCHEMA_V3),
+    _migrate_to_v4,
 ]
 
 
@@ -597,6 +624,11 @@ class Ledger:
     def _ensure_gone_paths(self) -> None:
         with self.transaction():
             self._db.executescript(_GONE_PATHS)
+
+    @property
+    def read_only(self) -> bool:
+        """True when opened with open_read_only (nothing may be written)."""
+        return self._writer is None
 
     @property
     def ledger_id(self) -> str:
@@ -878,7 +910,11 @@ class Ledger:
                 self._delete_missing(
                     "images", "image_id", [i.image_id.lower() for i in remote.images]
                 )
+                self._forget_orphan_regions()
+            regions_known = self._has_table("image_regions")
             for image in remote.images:
+                if regions_known:
+                    self._set_image_regions(image.image_id, image.regions)
                 ours = bool(ledger_id) and image.metadata.get(SYNCD_METADATA_KEY) == ledger_id
                 owner = ImageOwner.SYNCD if ours else ImageOwner.FOREIGN
                 self._db.execute(
@@ -897,6 +933,129 @@ class Ledger:
                         run_id,
                     ],
                 )
+
+    # --- regions (object detection) ------------------------------------------------------------
+
+    def _set_image_regions(self, image_id: str, regions: Iterable[RemoteRegion]) -> None:
+        """Make the image's recorded regions exactly `regions` (in a transaction)."""
+        image_id = image_id.lower()
+        rows = [
+            (r.region_id.lower(), image_id, r.tag_id.lower(), r.left, r.top, r.width, r.height)
+            for r in regions
+        ]
+        if (
+            rows
+            or self._db.execute(
+                "SELECT 1 FROM image_regions WHERE image_id = ? LIMIT 1", [image_id]
+            ).fetchone()
+        ):
+            self._db.execute("DELETE FROM image_regions WHERE image_id = ?", [image_id])
+            self._insert_regions(rows)
+
+    def _insert_regions(self, rows: list[tuple[Any, ...]]) -> None:
+        self._db.conn.executemany(
+            "INSERT OR REPLACE INTO image_regions (region_id, image_id, tag_id, box_left,"
+            " box_top, box_width, box_height) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def _forget_orphan_regions(self) -> None:
+        if self._has_table("image_regions"):
+            self._db.execute(
+                "DELETE FROM image_regions WHERE image_id NOT IN (SELECT image_id FROM images)"
+            )
+
+    def _region_tags(self, image_id: str) -> None:
+        """An image's tags are its regions' tags (the service keeps them so: a region's tag is
+        on its image, and the last region of a tag takes the tag with it [R]); kept in step, so
+        the project's per-tag counts still agree with the ledger's after region changes."""
+        tag_ids = {
+            r[0]
+            for r in self._db.execute(
+                "SELECT tag_id FROM image_regions WHERE image_id = ?", [image_id]
+            )
+        }
+        self._set_image_tags(image_id, tag_ids)
+
+    def record_image_regions(self, image_id: str, regions: Iterable[RemoteRegion]) -> None:
+        """Record an image's regions as the service showed them (an upload's answer, a lookup):
+        they replace whatever was recorded, and its tags become their tags."""
+        with self.transaction():
+            self._set_image_regions(image_id, regions)
+            self._region_tags(image_id.lower())
+
+    def record_regions_added(self, image_id: str, regions: Iterable[RemoteRegion]) -> None:
+        """Record regions CreateImageRegions created on an image."""
+        image_id = image_id.lower()
+        rows = [
+            (r.region_id.lower(), image_id, r.tag_id.lower(), r.left, r.top, r.width, r.height)
+            for r in regions
+        ]
+        with self.transaction():
+            self._insert_regions(rows)
+            self._region_tags(image_id)
+
+    def record_regions_deleted(self, region_ids: Iterable[str]) -> None:
+        """Forget regions DeleteImageRegions removed (their images' tags follow)."""
+        ids = [i.lower() for i in region_ids]
+        with self.transaction():
+            images = set()
+            for region_id in ids:
+                row = self._db.execute(
+                    "SELECT image_id FROM image_regions WHERE region_id = ?", [region_id]
+                ).fetchone()
+                if row is not None:
+                    images.add(row[0])
+                    self._db.execute("DELETE FROM image_regions WHERE region_id = ?", [region_id])
+            for image_id in images:
+                self._region_tags(image_id)
+
+    def _image_regions(self) -> dict[str, list[RemoteRegion]]:
+        if not self._has_table("image_regions"):
+            return {}
+        out: dict[str, list[RemoteRegion]] = {}
+        for row in self._db.execute(
+            "SELECT image_id, region_id, tag_id, box_left, box_top, box_width, box_height"
+            " FROM image_regions ORDER BY image_id, region_id"
+        ):
+            out.setdefault(row[0], []).append(RemoteRegion(*row[1:]))
+        return out
+
+    def set_regions_pending(self, pending: bool) -> None:
+        """Mark region calls as sent and not all answered (True, just before them), or all
+        answered (False). A mark left by a crash sends the next run down the full listing, where
+        the project's real regions are seen: what a lost answer created or deleted is found."""
+        with self.transaction():
+            if pending:
+                self._set_meta("regions_pending", "1")
+            else:
+                self._db.execute("DELETE FROM meta WHERE key = 'regions_pending'")
+
+    def regions_unknown(self) -> bool:
+        """True if the ledger cannot vouch for the project's regions: region calls a crash left
+        unanswered, or a ledger from before regions were kept (schema 4) that never listed
+        them since (a detection mirror then lists the project in full once)."""
+        with self._lock:
+            return self._meta("regions_pending") is not None or self._meta("regions_listed") is None
+
+    def mark_regions_listed(self) -> None:
+        """Record that a full listing recorded every image's regions (see regions_unknown)."""
+        with self.transaction():
+            self._set_meta("regions_listed", "1")
+
+    def domain_type(self, domain_id: str) -> str | None:
+        """The type (Classification, ObjectDetection) of a domain as the service named it, if
+        this ledger asked before: a domain's type never changes, so it is asked once."""
+        with self._lock:
+            known = json.loads(self._meta("domain_types") or "{}")
+        value = known.get(domain_id.lower())
+        return str(value) if value is not None else None
+
+    def record_domain_type(self, domain_id: str, domain_type: str) -> None:
+        with self.transaction():
+            known = json.loads(self._meta("domain_types") or "{}")
+            known[domain_id.lower()] = domain_type
+            self._set_meta("domain_types", json.dumps(known, sort_keys=True))
 
     def _delete_missing(self, table: str, column: str, keep: list[str]) -> None:
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
@@ -983,9 +1142,11 @@ class Ledger:
         )
 
     def record_image_deleted(self, image_id: str) -> None:
-        """Forget an image the executor deleted (or found already gone)."""
+        """Forget an image the executor deleted (or found already gone), and its regions."""
         with self.transaction():
             self._db.execute("DELETE FROM images WHERE image_id = ?", [image_id.lower()])
+            if self._has_table("image_regions"):
+                self._db.execute("DELETE FROM image_regions WHERE image_id = ?", [image_id.lower()])
             self._db.execute(
                 "DELETE FROM gone_paths WHERE NOT EXISTS"
                 " (SELECT 1 FROM images i WHERE i.sha256 = gone_paths.sha256)"
@@ -1026,12 +1187,15 @@ class Ledger:
             RemoteTag(r["tag_id"], r["name"], TagType(r["type"]))
             for r in self._rows("SELECT tag_id, name, type FROM tags ORDER BY tag_id")
         )
+        with self._lock:
+            regions = self._image_regions()
         images = tuple(
             RemoteImage(
                 r["image_id"],
                 frozenset(json.loads(r["tag_ids"])),
                 json.loads(r["metadata"]),
                 r["sha256"],
+                tuple(regions.get(r["image_id"], ())),
             )
             for r in self._rows(
                 "SELECT image_id, tag_ids, metadata, sha256 FROM images ORDER BY image_id"

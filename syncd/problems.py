@@ -12,7 +12,8 @@ Only verdicts on the content are remembered (CONTENT_VERDICTS). The other refusa
 say nothing about the bytes: ErrorStorage and ErrorUnknown are the service's trouble (try again),
 ErrorLimitExceed is the project's quota (frees up when images go), ErrorTagLimitExceed and
 ErrorNegativeAndRegularTagOnSameImage are about the tags asked for (they change with the folder),
-ErrorSource and ErrorRegionLimitExceed concern URL sources and regions, which syncd never sends.
+ErrorSource concerns URL sources, which syncd never sends, and ErrorRegionLimitExceed the boxes
+sent (a detection mirror refuses more than 300 before sending: syncd.detection).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ _ADVICE: Mapping[str, str] = {
     ProblemKind.BAD_TAG_NAME: "rename the folder (it becomes a tag name)",
     ProblemKind.NEGATIVE_AND_REGULAR: "move it out of the negative folder or out of the tagged one",
     ProblemKind.ROOT_FILE_SKIPPED: "move it into a folder (its tag), or set tags.root_files",
+    ProblemKind.BAD_ANNOTATION: "fix the annotation named (its boxes in the project are left as "
+    "they are until then), or remove it to sync the image without boxes",
     ProblemKind.REJECTED_BY_SERVICE: "re-save it with an image editor or replace it (it is sent "
     f"again once its bytes change), {_EXCLUDE}",
     ConflictKind.MULTICLASS_TAGS: "keep these bytes in one folder only (a Multiclass image "
@@ -63,6 +66,7 @@ _ADVICE: Mapping[str, str] = {
     "not both",
     ConflictKind.TOO_MANY_TAGS: "keep these bytes in fewer folders",
     ConflictKind.TAG_TYPE: "rename the folder, or change the tag's type in the portal",
+    ConflictKind.REGIONS_DIFFER: "give the copies the same boxes, or keep one copy",
 }
 _DEFAULT_ADVICE = "see the reason"
 

@@ -44,9 +44,11 @@ from syncd.api import (
 from syncd.config import Config, MirrorConfig, ServiceConfig
 from syncd.core.mapping import placement
 from syncd.core.model import ImageOwner, LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
-from syncd.core.planner import DeleteImage, GuardReason, KeepReason, Plan, plan
+from syncd.core.planner import DeleteImage, EditRegions, GuardReason, KeepReason, Plan, plan
 from syncd.core.policy import DeletePolicy
+from syncd.core.regions import Region
 from syncd.credentials import CredentialsError, TrainingKey
+from syncd.detection import annotate, annotation_problems
 from syncd.errors import (
     KeyRefusedError,
     LedgerOfAnotherProjectError,
@@ -75,6 +77,9 @@ ACTION_KINDS = (
     "create_tags",
     "adopts",
     "uploads",
+    "edit_regions",  # images whose boxes changed (object detection), and the regions:
+    "regions_created",
+    "regions_deleted",
     "remove_tags",
     "add_tags",
     "delete_images",
@@ -187,10 +192,13 @@ class MirrorReport:
     def _rejected(self) -> list[Rejection]:
         return self.execution.rejected if self.execution else []
 
+    # Problems inside a detection mirror's usable annotation files, by the annotation's path.
+    annotation_problems: tuple[FileProblem, ...] = field(default=(), repr=False)
+
     def file_problems(self) -> list[FileProblem]:
         """Each problem file once, by path: what the scan refused, and the bytes the service
         refused (this run, or a verdict remembered from an earlier one)."""
-        out = file_problems(self.local)
+        out = file_problems(self.local) + list(self.annotation_problems)
         for rejected in self._rejected:
             out += [
                 FileProblem(path, str(REJECTED), rejected.detail, advice_for(REJECTED))
@@ -325,7 +333,8 @@ class MirrorReport:
         done = self.execution.done
         retagged = {a.image_id for a in self.plan.add_tags}
         retagged.update(r.image_id for r in self.plan.remove_tags)
-        return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged)
+        edited = done.get("edit_regions", 0)  # images whose boxes changed
+        return done.get("uploads", 0) + done.get("delete_images", 0) + len(retagged) + edited
 
     def to_json(self) -> dict[str, Any]:
         local = self.local
@@ -371,10 +380,31 @@ class MirrorReport:
             "warnings": self.warnings,
             "kept_images": [g.to_json() for g in self.kept_groups],
             "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
+            "edit_regions": [_edit_json(e) for e in self.plan.edit_regions],
             "training": self.training,
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
+
+
+def _edit_json(edit: EditRegions) -> dict[str, Any]:
+    """One image's planned box changes, by file: the whole region plan can be reviewed."""
+
+    def boxes(regions: tuple[Region, ...]) -> list[dict[str, Any]]:
+        return [
+            {"tag": r.tag, "box": [r.box.left, r.box.top, r.box.width, r.box.height]}
+            for r in regions
+        ]
+
+    return {
+        "image_id": edit.image_id,
+        "paths": list(edit.paths),
+        "delete": [
+            {"region_id": remote.region_id, **shown}
+            for remote, shown in zip(edit.delete, boxes(edit.deleted), strict=True)
+        ],
+        "create": boxes(edit.create),
+    }
 
 
 # --- the edges ----------------------------------------------------------------------------------
@@ -602,7 +632,12 @@ async def _reconcile(
     try:
         summary = settled.summary if settled is not None else None
         counts = await read_counts(
-            client, mirror.project_id, ledger, full=options.full, summary=summary
+            client,
+            mirror.project_id,
+            ledger,
+            full=options.full,
+            summary=summary,
+            annotations=mirror.annotations.format,
         )
     except BaseException:
         await asyncio.wait([walking])  # a thread cannot be cancelled: let it end first
@@ -631,6 +666,7 @@ async def _reconcile(
         local = options.hold(local)
     # Bytes the service refused before are not sent again: the file is a problem until it changes.
     local = apply_verdicts(local, ledger.rejected_content())
+    local, regions, annotation_problems = await _read_annotations(mirror, local)
     # Where each image's content lived, read before this scan forgets the files that are gone:
     # the trash puts a deleted original back at its path (only needed with a trash).
     trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
@@ -649,9 +685,15 @@ async def _reconcile(
     )
     view = ledger.view()
     the_plan = plan(
-        local, view, remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
+        local,
+        view,
+        remote.snapshot,
+        mirror,
+        allow_mass_delete=options.allow_mass_delete,
+        regions=regions,
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    report.annotation_problems = annotation_problems
     report.gone_paths = ledger.gone_paths()
     report.owned_ids = frozenset(
         image_id for image_id, known in view.images.items() if known.owner is not ImageOwner.FOREIGN
@@ -687,6 +729,18 @@ async def _reconcile(
         describe=lambda image_id: report.image_files(image_id).log_fields(),
     )
     return report
+
+
+async def _read_annotations(
+    mirror: MirrorConfig, local: LocalSnapshot
+) -> tuple[LocalSnapshot, dict[str, tuple[Region, ...]] | None, tuple[FileProblem, ...]]:
+    """A detection mirror's boxes (syncd.detection): the snapshot with images whose annotation
+    cannot be used turned into problems, each usable image's boxes by path, and the problems
+    inside usable annotation files. A classification mirror: the snapshot as it is, and None."""
+    if not mirror.annotations.detection or not local.root_exists:
+        return local, None, ()
+    annotated = await asyncio.to_thread(annotate, local, mirror)
+    return annotated.local, annotated.regions, tuple(annotation_problems(annotated.problems))
 
 
 def _trashing(mirror: MirrorConfig) -> bool:

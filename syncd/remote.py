@@ -1,6 +1,7 @@
 """Read what the project holds: cheaply from counts when the ledger agrees, else a full listing.
 
-Public names: read_counts, read_remote, remote_tag, ProjectCounts, RemoteRead, ProjectKindError.
+Public names: read_counts, read_remote, remote_tag, remote_region, ProjectCounts, RemoteRead,
+ProjectKindError.
 
 The cheap path costs three calls (GetProject, GetTags, GetImageCount): when the project's image
 count and every tag's image count equal the ledger's account, and the ledger knows the content of
@@ -9,27 +10,37 @@ every image it holds, the ledger's copy of the project stands in for a listing
 crash, takes the full path: every image is listed (256 a page), and each image whose content the
 ledger does not know is identified by downloading its original and hashing it. Each hash is
 written to the ledger as it is found, so an interrupted rebuild resumes where it stopped.
+
+A detection mirror (`annotations.format` other than none) needs an object detection project and a
+classification mirror a classification one; the other pairing is refused (ProjectKindError)
+naming the key and the project's domain type (its settings' domainId, looked up once per domain
+and kept in the ledger). Its images' regions come with the listing; the ledger stands in for them
+only once a full listing recorded them and no region call is left unanswered
+(Ledger.regions_unknown).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
 
-from syncd.api import ApiError, Image, Project, Tag, TrainingClient
+from syncd.api import ApiError, DomainType, Image, ImageRegion, Project, Tag, TrainingClient
 from syncd.core.model import (
     SYNCD_METADATA_KEY,
     ClassificationType,
     LocalSnapshot,
     RemoteImage,
+    RemoteRegion,
     RemoteSnapshot,
     RemoteTag,
     TagType,
 )
+from syncd.core.policy import AnnotationFormat
 from syncd.errors import SyncdError
 from syncd.ledger import Ledger, RemoteSummary
 
@@ -37,7 +48,8 @@ _log = structlog.get_logger(component="remote")
 
 
 class ProjectKindError(SyncdError):
-    """The project is not one syncd can mirror into (e.g. object detection)."""
+    """The project is not one this mirror can mirror into: a classification mirror and an object
+    detection project, or a detection mirror and a classification project."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +68,50 @@ class RemoteRead:
         return len(self.snapshot.images) if self.image_count is None else self.image_count
 
 
-def _classification(project: Project) -> ClassificationType:
+async def _domain_type(client: TrainingClient, project: Project, ledger: Ledger) -> str:
+    """The project's domain type (Classification, ObjectDetection), asked once per domain."""
+    if project.domain_id is None:
+        return "unknown (the project's settings name no domain)"
+    known = ledger.domain_type(str(project.domain_id))
+    if known is None:
+        known = (await client.get_domain(project.domain_id)).type
+        if not ledger.read_only:
+            ledger.record_domain_type(str(project.domain_id), known)
+    return known
+
+
+async def _project_kind(
+    client: TrainingClient, project: Project, ledger: Ledger, annotations: AnnotationFormat
+) -> ClassificationType:
+    """The classification type the planner works with; raise ProjectKindError when the project's
+    kind does not suit the mirror's (`annotations.format`)."""
     kind = project.classification_type
-    if kind is None:
+    named = f"project {project.id} ({project.name!r})"
+    if annotations is AnnotationFormat.NONE:
+        if kind is not None:
+            return ClassificationType(kind)
+        domain = await _domain_type(client, project, ledger)
         raise ProjectKindError(
-            f"project {project.id} ({project.name!r}) is not a classification project: "
-            "syncd mirrors folders into classification projects only"
+            f"{named} is not a classification project (its domain type is {domain}); this "
+            "mirror's annotations.format is none, which mirrors folders as tags into a "
+            "classification project. For an object detection project, set annotations.format "
+            "(yolo, voc or coco) to mirror boxes from annotation files"
         )
-    return ClassificationType(kind)
+    domain = (
+        DomainType.CLASSIFICATION.value
+        if kind is not None
+        else await _domain_type(client, project, ledger)
+    )
+    if domain != DomainType.OBJECT_DETECTION:
+        raise ProjectKindError(
+            f"{named} is not an object detection project (its domain type is {domain}); this "
+            f"mirror's annotations.format is {annotations.value}, which mirrors boxes into an "
+            "object detection project. Give this mirror a detection project's id, or set "
+            "annotations.format: none to mirror folders as tags into this one"
+        )
+    # A detection image may carry many tags (one per class of its boxes): multilabel, as far
+    # as the planner's tag rules go.
+    return ClassificationType.MULTILABEL
 
 
 def remote_tag(tag: Tag) -> RemoteTag:
@@ -79,6 +127,20 @@ def _remote_image(image: Image, sha256: str | None) -> RemoteImage:
         frozenset(str(t).lower() for t in image.tag_ids),
         dict(image.metadata),
         sha256,
+        tuple(remote_region(r) for r in image.regions),
+    )
+
+
+def remote_region(region: ImageRegion) -> RemoteRegion:
+    """The planner's record of a region the client returned (ids lower-cased)."""
+    box = region.box
+    return RemoteRegion(
+        str(region.region_id).lower(),
+        str(region.tag_id).lower(),
+        box.left,
+        box.top,
+        box.width,
+        box.height,
     )
 
 
@@ -120,12 +182,14 @@ async def read_counts(
     *,
     full: bool = False,
     summary: RemoteSummary | None = None,
+    annotations: AnnotationFormat = AnnotationFormat.NONE,
 ) -> ProjectCounts:
     """GetProject, GetTags and (when the ledger can be trusted) GetImageCount: three calls.
 
-    `summary`: the ledger's, if the caller has it (Ledger.settled); else it is counted."""
+    `summary`: the ledger's, if the caller has it (Ledger.settled); else it is counted.
+    `annotations`: the mirror's format (none: a classification mirror)."""
     project = await client.get_project(project_id)
-    classification = _classification(project)
+    classification = await _project_kind(client, project, ledger, annotations)
     tags = await client.list_tags(project_id)
     summary = summary or ledger.remote_summary()
     if (
@@ -134,6 +198,7 @@ async def read_counts(
         or summary.classification is not classification
         or ledger.pending_uploads()
         or not summary.all_hashed
+        or (annotations is not AnnotationFormat.NONE and ledger.regions_unknown())
     ):
         return ProjectCounts(project, classification, tags, summary, None, agree=False)
     total = await client.count_images(project_id)
@@ -185,6 +250,7 @@ async def read_remote(
     )
     if run_id is not None:
         ledger.record_remote_snapshot(snapshot, run_id)
+        ledger.mark_regions_listed()
 
     wanted = _worth_hashing(snapshot, local, ledger.ledger_id)
     hashes, failures = await _hash_originals(
@@ -199,8 +265,7 @@ async def read_remote(
         ledger.forget_pending_uploads(before_run=run_id)
     if hashes:
         images = tuple(
-            RemoteImage(i.image_id, i.tag_ids, i.metadata, hashes.get(i.image_id, i.sha256))
-            for i in snapshot.images
+            dataclasses.replace(i, sha256=hashes.get(i.image_id, i.sha256)) for i in snapshot.images
         )
         snapshot = RemoteSnapshot(
             snapshot.project_id, snapshot.classification, snapshot.tags, images, complete=True
@@ -237,7 +302,7 @@ def _recorder(ledger: Ledger, snapshot: RemoteSnapshot, run_id: int) -> Callable
         one = RemoteSnapshot(
             snapshot.project_id,
             snapshot.classification,
-            images=(RemoteImage(image.image_id, image.tag_ids, image.metadata, sha256),),
+            images=(dataclasses.replace(image, sha256=sha256),),
             complete=False,
         )
         ledger.record_remote_snapshot(one, run_id)

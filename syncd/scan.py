@@ -53,7 +53,7 @@ from syncd.config import MirrorConfig
 from syncd.core.globs import compile_glob
 from syncd.core.imageformat import UNACCEPTED_IMAGE_SUFFIXES, sniff_image_format
 from syncd.core.limits import MAX_BYTES_RULE, MAX_IMAGE_BYTES
-from syncd.core.mapping import TagMapper
+from syncd.core.mapping import TagAssignment, TagMapper
 from syncd.core.model import (
     CachedFile,
     LocalFile,
@@ -63,6 +63,7 @@ from syncd.core.model import (
     ProblemKind,
     Skipped,
 )
+from syncd.core.policy import ANNOTATION_SUFFIXES, AnnotationFormat
 from syncd.decode import content_problem
 
 MARKER_NAME = ".syncd-root"
@@ -193,6 +194,10 @@ class _Walker:
         self.unaccepted_suffixes = UNACCEPTED_IMAGE_SUFFIXES - self.extensions
         self.unaccepted: dict[str, int] = {}
         self.real_root = ""  # the root with every link resolved, set by walk()
+        # A detection mirror's annotation files: not candidates, but their stat is part of the
+        # tree's digest, so an edited label file is never taken for an unchanged tree.
+        self.annotation_suffixes = ANNOTATION_SUFFIXES.get(mirror.annotations.format, frozenset())
+        self.annotation_stats: list[tuple[str, int, int, int]] = []
 
     def globs_allow(self, rel: str) -> bool:
         if not self.include_all and not any(p.match(rel) for p in self.include):
@@ -272,6 +277,8 @@ class _Walker:
                     by_extension_only or self.globs_allow(rel)
                 ):
                     self.unaccepted[suffix] = self.unaccepted.get(suffix, 0) + 1
+                elif suffix in self.annotation_suffixes:
+                    self.annotation_stats.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
             elif S_ISDIR(mode):
                 key = (st.st_dev, st.st_ino)
                 if key in seen_dirs:
@@ -298,6 +305,9 @@ class _Checker:
         # renamed folder costs no reads (as git's index matches stat data, not only names).
         self.by_stat = {(c.inode, c.size, c.mtime_ns): c for c in cache.values()}
         self.mapper = TagMapper(mirror.tags)
+        # A detection mirror's folders carry no tags (its boxes' classes are the tags), so the
+        # negative folder and root_files do not apply: every file is assigned no tag.
+        self.detection = mirror.annotations.detection
         self.stat, self.open_file, self.clock_ns = stat, open_file, clock_ns
         self.hashed = 0
         self.decoded = 0
@@ -312,7 +322,7 @@ class _Checker:
             # One construction per file (dataclasses.replace chains cost seconds at 100k files).
             return LocalFile(rel, size, mtime_ns, inode, sha256, problem=problem, **found)
 
-        assignment = self.mapper.assign(rel)
+        assignment = TagAssignment() if self.detection else self.mapper.assign(rel)
         if isinstance(assignment, Problem) and assignment.kind is ProblemKind.ROOT_FILE_SKIPPED:
             return result(assignment)
         if size == 0:
@@ -411,6 +421,20 @@ def _open_binary(path: str) -> IO[bytes]:
     return open(path, "rb")  # the caller closes it (a with-block in _Checker.read)
 
 
+def _annotation_stats(walker: _Walker, mirror: MirrorConfig) -> list[tuple[str, int, int, int]]:
+    """The stat of a detection mirror's annotation files (the COCO file may be outside the
+    root), for the digest; a missing COCO file counts as its own state."""
+    stats = list(walker.annotation_stats)
+    coco = mirror.annotations.coco_file
+    if mirror.annotations.format is AnnotationFormat.COCO and coco is not None:
+        try:
+            st = os.stat(coco)
+            stats.append((f"\0coco:{coco}", st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            stats.append((f"\0coco:{coco}", 0, -1, 0))
+    return stats
+
+
 def walk_tree(
     mirror: MirrorConfig,
     *,
@@ -431,7 +455,9 @@ def walk_tree(
         marker=read_marker(root, mirror.project_id),
         found=tuple(walker.found),
         skipped=tuple(sorted(walker.skipped, key=lambda s: s.path)),
-        digest=None if walker.skipped else _stat_digest(walker.found),
+        digest=None
+        if walker.skipped
+        else _stat_digest(walker.found + _annotation_stats(walker, mirror)),
         unaccepted=tuple(sorted(walker.unaccepted.items(), key=lambda item: (-item[1], item[0]))),
     )
 

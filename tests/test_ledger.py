@@ -21,6 +21,7 @@ from syncd.core.model import (
     Problem,
     ProblemKind,
     RemoteImage,
+    RemoteRegion,
     RemoteSnapshot,
     RemoteTag,
     TagType,
@@ -499,7 +500,7 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None
     db.close()
 
     with Ledger.open(path, project_id=PID) as led:
-        assert led.schema_version == SCHEMA_VERSION == 3
+        assert led.schema_version == SCHEMA_VERSION
         assert led.ledger_id == "ab" * 16
         assert set(led.cached_files()) == {"Dog/a.jpg"}
         assert led.rejected_content() == {} and led.problems() == ()
@@ -529,7 +530,7 @@ def test_a_version_2_ledger_is_upgraded_and_its_files_are_read_once_more(tmp_pat
     db.close()
 
     with Ledger.open(path, project_id=PID) as led:
-        assert led.schema_version == SCHEMA_VERSION == 3
+        assert led.schema_version == SCHEMA_VERSION
         (cached,) = led.cached_files().values()
         assert (cached.sha256, cached.image_format) == ("A", "jpeg")
         assert cached.content_checked is False and cached.content_problem is None
@@ -560,3 +561,74 @@ def test_a_refused_upload_is_recorded_once_by_its_caller_not_by_hash(ledger: Led
     ledger.record_upload_result("A", run, error="ErrorStorage", code="ErrorStorage")
     assert ledger.pending_uploads() == ()
     assert ledger.errors() == ()  # the executor records it under the file's path
+
+
+def test_a_version_3_ledger_is_upgraded_to_keep_regions(tmp_path: Path) -> None:
+    """A ledger of the syncd before issue 17 (schema 3) gains the regions table, keeps what it
+    knew, and cannot vouch for a project's regions until a full listing has recorded them."""
+    from syncd.ledger import _SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3
+
+    path = tmp_path / "v3.sqlite"
+    with sqlite3.connect(path) as db:
+        for script in (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3):
+            db.executescript(script)
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [
+                ("schema_version", "3"),
+                ("project_id", PID),
+                ("ledger_id", "ef" * 16),
+                ("classification", "Multilabel"),
+            ],
+        )
+        db.execute(
+            "INSERT INTO images (image_id, sha256, owner, tag_ids) VALUES ('img1', 'A', 'syncd',"
+            " '[\"t1\"]')"
+        )
+    db.close()
+    # Read-only (status) reads a schema 3 file as it is: no regions table, no regions.
+    with Ledger.open_read_only(path) as reader:
+        assert reader.schema_version == 3
+        cached = reader.cached_remote()
+        assert cached is not None and cached.images[0].regions == ()
+
+    with Ledger.open(path, project_id=PID) as led:
+        assert led.schema_version == SCHEMA_VERSION >= 4
+        assert led.regions_unknown()  # never listed with regions: a full listing first
+        box = RemoteRegion("r1", "t1", 0.1, 0.2, 0.3, 0.4)
+        run = led.begin_run()
+        listed = RemoteImage("img1", frozenset({"t1"}), {}, "A", (box,))
+        led.record_remote_snapshot(
+            RemoteSnapshot(PID, ClassificationType.MULTILABEL, (), (listed,), complete=True), run
+        )
+        led.mark_regions_listed()
+        assert not led.regions_unknown()
+        cached = led.cached_remote()
+        assert cached is not None and cached.images[0].sha256 == "A"
+        assert cached.images[0].regions == (box,)
+
+
+def test_region_changes_keep_ids_and_the_image_tags_follow_the_regions(ledger: Ledger) -> None:
+    run = ledger.begin_run()
+    ledger.record_upload_result("A", run, image_id="IMG", tag_ids=[])
+    fork = RemoteRegion("R1", "T-FORK", 0.1, 0.1, 0.2, 0.2)
+    knife = RemoteRegion("R2", "T-KNIFE", 0.5, 0.5, 0.2, 0.2)
+    ledger.record_image_regions("IMG", [fork, knife])
+    assert ledger.view().images["img"].tag_ids == {"t-fork", "t-knife"}
+    ledger.record_regions_deleted(["R2"])
+    assert ledger.view().images["img"].tag_ids == {"t-fork"}
+    moved = RemoteRegion("r3", "t-knife", 0.6, 0.5, 0.2, 0.2)
+    ledger.record_regions_added("IMG", [moved])
+    cached = ledger.cached_remote()
+    assert cached is None  # never listed: no classification recorded
+    regions = ledger._image_regions()["img"]
+    assert sorted(r.region_id for r in regions) == ["r1", "r3"]
+    assert ledger.view().images["img"].tag_ids == {"t-fork", "t-knife"}
+    # A crash between sending region calls and their answers leaves the mark.
+    ledger.set_regions_pending(True)
+    assert ledger.regions_unknown()
+    ledger.set_regions_pending(False)
+    ledger.mark_regions_listed()
+    assert not ledger.regions_unknown()
+    ledger.record_image_deleted("img")
+    assert ledger._image_regions() == {}

@@ -19,7 +19,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -29,7 +29,8 @@ from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
     from syncd.api import Iteration, Wait
-    from syncd.core.regions import Box
+    from syncd.core.planner import EditRegions
+    from syncd.core.regions import Box, Region
     from syncd.pull import PullReport
     from syncd.reconcile import ImageFiles, MirrorReport
     from syncd.review import Review, Verdict
@@ -385,8 +386,12 @@ def _plan_items(report: MirrorReport, out: IO[str]) -> None:
     where = report.image_files
     items: list[tuple[str, list[str]]] = [
         ("create tag", [f"{a.name} ({a.type})" for a in plan.create_tags]),
-        ("upload", [f"{a.paths[0]} -> {list(a.tag_names)}" for a in plan.uploads]),
+        (
+            "upload",
+            [f"{a.paths[0]} -> {list(a.tag_names)}{_boxes(a.regions)}" for a in plan.uploads],
+        ),
         ("adopt", [image_where(where(a.image_id)) for a in plan.adopts]),
+        ("edit boxes", [_region_edit_line(e) for e in plan.edit_regions]),
         (
             "remove tags",
             [f"{image_where(where(a.image_id))}: {list(a.tag_names)}" for a in plan.remove_tags],
@@ -408,6 +413,30 @@ def _plan_items(report: MirrorReport, out: IO[str]) -> None:
         if len(lines) > SHOWN_ITEMS:
             every = " (--json lists every delete)" if verb == "delete image" else ""
             print(f"    {verb}: ... and {len(lines) - SHOWN_ITEMS} more{every}", file=out)
+
+
+def _boxes(regions: Sequence[Region]) -> str:
+    """`, 2 boxes` for an upload with boxes (object detection); empty without."""
+    if not regions:
+        return ""
+    return f", {len(regions)} box{'es' if len(regions) != 1 else ''}"
+
+
+def _region_names(regions: Sequence[Region]) -> str:
+    """`2 boxes [fork, knife]`: how many, and their tags (each once, by name)."""
+    names = sorted({r.tag for r in regions}, key=str.casefold)
+    return f"{len(regions)} box{'es' if len(regions) != 1 else ''} {names}"
+
+
+def _region_edit_line(edit: EditRegions) -> str:
+    """`images/a.jpg: delete 1 box ['knife'], create 1 box ['knife']` (the image by its file)."""
+    parts = []
+    if edit.delete:
+        parts.append(f"delete {_region_names(edit.deleted)}")
+    if edit.create:
+        parts.append(f"create {_region_names(edit.create)}")
+    more = f" (+{len(edit.paths) - 1} more files)" if len(edit.paths) > 1 else ""
+    return f"{edit.paths[0]}{more}: {', '.join(parts)}"
 
 
 # What each reason to keep a remote image means, in the summary's words (KeptGroup.why).

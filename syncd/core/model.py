@@ -1,8 +1,8 @@
 """The shared, frozen nouns of the local half: what the scanner saw, what the remote holds.
 
 Public names: TagType, ClassificationType, ProblemKind, Problem, MarkerState, LocalFile, CachedFile,
-Skipped, LocalSnapshot, RemoteTag, RemoteImage, RemoteSnapshot, LedgerImage, ImageOwner, LedgerView,
-SYNCD_METADATA_KEY.
+Skipped, LocalSnapshot, RemoteTag, RemoteRegion, RemoteImage, RemoteSnapshot, LedgerImage,
+ImageOwner, LedgerView, SYNCD_METADATA_KEY.
 
 Everything here is a plain value: no I/O, no behaviour beyond small derived properties. The
 scanner makes a `LocalSnapshot`; `syncd.remote` (or the ledger, on the cheap path) makes a
@@ -62,6 +62,10 @@ class ProblemKind(enum.StrEnum):
     NOT_DECODABLE = "not_decodable"  # the header says JPEG/PNG/BMP/GIF, the body does not decode
     TOO_MANY_PIXELS = "too_many_pixels"  # a side over 10,240 px
     ASPECT_RATIO = "aspect_ratio"  # longer than 25:1
+    # A detection mirror's annotation for this image cannot be used (unreadable, not XML, the
+    # wrong image size, more boxes than an image takes): the image is not uploaded and its
+    # regions in the project are left as they are until the annotation is fixed.
+    BAD_ANNOTATION = "bad_annotation"
 
     @property
     def is_content_check(self) -> bool:
@@ -214,6 +218,19 @@ class RemoteTag:
     type: TagType = TagType.REGULAR
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteRegion:
+    """One region (object detection box) of a remote image: its id, its tag's id, and its box as
+    fractions of the stored image (left, top, width, height), as the service echoed them."""
+
+    region_id: str
+    tag_id: str
+    left: float
+    top: float
+    width: float
+    height: float
+
+
 def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value or {}))
 
@@ -230,10 +247,12 @@ class RemoteImage:
     tag_ids: frozenset[str] = frozenset()
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
     sha256: str | None = None
+    regions: tuple[RemoteRegion, ...] = ()  # object detection boxes (none in classification)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tag_ids", frozenset(self.tag_ids))
         object.__setattr__(self, "metadata", _frozen_map(self.metadata))
+        object.__setattr__(self, "regions", tuple(self.regions))
 
 
 @dataclass(frozen=True)

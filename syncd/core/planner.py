@@ -1,8 +1,8 @@
 """The planner: what must change in the project so it mirrors the tree. A pure function, no I/O.
 
-Public names: plan, Plan, CreateTag, Upload, Adopt, RemoveTags, AddTags, DeleteImage, DeleteTag,
-Action, Conflict, ConflictKind, Kept, KeepReason, DeleteReason, GuardReason, RefusedDeletes,
-FRACTION_GUARD_FLOOR.
+Public names: plan, Plan, CreateTag, Upload, Adopt, RemoveTags, AddTags, EditRegions, DeleteImage,
+DeleteTag, Action, Conflict, ConflictKind, Kept, KeepReason, DeleteReason, GuardReason,
+RefusedDeletes, FRACTION_GUARD_FLOOR.
 
 `plan(local, ledger, remote, mirror, allow_mass_delete=False)` first pairs local files and remote
 images by content (sha256) into three buckets, like rclone's matchListings:
@@ -30,6 +30,17 @@ Policy comes second and works on those buckets. Rules, each with its test in tes
 - DeleteTag (only with `tags.delete_empty_tags` under mirror, from a complete listing) removes a
   regular tag syncd created that no image would carry after the plan.
 
+Object detection (`regions` given: a detection mirror, syncd.detection read the annotations):
+- Folders carry no tags; each file wants the tags of its boxes' classes (created if missing), and
+  its boxes. A new content is uploaded with its boxes in the create call (`Upload.regions`).
+- An image already there is never retagged: its regions are diffed (core.regions.diff_regions)
+  into EditRegions (deletes, then creates); an unchanged box keeps its region id, an edited one is
+  one delete and one create, and the image is never uploaded again.
+- A file with no annotation wants no boxes. A path missing from `regions` while others are there
+  is no different; a file whose annotation cannot be used is a problem file (never here).
+- The same bytes in two files whose annotations want different boxes is a Conflict
+  (REGIONS_DIFFER): that content is neither uploaded nor edited.
+
 The mass-delete guard is decided here, where deletes are decided: see GuardReason. When it trips,
 no image or tag is deleted, the rest of the plan stands, and `Plan.refused` says why and how to
 override (`--allow-mass-delete`, this function's `allow_mass_delete`). Only the size guards
@@ -47,8 +58,8 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from syncd.core.limits import MAX_TAGS_PER_IMAGE
 from syncd.core.mapping import tag_key
@@ -61,11 +72,13 @@ from syncd.core.model import (
     LocalSnapshot,
     MarkerState,
     RemoteImage,
+    RemoteRegion,
     RemoteSnapshot,
     RemoteTag,
     TagType,
 )
 from syncd.core.policy import DeletePolicy, MirrorPolicy
+from syncd.core.regions import Region, diff_regions, region_keys, remote_box
 
 # The fraction rule of the guard only counts when more than this many images would go, so a
 # small project can still lose a file or two (the root-empty rule covers "all of them").
@@ -94,6 +107,7 @@ class Upload:
     size: int
     tag_names: tuple[str, ...]
     metadata: tuple[tuple[str, str], ...]
+    regions: tuple[Region, ...] = ()  # object detection: the boxes sent in the create call
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,18 @@ class AddTags:
     tag_names: tuple[str, ...]  # may name tags created by this plan
 
 
+@dataclass(frozen=True)
+class EditRegions:
+    """Change one image's boxes: delete `delete` (by region id; `deleted` is each as a tag name
+    and box, for messages), then create `create`. `paths` are the files the boxes are read for."""
+
+    image_id: str
+    paths: tuple[str, ...]
+    delete: tuple[RemoteRegion, ...]
+    deleted: tuple[Region, ...]
+    create: tuple[Region, ...]
+
+
 class DeleteReason(enum.StrEnum):
     NO_LOCAL_FILE = "no_local_file"  # no file under the root has these bytes any more
     DUPLICATE_CONTENT = "duplicate_content"  # a second image of bytes another image holds
@@ -138,7 +164,7 @@ class DeleteTag:
     name: str
 
 
-Action = CreateTag | Adopt | Upload | RemoveTags | AddTags | DeleteImage | DeleteTag
+Action = CreateTag | Adopt | Upload | EditRegions | RemoveTags | AddTags | DeleteImage | DeleteTag
 
 
 # --- what the plan reports --------------------------------------------------------------------
@@ -153,6 +179,7 @@ class ConflictKind(enum.StrEnum):
     TAG_TYPE = "tag_type"  # a wanted regular tag is a Negative/GeneralProduct tag remotely
     TAG_QUOTA = "tag_quota"  # note: the project would hold more tags than allowed
     TAGS_MERGED = "tags_merged"  # note: two spellings, one tag
+    REGIONS_DIFFER = "regions_differ"  # the same bytes, annotated with different boxes
 
     @property
     def blocking(self) -> bool:
@@ -240,6 +267,7 @@ class Plan:
     create_tags: tuple[CreateTag, ...] = ()
     adopts: tuple[Adopt, ...] = ()
     uploads: tuple[Upload, ...] = ()
+    edit_regions: tuple[EditRegions, ...] = ()
     remove_tags: tuple[RemoveTags, ...] = ()
     add_tags: tuple[AddTags, ...] = ()
     delete_images: tuple[DeleteImage, ...] = ()
@@ -257,6 +285,7 @@ class Plan:
             *self.create_tags,
             *self.adopts,
             *self.uploads,
+            *self.edit_regions,
             *self.remove_tags,
             *self.add_tags,
             *self.delete_images,
@@ -274,6 +303,9 @@ class Plan:
             "create_tags": len(self.create_tags),
             "adopts": len(self.adopts),
             "uploads": len(self.uploads),
+            "edit_regions": len(self.edit_regions),
+            "regions_created": sum(len(e.create) for e in self.edit_regions),
+            "regions_deleted": sum(len(e.delete) for e in self.edit_regions),
             "remove_tags": len(self.remove_tags),
             "add_tags": len(self.add_tags),
             "delete_images": len(self.delete_images),
@@ -424,11 +456,20 @@ def plan(
     mirror: MirrorPolicy,
     *,
     allow_mass_delete: bool = False,
+    regions: Mapping[str, tuple[Region, ...]] | None = None,
 ) -> Plan:
-    """Return the Plan that makes `remote` mirror `local` under `mirror`'s policy."""
+    """Return the Plan that makes `remote` mirror `local` under `mirror`'s policy.
+
+    `regions` (path -> its annotation's boxes) makes it a detection mirror's plan: see the
+    module's notes. None: a classification mirror."""
     conflicts: list[Conflict] = []
     tags = _Tags(remote, mirror)
+    if regions is not None:
+        local = _with_region_tags(local, regions)
     wanted = _wanted(local, remote, tags, conflicts)
+    boxes: dict[str, tuple[Region, ...]] = {}
+    if regions is not None:
+        boxes = _wanted_boxes(wanted, regions, conflicts)
     held, unidentified = _held(remote, ledger)
     # Bytes still under the root, in a file with a problem or in conflict: never deleted.
     protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
@@ -436,16 +477,23 @@ def plan(
     adopts, uploads, removes, adds = [], [], [], []
     metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
     after: list[frozenset[str]] = []  # tag keys each surviving image will carry
+    edits: list[EditRegions] = []
     for sha, want in wanted.items():
         if sha not in held:
             names = tags.display(want.keys)
-            uploads.append(Upload(sha, want.paths, want.size, names, metadata))
+            uploads.append(Upload(sha, want.paths, want.size, names, metadata, boxes.get(sha, ())))
             after.append(want.keys)
             continue
         keeper = held[sha][0]
         image_id = keeper.image.image_id
         if not keeper.owned:
             adopts.append(Adopt(image_id, sha))
+        if regions is not None:
+            edit = _edit_regions(keeper.image, want.paths, boxes.get(sha, ()), tags)
+            if edit is not None:
+                edits.append(edit)
+            after.append(want.keys)
+            continue
         current = tags.keys_of(keeper.image)
         gone = sorted(set(current) - want.keys)
         if gone:
@@ -492,6 +540,7 @@ def plan(
         create_tags=creates,
         adopts=tuple(adopts),
         uploads=tuple(uploads),
+        edit_regions=tuple(edits),
         remove_tags=tuple(removes),
         add_tags=tuple(adds),
         delete_images=tuple(deletes),
@@ -502,6 +551,64 @@ def plan(
         kept=tuple(kept),
         unidentified=tuple(unidentified),
     )
+
+
+def _with_region_tags(
+    local: LocalSnapshot, regions: Mapping[str, tuple[Region, ...]]
+) -> LocalSnapshot:
+    """The snapshot with each good file wanting its boxes' tags (a detection mirror's folders
+    carry none): one name per tag key, the first spelling by box order."""
+    files = []
+    for f in local.files:
+        names: dict[str, str] = {}
+        for region in regions.get(f.path, ()):
+            names.setdefault(tag_key(region.tag), region.tag)
+        files.append(
+            replace(f, tags=tuple(names[k] for k in sorted(names)), negative=False) if f.ok else f
+        )
+    return replace(local, files=tuple(files))
+
+
+def _wanted_boxes(
+    wanted: dict[str, _Wanted],
+    regions: Mapping[str, tuple[Region, ...]],
+    conflicts: list[Conflict],
+) -> dict[str, tuple[Region, ...]]:
+    """Content -> the boxes its files want. Files of the same bytes that want different boxes
+    are a Conflict, and that content leaves `wanted` (neither uploaded nor edited)."""
+    boxes: dict[str, tuple[Region, ...]] = {}
+    for sha, want in list(wanted.items()):
+        first = regions.get(want.paths[0], ())
+        differ = [
+            p for p in want.paths[1:] if region_keys(regions.get(p, ())) != region_keys(first)
+        ]
+        if differ:
+            detail = "the same bytes are annotated with different boxes"
+            conflicts.append(Conflict(ConflictKind.REGIONS_DIFFER, detail, want.paths, sha))
+            del wanted[sha]
+            continue
+        boxes[sha] = first
+    return boxes
+
+
+def _edit_regions(
+    image: RemoteImage, paths: tuple[str, ...], desired: tuple[Region, ...], tags: _Tags
+) -> EditRegions | None:
+    """The region changes that give `image` the boxes `desired`, or None if it has them."""
+    current = []
+    for region in image.regions:
+        tag = tags.by_id.get(region.tag_id.lower())
+        current.append((tag_key(tag.name) if tag else None, region))
+    diff = diff_regions(desired, current)
+    if diff.empty:
+        return None
+    deleted = tuple(Region(_tag_name(r, tags), remote_box(r)) for r in diff.delete)
+    return EditRegions(image.image_id, paths, diff.delete, deleted, diff.create)
+
+
+def _tag_name(region: RemoteRegion, tags: _Tags) -> str:
+    tag = tags.by_id.get(region.tag_id.lower())
+    return tag.name if tag is not None else region.tag_id
 
 
 def _keep_reason(

@@ -1,7 +1,7 @@
 """What a mirror's configuration decides, as the pure layer reads it: the choices and their shape.
 
-Public names: TagMode, RootFiles, MultiTag, DeletePolicy, AnnotationFormat, TagPolicy,
-GuardPolicy, PullPolicy, MirrorPolicy.
+Public names: TagMode, RootFiles, MultiTag, DeletePolicy, AnnotationFormat, ANNOTATION_SUFFIXES,
+TagPolicy, GuardPolicy, PullPolicy, MirrorPolicy.
 
 The enums are the values of config keys (`tags.mode`, `tags.root_files`, `pull.multi_tag`,
 `delete`, `annotations.format`); syncd.config builds its schema from them. The protocols name only
@@ -55,6 +55,15 @@ class AnnotationFormat(enum.StrEnum):
     YOLO = "yolo"  # a .txt label file per image, beside it or under labels/ for images/
     VOC = "voc"  # a Pascal VOC .xml beside each image
     COCO = "coco"  # one COCO JSON file (annotations.coco_file)
+
+
+# The suffixes of each format's files under the root, YOLO's class names (data.yaml, classes.txt)
+# included: the walk folds their stat into the tree's digest, the daemon watches them. COCO's one
+# file is given by path (annotations.coco_file).
+ANNOTATION_SUFFIXES: Mapping[AnnotationFormat, frozenset[str]] = {
+    AnnotationFormat.YOLO: frozenset({".txt", ".yaml", ".yml"}),
+    AnnotationFormat.VOC: frozenset({".xml"}),
+}
 
 
 # Read-only properties, not plain attributes: a frozen dataclass satisfies them.

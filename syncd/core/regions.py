@@ -2,7 +2,8 @@
 
 Public names: Box, Region, ImageSize, AnnotationProblem, Converted, BOX_DECIMALS, BOX_TOLERANCE,
 make_box, clip_box, same_box, unique_regions, to_stored_orientation, displayed_size,
-yolo_class_names, yolo_boxes, voc_box, coco_box, to_displayed_orientation, iou.
+yolo_class_names, yolo_boxes, voc_box, coco_box, RegionDiff, remote_box, diff_regions,
+region_keys, to_displayed_orientation, iou.
 
 A box is the service's `left, top, width, height`, each a fraction of the image's width or
 height, in [0, 1] (docs/spec/DIGEST.md: Region). Every box syncd builds goes through `make_box`:
@@ -38,6 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syncd.core.mapping import tag_key, tag_name_problem
+from syncd.core.model import RemoteRegion
 
 BOX_DECIMALS = 4
 _SCALE: int = 10**BOX_DECIMALS
@@ -319,6 +321,74 @@ def coco_box(bbox: Sequence[float], size: ImageSize, orientation: int = 1) -> Bo
     x, y, w, h = bbox
     box = make_box(x / shown.width, y / shown.height, w / shown.width, h / shown.height)
     return to_stored_orientation(box, orientation) if isinstance(box, Box) else box
+
+
+# --- the region diff (one image: the boxes its annotation wants vs the ones it has) ------------
+
+
+@dataclass(frozen=True)
+class RegionDiff:
+    """What to do to one image's regions: the remote regions that stay (their ids kept), those
+    to delete, and the boxes to create."""
+
+    keep: tuple[RemoteRegion, ...] = ()
+    delete: tuple[RemoteRegion, ...] = ()
+    create: tuple[Region, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.delete and not self.create
+
+
+def remote_box(region: RemoteRegion) -> Box:
+    """A remote region's box as a Box (coordinates as the service echoed them)."""
+    return Box(region.left, region.top, region.width, region.height)
+
+
+def region_keys(regions: Iterable[Region]) -> frozenset[tuple[str, tuple[int, int, int, int]]]:
+    """The regions' identities: (tag key, box key) each. Two annotations with the same set want
+    the same boxes."""
+    return frozenset((tag_key(r.tag), r.box.key) for r in regions)
+
+
+def diff_regions(
+    desired: Sequence[Region], current: Sequence[tuple[str | None, RemoteRegion]]
+) -> RegionDiff:
+    """The changes that turn an image's `current` regions ((tag key, region) each; None for a
+    tag the project no longer has) into `desired`.
+
+    A desired box is matched to a current region of the same tag (tag_key: case-insensitive, NFC)
+    whose box has the same key (the 4-decimal rounding), else to one within BOX_TOLERANCE
+    (`same_box`: a box drawn elsewhere, rounded otherwise); a matched region is kept with its id.
+    The rest of `current` is deleted (a repeat of a kept box included), the rest of `desired`
+    created. So an edited box costs one delete and one create, an unchanged one nothing.
+    """
+    left = list(current)
+    keep: list[RemoteRegion] = []
+    unmatched: list[Region] = []
+    for region in desired:  # pass 1: exact keys
+        key = (tag_key(region.tag), region.box.key)
+        found = next((i for i, (t, r) in enumerate(left) if (t, remote_box(r).key) == key), None)
+        if found is None:
+            unmatched.append(region)
+        else:
+            keep.append(left.pop(found)[1])
+    create: list[Region] = []
+    for region in unmatched:  # pass 2: within the tolerance
+        tag = tag_key(region.tag)
+        found = next(
+            (
+                i
+                for i, (t, r) in enumerate(left)
+                if t == tag and same_box(remote_box(r), region.box)
+            ),
+            None,
+        )
+        if found is None:
+            create.append(region)
+        else:
+            keep.append(left.pop(found)[1])
+    return RegionDiff(tuple(keep), tuple(r for _, r in left), tuple(create))
 
 
 # --- the other way: a stored box as it is displayed (for `syncd pull --format`) ----------------

@@ -13,6 +13,11 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
   nothing else changed, and the planner stays pure.
+- A detection mirror's annotation files are watched too (syncd.core.policy.ANNOTATION_SUFFIXES,
+  and the COCO file, in its own folder if that is outside the root): a label file created,
+  changed or deleted is an event for its image(s) (syncd.annotations.annotated_image_stems), which
+  are held back while it is still being written. The reconcile it starts reads the annotations
+  again, and only images whose boxes changed get region calls (the planner's diff).
 - Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
   backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
   missing) or dies, a warning says why and how to fix it, and the tree is rescanned every
@@ -62,6 +67,7 @@ from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
 from syncd.core.model import LocalSnapshot
 from syncd.core.planner import GuardReason
+from syncd.core.policy import ANNOTATION_SUFFIXES, AnnotationFormat
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
@@ -214,6 +220,7 @@ class _MirrorLoop:
         self.tracker = SettleTracker(self.root, self.settings.settle_seconds)
         self.ready: dict[str, float] = {}  # settled path -> when it settled
         self.watcher: Watcher | None = None
+        self.coco_watcher: Watcher | None = None  # a COCO file outside the root
         self.watch_problem: str | None = None
         self.rescan_at: float | None = None  # set while there is no watcher, or events were lost
         self.full_at = time.monotonic() + self.settings.full_reconcile_seconds
@@ -262,8 +269,66 @@ class _MirrorLoop:
 
     # --- the watcher ----------------------------------------------------------------------------
 
+    def _watched_suffixes(self) -> tuple[str, ...]:
+        """The image extensions, and a detection mirror's annotation files' suffixes (the COCO
+        file's too, when it is inside the root)."""
+        annotations = self.mirror.annotations
+        suffixes = [*self.mirror.files.extensions]
+        suffixes += sorted(ANNOTATION_SUFFIXES.get(annotations.format, ()))
+        coco = self._coco_file()
+        if coco is not None and coco.is_relative_to(self.root):
+            suffixes.append(coco.suffix)
+        return tuple(suffixes)
+
+    def _coco_file(self) -> Path | None:
+        annotations = self.mirror.annotations
+        if annotations.format is not AnnotationFormat.COCO or annotations.coco_file is None:
+            return None
+        return Path(os.path.abspath(annotations.coco_file))
+
+    def _start_coco_watcher(self) -> None:
+        """Watch a COCO file outside the root in its own folder; its changes are reported by
+        its absolute path (the tracker stats it there)."""
+        coco = self._coco_file()
+        if coco is None or coco.is_relative_to(self.root) or self.coco_watcher is not None:
+            return
+
+        def on_paths(rels: list[str]) -> None:
+            if coco.name in rels:
+                self._on_paths([str(coco)])
+
+        watcher = Watcher(coco.parent, (coco.suffix,), on_paths)
+        try:
+            watcher.start()
+        except OSError as exc:
+            self.log.warning(
+                "coco_watcher_unavailable",
+                path=str(coco),
+                reason=watch_failure_advice(exc),
+                fallback="its changes are seen at the next rescan or full reconcile",
+            )
+            return
+        self.coco_watcher = watcher
+
+    def _with_annotated_images(self, paths: frozenset[str]) -> frozenset[str]:
+        """`paths` and, for each annotation file among them, the images its boxes are for
+        (every extension the mirror takes): held back while their label is being written."""
+        fmt = self.mirror.annotations.format
+        if fmt is AnnotationFormat.NONE or not paths:
+            return paths
+        from syncd.annotations import annotated_image_stems
+
+        images = {
+            stem + suffix
+            for rel in paths
+            for stem in annotated_image_stems(rel, fmt)
+            for suffix in self.mirror.files.extensions
+        }
+        return paths | images
+
     def start_watcher(self) -> None:
-        watcher = Watcher(self.root, self.mirror.files.extensions, self._on_paths)
+        self._start_coco_watcher()
+        watcher = Watcher(self.root, self._watched_suffixes(), self._on_paths)
         try:
             watcher.start()
         except OSError as exc:
@@ -301,6 +366,9 @@ class _MirrorLoop:
         if self.watcher is not None:
             self.watcher.stop(1.0)
             self.watcher = None
+        if self.coco_watcher is not None:
+            self.coco_watcher.stop(1.0)
+            self.coco_watcher = None
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -374,7 +442,7 @@ class _MirrorLoop:
         settle_ns = int(self.settings.settle_seconds * 1e9)
         held_back, held = hold_unsettled(
             local,
-            self.tracker.unsettled(),
+            self._with_annotated_images(self.tracker.unsettled()),
             self.ready.keys(),
             settle_ns=settle_ns,
             now_ns=time.time_ns(),
