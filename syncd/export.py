@@ -18,7 +18,8 @@ rules, per format (README "Leaving Custom Vision" has them as a table):
   Classification: Ultralytics' classification layout `train/<tag>/<id>.<ext>` (an image with
   several tags is in each tag's folder, hard-linked); untagged and Negative images are left out.
 - `voc`: detection: `images/<id>.xml` beside each image, in the VOC devkit's 1-based inclusive
-  pixel convention (xmin = left + 1, xmax = right, whole pixels). Classification: the devkit's
+  pixel convention (xmin = left + 1, xmax = right), to 2 decimals where a box edge is not on a
+  whole pixel (so the round trip is exact). Classification: the devkit's
   classification lists, `ImageSets/Main/<tag>_trainval.txt`, one line `<id>  1` or `<id> -1`
   per image and tag (the Negative tag has its own list; an untagged image is -1 everywhere).
 - `automl`: Azure ML AutoML for images JSONL (docs/spec/automl-images.md), one line per image,
@@ -129,18 +130,22 @@ def coco_pixels(box: Box, size: ImageSize) -> list[float]:
     ]
 
 
-def voc_pixels(box: Box, size: ImageSize) -> tuple[int, int, int, int]:
-    """VOC's (xmin, ymin, xmax, ymax): whole pixels, 1-based and inclusive (the devkit's), so a
-    box over the whole image is (1, 1, W, H)."""
-    left, top = round(box.left * size.width), round(box.top * size.height)
-    right = round((box.left + box.width) * size.width)
-    bottom = round((box.top + box.height) * size.height)
+def voc_pixels(box: Box, size: ImageSize) -> tuple[float, float, float, float]:
+    """VOC's (xmin, ymin, xmax, ymax) in the devkit's 1-based inclusive convention: a box over the
+    whole image is (1, 1, W, H). Kept to PIXEL_DIGITS decimals rather than rounded to whole
+    pixels, so that reading the file back gives the project's box (to 1e-4) and not one up to
+    half a pixel off; the readers we know of (globox, CVAT, Ultralytics' converter) take them."""
     return (
-        min(left, size.width - 1) + 1,
-        min(top, size.height - 1) + 1,
-        max(right, left + 1),
-        max(bottom, top + 1),
+        round(box.left * size.width + 1, PIXEL_DIGITS),
+        round(box.top * size.height + 1, PIXEL_DIGITS),
+        round((box.left + box.width) * size.width, PIXEL_DIGITS),
+        round((box.top + box.height) * size.height, PIXEL_DIGITS),
     )
+
+
+def _number(value: float) -> str:
+    """A pixel coordinate as VOC files show it: `12` for a whole pixel, else `12.34`."""
+    return f"{value:.{PIXEL_DIGITS}f}".rstrip("0").rstrip(".")
 
 
 def yolo_line(class_id: int, box: Box) -> str:
@@ -233,8 +238,8 @@ def voc_xml(image: ExportImage) -> str:
             "  <object>",
             f"    <name>{escape(region.tag)}</name>",
             "    <pose>Unspecified</pose><truncated>0</truncated><difficult>0</difficult>",
-            f"    <bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
-            f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox>",
+            f"    <bndbox><xmin>{_number(xmin)}</xmin><ymin>{_number(ymin)}</ymin>"
+            f"<xmax>{_number(xmax)}</xmax><ymax>{_number(ymax)}</ymax></bndbox>",
             "  </object>",
         ]
     lines.append("</annotation>")
@@ -274,12 +279,15 @@ def write_export(
     image_url_prefix: str = "",
     validation: float = 0.0,
     seed: int = 0,
+    coco_file: Path | None = None,
 ) -> ExportResult:
-    """Write the annotation files of `fmt` for `images` (already under `root`)."""
+    """Write the annotation files of `fmt` for `images` (already under `root`); the COCO file
+    goes to `coco_file` if given (a mirror's annotations.coco_file), else to
+    `<root>/annotations.json`."""
     result = ExportResult()
     names = class_names(kind, images, tags)
     if fmt is ExportFormat.COCO:
-        _write_coco(root, kind, images, names, negative_tag, result)
+        _write_coco(root, kind, images, names, negative_tag, result, coco_file)
     elif fmt is ExportFormat.YOLO:
         _write_yolo(root, kind, images, names, result)
     elif fmt is ExportFormat.VOC:
@@ -296,6 +304,7 @@ def _write_coco(
     names: list[str],
     negative_tag: str | None,
     result: ExportResult,
+    coco_file: Path | None = None,
 ) -> None:
     categories = list(names)
     if kind is not ProjectKind.DETECTION and negative_tag and any(i.negative for i in images):
@@ -339,7 +348,11 @@ def _write_coco(
             labels = [*image.tags, *([negative_tag] if image.negative and negative_tag else [])]
             for tag in labels:
                 document["annotations"].append(annotation(category_id=category_id[tag], iscrowd=0))
-    _write(root, COCO_FILE, json.dumps(document, indent=1, ensure_ascii=False) + "\n", result)
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    if coco_file is None:
+        _write(root, COCO_FILE, text, result)
+    else:
+        _write(coco_file.parent, coco_file.name, text, result)
 
 
 def _write_yolo(

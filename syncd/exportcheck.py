@@ -122,6 +122,7 @@ def check_export(
     images: Sequence[ExportImage],
     negative_tag: str | None,
     folders: Mapping[str, tuple[str, ...]] | None = None,
+    coco_file: Path | None = None,
 ) -> VerifyResult:
     """Read the export under `root` back and compare it with `images` (the project's). `folders`
     (format `folders` only): image id -> the folders it was placed in."""
@@ -134,7 +135,7 @@ def check_export(
         placed = {i: ReadBack(f) for i, f in _read_folders(root).items() if i in want}
         _compare_sets(result, placed, want)
         return result
-    found, reader = _read(root, fmt, kind, images)
+    found, reader = _read(root, fmt, kind, images, coco_file)
     result.reader = reader
     want_labels: dict[str, set[str]] = {}
     for image in images:
@@ -201,10 +202,14 @@ def _stem_id(name: str) -> str:
 
 
 def _read(
-    root: Path, fmt: ExportFormat, kind: ProjectKind, images: Sequence[ExportImage]
+    root: Path,
+    fmt: ExportFormat,
+    kind: ProjectKind,
+    images: Sequence[ExportImage],
+    coco_file: Path | None,
 ) -> tuple[dict[str, ReadBack], str]:
     if fmt is ExportFormat.COCO:
-        return _read_coco(root / COCO_FILE), "pycocotools"
+        return _read_coco(coco_file or root / COCO_FILE), "pycocotools"
     if fmt is ExportFormat.AUTOML:
         return _read_automl(root, kind), "jsonschema (AutoML schema) + JSON lines"
     if kind is not ProjectKind.DETECTION:

@@ -46,7 +46,7 @@ from syncd.config import MirrorConfig
 from syncd.core.imageformat import image_suffix
 from syncd.core.mapping import TagMapper, placement
 from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
-from syncd.core.policy import MultiTag
+from syncd.core.policy import AnnotationFormat, MultiTag
 from syncd.core.regions import (
     Box,
     ImageSize,
@@ -67,7 +67,7 @@ from syncd.export import (
 from syncd.exportcheck import MissingReader, VerifyResult, check_export
 from syncd.ledger import Ledger, RunOutcome
 from syncd.localio import LocalIOError, writing
-from syncd.remote import remote_tag
+from syncd.remote import remote_region, remote_tag
 from syncd.scan import MARKER_NAME, read_marker, write_marker
 
 _log = structlog.get_logger(component="pull")
@@ -571,6 +571,17 @@ def _export_and_verify(
 ) -> None:
     by_id = {str(t.id).lower(): t for t in tags}
     negative = next((t.name for t in tags if t.type is TagType.NEGATIVE), None)
+    # Pulled into the mirror's own root in its own format: the COCO file is the one the mirror
+    # reads (annotations.coco_file), so a reconcile right after finds every box in place.
+    coco_file = None
+    annotations = puller.mirror.annotations
+    if (
+        fmt is ExportFormat.COCO
+        and annotations.format is AnnotationFormat.COCO
+        and annotations.coco_file is not None
+        and root == Path(puller.mirror.root).expanduser().resolve()
+    ):
+        coco_file = Path(annotations.coco_file)
     every = _export_images(root, images, by_id, puller.written)
     # Images not written (failed, skipped, kept) are reported as such, not as export errors.
     placed = [i for i in every if i.path or (fmt is ExportFormat.YOLO and not i.tags)]
@@ -587,6 +598,7 @@ def _export_and_verify(
             image_url_prefix=options.image_url_prefix,
             validation=options.validation,
             seed=options.seed,
+            coco_file=coco_file,
         )
     try:
         folders = (
@@ -594,7 +606,7 @@ def _export_and_verify(
             if fmt is ExportFormat.FOLDERS
             else None
         )
-        report.verify = check_export(root, fmt, kind, exported, negative, folders)
+        report.verify = check_export(root, fmt, kind, exported, negative, folders, coco_file)
     except MissingReader as exc:
         report.not_verified = (
             f"{exc} is not installed, so the export was not read back (pip install 'syncd[export]')"
@@ -672,6 +684,7 @@ def _snapshot(
                 frozenset(str(t).lower() for t in i.tag_ids),
                 dict(i.metadata),
                 known.get(str(i.id).lower()),
+                tuple(remote_region(r) for r in i.regions),
             )
             for i in images
         ),

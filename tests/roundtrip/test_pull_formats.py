@@ -396,7 +396,7 @@ def test_the_read_back_finds_a_box_moved_by_more_than_a_pixel(
     xml = into / f"images/{edited.image_id}.xml"
     text = xml.read_text()
     xmin = text.split("<xmin>")[1].split("</xmin>")[0]
-    xml.write_text(text.replace(f"<xmin>{xmin}</xmin>", f"<xmin>{int(xmin) + 2}</xmin>", 1))
+    xml.write_text(text.replace(f"<xmin>{xmin}</xmin>", f"<xmin>{float(xmin) + 2}</xmin>", 1))
     result = check_export(*args)
     assert result.reader == "globox (Pascal VOC)"
     assert len(result.differences) == 2, result.differences  # the box missing, and the stray

@@ -1,10 +1,10 @@
 """The other way round: an exported tree, synced into a NEW project by a mirror of the same format,
 gives the first project's content with 0 differences (the proof that the export is complete).
 
-Classification: the `folders` format is what a classification mirror reads, so its round trip is
-tested here in full. Detection (`coco`, `yolo`, `voc` read back by a detection mirror) needs the
-detection sync of issue 17 (branch i17-sync, not merged here yet): those cases are written and
-marked xfail(strict) until it lands, so they fail loudly the day they pass.
+Classification: the `folders` format is what a classification mirror reads. Detection: `coco`,
+`yolo` and `voc` are what a detection mirror reads (issue 17's sync). AutoML's JSONL is read by
+no mirror: its completeness is held by the read-back (tests/roundtrip/test_pull_formats.py).
+A pull into the mirror's own root in its own format is followed by a reconcile that sends nothing.
 """
 
 from __future__ import annotations
@@ -94,11 +94,6 @@ def _boxes_by_content(api: httpx.Client, project_id: str) -> dict[str, frozenset
             return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for the detection sync of issue 17 (branch i17-sync): a detection mirror "
-    "does not upload regions on this branch yet",
-)
 @pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
 def test_an_exported_detection_tree_syncs_into_a_new_project_with_no_difference(
     tmp_path: Path,
@@ -109,8 +104,9 @@ def test_an_exported_detection_tree_syncs_into_a_new_project_with_no_difference(
 ) -> None:
     project = label_detection_project(api, images=12, negatives=0)
     old = _sandbox(tmp_path / "old", server.url, project.project_id, api, capsys)
-    old.write_config(annotations={"format": fmt})
     exported = tmp_path / "exported"
+    coco = {"coco_file": str(exported / "annotations.json")} if fmt == "coco" else {}
+    old.write_config(annotations={"format": fmt, **coco})
     run = old.cli("pull", "--config", str(old.config_path), "--into", str(exported))
     assert run.exit_code == 0, str(run)
 
@@ -118,10 +114,29 @@ def test_an_exported_detection_tree_syncs_into_a_new_project_with_no_difference(
     new = _sandbox(
         tmp_path / "new", server.url, _new_project(api, domainId=GENERAL_DETECTION), api, capsys
     )
-    annotations = {"format": fmt} | (
-        {"coco_file": str(exported / "annotations.json")} if fmt == "coco" else {}
-    )
-    new.write_config(root=str(exported), annotations=annotations)
+    new.write_config(root=str(exported), annotations={"format": fmt, **coco})
     synced = new.reconcile()
     assert synced.exit_code == 0, str(synced)
     assert _boxes_by_content(api, new.project_id) == _boxes_by_content(api, project.project_id)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_a_detection_pull_into_the_mirror_then_reconcile_sends_nothing(
+    tmp_path: Path,
+    server: EmulatorServer,
+    api: httpx.Client,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    project = label_detection_project(api, images=12)
+    box = _sandbox(tmp_path / "m", server.url, project.project_id, api, capsys)
+    coco = {"coco_file": str(tmp_path / "m" / "boxes.json")} if fmt == "coco" else {}
+    box.write_config(annotations={"format": fmt, **coco})  # pull takes the mirror's format
+    pulled = box.cli("pull", "--config", str(box.config_path), "--json")
+    assert pulled.exit_code == 0, str(pulled)
+    assert pulled.document is not None and pulled.document["format"] == fmt
+    if coco:  # the COCO file the mirror reads, not one of pull's choosing
+        assert (tmp_path / "m" / "boxes.json").is_file()
+    run = box.reconcile()
+    assert run.exit_code == 0, str(run)
+    assert run.mirror["done"] == {k: 0 for k in run.mirror["done"]}, str(run)
