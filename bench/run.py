@@ -60,6 +60,8 @@ class Sizes:
     g_bandwidth: float | None  # bytes per second each way
     g_tps: float | None
     g_latency_ms: float
+    p_folders: int = 2  # P: pull, on G's line (g_bandwidth, g_tps, g_latency_ms)
+    p_per_folder: int = 60
 
 
 FULL = Sizes(
@@ -101,6 +103,8 @@ SMOKE = Sizes(
     g_bandwidth=None,
     g_tps=None,
     g_latency_ms=0,
+    p_folders=2,
+    p_per_folder=4,
 )
 TARGET_N = {
     "A": 10_000,
@@ -111,8 +115,9 @@ TARGET_N = {
     "E": 100_000,
     "F": 2 * 1024 * MB,
     "G": 2_000,
+    "P": 120,
 }
-SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G")  # the table's order
+SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "P")  # the table's order
 
 
 @dataclass
@@ -462,6 +467,71 @@ def scenario_g(bench: Bench, emu: Emulator) -> dict[str, Any]:
         "efficiency": efficiency,
         "bytes_on_wire_ratio": on_wire,
     }
+
+
+# --- P. Pull --------------------------------------------------------------------------------------
+
+
+def scenario_p(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    """`syncd pull` of a project of camera-like JPEGs over G's line, as a folder tree and as COCO
+    (downloads, then the export written and read back), against the download floor."""
+    s = bench.sizes
+    root = bench.work / "P"
+    n, image_bytes = data.camera_tree(root, s.p_folders, s.p_per_folder, seed0=70_000_000)
+    project = bench.create_project(emu, "P-syncd")
+    bandwidth = s.g_bandwidth
+    uplink = f"  uplink_mbps: {bandwidth * 8 / 1e6:g}\n" if bandwidth else ""
+    staged, _ = bench.reconcile(bench.config("p-stage", emu.url, root, project, uplink))
+    if staged.returncode != 0:
+        raise RuntimeError(f"staging P failed: {staged.stdout[-500:]}")
+    line = f"{bandwidth * 8 / 1e6:g} Mbit/s" if bandwidth else "no limit"
+    # Fewest calls: the project, its domain, tags, the listing (256 a page), and the same listing
+    # and tags again at the end to see what changed; downloads are pre-signed blob GETs.
+    pages = math.ceil(n / 256)
+    min_calls = 3 + pages + 1 + pages
+    tps = s.g_tps or 10.0
+    floor_s = max(min_calls / tps, image_bytes / bandwidth if bandwidth else 0.0)
+    result: dict[str, Any] = {"n": n, "image_bytes": image_bytes, "floor_s": floor_s}
+    for fmt in ("folders", "coco"):
+        config = bench.config(f"p-{fmt}", emu.url, bench.work / f"P-{fmt}", project)
+        into = bench.work / f"P-{fmt}"
+        emu.reset()
+        argv = [bench.python, "-m", "syncd", "pull", "--config", str(config), "--json",
+                "--format", fmt, "--into", str(into)]  # fmt: skip
+        run = run_measured(argv, env=bench.env, cwd=bench.work)
+        report = run.json_out()
+        wire = emu.stats()
+        ok = report.get("exit_code") == 0 and report.get("downloaded") == n
+        efficiency = floor_s / run.wall_s
+        rate = image_bytes / run.wall_s
+        bench.row(
+            "P",
+            f"pull --format {fmt} wall, {n} images, {_mb(image_bytes)} over {line}"
+            + _scaled(bench, "P", n),
+            _s(run.wall_s),
+            f"floor {_s(floor_s)}",
+            f"{efficiency:.2f}",
+            ">= 0.8",
+            efficiency >= 0.8,
+        )
+        bench.row(
+            "P",
+            f"pull --format {fmt}: throughput; API calls (floor {min_calls}); verified, exit 0",
+            f"{rate / MB:.1f} MB/s; {report.get('api_calls')}",
+            f"line {bandwidth / MB:.1f} MB/s" if bandwidth else "",
+            "",
+            "True",
+            ok,
+        )
+        result[fmt] = {
+            **_measured(run),
+            "api_calls": report.get("api_calls"),
+            "verify": report.get("verify"),
+            "exit_code": report.get("exit_code"),
+            "efficiency": efficiency,
+            "wire": wire,
+        }
+    return result
 
 
 # --- C. Folder rename ---------------------------------------------------------------------------
@@ -982,7 +1052,9 @@ def install_syncd(smoke: bool) -> str:
         subprocess.run([PYTHON, "-m", "venv", str(RUNTIME_VENV)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([*pip, str(REPO)], check=True, env=env)  # the dependencies, if missing
+    # The dependencies, if missing; with the `export` extra a user installs for pull --format
+    # (P reads its COCO export back with pycocotools).
+    subprocess.run([*pip, f"{REPO}[export]"], check=True, env=env)
     subprocess.run([*pip, "--no-deps", "--force-reinstall", str(REPO)], check=True, env=env)
     return str(python)
 
@@ -1061,6 +1133,14 @@ def main(argv: list[str] | None = None) -> int:
                 bandwidth=sizes.g_bandwidth,
             ) as line:
                 _scenario(bench, "G", lambda: scenario_g(bench, line))
+        if "P" in only:
+            with emulator(
+                bench.key,
+                tps=sizes.g_tps,
+                latency_ms=sizes.g_latency_ms,
+                bandwidth=sizes.g_bandwidth,
+            ) as pull_line:
+                _scenario(bench, "P", lambda: scenario_p(bench, pull_line))
     total = time.perf_counter() - started
     bench.rows.sort(key=lambda r: SCENARIOS.index(r.scenario.split("-")[0]))
     table = format_table(bench.rows)

@@ -30,8 +30,9 @@ rules, per format (README "Leaving Custom Vision" has them as a table):
   list of tags, `[]` for an untagged or Negative image. Detection: `label` is the list of boxes,
   `topX, topY, bottomX, bottomY` fractions of the displayed image, `isCrowd` 0.
 
-Every format leaves out image metadata, tag descriptions and tag types (said in the summary when
-the project has any); what each leaves out of the labels is counted in ExportResult.left_out.
+Every format leaves out image metadata and tag descriptions, and a detection project's Negative
+tag (an image with no boxes); the pull's summary says so with how many images have them. Images
+a format leaves out by the rules above are counted in ExportResult.left_out.
 """
 
 from __future__ import annotations
@@ -342,8 +343,6 @@ def _write_coco(
                         iscrowd=0,
                     )
                 )
-            if image.negative and negative_tag:
-                result.leave_out("Negative tags (an image with no boxes in COCO)")
         else:
             labels = [*image.tags, *([negative_tag] if image.negative and negative_tag else [])]
             for tag in labels:
@@ -374,8 +373,6 @@ def _write_yolo(
     for image in images:
         text = "".join(yolo_line(class_id[r.tag], r.box) + "\n" for r in image.regions)
         _write(root, f"{YOLO_LABELS}/{image.stem}.txt", text, result)
-        if image.negative:
-            result.leave_out("Negative tags (an empty label file in YOLO)")
 
 
 def _write_voc(
@@ -391,8 +388,6 @@ def _write_voc(
             _write(
                 root, str(Path(image.path).with_suffix(".xml").as_posix()), voc_xml(image), result
             )
-            if image.negative:
-                result.leave_out("Negative tags (an XML with no object in VOC)")
         return
     lists = list(names)
     if negative_tag and any(i.negative for i in images):

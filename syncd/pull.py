@@ -422,8 +422,9 @@ async def pull_project(
     if read_marker(into, mirror.project_id) is MarkerState.FOREIGN:
         raise PullError(f"{into} is marked as another project's tree (.syncd-root); pull elsewhere")
     report = PullReport(str(into), mirror.project_id, endpoint, format=fmt.value, kind=kind.value)
-    tags = await client.list_tags(mirror.project_id)
-    images = [image async for image in client.iter_images(mirror.project_id)]
+    tags, images = await asyncio.gather(  # one round trip's wait for both
+        client.list_tags(mirror.project_id), _list_images(client, mirror.project_id)
+    )
     report.images = len(images)
 
     run_id = ledger.begin_run()
@@ -618,11 +619,11 @@ def _export_and_verify(
 def _cannot_hold(
     fmt: ExportFormat, kind: ProjectKind, images: list[Image], tags: list[Tag]
 ) -> list[tuple[str, int]]:
-    """What the project has that the format does not keep, with how many images have it."""
-    found = [("image metadata", sum(1 for i in images if i.metadata))]
-    described = sum(1 for t in tags if t.description)
-    if described:
-        found.append(("tag descriptions", described))
+    """What the format does not keep, with how many images (tags, for descriptions) have it."""
+    found = [
+        ("image metadata", sum(1 for i in images if i.metadata)),
+        ("tag descriptions", sum(1 for t in tags if t.description)),
+    ]
     if fmt is ExportFormat.FOLDERS:
         return found
     if kind is ProjectKind.DETECTION:
@@ -636,11 +637,18 @@ def _cannot_hold(
     return found
 
 
+async def _list_images(client: TrainingClient, project_id: str) -> list[Image]:
+    return [image async for image in client.iter_images(project_id)]
+
+
 async def _changes(
     client: TrainingClient, project_id: str, before: list[Image], tags_before: list[Tag]
 ) -> list[str]:
     """What differs between the project now and the listing the pull wrote from."""
-    now = {str(i.id).lower(): i async for i in client.iter_images(project_id)}
+    listed, tags_listed = await asyncio.gather(
+        _list_images(client, project_id), client.list_tags(project_id)
+    )
+    now = {str(i.id).lower(): i for i in listed}
     then = {str(i.id).lower(): i for i in before}
     changes = []
     added = now.keys() - then.keys()
@@ -660,7 +668,7 @@ async def _changes(
     ):
         if count:
             changes.append(f"{count} image{'' if count == 1 else 's'} {what}")
-    tags_now = {str(t.id).lower(): t.name for t in await client.list_tags(project_id)}
+    tags_now = {str(t.id).lower(): t.name for t in tags_listed}
     tags_then = {str(t.id).lower(): t.name for t in tags_before}
     if tags_now != tags_then:
         changes.append("tags created, renamed or deleted")

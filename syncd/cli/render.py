@@ -608,14 +608,15 @@ def pull_export_lines(report: PullReport, out: IO[str]) -> None:
     export = report.export
     if report.format != "folders":
         split = ", ".join(f"{part} {n}" for part, n in export.split.items())
+        files = len(export.files)
         print(
-            f"  format: {report.format} ({report.kind} project); {len(export.files)} annotation"
-            f" files" + (f"; lines: {split}" if split else ""),
+            f"  format: {report.format} ({report.kind} project); {files} annotation"
+            f" file{'' if files == 1 else 's'}" + (f"; lines: {split}" if split else ""),
             file=out,
         )
     left_out = [f"{n} {printable(why)}" for why, n in sorted(export.left_out.items())]
     _listed(out, "left out by the format's rules", left_out)
-    held = [f"{printable(what)} ({n} images)" for what, n in report.cannot_hold if n]
+    held = [f"{printable(what)} ({n or 'none here'})" for what, n in report.cannot_hold]
     if held:
         print(f"  not kept by {report.format}: {'; '.join(held)}", file=out)
     check = report.verify

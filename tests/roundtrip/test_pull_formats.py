@@ -326,6 +326,9 @@ def test_the_summary_says_what_the_format_leaves_out_and_how_it_was_verified(
     assert (
         "verified: read back with jsonschema (AutoML schema) + JSON lines: 11 images" in run.stdout
     )
+    assert "not kept by automl: image metadata (none here); tag descriptions (none here)" in (
+        run.stdout
+    )
     assert "result: complete" in run.stdout
 
 
