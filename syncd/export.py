@@ -47,6 +47,7 @@ from xml.sax.saxutils import escape
 
 import yaml
 
+from syncd.core.mapping import folder_name_problem
 from syncd.core.regions import Box, ImageSize, Region
 from syncd.localio import writing
 
@@ -389,7 +390,7 @@ def _write_voc(
                 root, str(Path(image.path).with_suffix(".xml").as_posix()), voc_xml(image), result
             )
         return
-    lists = list(names)
+    lists = [name for name in names if folder_name_problem(name) is None]  # the rest: skipped
     if negative_tag and any(i.negative for i in images):
         lists.append(negative_tag)
     for tag in lists:

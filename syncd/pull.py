@@ -44,7 +44,7 @@ from syncd.annotations import image_frame
 from syncd.api import ApiError, Image, Tag, TagType, TrainingClient
 from syncd.config import MirrorConfig
 from syncd.core.imageformat import image_suffix
-from syncd.core.mapping import TagMapper, placement
+from syncd.core.mapping import TagMapper, folder_name_problem, placement
 from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
 from syncd.core.policy import AnnotationFormat, MultiTag
 from syncd.core.regions import (
@@ -461,6 +461,10 @@ async def pull_project(
                     report.skipped.append((str(image.id).lower(), where))
                     continue
             else:
+                named = _unnameable_tag(fmt, kind, image, by_id)
+                if named is not None:
+                    report.skipped.append((str(image.id).lower(), named))
+                    continue
                 where = layout_folder(fmt, kind, _regular_tags(image, by_id))
                 if not where:
                     continue  # the format leaves it out: counted by the export
@@ -507,6 +511,24 @@ async def pull_project(
 
 
 # --- the export, read back, and what changed -----------------------------------------------------
+
+
+def _unnameable_tag(
+    fmt: ExportFormat, kind: ProjectKind, image: Image, by_id: dict[str, Tag]
+) -> str | None:
+    """Why the image cannot be written in a layout that names folders (YOLO classification) or
+    files (VOC classification lists) after its tags, or None. Tag names come from the service:
+    one with a `/` or a leading `.` must never become a path."""
+    if kind is ProjectKind.DETECTION or fmt not in (ExportFormat.YOLO, ExportFormat.VOC):
+        return None
+    for tag_id in image.tag_ids:
+        tag = by_id.get(str(tag_id).lower())
+        if tag is None:
+            continue
+        problem = folder_name_problem(tag.name)
+        if problem is not None:
+            return f"tag {tag.name!r} {problem}: {fmt.value} names a folder or file after it"
+    return None
 
 
 def _regular_tags(image: Image, by_id: dict[str, Tag]) -> list[str]:
@@ -585,7 +607,9 @@ def _export_and_verify(
         coco_file = Path(annotations.coco_file)
     every = _export_images(root, images, by_id, puller.written)
     # Images not written (failed, skipped, kept) are reported as such, not as export errors.
-    placed = [i for i in every if i.path or (fmt is ExportFormat.YOLO and not i.tags)]
+    skipped = {image_id for image_id, _ in report.skipped}
+    left_out = fmt is ExportFormat.YOLO and kind is not ProjectKind.DETECTION  # no class folder
+    placed = [i for i in every if i.path or (left_out and not i.tags and i.image_id not in skipped)]
     exported = [i for i in placed if i.path]
     report.cannot_hold = _cannot_hold(fmt, kind, images, tags)
     if fmt is not ExportFormat.FOLDERS:

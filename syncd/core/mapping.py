@@ -178,3 +178,9 @@ def placement(
             return f"folder {folder!r} {problem}"
         folders.append(folder)
     return tuple(folders)
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why `name` (a tag's name) cannot be one folder or file name, or None: the rule placement
+    applies, for `pull --format` layouts that name folders or files after tags."""
+    return _folder_problem(name)

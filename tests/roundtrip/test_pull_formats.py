@@ -404,3 +404,29 @@ def test_the_read_back_finds_a_box_moved_by_more_than_a_pixel(
     assert result.reader == "globox (Pascal VOC)"
     assert len(result.differences) == 2, result.differences  # the box missing, and the stray
     assert all(edited.image_id in d for d in result.differences)
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc"])
+def test_a_tag_that_cannot_name_a_folder_or_file_is_skipped_never_a_path(
+    make_box: Callable[[str], tuple[Sandbox, LabelledProject | DetectionProject]],
+    tmp_path: Path,
+    api: httpx.Client,
+    fmt: str,
+) -> None:
+    """YOLO classification names folders after tags, VOC's lists name files: a tag from the
+    service such as `../evil` or `a/b` must not become a path outside (or inside) the export."""
+    box, _ = make_box("multilabel")
+    r = api.post("/projects", params={"name": "odd", "classificationType": "Multilabel"})
+    counts = {("../evil",): 1, ("a/b",): 1, ("Cat",): 1}
+    project = label_project(api, r.json()["id"], counts)
+    box.project_id = project.project_id
+    box.write_config()
+    into = tmp_path / "deep" / "out"
+    pulled = _pull(box, into, "--format", fmt)
+    assert pulled["exit_code"] == 1, pulled
+    bad = {i for i, names in project.images.items() if names != ("Cat",)}
+    assert {s["image_id"] for s in pulled["skipped"]} == bad
+    assert all("names a folder or file after it" in s["reason"] for s in pulled["skipped"])
+    assert not (tmp_path / "deep" / "evil").exists() and not (tmp_path / "evil").exists()
+    assert not list(into.rglob("*evil*")) and not (into / "train" / "a").exists()
+    assert not list((into / "ImageSets").rglob("a")) if fmt == "voc" else True
