@@ -99,6 +99,8 @@ def test_editing_one_box_deletes_one_region_and_creates_one_without_an_upload(
     assert {s: v for s, v in after.items() if s != sha} == {
         s: v for s, v in before.items() if s != sha
     }
+    status = detection.status()
+    assert "changed the boxes of 1 image, deleted 1 region, created 1 region" in status.stdout
 
 
 def test_deleting_a_label_file_removes_the_images_boxes(
