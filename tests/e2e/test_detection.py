@@ -270,3 +270,30 @@ def test_class_names_are_renamed_and_folders_give_no_tags(
     }
     tags = {t["name"] for t in detection.http.get(f"/projects/{detection.project_id}/tags").json()}
     assert tags == {"table fork", "knife"}  # no Negative, no Dog
+
+
+def test_the_detection_sample_syncs_into_the_embedded_emulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's sample as shipped: the embedded emulator makes a detection project for a
+    detection mirror, and every image goes up with its boxes."""
+    import shutil
+
+    from syncd.cli.main import main
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copytree(examples / "detection", tmp_path / "detection")
+    config = (examples / "detection.yaml").read_text(encoding="utf-8")
+    (tmp_path / "detection.yaml").write_text(
+        config.replace("../.syncd-demo-od", str(tmp_path / "state")), encoding="utf-8"
+    )
+    code = main(["reconcile", "--config", str(tmp_path / "detection.yaml"), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    import json
+
+    [mirror] = json.loads(out)["mirrors"]
+    labels = sorted((tmp_path / "detection" / "labels").glob("*.txt"))
+    boxes = sum(len(p.read_text().splitlines()) for p in labels)
+    assert (mirror["done"]["uploads"], mirror["done"]["create_tags"]) == (len(labels), 3)
+    assert boxes > len(labels)
