@@ -15,8 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
 from tests.e2e.support import Sandbox
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
 from tests.support.detection import (
     DATASET,
     Item,
@@ -29,6 +32,7 @@ from tests.support.detection import (
     write_label,
 )
 from tests.support.project_view import sha256
+from tests.support.spec_check import SpecChecker
 
 
 @pytest.fixture
@@ -297,3 +301,39 @@ def test_the_detection_sample_syncs_into_the_embedded_emulator(
     boxes = sum(len(p.read_text().splitlines()) for p in labels)
     assert (mirror["done"]["uploads"], mirror["done"]["create_tags"]) == (len(labels), 3)
     assert boxes > len(labels)
+
+
+def test_a_box_whose_tag_cannot_be_created_leaves_that_images_boxes_as_they_were(
+    tmp_path: Path,
+    spec_checker: SpecChecker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The project is at its tag quota: the image whose edit needs a new tag keeps its old box
+    (deleting it with no way to add the new one would lose it); the other edits go."""
+    server = EmulatorServer(
+        training_key=TEST_KEY,
+        quotas=Quotas(max_tags_per_project=3),
+        response_observer=spec_checker.observe,
+    )
+    with server, api_client(server.url) as http:
+        monkeypatch.setenv("SYNCD_TRAINING_KEY", TEST_KEY)
+        box = Sandbox(tmp_path, server.url, detection_project(http), http, capsys)
+        box.root.mkdir()
+        _configure(box, "voc")
+        hashes = write_dataset(box.root, "voc")
+        assert box.reconcile().exit_code == 0
+        before = sdk_boxes(server.url, box.project_id)
+        a, b = DATASET[0], DATASET[1]
+        write_label(
+            box.root, "voc", Item(a.path, a.seed, a.size, (a.boxes[0], ("bowl", a.boxes[1][1])))
+        )
+        write_label(box.root, "voc", Item(b.path, b.seed, b.size, (("spoon", (0, 0, 100, 50)),)))
+        run = box.reconcile()
+        assert run.exit_code == 1, str(run)
+        assert {(f["operation"], f["subject"]) for f in run.mirror["failed"]} >= {
+            ("edit_regions", a.path)
+        }
+        after = sdk_boxes(server.url, box.project_id)
+        assert after[hashes[a.path]] == before[hashes[a.path]]
+        assert without_ids(after)[hashes[b.path]] == (("spoon", (0.0, 0.0, 0.5, 1.0)),)
