@@ -60,6 +60,8 @@ class Sizes:
     g_bandwidth: float | None  # bytes per second each way
     g_tps: float | None
     g_latency_ms: float
+    h_images: int = 2000  # H: a detection mirror (YOLO), this many images
+    h_boxes: int = 5  # ... with this many boxes each
     p_folders: int = 2  # P: pull, on G's line (g_bandwidth, g_tps, g_latency_ms)
     p_per_folder: int = 60
 
@@ -83,6 +85,8 @@ FULL = Sizes(
     g_bandwidth=100e6 / 8,  # 100 Mbit/s
     g_tps=10,
     g_latency_ms=300,
+    h_images=2000,
+    h_boxes=5,
 )
 SMOKE = Sizes(
     a_folders=2,
@@ -103,6 +107,8 @@ SMOKE = Sizes(
     g_bandwidth=None,
     g_tps=None,
     g_latency_ms=0,
+    h_images=40,
+    h_boxes=5,
     p_folders=2,
     p_per_folder=4,
 )
@@ -115,9 +121,10 @@ TARGET_N = {
     "E": 100_000,
     "F": 2 * 1024 * MB,
     "G": 2_000,
+    "H": 2_000,
     "P": 120,
 }
-SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "P")  # the table's order
+SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "H", "P")  # the table's order
 
 
 @dataclass
@@ -607,6 +614,107 @@ def scenario_c(bench: Bench, emu: Emulator) -> dict[str, Any]:
         "setup": {**_measured(setup), "report": _brief(setup_report)},
         "syncd": {**_measured(run), "report": _brief(report), "wire": wire},
         "peer": {**_measured(peer), "output": peer.json_out(), "wire": peer_wire},
+    }
+
+
+# --- H. Object detection ------------------------------------------------------------------------
+
+# The General object detection domain (docs/spec/REGIONS.md).
+_DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
+_H_CLASSES = ("apple", "cup", "fork", "knife", "plate")
+_H_EDITED = 0.10  # the share of boxes moved after the first sync
+
+
+def _h_label(rng: random.Random, boxes: int) -> list[list[float]]:
+    """`boxes` YOLO boxes [class, cx, cy, w, h], fractions with 4 decimals."""
+    out = []
+    for _ in range(boxes):
+        w, h = rng.randint(500, 2000) / 10_000, rng.randint(500, 2000) / 10_000
+        cx = rng.randint(int(w / 2 * 10_000) + 1, int((1 - w / 2) * 10_000) - 1) / 10_000
+        cy = rng.randint(int(h / 2 * 10_000) + 1, int((1 - h / 2) * 10_000) - 1) / 10_000
+        out.append([rng.randrange(len(_H_CLASSES)), cx, cy, w, h])
+    return out
+
+
+def _write_labels(labels: dict[Path, list[list[float]]]) -> None:
+    for path, boxes in labels.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = (f"{int(c)} {cx:.4f} {cy:.4f} {w:.4f} {h:.4f}\n" for c, cx, cy, w, h in boxes)
+        path.write_text("".join(lines))
+
+
+def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    """A detection mirror (YOLO labels): the first sync, then 10% of the boxes moved. Calls are
+    compared with the fewest the batch limits allow (64 images a create, 64 regions a call)."""
+    s = bench.sizes
+    root = bench.work / "H"
+    images = [root / "images" / f"h{i:06d}.jpg" for i in range(s.h_images)]
+    data.write_images(images, "photo", seed0=30_000_000)
+    (root / "data.yaml").write_text("names: [" + ", ".join(_H_CLASSES) + "]\n")
+    rng = random.Random(20261202)
+    labels = {root / "labels" / f"{p.stem}.txt": _h_label(rng, s.h_boxes) for p in images}
+    _write_labels(labels)
+    project = bench.http(emu, "POST", "/projects", name="H-syncd", domainId=_DETECTION_DOMAIN)
+    config = bench.config("h", emu.url, project_id=str(project["id"]), root=root)
+    config.write_text(config.read_text() + "  annotations:\n    format: yolo\n")
+    emu.reset()
+    first, first_report = bench.reconcile(config)
+    first_wire = emu.stats()
+
+    boxes = [(path, n) for path, label in labels.items() for n in range(len(label))]
+    edited = rng.sample(boxes, max(1, round(len(boxes) * _H_EDITED)))
+    for path, n in edited:
+        box = labels[path][n]
+        box[1] = round(box[1] + (0.001 if box[1] < 0.5 else -0.001), 4)  # moved ~0.1% of a side
+    _write_labels({path: labels[path] for path in {p for p, _ in edited}})
+    emu.reset()
+    run, report = bench.reconcile(config)
+    wire = emu.stats()
+
+    # First sync, from an empty project: GetProject, GetDomain (once per domain), GetTags, one
+    # listing page, a CreateTag per class, then one create call per 64 images (regions inside).
+    first_min = 4 + len(_H_CLASSES) + math.ceil(s.h_images / 64)
+    # The edit: the counts path (GetProject, GetTags, GetImageCount), then the moved boxes'
+    # regions deleted and created again, 64 a call each.
+    edit_min = 3 + 2 * math.ceil(len(edited) / 64)
+    scale = _scaled(bench, "H", s.h_images)
+    first_calls, calls = first_wire["api_requests"], wire["api_requests"]
+    bench.row(
+        "H",
+        f"first sync API requests (min {first_min}){scale}",
+        str(first_calls),
+        f"{s.h_images * s.h_boxes:,} boxes",
+        _x(first_calls / first_min),
+        "<= 1.05x min",
+        first_calls <= 1.05 * first_min and first_report["exit_code"] == 0,
+    )
+    bench.row("H", "first sync wall", _s(first.wall_s), f"floor {_s(first_min / 10)}",
+              _x(first_min / 10 / first.wall_s) if s.a_tps else "")  # fmt: skip
+    moved_ok = (
+        report["exit_code"] == 0
+        and report["done"]["uploads"] == 0
+        and report["done"]["regions_created"] == len(edited)
+        and report["done"]["regions_deleted"] == len(edited)
+    )
+    bench.row(
+        "H",
+        f"{_H_EDITED:.0%} of boxes moved: API requests (min {edit_min})",
+        str(calls),
+        f"{len(edited):,} boxes",
+        _x(calls / edit_min),
+        "<= 1.05x min",
+        calls <= 1.05 * edit_min and moved_ok,
+    )
+    bench.row("H", "boxes moved: images uploaded, exit", f"{report['done']['uploads']}, "
+              f"{report['exit_code']}", "", "", "0, 0", moved_ok)  # fmt: skip
+    return {
+        "images": s.h_images,
+        "boxes": s.h_images * s.h_boxes,
+        "edited_boxes": len(edited),
+        "first_min_calls": first_min,
+        "edit_min_calls": edit_min,
+        "first": {**_measured(first), "report": _brief(first_report), "wire": first_wire},
+        "edit": {**_measured(run), "report": _brief(report), "wire": wire},
     }
 
 
@@ -1104,8 +1212,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with scratch as tmp:
         bench = Bench(sizes, args.smoke, Path(tmp), syncd_python)
-        if only & {"A", "A2", "C"}:
+        if only & {"A", "A2", "C", "H"}:
             with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as slow:
+                if "H" in only:
+                    _scenario(bench, "H", lambda: scenario_h(bench, slow))
                 if "A" in only:
                     _scenario(bench, "A", lambda: scenario_a(bench, slow))
                 if "A2" in only:

@@ -74,6 +74,9 @@ class _CocoIndex:
     by_file: dict[str, int] = field(default_factory=dict)
     sizes: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     boxes: dict[int, list[tuple[str, str, Any]]] = field(default_factory=dict)  # where, tag, bbox
+    # Images with an annotation entry that could not be read (its category or bbox): the sync
+    # must not take the image's other boxes for all of them (see `has_unread_entries`).
+    unread: set[Any] = field(default_factory=set)
 
 
 def _read_text(path: Path, cap: int, shown: str) -> str | AnnotationProblem:
@@ -328,6 +331,7 @@ class AnnotationReader:
                 problems.append(
                     AnnotationProblem(shown, where, f"unknown category_id {category!r}")
                 )
+                index.unread.add(image_id)
                 continue
             valid = (
                 isinstance(bbox, list)
@@ -338,6 +342,7 @@ class AnnotationReader:
                 problems.append(
                     AnnotationProblem(shown, where, "bbox must be [x, y, width, height] numbers")
                 )
+                index.unread.add(image_id)
                 continue
             index.boxes.setdefault(image_id, []).append((where, categories[category], bbox))
         return problems
@@ -346,6 +351,12 @@ class AnnotationReader:
     def classes(self) -> Mapping[int, str]:
         """The YOLO class id -> name map in use (empty for other formats)."""
         return dict(self._classes)
+
+    def has_unread_entries(self, image: str) -> bool:
+        """True if the COCO file has an entry for this image that could not be read (an unknown
+        category_id, a bbox that is not four numbers): reported in `setup_problems`."""
+        image_id = self._coco.by_file.get(str(PurePosixPath(image)))
+        return image_id is not None and image_id in self._coco.unread
 
     # --- per image --------------------------------------------------------------------------
 

@@ -10,9 +10,13 @@ module decides what a run does with what was read:
   than the service takes on an image, the class names or the COCO file unreadable) makes its
   image a problem file (ProblemKind.BAD_ANNOTATION): it is not uploaded, and its regions in the
   project are left as they are until the annotation is fixed. "No boxes" is never guessed.
-- A usable annotation with a bad line or box (an unknown class, a degenerate box, a box wholly
-  outside the image) syncs its good boxes; each bad one is a problem named by the annotation
-  file and the line or object, so the run is not "in sync" until it is fixed.
+- A line or object that cannot be read (the wrong number of fields, not numbers, an unknown
+  class or category, no <name>) makes the image's annotation unusable too: the box it meant is
+  unknown, and reading the others as all the boxes would delete its region.
+- A box the service could not take anyway (degenerate, wholly outside the image, smaller than
+  the rounding once clipped) or a repeat of another is dropped and reported; the image's other
+  boxes are synced. Every such problem is named by the annotation file and the line or object,
+  so the run is not "in sync" until it is fixed.
 - `tags.rename` maps a class name to the tag name, as it maps a folder name in a classification
   mirror (matched case-insensitively).
 
@@ -100,8 +104,7 @@ def _reader(root: Path, mirror: MirrorConfig, stats: dict[str, tuple[str, int, i
                 _FRAMES[key] = frame
             return frame
 
-    annotations = mirror.annotations
-    return CachedFrames(root, annotations.format, annotations.coco_file)
+    return CachedFrames(root, mirror.annotations.format, mirror.annotations.coco_file)
 
 
 def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
@@ -109,6 +112,7 @@ def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
     root = Path(mirror.root)
     stats = {f.path: (str(root / f.path), f.size, f.mtime_ns, f.inode) for f in local.files}
     reader = _reader(root, mirror, stats)
+    annotations = mirror.annotations
     rename = _renamer(mirror)
     failed = _setup_failed(reader)
     problems: list[AnnotationProblem] = [p for p in reader.setup_problems if p.where or not failed]
@@ -122,8 +126,15 @@ def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
             files.append(_bad(f, failed))
             continue
         read = reader.read(f.path)
-        if not read.usable:
-            reasons = "; ".join(str(p) for p in read.problems) or "cannot be read"
+        unread = [p for p in read.problems if not _droppable(p)]
+        if annotations.format is AnnotationFormat.COCO and reader.has_unread_entries(f.path):
+            unread.append(
+                AnnotationProblem(
+                    str(annotations.coco_file), "", "an entry for this image cannot be read"
+                )
+            )
+        if not read.usable or unread:
+            reasons = "; ".join(str(p) for p in (unread or read.problems)) or "cannot be read"
             files.append(_bad(f, reasons))
             continue
         boxes, renamed = _renamed(read.regions, rename, read.sources)
@@ -140,6 +151,23 @@ def annotate(local: LocalSnapshot, mirror: MirrorConfig) -> Annotated:
     if any(f.problem is not None and f.problem.kind is ProblemKind.BAD_ANNOTATION for f in files):
         changed = dataclasses.replace(changed, digest=None)  # not clean: load it again next run
     return Annotated(changed, regions, _distinct(problems))
+
+
+# What a problem says when the box it names is one the service could not take anyway (core.regions'
+# clip_box and unique_regions), or when it is a note (two YOLO label files, the other one read):
+# the image's other boxes can be synced without it.
+_DROPPABLE = (
+    "degenerate",
+    "wholly outside the image",
+    "smaller than",
+    "not a finite number",
+    "kept once",
+    "which is the one read",
+)
+
+
+def _droppable(problem: AnnotationProblem) -> bool:
+    return any(words in problem.reason for words in _DROPPABLE)
 
 
 def _bad(f: LocalFile, detail: str) -> LocalFile:

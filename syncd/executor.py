@@ -388,8 +388,14 @@ class _Run:
             return
         by_image = {e.image_id.lower(): e for e in edits}
         broken: set[str] = set()  # images whose edit failed: their creates are not sent
+        for edit in edits:  # a tag that could not be created: that image's boxes wait
+            names = sorted({r.tag for r in edit.create}, key=tag_key)
+            if self.resolve(names, "edit_regions", edit.paths[0]) is None:
+                broken.add(edit.image_id.lower())
         self.ledger.set_regions_pending(True)
-        answered = await self._delete_regions(edits, broken)
+        answered = await self._delete_regions(
+            [e for e in edits if e.image_id.lower() not in broken], broken
+        )
         if self.fatal:
             return
         entries = [

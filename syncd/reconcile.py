@@ -86,6 +86,10 @@ ACTION_KINDS = (
     "delete_tags",
 )
 
+# The domain of a detection mirror's project in the embedded emulator: General (object
+# detection), as the "select a domain" docs page lists it (docs/spec/REGIONS.md).
+EMBEDDED_DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
+
 REJECTED = ProblemKind.REJECTED_BY_SERVICE
 CHANGED_WHILE_READING = ProblemKind.CHANGED_WHILE_READING
 
@@ -451,8 +455,15 @@ async def open_client(
             try:
                 transport.store.project(mirror.project_id.lower())
             except EmulatorError:
+                # A detection mirror (annotations.format) gets an object detection project.
+                detection = mirror.annotations.detection
                 transport.store.create_project(
-                    mirror.name, None, None, "Multilabel", (), project_id=mirror.project_id
+                    mirror.name,
+                    None,
+                    EMBEDDED_DETECTION_DOMAIN if detection else None,
+                    None if detection else "Multilabel",
+                    (),
+                    project_id=mirror.project_id,
                 )
                 _log.info("embedded_project_created", project_id=mirror.project_id)
         # The embedded emulator accepts any key, but wants one in the header like the service.

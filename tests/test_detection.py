@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
+
+import pytest
 
 from syncd.config import AnnotationConfig, MirrorConfig
 from syncd.core.model import LocalFile, LocalSnapshot, MarkerState, ProblemKind
@@ -60,21 +63,56 @@ def test_unreadable_class_names_leave_every_image_alone(tmp_path: Path) -> None:
     assert "no usable YOLO class names" in str(result.local.files[0].problem)
 
 
-def test_a_renamed_class_and_a_bad_line_are_reported_by_the_label_file(tmp_path: Path) -> None:
+def test_a_renamed_class_and_a_box_the_service_cannot_take_is_reported_by_label_file(
+    tmp_path: Path,
+) -> None:
     write_dataset(tmp_path, "yolo")
     label = tmp_path / "labels/kitchen/a.txt"
-    label.write_text(label.read_text() + "9 0.5 0.5 0.1 0.1\n", encoding="utf-8")
+    label.write_text(label.read_text() + "0 0.5 0.5 0.0 0.1\n", encoding="utf-8")  # degenerate
+    base = MirrorConfig(root=tmp_path, project_id=PID)
     mirror = dataclasses.replace(
         _mirror(tmp_path, AnnotationFormat.YOLO),
-        tags=dataclasses.replace(
-            MirrorConfig(root=tmp_path, project_id=PID).tags, rename={"KNIFE": "blade"}
-        ),
+        tags=dataclasses.replace(base.tags, rename={"KNIFE": "blade"}),
     )
     result = annotate(_snapshot(tmp_path), mirror)
     assert [r.tag for r in result.regions["images/kitchen/a.jpg"]] == ["fork", "blade"]
     [problem] = result.problems
-    assert (problem.file, problem.where, problem.reason) == (
-        "labels/kitchen/a.txt",
-        "line 3",
-        "unknown class id 9",
-    )
+    assert (problem.file, problem.where) == ("labels/kitchen/a.txt", "line 3")
+    assert problem.reason.startswith("degenerate")
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("9 0.5 0.5 0.1 0.1", "line 3: unknown class id 9"),
+        ("0 0.5 0.5 0.1", "line 3: expected 'class cx cy w h' (5 fields), got 4"),
+    ],
+)
+def test_a_line_that_cannot_be_read_leaves_the_images_boxes_alone(
+    tmp_path: Path, line: str, why: str
+) -> None:
+    """The box that line meant is unknown: the image's other boxes are not all of them, and
+    syncing them would delete its region. The image is a problem naming the line instead."""
+    write_dataset(tmp_path, "yolo")
+    label = tmp_path / "labels/kitchen/a.txt"
+    label.write_text(label.read_text() + line + "\n", encoding="utf-8")
+    result = annotate(_snapshot(tmp_path), _mirror(tmp_path, AnnotationFormat.YOLO))
+    assert "images/kitchen/a.jpg" not in result.regions
+    [bad] = [f for f in result.local.files if f.problem is not None]
+    assert bad.path == "images/kitchen/a.jpg" and bad.problem is not None
+    assert bad.problem.kind is ProblemKind.BAD_ANNOTATION
+    assert bad.problem.detail == f"labels/kitchen/a.txt: {why}"
+
+
+def test_a_coco_entry_that_cannot_be_read_leaves_its_images_boxes_alone(tmp_path: Path) -> None:
+    coco = tmp_path / "coco.json"
+    write_dataset(tmp_path, "coco", coco_file=coco)
+    document = json.loads(coco.read_text(encoding="utf-8"))
+    document["annotations"][0]["category_id"] = 99  # a.jpg's fork
+    coco.write_text(json.dumps(document), encoding="utf-8")
+    result = annotate(_snapshot(tmp_path), _mirror(tmp_path, AnnotationFormat.COCO, coco))
+    assert "images/kitchen/a.jpg" not in result.regions
+    assert "images/kitchen/b.png" in result.regions
+    [bad] = [f for f in result.local.files if f.problem is not None]
+    assert bad.path == "images/kitchen/a.jpg"
+    assert "unknown category_id 99" in str(result.problems[0])

@@ -279,12 +279,17 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
         file=out,
     )
-    print(f"  {'action':<14}{'planned':>9}{'done':>9}", file=out)
+    rows = []
     for kind in ACTION_KINDS:
         planned = data["planned"][kind]
         done = "-" if report.dry_run else str(data["done"][kind])
         if planned or (done not in ("-", "0")):
-            print(f"  {kind:<14}{planned:>9}{done:>9}", file=out)
+            rows.append((kind, planned, done))
+    # 14 fits every classification kind; a detection run's `regions_created` widens it.
+    width = max([14, *(len(kind) + 1 for kind, _, _ in rows)])
+    print(f"  {'action':<{width}}{'planned':>9}{'done':>9}", file=out)
+    for kind, planned, done in rows:
+        print(f"  {kind:<{width}}{planned:>9}{done:>9}", file=out)
     if report.dry_run:
         _plan_items(report, out)
     _problem_files(out, data["problems"], SHOWN_PROBLEMS, "`syncd status` lists more, --json all")
@@ -521,6 +526,9 @@ _ACTION_WORDS = (  # (kind, verb, noun) in the order a run does them
     ("create_tags", "created", "tag"),
     ("adopts", "adopted", "image"),
     ("uploads", "uploaded", "image"),
+    ("edit_regions", "changed the boxes of", "image"),  # object detection
+    ("regions_deleted", "deleted", "region"),
+    ("regions_created", "created", "region"),
     ("remove_tags", "removed tags from", "image"),
     ("add_tags", "added tags to", "image"),
     ("delete_images", "deleted", "image"),

@@ -15,8 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from syncd.emulator.limits import Quotas
 from syncd.emulator.server import EmulatorServer
 from tests.e2e.support import Sandbox
+from tests.emulator.support import api_client
+from tests.support import TEST_KEY
 from tests.support.detection import (
     DATASET,
     Item,
@@ -29,6 +32,7 @@ from tests.support.detection import (
     write_label,
 )
 from tests.support.project_view import sha256
+from tests.support.spec_check import SpecChecker
 
 
 @pytest.fixture
@@ -99,6 +103,8 @@ def test_editing_one_box_deletes_one_region_and_creates_one_without_an_upload(
     assert {s: v for s, v in after.items() if s != sha} == {
         s: v for s, v in before.items() if s != sha
     }
+    status = detection.status()
+    assert "changed the boxes of 1 image, deleted 1 region, created 1 region" in status.stdout
 
 
 def test_deleting_a_label_file_removes_the_images_boxes(
@@ -268,3 +274,66 @@ def test_class_names_are_renamed_and_folders_give_no_tags(
     }
     tags = {t["name"] for t in detection.http.get(f"/projects/{detection.project_id}/tags").json()}
     assert tags == {"table fork", "knife"}  # no Negative, no Dog
+
+
+def test_the_detection_sample_syncs_into_the_embedded_emulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's sample as shipped: the embedded emulator makes a detection project for a
+    detection mirror, and every image goes up with its boxes."""
+    import shutil
+
+    from syncd.cli.main import main
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copytree(examples / "detection", tmp_path / "detection")
+    config = (examples / "detection.yaml").read_text(encoding="utf-8")
+    (tmp_path / "detection.yaml").write_text(
+        config.replace("../.syncd-demo-od", str(tmp_path / "state")), encoding="utf-8"
+    )
+    code = main(["reconcile", "--config", str(tmp_path / "detection.yaml"), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    import json
+
+    [mirror] = json.loads(out)["mirrors"]
+    labels = sorted((tmp_path / "detection" / "labels").glob("*.txt"))
+    boxes = sum(len(p.read_text().splitlines()) for p in labels)
+    assert (mirror["done"]["uploads"], mirror["done"]["create_tags"]) == (len(labels), 3)
+    assert boxes > len(labels)
+
+
+def test_a_box_whose_tag_cannot_be_created_leaves_that_images_boxes_as_they_were(
+    tmp_path: Path,
+    spec_checker: SpecChecker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The project is at its tag quota: the image whose edit needs a new tag keeps its old box
+    (deleting it with no way to add the new one would lose it); the other edits go."""
+    server = EmulatorServer(
+        training_key=TEST_KEY,
+        quotas=Quotas(max_tags_per_project=3),
+        response_observer=spec_checker.observe,
+    )
+    with server, api_client(server.url) as http:
+        monkeypatch.setenv("SYNCD_TRAINING_KEY", TEST_KEY)
+        box = Sandbox(tmp_path, server.url, detection_project(http), http, capsys)
+        box.root.mkdir()
+        _configure(box, "voc")
+        hashes = write_dataset(box.root, "voc")
+        assert box.reconcile().exit_code == 0
+        before = sdk_boxes(server.url, box.project_id)
+        a, b = DATASET[0], DATASET[1]
+        write_label(
+            box.root, "voc", Item(a.path, a.seed, a.size, (a.boxes[0], ("bowl", a.boxes[1][1])))
+        )
+        write_label(box.root, "voc", Item(b.path, b.seed, b.size, (("spoon", (0, 0, 100, 50)),)))
+        run = box.reconcile()
+        assert run.exit_code == 1, str(run)
+        assert {(f["operation"], f["subject"]) for f in run.mirror["failed"]} >= {
+            ("edit_regions", a.path)
+        }
+        after = sdk_boxes(server.url, box.project_id)
+        assert after[hashes[a.path]] == before[hashes[a.path]]
+        assert without_ids(after)[hashes[b.path]] == (("spoon", (0.0, 0.0, 0.5, 1.0)),)
