@@ -33,7 +33,7 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["mode"] == "smoke"
-    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "P"}
+    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "H", "P"}
     assert set(document["scenarios"]) == scenarios | {"A2-F0"}
     assert not [k for k, v in document["scenarios"].items() if "error" in v]
     rows = document["rows"]
