@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -59,6 +60,13 @@ from syncd.executor import Execution, Rejection, execute
 from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
+from syncd.prepare import (
+    Preparer,
+    PrepareSummary,
+    known_as_prepared,
+    preparing_for,
+    summarize,
+)
 from syncd.problems import (
     FileProblem,
     advice_for,
@@ -212,6 +220,8 @@ class MirrorReport:
     # What the last run in sync kept, when this run did not plan (it read no images): None if
     # it planned.
     kept_before: tuple[KeptGroup, ...] | None = field(default=None, repr=False)
+    # files.prepare: what it did this run, or would take were it on (syncd.prepare).
+    preparation: PrepareSummary = field(default_factory=PrepareSummary, repr=False)
 
     @cached_property
     def kept_groups(self) -> tuple[KeptGroup, ...]:
@@ -372,6 +382,7 @@ class MirrorReport:
             "kept_images": [g.to_json() for g in self.kept_groups],
             "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
             "training": self.training,
+            "prepare": self.preparation.to_json(),
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
@@ -621,6 +632,7 @@ async def _reconcile(
             Plan(),
         )
         report.kept_before = _kept_from_json(settled.kept if settled else None)
+        report.preparation = summarize(mirror.files.prepare, report.local, (), (), {})
         report.execution = None if options.dry_run else Execution()
         return report
     on_checked = None if progress is None else (lambda: progress("checked", 1))
@@ -647,12 +659,23 @@ async def _reconcile(
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
         counts=counts,
     )
+    prepared = ledger.prepared()
+    if prepared:  # a listing hashes a prepared image's bytes: name it by its local content
+        snapshot = known_as_prepared(remote.snapshot, prepared)
+        remote = dataclasses.replace(remote, snapshot=snapshot)
     view = ledger.view()
     the_plan = plan(
         local, view, remote.snapshot, mirror, allow_mass_delete=options.allow_mass_delete
     )
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
     report.gone_paths = ledger.gone_paths()
+    report.preparation = summarize(
+        mirror.files.prepare,
+        local,
+        [u.sha256 for u in the_plan.uploads],
+        [i.sha256 for i in view.images.values() if i.sha256 and i.owner is not ImageOwner.FOREIGN],
+        prepared,
+    )
     report.owned_ids = frozenset(
         image_id for image_id, known in view.images.items() if known.owner is not ImageOwner.FOREIGN
     )
@@ -674,18 +697,22 @@ async def _reconcile(
     # Before anything is sent: a first sync killed halfway must leave the marker too, or every
     # later run with a delete in it would see "synced before, marker missing" and refuse for good.
     _write_marker(mirror, local, the_plan)
-    report.execution = await execute(
-        the_plan,
-        client=client,
-        ledger=ledger,
-        root=Path(mirror.root),
-        project_id=mirror.project_id,
-        remote=remote.snapshot,
-        run_id=run_id,
-        progress=progress,
-        trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
-        describe=lambda image_id: report.image_files(image_id).log_fields(),
-    )
+    with Preparer() as preparer:  # its processes start on the first file to prepare, if any
+        preparing = preparing_for(local.files, prepared, preparer)
+        report.execution = await execute(
+            the_plan,
+            client=client,
+            ledger=ledger,
+            root=Path(mirror.root),
+            project_id=mirror.project_id,
+            remote=remote.snapshot,
+            run_id=run_id,
+            progress=progress,
+            trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
+            describe=lambda image_id: report.image_files(image_id).log_fields(),
+            preparing=preparing,
+        )
+    report.preparation.prepared = preparing.prepared
     return report
 
 
