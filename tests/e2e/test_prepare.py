@@ -243,3 +243,31 @@ def test_without_prepare_the_summary_says_what_files_prepare_would_take(
     assert line in text.stdout, str(text)
     for data in originals(sandbox).values():
         assert_within_the_service_limits(data)
+
+
+def test_pull_of_prepared_images_leaves_the_local_originals_standing_for_them(
+    sandbox: Sandbox,
+) -> None:
+    files = write_phone_tree(sandbox)
+    sandbox.write_config(files={"prepare": {}})
+    assert sandbox.reconcile().mirror["failed"] == []
+    prepared = len([rel for rel in CONVERTED if rel in files])
+
+    pulled = sandbox.cli("pull", "--config", str(sandbox.config_path), "--json")
+
+    assert pulled.document is not None, str(pulled)
+    assert pulled.document["originals"] == prepared, str(pulled)
+    for rel, data in files.items():
+        assert (sandbox.root / rel).read_bytes() == data, f"{rel} was overwritten"
+    # Only the images sent as they are were written out (named by their ids); no converted
+    # second copy of any prepared file.
+    written = {
+        p.relative_to(sandbox.root).as_posix()
+        for p in sandbox.root.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    } - set(files)
+    assert len(written) == len(AS_THEY_ARE), written
+    age(sandbox.root, 60)
+    after = sandbox.reconcile()
+    assert after.mirror["planned"]["uploads"] == 0, str(after)
+    assert after.mirror["planned"]["delete_images"] == 0
