@@ -1180,18 +1180,18 @@ class Ledger:
         self, sha256: str, source_sha256: str, recipe: str, prepared: bytes
     ) -> None:
         """Remember what the content keyed `sha256` was prepared into (the executor, as sent)."""
+        digest = hashlib.sha256(prepared).hexdigest()
+        self.record_prepared_hash(sha256, source_sha256, recipe, digest, len(prepared))
+
+    def record_prepared_hash(
+        self, sha256: str, source_sha256: str, recipe: str, prepared_sha256: str, size: int = 0
+    ) -> None:
+        """Remember the prepared content's sha256 for the key `sha256` (size 0: not known)."""
         with self.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO prepared (sha256, source_sha256, recipe,"
                 " prepared_sha256, prepared_bytes, at) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    sha256,
-                    source_sha256,
-                    recipe,
-                    hashlib.sha256(prepared).hexdigest(),
-                    len(prepared),
-                    _now(),
-                ],
+                [sha256, source_sha256, recipe, prepared_sha256, size, _now()],
             )
 
     def prepared(self) -> dict[str, tuple[str, str]]:

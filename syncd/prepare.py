@@ -479,3 +479,54 @@ def summarize(
         1 for key in uploads if key not in held and file_sha.get(key, key) in held_sources
     )
     return summary
+
+
+# Files read and prepared at once to learn their prepared hashes (each holds a file's bytes).
+_LEARNING_IN_FLIGHT = PREPARE_PROCESSES + 1
+
+
+async def learn_prepared(
+    local: LocalSnapshot,
+    snapshot: RemoteSnapshot,
+    known: dict[str, tuple[str, str]],
+    root: str,
+    preparer: Preparer,
+) -> dict[str, tuple[str, str]]:
+    """Prepare the files whose prepared content is not known yet, to learn its sha256, when the
+    project holds images of content no local file has (a lost ledger, another install's upload
+    of the same preparation): returns key -> (local sha256, prepared sha256) of those learnt.
+
+    Preparing is deterministic, so the same file and recipe give the bytes sent before, and the
+    planner can then adopt the image instead of uploading a copy."""
+    keys = {f.sha256 for f in local.files if f.sha256 is not None}
+    held = {i.sha256 for i in snapshot.images if i.sha256 is not None}
+    if not held - keys - {prepared for _, prepared in known.values()}:
+        return {}
+    todo = [
+        f
+        for f in local.good_files
+        if f.recipe is not None and f.sha256 not in held and f.sha256 not in known
+    ]
+    learnt: dict[str, tuple[str, str]] = {}
+    gate = asyncio.Semaphore(_LEARNING_IN_FLIGHT)
+
+    async def one(f: LocalFile) -> None:
+        assert f.sha256 is not None and f.recipe is not None and f.source_sha256 is not None
+        async with gate:
+            try:
+                data = await asyncio.to_thread(_read_file, os.path.join(root, f.path))
+            except OSError:
+                return  # the upload reports it, if it is planned
+            if hashlib.sha256(data).hexdigest() != f.source_sha256:
+                return  # changed since the scan: the next run sees the new content
+            prepared, _ = await preparer.prepare(data, f.recipe)
+        if prepared is not None:
+            learnt[f.sha256] = (f.source_sha256, hashlib.sha256(prepared).hexdigest())
+
+    await asyncio.gather(*(one(f) for f in todo))
+    return learnt
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(MAX_PREPARE_SOURCE_BYTES + 1)

@@ -64,6 +64,7 @@ from syncd.prepare import (
     Preparer,
     PrepareSummary,
     known_as_prepared,
+    learn_prepared,
     preparing_for,
     summarize,
 )
@@ -660,6 +661,19 @@ async def _reconcile(
         counts=counts,
     )
     prepared = ledger.prepared()
+    if (
+        mirror.adopt_foreign_images
+        and mirror.files.prepare is not None
+        and remote.listing == "full"
+    ):
+        # Content prepared elsewhere (or before a lost ledger) is known by preparing it again.
+        with Preparer() as preparer:
+            root = str(mirror.root)
+            learnt = await learn_prepared(local, remote.snapshot, prepared, root, preparer)
+        recipes = {f.sha256: f.recipe for f in local.files if f.sha256 in learnt}
+        for key, (source, prepared_sha) in learnt.items():
+            ledger.record_prepared_hash(key, source, recipes[key] or "", prepared_sha)
+        prepared.update(learnt)
     if prepared:  # a listing hashes a prepared image's bytes: name it by its local content
         snapshot = known_as_prepared(remote.snapshot, prepared)
         remote = dataclasses.replace(remote, snapshot=snapshot)

@@ -271,3 +271,23 @@ def test_pull_of_prepared_images_leaves_the_local_originals_standing_for_them(
     after = sandbox.reconcile()
     assert after.mirror["planned"]["uploads"] == 0, str(after)
     assert after.mirror["planned"]["delete_images"] == 0
+
+
+def test_a_lost_ledger_adopts_the_prepared_images_by_preparing_the_files_again(
+    sandbox: Sandbox, upload_calls: UploadCalls
+) -> None:
+    files = write_phone_tree(sandbox)
+    sandbox.write_config(files={"prepare": {}})
+    assert sandbox.reconcile().mirror["failed"] == []
+    calls = upload_calls.count
+    sandbox.ledger.unlink()
+    sandbox.write_config(adopt_foreign_images=True)
+
+    run = sandbox.reconcile()
+
+    held = len(files) - len(REFUSED)
+    assert run.mirror["planned"]["uploads"] == 0, str(run)
+    assert run.mirror["done"]["adopts"] == held, str(run)
+    assert upload_calls.count == calls
+    again = sandbox.reconcile()
+    assert again.mirror["prepare"]["prepared"] == 0 and again.mirror["planned"]["uploads"] == 0
