@@ -38,9 +38,8 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd.config import PrepareConfig
 from syncd.core.limits import (
     ASPECT_RATIO_RULE,
     MAX_ASPECT_RATIO,
@@ -51,6 +50,9 @@ from syncd.core.limits import (
 )
 from syncd.core.model import LocalFile, LocalSnapshot, Problem, ProblemKind, RemoteSnapshot
 from syncd.decode import _pillow_image
+
+if TYPE_CHECKING:  # not at run time: the pool's processes import this module, and start fast
+    from syncd.config import PrepareConfig
 
 # Bump when the bytes prepared for a recipe change (another resampling, encoder settings): every
 # prepared file's key changes with it, so each is prepared and sent again once.
@@ -242,8 +244,9 @@ def prepare_bytes(data: bytes, recipe: str) -> bytes:
         if opened.format == "JPEG" and scale < 0.5:
             # libjpeg scales by 1/2, 1/4, 1/8 while decoding: far less work, still above target
             opened.draft(opened.mode, (int(opened.width * scale), int(opened.height * scale)))
-        img = opened.convert(_mode(opened, output))
-        img.load()
+        mode = _mode(opened, output)
+        opened.load()
+        img = opened if opened.mode == mode else opened.convert(mode)  # (convert always copies)
     if any(s.startswith("orient") for s in steps):
         img = ImageOps.exif_transpose(img) or img
     target = _scaled(img.width, img.height, _side_scale(img.width, img.height) if fit else 1.0)
@@ -339,8 +342,12 @@ class Preparer:
         if self._pool is None:
             import multiprocessing
 
-            # spawn, not fork: the parent has threads (the event loop's, sqlite's, the scan's).
-            context = multiprocessing.get_context("spawn")
+            # Not fork: the parent has threads (the event loop's, the scan's), and a child forked
+            # while one holds a lock can hang. A fork server is a fresh single-threaded process,
+            # started once per syncd process, that has imported this module and the main script
+            # (so each worker it forks starts at once, without importing either again).
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["__main__", __name__])
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
         return self._pool
 
@@ -459,6 +466,8 @@ def summarize(
     """The run's PrepareSummary before anything is sent: `uploads` are the planned uploads'
     keys, `image_sha256s` the keys of the images the project holds (as the ledger knows them)."""
     if prepare is None:
+        from syncd.config import PrepareConfig  # (see the import at the top)
+
         suffixes = convertible_suffixes(PrepareConfig())
         skipped = sum(n for suffix, n in local.unaccepted if suffix in suffixes)
         refused = sum(
