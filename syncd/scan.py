@@ -337,6 +337,21 @@ class _Checker:
             detail = f"{size} bytes, over {MAX_IMAGE_BYTES}; {MAX_BYTES_RULE}"
             if self.max_read > MAX_IMAGE_BYTES:
                 detail += f" (files.prepare reads at most {self.max_read} bytes)"
+            # Prepared and sent before (files.prepare since turned off)? The file still stands
+            # for that image, which no plan may delete: keep its key, as the ledger has it.
+            was = self.cache.get(rel)
+            if (
+                was is not None
+                and was.source_sha256 is not None
+                and (
+                    was.size,
+                    was.mtime_ns,
+                    was.inode,
+                )
+                == (size, mtime_ns, inode)
+            ):
+                kept = {"sha256": was.sha256, "source_sha256": was.source_sha256}
+                return result(Problem(ProblemKind.TOO_LARGE, detail), **kept)
             return result(Problem(ProblemKind.TOO_LARGE, detail))
 
         def finish(verdict: Problem | None, facts: str | None = None) -> LocalFile:
@@ -356,6 +371,10 @@ class _Checker:
                         sha256=content_key(sha256, recipe), source_sha256=sha256, recipe=recipe
                     )
                 if verdict is not None:
+                    if prepared_key is not None and sha256 is not None:
+                        # Refused now (files.prepare off, or changed), prepared and sent before:
+                        # the file still stands for that image, which no plan may delete.
+                        hashed.update(sha256=prepared_key, source_sha256=sha256)
                     return result(verdict, **hashed)
                 if facts:  # decoded: a WEBP to convert has no JPEG/PNG/BMP/GIF magic bytes
                     return _assigned(assignment, result, hashed)
@@ -372,6 +391,7 @@ class _Checker:
         fmt: str | None
         hashed_at: int | None
         facts: str | None = None
+        prepared_key: str | None = None  # the key of the content prepared from it last time
         cached = self.cache.get(rel)
         if cached is None or (cached.size, cached.mtime_ns, cached.inode) != (
             size,
@@ -390,6 +410,8 @@ class _Checker:
         ):
             sha256, fmt, hashed_at = cached.file_sha256, cached.image_format, cached.hashed_at_ns
             verdict, facts = cached.content_problem, cached.facts
+            if cached.source_sha256 is not None:
+                prepared_key = cached.sha256
         else:
             try:
                 sha256, fmt, data = self.read(path)

@@ -291,3 +291,27 @@ def test_a_lost_ledger_adopts_the_prepared_images_by_preparing_the_files_again(
     assert upload_calls.count == calls
     again = sandbox.reconcile()
     assert again.mirror["prepare"]["prepared"] == 0 and again.mirror["planned"]["uploads"] == 0
+
+
+def test_turning_prepare_off_reads_nothing_and_deletes_no_image_a_file_still_stands_for(
+    sandbox: Sandbox,
+) -> None:
+    files = write_phone_tree(sandbox)
+    sandbox.write_config(files={"prepare": {}})
+    assert sandbox.reconcile().mirror["failed"] == []
+    held = len(originals(sandbox))
+
+    sandbox.write_config(files={"prepare": None})
+    run = sandbox.reconcile("--allow-mass-delete")
+
+    assert run.mirror["local"]["decoded"] == 0, str(run)  # judged again from the facts
+    problems = {p["path"]: p["kind"] for p in run.mirror["problems"]}
+    assert problems[WIDE_PNG] == "too_many_pixels" and problems[BIG_JPEG] == "too_large"
+    # The panorama and the photo are still in the tree: their images stay. The converted
+    # formats are no longer mirrored (skipped by extension), and go under `delete: mirror`; the
+    # rotated JPEG is sent as it is now, in place of its upright copy.
+    converted_formats = len([rel for rel in files if rel.endswith((".webp", ".tiff", ".heic"))])
+    assert run.mirror["planned"]["delete_images"] == converted_formats + 1, str(run)
+    assert run.mirror["planned"]["uploads"] == 1
+    assert run.mirror["prepare"]["reprepare"] == 1
+    assert len(originals(sandbox)) == held - converted_formats
