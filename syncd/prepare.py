@@ -72,6 +72,7 @@ _SUFFIXES = {
     "heif": (".heic", ".heif"),
     "avif": (".avif",),
 }
+_ALL_SUFFIXES = frozenset(s for suffixes in _SUFFIXES.values() for s in suffixes)
 # EXIF tag 0x0112: 1 is upright, 2-8 a mirror and/or rotation for the viewer to apply.
 _EXIF_ORIENTATION = 0x0112
 # Each try to fit under 6 MB scales the sides by the square root of the bytes' excess, and a
@@ -466,10 +467,13 @@ def summarize(
     """The run's PrepareSummary before anything is sent: `uploads` are the planned uploads'
     keys, `image_sha256s` the keys of the images the project holds (as the ledger knows them)."""
     if prepare is None:
-        from syncd.config import PrepareConfig  # (see the import at the top)
+        skipped = 0
+        if any(suffix in _ALL_SUFFIXES for suffix, _ in local.unaccepted):
+            # Only then are the plugins looked for (pillow-heif and Pillow take memory).
+            from syncd.config import PrepareConfig  # (see the import at the top)
 
-        suffixes = convertible_suffixes(PrepareConfig())
-        skipped = sum(n for suffix, n in local.unaccepted if suffix in suffixes)
+            suffixes = convertible_suffixes(PrepareConfig())
+            skipped = sum(n for suffix, n in local.unaccepted if suffix in suffixes)
         refused = sum(
             1
             for f in local.files
