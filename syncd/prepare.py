@@ -316,6 +316,15 @@ def _prepare_job(data: bytes, recipe: str) -> tuple[bytes | None, str]:
         return None, f"it could not be prepared ({str(exc) or type(exc).__name__})"
 
 
+def _worker_start() -> None:
+    """A pool process ignores Ctrl-C (the terminal sends it to the whole process group): syncd
+    itself stops the run and shuts the pool down, and a worker's traceback must not reach the
+    operator's terminal."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 # --- the pool -------------------------------------------------------------------------------------
 
 # One process per core: preparing is decoding and encoding, all CPU. The upload pipeline bounds
@@ -349,7 +358,9 @@ class Preparer:
             # (so each worker it forks starts at once, without importing either again).
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["__main__", __name__])
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_worker_start
+            )
         return self._pool
 
     async def prepare(self, data: bytes, recipe: str) -> tuple[bytes | None, str]:

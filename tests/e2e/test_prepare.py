@@ -8,8 +8,15 @@ a changed setting re-prepares only the files it affects."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -32,6 +39,7 @@ from tests.support.project_view import sha256
 from tests.support.spec_check import SpecChecker
 
 SIX_MB = 6 * 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
 MAX_SIDE = 10_240
 
 BIG_JPEG = "Dog/phone_9mb.jpg"
@@ -315,3 +323,41 @@ def test_turning_prepare_off_reads_nothing_and_deletes_no_image_a_file_still_sta
     assert run.mirror["planned"]["uploads"] == 1
     assert run.mirror["prepare"]["reprepare"] == 1
     assert len(originals(sandbox)) == held - converted_formats
+
+
+def _prepared_rows(ledger: Path) -> int:
+    if not ledger.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM prepared").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not created yet
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_preparing_stops_with_130_and_no_traceback(sandbox: Sandbox) -> None:
+    for i in range(8):  # distinct 9 MB photos: the same noise, a different tail after the image
+        path = sandbox.root / "Dog" / f"photo{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(noise_jpeg() + bytes(i + 1))
+    age(sandbox.root, 60)
+    sandbox.write_config(files={"prepare": {}})
+    argv = [sys.executable, "-m", "syncd", "reconcile", "--config", str(sandbox.config_path)]
+    child = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _prepared_rows(sandbox.ledger) == 0 and child.poll() is None:
+            assert time.monotonic() < deadline, "nothing was prepared in 2 minutes"
+            time.sleep(0.05)
+        os.killpg(child.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 130, (out, err)
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
