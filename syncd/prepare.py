@@ -72,6 +72,9 @@ _SUFFIXES = {
     "heif": (".heic", ".heif"),
     "avif": (".avif",),
 }
+# Pillow names a phone's JPEG that carries more pictures after the first (MPF) MPO: the service
+# reads it as the JPEG it is.
+_SAME_AS = {"mpo": "jpeg"}
 _ALL_SUFFIXES = frozenset(s for suffixes in _SUFFIXES.values() for s in suffixes)
 # EXIF tag 0x0112: 1 is upright, 2-8 a mirror and/or rotation for the viewer to apply.
 _EXIF_ORIENTATION = 0x0112
@@ -148,6 +151,7 @@ def inspect(data: bytes, prepare: PrepareConfig) -> ImageFacts | Problem:
     try:
         with Image.open(io.BytesIO(data), formats=formats) as img:
             fmt = str(img.format).lower()
+            fmt = _SAME_AS.get(fmt, fmt)
             alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
             orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             facts = ImageFacts(

@@ -110,3 +110,12 @@ def test_a_conversion_over_6_mb_without_downscale_is_an_error_naming_the_setting
         prepare_bytes(small.getvalue(), recipe)
     fitted = prepare_bytes(small.getvalue(), "v1:png:fit")
     assert len(fitted) <= SIX_MB
+
+
+def test_a_phone_jpeg_with_a_second_picture_mpo_is_a_jpeg_sent_as_it_is() -> None:
+    # Phones write MPO (a JPEG followed by more pictures); Pillow names its format MPO.
+    first, second = Image.new("RGB", (64, 48), (1, 2, 3)), Image.new("RGB", (64, 48), (9, 9, 9))
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[second])
+    assert facts_of(out.getvalue()).format == "jpeg"
+    assert recipe_of(out.getvalue()) is None
