@@ -15,6 +15,11 @@ HASH_CHUNK_BYTES, RACY_WINDOW_NS.
   service's pixel and aspect-ratio limits (syncd.decode), a legal tag path (syncd.core.mapping).
   A failure is recorded on the file, never raised. The decode's verdict is cached with the hash
   (CachedFile.content_checked): only new or changed content is decoded.
+- With `files.prepare` (syncd.prepare), the formats it converts are candidates too, files up to
+  MAX_PREPARE_SOURCE_BYTES are read, and the decode keeps the image's facts (format, size,
+  transparency, orientation) with the hash: each scan judges from them, reading nothing, what the
+  file needs, and a file with a recipe gets its prepared content's key as its `sha256` (the
+  file's own in `source_sha256`).
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
   already walked is reported as a loop, and a link whose target (at the end of any chain of links)
   is outside the root is reported and skipped: following never leaves the root. Names that are
@@ -340,16 +345,8 @@ class _Checker:
             # Prepared and sent before (files.prepare since turned off)? The file still stands
             # for that image, which no plan may delete: keep its key, as the ledger has it.
             was = self.cache.get(rel)
-            if (
-                was is not None
-                and was.source_sha256 is not None
-                and (
-                    was.size,
-                    was.mtime_ns,
-                    was.inode,
-                )
-                == (size, mtime_ns, inode)
-            ):
+            stat_now = (size, mtime_ns, inode)
+            if was is not None and was.source_sha256 is not None and _stat_of(was) == stat_now:
                 kept = {"sha256": was.sha256, "source_sha256": was.source_sha256}
                 return result(Problem(ProblemKind.TOO_LARGE, detail), **kept)
             return result(Problem(ProblemKind.TOO_LARGE, detail))
@@ -364,7 +361,7 @@ class _Checker:
                 "content_checked": True,
             }
             if facts is not None:
-                verdict, recipe = self.judge(verdict, facts, size)
+                verdict, recipe = self.judged(verdict, facts, size)
                 hashed["facts"] = facts
                 if recipe is not None and sha256 is not None:
                     hashed.update(
@@ -444,7 +441,7 @@ class _Checker:
                 return self.decoders().submit(decoded)  # this thread goes on to the next file
         return finish(verdict, facts)
 
-    def judge(
+    def judged(
         self, verdict: Problem | None, facts: str, size: int
     ) -> tuple[Problem | None, str | None]:
         """The verdict and recipe for a file decoded under files.prepare (syncd.prepare.judge):
@@ -478,6 +475,10 @@ class _Checker:
                 digest.update(chunk)
                 chunks.append(chunk)
         return digest.hexdigest(), fmt, b"".join(chunks)
+
+
+def _stat_of(cached: CachedFile) -> tuple[int, int, int]:
+    return cached.size, cached.mtime_ns, cached.inode
 
 
 def _assigned(
