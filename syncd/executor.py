@@ -223,13 +223,21 @@ class _Run:
             finally:
                 window.release()
 
-        for chunk in self._upload_chunks():
-            await window.acquire()
-            if self.fatal:
-                window.release()
-                break
-            tasks.append(asyncio.create_task(send(chunk)))
-        await asyncio.gather(*tasks)
+        try:
+            for chunk in self._upload_chunks():
+                await window.acquire()
+                if self.fatal:
+                    window.release()
+                    break
+                tasks.append(asyncio.create_task(send(chunk)))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Interrupted (Ctrl-C cancels the run): no window may go on writing the ledger once
+            # the run has let go of it, nor end in a "Task exception was never retrieved".
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     def _upload_chunks(self) -> list[list[tuple[Upload, list[str]]]]:
         """Cut the uploads into windows of up to max_concurrency full create calls.

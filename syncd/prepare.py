@@ -1,7 +1,9 @@
 """`files.prepare`: turn an image the service would refuse into one it takes, without touching it.
 
 Public names: ImageFacts, inspect, judge, content_key, prepare_bytes, PrepareError, Preparer,
-convertible_suffixes, PREPARE_VERSION, MAX_PREPARE_SOURCE_BYTES.
+Preparing, preparing_for, PrepareSummary, summarize, known_as_prepared, learn_prepared,
+available_formats, convertible_suffixes, PREPARE_VERSION, MAX_PREPARE_SOURCE_BYTES,
+PREPARE_PROCESSES.
 
 Three steps, each where its cost belongs:
 
@@ -22,7 +24,8 @@ goes as any replaced content does). The ledger's `prepared` table maps each key 
 file's sha256 and the prepared bytes' sha256, so a download of a prepared image is known for
 what it is (adoption, the trash, pull).
 
-Pillow is imported on first use: a run that prepares nothing never pays for it.
+Pillow (and pillow-heif) are imported on first use: with `files.prepare` off, a run imports
+them only to count files of a format it would convert, and only if the tree has some.
 """
 
 from __future__ import annotations
@@ -347,9 +350,11 @@ class Preparer:
     def __enter__(self) -> Preparer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            # Interrupted: do not hold the run up while the workers finish their current image
+            # (they exit after it, the queue closed); else they are idle and end at once.
+            self._pool.shutdown(wait=kind is None, cancel_futures=True)
             self._pool = None
 
     def _executor(self) -> ProcessPoolExecutor:
