@@ -330,13 +330,17 @@ def prepare_lines(prepare: dict[str, Any]) -> list[str]:
             "as it is (config.example.yaml)"
         )
     if prepare["prepared"]:
-        lines.append(f"prepared: {prepare['prepared']} files converted or scaled down and sent")
+        lines.append(f"prepared: {_files(prepare['prepared'])} converted or scaled down and sent")
     if prepare["reprepare"]:
         lines.append(
-            f"re-prepare: {prepare['reprepare']} files already in the project are prepared again "
+            f"re-prepare: {_files(prepare['reprepare'])} already in the project prepared again "
             "(their files.prepare settings changed); each old image goes as `delete` says"
         )
     return lines
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def skipped_by_extension(counts: dict[str, int]) -> str:
