@@ -1194,6 +1194,16 @@ class Ledger:
                 [sha256, source_sha256, recipe, prepared_sha256, size, _now()],
             )
 
+    def forget_prepared_not_held(self) -> None:
+        """Forget prepared content neither a file (its key in local_files) nor an image holds:
+        an old recipe's, once its image is gone (call after `record_scan`)."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM prepared WHERE"
+                " NOT EXISTS (SELECT 1 FROM local_files f WHERE f.sha256 = prepared.sha256)"
+                " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.sha256 = prepared.sha256)"
+            )
+
     def prepared(self) -> dict[str, tuple[str, str]]:
         """Return key -> (the local file's sha256, the prepared bytes' sha256)."""
         if not self._has_table("prepared"):

@@ -650,6 +650,7 @@ async def _reconcile(
     ledger.record_scan(local, run_id)
     if local.root_exists:
         ledger.forget_rejected_content_not_in_tree()
+        ledger.forget_prepared_not_held()
     remote = await read_remote(
         client,
         mirror.project_id,

@@ -589,3 +589,16 @@ def test_a_version_3_ledger_gains_the_prepared_content_and_keeps_its_files(tmp_p
     with Ledger.open_read_only(path) as reader:
         prepared_sha = hashlib.sha256(b"prepared bytes").hexdigest()
         assert reader.prepared() == {"KEY": ("A", prepared_sha)}
+
+
+def test_prepared_content_no_file_and_no_image_holds_is_forgotten(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite", project_id=PID) as led:
+        run = led.begin_run()
+        led.record_prepared("HELD_BY_FILE", "S1", "v1:png:fit", b"one")
+        led.record_prepared("HELD_BY_IMAGE", "S2", "v1:png:fit", b"two")
+        led.record_prepared("OLD_RECIPE", "S1", "v1:jpeg:q90:fit", b"three")
+        file = LocalFile("Dog/a.webp", 3, 1, 1, "HELD_BY_FILE", source_sha256="S1")
+        led.record_scan(LocalSnapshot("/r", True, MarkerState.PRESENT, files=(file,)), run)
+        led.record_upload_result("HELD_BY_IMAGE", run, image_id="i-2")
+        led.forget_prepared_not_held()
+        assert set(led.prepared()) == {"HELD_BY_FILE", "HELD_BY_IMAGE"}
