@@ -242,7 +242,11 @@ def test_without_prepare_the_summary_says_what_files_prepare_would_take(
     assert prepare["would_take_skipped"] == convertible, str(run)
     assert prepare["would_take_refused"] == 2, str(run)  # the 9 MB photo, the 12,000 px PNG
     problems = {p["path"]: p["kind"] for p in run.mirror["problems"]}
-    assert problems[BIG_JPEG] == "too_large" and problems[WIDE_PNG] == "too_many_pixels"
+    assert problems == {**REFUSED, BIG_JPEG: "too_large", WIDE_PNG: "too_many_pixels"}
+    # The files the service takes as they are go in as they are, the rotated JPEG unturned.
+    assert run.mirror["done"]["uploads"] == len(AS_THEY_ARE) + 1, str(run)
+    held = {sha256(data) for data in originals(sandbox).values()}
+    assert held == {sha256(files[rel]) for rel in (*AS_THEY_ARE, ROTATED)}
     text = sandbox.cli("reconcile", "--config", str(sandbox.config_path))
     line = (
         f"files.prepare would take {convertible + 2} of these files ({convertible} skipped "
