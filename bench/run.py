@@ -60,8 +60,8 @@ class Sizes:
     g_bandwidth: float | None  # bytes per second each way
     g_tps: float | None
     g_latency_ms: float
-    h_images: int = 2000  # H: a detection mirror (YOLO), this many images
-    h_boxes: int = 5  # ... with this many boxes each
+    j_images: int = 2000  # J: a detection mirror (YOLO), this many images
+    j_boxes: int = 5  # ... with this many boxes each
     p_folders: int = 2  # P: pull, on G's line (g_bandwidth, g_tps, g_latency_ms)
     p_per_folder: int = 60
 
@@ -85,8 +85,8 @@ FULL = Sizes(
     g_bandwidth=100e6 / 8,  # 100 Mbit/s
     g_tps=10,
     g_latency_ms=300,
-    h_images=2000,
-    h_boxes=5,
+    j_images=2000,
+    j_boxes=5,
 )
 SMOKE = Sizes(
     a_folders=2,
@@ -107,8 +107,8 @@ SMOKE = Sizes(
     g_bandwidth=None,
     g_tps=None,
     g_latency_ms=0,
-    h_images=40,
-    h_boxes=5,
+    j_images=40,
+    j_boxes=5,
     p_folders=2,
     p_per_folder=4,
 )
@@ -121,10 +121,11 @@ TARGET_N = {
     "E": 100_000,
     "F": 2 * 1024 * MB,
     "G": 2_000,
-    "H": 2_000,
+    "J": 2_000,
+    "K": 32,
     "P": 120,
 }
-SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "H", "P")  # the table's order
+SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "J", "K", "P")  # the table's order
 
 
 @dataclass
@@ -621,7 +622,7 @@ def scenario_c(bench: Bench, emu: Emulator) -> dict[str, Any]:
 
 # The General object detection domain (docs/spec/REGIONS.md).
 _DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
-_H_CLASSES = ("apple", "cup", "fork", "knife", "plate")
+_J_CLASSES = ("apple", "cup", "fork", "knife", "plate")
 _H_EDITED = 0.10  # the share of boxes moved after the first sync
 
 
@@ -632,7 +633,7 @@ def _h_label(rng: random.Random, boxes: int) -> list[list[float]]:
         w, h = rng.randint(500, 2000) / 10_000, rng.randint(500, 2000) / 10_000
         cx = rng.randint(int(w / 2 * 10_000) + 1, int((1 - w / 2) * 10_000) - 1) / 10_000
         cy = rng.randint(int(h / 2 * 10_000) + 1, int((1 - h / 2) * 10_000) - 1) / 10_000
-        out.append([rng.randrange(len(_H_CLASSES)), cx, cy, w, h])
+        out.append([rng.randrange(len(_J_CLASSES)), cx, cy, w, h])
     return out
 
 
@@ -643,18 +644,18 @@ def _write_labels(labels: dict[Path, list[list[float]]]) -> None:
         path.write_text("".join(lines))
 
 
-def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
+def scenario_j(bench: Bench, emu: Emulator) -> dict[str, Any]:
     """A detection mirror (YOLO labels): the first sync, then 10% of the boxes moved. Calls are
     compared with the fewest the batch limits allow (64 images a create, 64 regions a call)."""
     s = bench.sizes
-    root = bench.work / "H"
-    images = [root / "images" / f"h{i:06d}.jpg" for i in range(s.h_images)]
+    root = bench.work / "J"
+    images = [root / "images" / f"h{i:06d}.jpg" for i in range(s.j_images)]
     data.write_images(images, "photo", seed0=30_000_000)
-    (root / "data.yaml").write_text("names: [" + ", ".join(_H_CLASSES) + "]\n")
+    (root / "data.yaml").write_text("names: [" + ", ".join(_J_CLASSES) + "]\n")
     rng = random.Random(20261202)
-    labels = {root / "labels" / f"{p.stem}.txt": _h_label(rng, s.h_boxes) for p in images}
+    labels = {root / "labels" / f"{p.stem}.txt": _h_label(rng, s.j_boxes) for p in images}
     _write_labels(labels)
-    project = bench.http(emu, "POST", "/projects", name="H-syncd", domainId=_DETECTION_DOMAIN)
+    project = bench.http(emu, "POST", "/projects", name="J-syncd", domainId=_DETECTION_DOMAIN)
     config = bench.config("h", emu.url, project_id=str(project["id"]), root=root)
     config.write_text(config.read_text() + "  annotations:\n    format: yolo\n")
     emu.reset()
@@ -673,22 +674,22 @@ def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
 
     # First sync, from an empty project: GetProject, GetDomain (once per domain), GetTags, one
     # listing page, a CreateTag per class, then one create call per 64 images (regions inside).
-    first_min = 4 + len(_H_CLASSES) + math.ceil(s.h_images / 64)
+    first_min = 4 + len(_J_CLASSES) + math.ceil(s.j_images / 64)
     # The edit: the counts path (GetProject, GetTags, GetImageCount), then the moved boxes'
     # regions deleted and created again, 64 a call each.
     edit_min = 3 + 2 * math.ceil(len(edited) / 64)
-    scale = _scaled(bench, "H", s.h_images)
+    scale = _scaled(bench, "J", s.j_images)
     first_calls, calls = first_wire["api_requests"], wire["api_requests"]
     bench.row(
-        "H",
+        "J",
         f"first sync API requests (min {first_min}){scale}",
         str(first_calls),
-        f"{s.h_images * s.h_boxes:,} boxes",
+        f"{s.j_images * s.j_boxes:,} boxes",
         _x(first_calls / first_min),
         "<= 1.05x min",
         first_calls <= 1.05 * first_min and first_report["exit_code"] == 0,
     )
-    bench.row("H", "first sync wall", _s(first.wall_s), f"floor {_s(first_min / 10)}",
+    bench.row("J", "first sync wall", _s(first.wall_s), f"floor {_s(first_min / 10)}",
               _x(first_min / 10 / first.wall_s) if s.a_tps else "")  # fmt: skip
     moved_ok = (
         report["exit_code"] == 0
@@ -697,7 +698,7 @@ def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
         and report["done"]["regions_deleted"] == len(edited)
     )
     bench.row(
-        "H",
+        "J",
         f"{_H_EDITED:.0%} of boxes moved: API requests (min {edit_min})",
         str(calls),
         f"{len(edited):,} boxes",
@@ -705,11 +706,11 @@ def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
         "<= 1.05x min",
         calls <= 1.05 * edit_min and moved_ok,
     )
-    bench.row("H", "boxes moved: images uploaded, exit", f"{report['done']['uploads']}, "
+    bench.row("J", "boxes moved: images uploaded, exit", f"{report['done']['uploads']}, "
               f"{report['exit_code']}", "", "", "0, 0", moved_ok)  # fmt: skip
     return {
-        "images": s.h_images,
-        "boxes": s.h_images * s.h_boxes,
+        "images": s.j_images,
+        "boxes": s.j_images * s.j_boxes,
         "edited_boxes": len(edited),
         "first_min_calls": first_min,
         "edit_min_calls": edit_min,
@@ -1087,6 +1088,46 @@ def scenario_f(bench: Bench) -> dict[str, Any]:
     }
 
 
+# --- H. files.prepare ---------------------------------------------------------------------------
+
+
+def scenario_k(bench: Bench) -> dict[str, Any]:
+    """Images prepared per second (bench/prepare.py) against Pillow's plain loop on the same
+    files; the target is per core used (CPU seconds), >= 0.9x the floor."""
+    from bench import prepare
+
+    photos, webps, scale = (0, 3, 0.25) if bench.smoke else (16, 16, 1.0)
+    root = bench.work / "K"
+    total = prepare.generate(root, photos, webps, scale)
+    measured = run_measured([PYTHON, "-m", "bench.prepare", str(root)], cwd=REPO)
+    out = measured.json_out()
+    files = out["files"]
+    syncd_rate, floor_rate = files / out["syncd_seconds"], files / out["floor_seconds"]
+    per_cpu = files / out["syncd_cpu_seconds"]
+    floor_per_cpu = files / out["floor_cpu_seconds"]
+    ratio = per_cpu / floor_per_cpu
+    what = f"{photos} photos over 6 MB, {webps} WEBP, {_mb(total)}"
+    bench.row(
+        "K",
+        f"images prepared per second ({what}), {out['processes']} processes",
+        f"{syncd_rate:.1f}/s",
+        f"Pillow loop {floor_rate:.1f}/s (1 process)",
+        _x(syncd_rate / floor_rate),
+        "",
+        None,
+    )
+    bench.row(
+        "K",
+        "images prepared per CPU-second (per core used)",
+        f"{per_cpu:.2f}/s",
+        f"Pillow loop {floor_per_cpu:.2f}/s",
+        _x(ratio),
+        ">= 0.9x",
+        ratio >= 0.9 and out["largest_out"] <= 6 * MB,
+    )
+    return {"bytes": total, "measured": _measured(measured), "output": out, "ratio": ratio}
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -1212,10 +1253,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     with scratch as tmp:
         bench = Bench(sizes, args.smoke, Path(tmp), syncd_python)
-        if only & {"A", "A2", "C", "H"}:
+        if only & {"A", "A2", "C", "J"}:
             with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as slow:
-                if "H" in only:
-                    _scenario(bench, "H", lambda: scenario_h(bench, slow))
+                if "J" in only:
+                    _scenario(bench, "J", lambda: scenario_j(bench, slow))
                 if "A" in only:
                     _scenario(bench, "A", lambda: scenario_a(bench, slow))
                 if "A2" in only:
@@ -1235,6 +1276,8 @@ def main(argv: list[str] | None = None) -> int:
                 _scenario(bench, "A2-F0", lambda: scenario_a2(bench, free, tier="F0"))
         if "F" in only:
             _scenario(bench, "F", lambda: scenario_f(bench))
+        if "K" in only:
+            _scenario(bench, "K", lambda: scenario_k(bench))
         if "G" in only:
             with emulator(
                 bench.key,

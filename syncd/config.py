@@ -315,6 +315,35 @@ class TagConfig:
     delete_empty_tags: bool = False
 
 
+# The formats `files.prepare` can convert (syncd.prepare): WEBP and TIFF through Pillow itself,
+# HEIC/HEIF through pillow-heif (the `formats` extra), AVIF through Pillow's own plugin when it
+# was built with libavif (Pillow 11.3+; else pillow-avif-plugin).
+PREPARE_FORMATS = ("webp", "tiff", "heif", "avif")
+JPEG_QUALITY_MIN, JPEG_QUALITY_MAX = 50, 95
+
+
+def _prepare_formats(value: tuple[str, ...]) -> str | None:
+    bad = [v for v in value if v not in PREPARE_FORMATS]
+    return f"expected some of {', '.join(PREPARE_FORMATS)}, got {bad}" if bad else None
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """`files.prepare`: what syncd may do to a file before it is sent (syncd.prepare). Opt-in:
+    without it a file the service would refuse is a problem, never altered."""
+
+    # Formats the service refuses, converted to PNG (transparency or lossless) or JPEG.
+    formats: tuple[str, ...] = field(default=PREPARE_FORMATS, metadata=_check(_prepare_formats))
+    # An image over 6 MB or over 10,240 px a side is scaled down until it fits.
+    downscale: bool = True
+    # An EXIF orientation other than "upright" is applied to the pixels (the service ignores it).
+    orient: bool = True
+    # The quality of every JPEG syncd writes (Pillow's scale; chroma 4:2:0, Pillow's default).
+    jpeg_quality: int = field(
+        default=90, metadata=_check(_between(JPEG_QUALITY_MIN, JPEG_QUALITY_MAX))
+    )
+
+
 @dataclass(frozen=True)
 class FileConfig:
     """Which files under the root are candidates."""
@@ -325,6 +354,8 @@ class FileConfig:
         default=(".jpg", ".jpeg", ".png", ".bmp", ".gif"), metadata=_check(_extensions)
     )
     follow_symlinks: bool = False
+    # None: prepare nothing (the default); see PrepareConfig.
+    prepare: PrepareConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -788,7 +819,7 @@ def schema_keys() -> list[str]:
             inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
             if dataclasses.is_dataclass(hint):
                 keys += walk(typing.cast(type, hint), f"{path}.")
-            elif inner and f.name == "mirror":
+            elif inner and (f.name == "mirror" or type(None) in typing.get_args(hint)):
                 keys += walk(typing.cast(type, inner[0]), f"{path}.")
         return keys
 

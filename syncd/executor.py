@@ -64,6 +64,7 @@ from syncd.core.planner import CreateTag, EditRegions, Plan, Upload
 from syncd.core.regions import Region
 from syncd.display import some_paths
 from syncd.ledger import Ledger
+from syncd.prepare import Preparing
 from syncd.problems import CONTENT_ERROR_CODES, CONTENT_VERDICTS, rejection_detail
 from syncd.remote import remote_region, remote_tag
 from syncd.trash import Trash, keep_originals
@@ -144,6 +145,7 @@ class _Run:
         self.fatal: ApiError | None = None
         self.trash: Trash | None = None
         self.describe: Describe | None = None
+        self.preparing: Preparing | None = None
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -235,13 +237,21 @@ class _Run:
             finally:
                 window.release()
 
-        for chunk in self._upload_chunks():
-            await window.acquire()
-            if self.fatal:
-                window.release()
-                break
-            tasks.append(asyncio.create_task(send(chunk)))
-        await asyncio.gather(*tasks)
+        try:
+            for chunk in self._upload_chunks():
+                await window.acquire()
+                if self.fatal:
+                    window.release()
+                    break
+                tasks.append(asyncio.create_task(send(chunk)))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # Interrupted (Ctrl-C cancels the run): no window may go on writing the ledger once
+            # the run has let go of it, nor end in a "Task exception was never retrieved".
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     def _upload_chunks(self) -> list[list[tuple[Upload, list[str]]]]:
         """Cut the uploads into windows of up to max_concurrency full create calls.
@@ -289,7 +299,7 @@ class _Run:
             except OSError as exc:
                 reasons.append(f"{where}{exc.strerror or type(exc).__name__}")
                 continue
-            if data is not None and hashlib.sha256(data).hexdigest() == upload.sha256:
+            if data is not None and hashlib.sha256(data).hexdigest() == self._file_sha(upload):
                 return data
             reasons.append(f"{where}changed since it was scanned")
         why = some_paths(reasons, separator="; ")
@@ -306,8 +316,36 @@ class _Run:
             for r in regions
         )
 
+    def _file_sha(self, upload: Upload) -> str:
+        """The sha256 the upload's files hold: its own, unless it is prepared content."""
+        return self.preparing.file_sha256(upload.sha256) if self.preparing else upload.sha256
+
+    async def _prepared(
+        self, read: list[tuple[Upload, list[str], bytes | None]]
+    ) -> list[tuple[Upload, list[str], bytes | None]]:
+        """The bytes to send for each upload read: prepared in the pool where files.prepare
+        gave it a recipe (all of a window at once), recorded in the ledger as they are made."""
+        preparing = self.preparing
+        if preparing is None:
+            return read
+
+        async def one(upload: Upload, data: bytes | None) -> bytes | None:
+            if data is None:
+                return None
+            prepared, why = await preparing.prepare(upload.sha256, data)
+            if prepared is None:
+                self.fail("prepare", upload.paths[0], f"{why}; it is tried again next run")
+            elif prepared is not data:
+                source, recipe = preparing.jobs[upload.sha256]
+                self.ledger.record_prepared(upload.sha256, source, recipe, prepared)
+            return prepared
+
+        sent = await asyncio.gather(*(one(u, data) for u, _, data in read))
+        return [(u, ids, data) for (u, ids, _), data in zip(read, sent, strict=True)]
+
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
         read = await asyncio.to_thread(lambda: [(u, ids, self._read(u)) for u, ids in chunk])
+        read = await self._prepared(read)
         sendable = [(u, ids, data) for u, ids, data in read if data is not None]
         if not sendable or self.fatal:
             return
@@ -562,7 +600,9 @@ class _Run:
     async def _keep_in_trash(self, trash: Trash) -> tuple[list[str], bool]:
         """Download the originals into the trash; return the ids safe to delete, and whether
         any image was held back (its original could not be kept: fail closed)."""
-        wanted = [(d.image_id, d.sha256) for d in self.plan.delete_images]
+        # A prepared image's bytes are its prepared content's, not the key the plan names.
+        sent = self.preparing.sent_sha256 if self.preparing else (lambda sha: sha)
+        wanted = [(d.image_id, sent(d.sha256)) for d in self.plan.delete_images]
         safe, failed = await keep_originals(self.client, self.project_id, trash, wanted)
         for image_id, reason in failed:
             self.fail("trash", image_id, reason)
@@ -582,16 +622,19 @@ async def execute(
     progress: Progress | None = None,
     trash: Trash | None = None,
     describe: Describe | None = None,
+    preparing: Preparing | None = None,
 ) -> Execution:
     """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
     (bad key, project gone, service down after retries) once in-flight work has settled.
 
     With `trash`, each image's original is kept there before it is deleted (syncd.trash); an
     image whose original cannot be kept is not deleted, and is reported as a `trash` failure.
-    With `describe`, the log line of a failed item about an image also names its file."""
+    With `describe`, the log line of a failed item about an image also names its file.
+    With `preparing` (files.prepare), content with a recipe is prepared before it is sent."""
     run = _Run(plan, client, ledger, root, project_id, remote, run_id, progress or _no_progress)
     run.trash = trash
     run.describe = describe
+    run.preparing = preparing
     steps = (
         run.create_tags,
         run.adopt,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -284,7 +285,7 @@ def _summary_from_json(text: str) -> RemoteSummary:
     )
 
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The ledger's random id (meta `ledger_id`): 128 bits, so no two ledgers ever share one.
 LEDGER_ID_BYTES = 16
 
@@ -424,22 +425,54 @@ def _migrate_to_v4(db: sqlite_utils.Database) -> None:
     db.executescript(_SCHEMA_V4)
 
 
+# Version 5 (issue 18, files.prepare): a file's own sha256 when its `sha256` is the key of its
+# prepared content (syncd.prepare.content_key), its decoded facts (syncd.prepare.ImageFacts; ""
+# when it did not decode), and each prepared content: the local hash, the prepared bytes' hash.
+_SCHEMA_V5 = """
+ALTER TABLE local_files ADD COLUMN source_sha256 TEXT;
+ALTER TABLE local_files ADD COLUMN facts TEXT;
+
+CREATE TABLE prepared (
+    sha256 TEXT PRIMARY KEY,                  -- the key: local_files.sha256, images.sha256
+    source_sha256 TEXT NOT NULL,              -- the local file's own bytes
+    recipe TEXT NOT NULL,                     -- what was done (syncd.prepare.judge)
+    prepared_sha256 TEXT NOT NULL,            -- the bytes sent
+    prepared_bytes INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX prepared_by_content ON prepared (prepared_sha256);
+"""
+
 _MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
     lambda db: db.executescript(_SCHEMA_V2),
     lambda db: db.executescript(_SCHEMA_V3),
     _migrate_to_v4,
+    lambda db: db.executescript(_SCHEMA_V5),
 ]
 
 
 def _cached_file(row: tuple[Any, ...]) -> CachedFile:
     """A local_files row (path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns,
-    content_checked, problem, problem_detail) as the scanner's cache entry."""
-    size, mtime_ns, inode, sha256, fmt, hashed_at_ns, checked, kind, detail = row[1:]
+    content_checked, problem, problem_detail, source_sha256, facts) as the scanner's cache
+    entry."""
+    size, mtime_ns, inode, sha256, fmt, hashed_at_ns, checked, kind, detail = row[1:10]
+    source_sha256, facts = row[10:12]
     verdict = None
     if kind is not None and kind in _CONTENT_CHECK_KINDS:
         verdict = Problem(ProblemKind(kind), detail or "")
-    return CachedFile(size, mtime_ns, inode, sha256, fmt, hashed_at_ns, bool(checked), verdict)
+    return CachedFile(
+        size,
+        mtime_ns,
+        inode,
+        sha256,
+        fmt,
+        hashed_at_ns,
+        bool(checked),
+        verdict,
+        source_sha256,
+        facts,
+    )
 
 
 _CONTENT_CHECK_KINDS = frozenset(k.value for k in ProblemKind if k.is_content_check)
@@ -769,7 +802,7 @@ class Ledger:
             # Plain tuples from the cursor: no dict per row on the way (100k files).
             cursor = self._db.execute(
                 "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns, "
-                "content_checked, problem, problem_detail FROM local_files"
+                "content_checked, problem, problem_detail, source_sha256, facts FROM local_files"
             )
             return {row[0]: _cached_file(row) for row in cursor}
 
@@ -789,8 +822,8 @@ class Ledger:
             # nothing of the old rows is held in memory but the current one.
             old_rows = self._db.execute(
                 "SELECT path, size, mtime_ns, inode, sha256, image_format, hashed_at_ns, tags,"
-                " negative, problem, problem_detail, content_checked FROM local_files"
-                " ORDER BY path"
+                " negative, problem, problem_detail, content_checked, source_sha256, facts"
+                " FROM local_files ORDER BY path"
             )
             old = next(old_rows, None)
             for f in sorted(snapshot.files, key=lambda f: f.path):
@@ -811,6 +844,8 @@ class Ledger:
                     f.problem.kind if f.problem else None,
                     f.problem.detail if f.problem else None,
                     int(f.content_checked),
+                    f.source_sha256,
+                    f.facts,
                 )
                 matched = old is not None and old[0] == f.path
                 if not (matched and old is not None and tuple(old[1:]) == row):
@@ -827,8 +862,8 @@ class Ledger:
             self._db.conn.executemany(
                 """INSERT INTO local_files (path, size, mtime_ns, inode, sha256, image_format,
                     hashed_at_ns, tags, negative, problem, problem_detail, content_checked,
-                    last_seen_run)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    source_sha256, facts, last_seen_run)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (path) DO UPDATE SET size = excluded.size,
                     mtime_ns = excluded.mtime_ns, inode = excluded.inode,
                     sha256 = excluded.sha256, image_format = excluded.image_format,
@@ -836,6 +871,7 @@ class Ledger:
                     negative = excluded.negative, problem = excluded.problem,
                     problem_detail = excluded.problem_detail,
                     content_checked = excluded.content_checked,
+                    source_sha256 = excluded.source_sha256, facts = excluded.facts,
                     last_seen_run = excluded.last_seen_run""",
                 changed,
             )
@@ -1296,6 +1332,43 @@ class Ledger:
                 "message = excluded.message, at = excluded.at",
                 [sha256, code, message, _now()],
             )
+
+    # --- prepared content (files.prepare) ------------------------------------------------------
+
+    def record_prepared(
+        self, sha256: str, source_sha256: str, recipe: str, prepared: bytes
+    ) -> None:
+        """Remember what the content keyed `sha256` was prepared into (the executor, as sent)."""
+        digest = hashlib.sha256(prepared).hexdigest()
+        self.record_prepared_hash(sha256, source_sha256, recipe, digest, len(prepared))
+
+    def record_prepared_hash(
+        self, sha256: str, source_sha256: str, recipe: str, prepared_sha256: str, size: int = 0
+    ) -> None:
+        """Remember the prepared content's sha256 for the key `sha256` (size 0: not known)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO prepared (sha256, source_sha256, recipe,"
+                " prepared_sha256, prepared_bytes, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [sha256, source_sha256, recipe, prepared_sha256, size, _now()],
+            )
+
+    def forget_prepared_not_held(self) -> None:
+        """Forget prepared content neither a file (its key in local_files) nor an image holds:
+        an old recipe's, once its image is gone (call after `record_scan`)."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM prepared WHERE"
+                " NOT EXISTS (SELECT 1 FROM local_files f WHERE f.sha256 = prepared.sha256)"
+                " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.sha256 = prepared.sha256)"
+            )
+
+    def prepared(self) -> dict[str, tuple[str, str]]:
+        """Return key -> (the local file's sha256, the prepared bytes' sha256)."""
+        if not self._has_table("prepared"):
+            return {}
+        rows = self._rows("SELECT sha256, source_sha256, prepared_sha256 FROM prepared")
+        return {r["sha256"]: (r["source_sha256"], r["prepared_sha256"]) for r in rows}
 
     def forget_rejected_content_not_in_tree(self) -> None:
         """Forget verdicts on bytes no file holds any more (call after `record_scan`)."""

@@ -93,6 +93,9 @@ class PullReport:
     downloaded: int = 0
     verified: int = 0  # already complete on disk (hash checked), not downloaded
     extra_files: int = 0  # further links or copies for multi-tag images
+    # Prepared images (files.prepare) whose local original, the file they were prepared from,
+    # is in place under the root: it stands for the image, nothing is downloaded or written.
+    originals: int = 0
     bytes_downloaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image id, why)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (image id, error)
@@ -130,6 +133,7 @@ class PullReport:
             "downloaded": self.downloaded,
             "verified": self.verified,
             "extra_files": self.extra_files,
+            "originals": self.originals,
             "bytes_downloaded": self.bytes_downloaded,
             "skipped": [{"image_id": i, "reason": r} for i, r in self.skipped],
             "failed": [{"image_id": i, "message": m} for i, m in self.failed],
@@ -215,12 +219,22 @@ class _Puller:
         self.parts = root / PART_DIR
         self.index = _index(root)
         self.known = {i.image_id: i.sha256 for i in ledger.view().images.values() if i.sha256}
+        # files.prepare: key -> (the local file's sha256, the prepared bytes' sha256). The
+        # project holds the prepared bytes; the ledger keeps naming the image by its key.
+        self.prepared = ledger.prepared()
+        self.originals: dict[str, tuple[str, ...]] = {}
+        if root.resolve() == Path(mirror.root).resolve():
+            self.originals = ledger.local_paths_by_image()
         self.run_id = 0
         self.placements: dict[str, tuple[str, ...]] = {}
         self.written: dict[str, str] = {}  # image id -> its file in place (relative)
 
     async def one(self, image: Image, folders: tuple[str, ...]) -> None:
         image_id = str(image.id).lower()
+        if await asyncio.to_thread(self._original_in_place, image_id):
+            self.report.originals += 1
+            self.progress("verified", 1)
+            return
         have = await self._verified(image_id, folders)
         if have is None:
             if self.known.get(image_id) and self._edited_everywhere(image_id, folders):
@@ -244,6 +258,23 @@ class _Puller:
                 await asyncio.to_thread(self._place_extra, target, primary)
             self.report.extra_files += 1
 
+    def _original_in_place(self, image_id: str) -> bool:
+        """True if the image is content syncd prepared from a file still in place under the
+        root (its bytes hash as they did): pulling it would add a second, converted copy."""
+        prepared = self.prepared.get(self.known.get(image_id) or "")
+        if prepared is None:
+            return False
+        source = prepared[0]
+        return any(
+            _sha256_file(self.root / rel) == source for rel in self.originals.get(image_id, ())
+        )
+
+    def _sent_sha(self, image_id: str) -> str | None:
+        """The sha256 of the image's bytes in the project: its prepared bytes' if prepared."""
+        key = self.known.get(image_id)
+        prepared = self.prepared.get(key or "")
+        return prepared[1] if prepared is not None else key
+
     def _keep(self, rel: str, image_id: str) -> None:
         """Report a local file that is not the image's bytes; it is left as it is."""
         if (rel, image_id) not in self.report.kept:
@@ -257,7 +288,7 @@ class _Puller:
     async def _verified(self, image_id: str, folders: tuple[str, ...]) -> tuple[str, str] | None:
         """Return (a file in place, its sha256) if one holds the bytes the ledger recorded; any
         other file of this image in its folders is a local edit, reported and kept."""
-        sha = self.known.get(image_id)
+        sha = self._sent_sha(image_id)
         if sha is None:
             return None
         found = None
@@ -301,9 +332,10 @@ class _Puller:
             self.report.failed.append((image_id, "not a JPEG, PNG, GIF or BMP image"))
             return None
         sha = digest.hexdigest()
-        # Recorded before the rename: a file under its real name is always vouched for.
-        self.ledger.record_adopted(image_id, sha, self.run_id)
-        self.known[image_id] = sha
+        if sha != self._sent_sha(image_id):  # prepared content keeps its key in the ledger
+            # Recorded before the rename: a file under its real name is always vouched for.
+            self.ledger.record_adopted(image_id, sha, self.run_id)
+            self.known[image_id] = sha
         # The first folder whose name is free, or already holds these bytes; never an edit.
         primary = None
         for folder in self.placements[image_id]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -61,6 +62,14 @@ from syncd.executor import Execution, Rejection, execute
 from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
+from syncd.prepare import (
+    Preparer,
+    PrepareSummary,
+    known_as_prepared,
+    learn_prepared,
+    preparing_for,
+    summarize,
+)
 from syncd.problems import (
     FileProblem,
     advice_for,
@@ -224,6 +233,8 @@ class MirrorReport:
     # What the last run in sync kept, when this run did not plan (it read no images): None if
     # it planned.
     kept_before: tuple[KeptGroup, ...] | None = field(default=None, repr=False)
+    # files.prepare: what it did this run, or would take were it on (syncd.prepare).
+    preparation: PrepareSummary = field(default_factory=PrepareSummary, repr=False)
 
     @cached_property
     def kept_groups(self) -> tuple[KeptGroup, ...]:
@@ -386,6 +397,7 @@ class MirrorReport:
             "delete_images": [self._delete_json(d) for d in self.plan.delete_images],
             "edit_regions": [_edit_json(e) for e in self.plan.edit_regions],
             "training": self.training,
+            "prepare": self.preparation.to_json(),
             "api_calls": self.api_calls,
             "exit_code": self.exit_code,
         }
@@ -667,6 +679,7 @@ async def _reconcile(
             Plan(),
         )
         report.kept_before = _kept_from_json(settled.kept if settled else None)
+        report.preparation = summarize(mirror.files.prepare, report.local, (), (), {})
         report.execution = None if options.dry_run else Execution()
         return report
     on_checked = None if progress is None else (lambda: progress("checked", 1))
@@ -684,6 +697,7 @@ async def _reconcile(
     ledger.record_scan(local, run_id)
     if local.root_exists:
         ledger.forget_rejected_content_not_in_tree()
+        ledger.forget_prepared_not_held()
     remote = await read_remote(
         client,
         mirror.project_id,
@@ -694,6 +708,23 @@ async def _reconcile(
         on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
         counts=counts,
     )
+    prepared = ledger.prepared()
+    if (
+        mirror.adopt_foreign_images
+        and mirror.files.prepare is not None
+        and remote.listing == "full"
+    ):
+        # Content prepared elsewhere (or before a lost ledger) is known by preparing it again.
+        with Preparer() as preparer:
+            root = str(mirror.root)
+            learnt = await learn_prepared(local, remote.snapshot, prepared, root, preparer)
+        recipes = {f.sha256: f.recipe for f in local.files if f.sha256 in learnt}
+        for key, (source, prepared_sha) in learnt.items():
+            ledger.record_prepared_hash(key, source, recipes[key] or "", prepared_sha)
+        prepared.update(learnt)
+    if prepared:  # a listing hashes a prepared image's bytes: name it by its local content
+        snapshot = known_as_prepared(remote.snapshot, prepared)
+        remote = dataclasses.replace(remote, snapshot=snapshot)
     view = ledger.view()
     the_plan = plan(
         local,
@@ -706,6 +737,13 @@ async def _reconcile(
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
     report.annotation_problems = annotation_problems
     report.gone_paths = ledger.gone_paths()
+    report.preparation = summarize(
+        mirror.files.prepare,
+        local,
+        [u.sha256 for u in the_plan.uploads],
+        [i.sha256 for i in view.images.values() if i.sha256 and i.owner is not ImageOwner.FOREIGN],
+        prepared,
+    )
     report.owned_ids = frozenset(
         image_id for image_id, known in view.images.items() if known.owner is not ImageOwner.FOREIGN
     )
@@ -727,18 +765,22 @@ async def _reconcile(
     # Before anything is sent: a first sync killed halfway must leave the marker too, or every
     # later run with a delete in it would see "synced before, marker missing" and refuse for good.
     _write_marker(mirror, local, the_plan)
-    report.execution = await execute(
-        the_plan,
-        client=client,
-        ledger=ledger,
-        root=Path(mirror.root),
-        project_id=mirror.project_id,
-        remote=remote.snapshot,
-        run_id=run_id,
-        progress=progress,
-        trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
-        describe=lambda image_id: report.image_files(image_id).log_fields(),
-    )
+    with Preparer() as preparer:  # its processes start on the first file to prepare, if any
+        preparing = preparing_for(local.files, prepared, preparer)
+        report.execution = await execute(
+            the_plan,
+            client=client,
+            ledger=ledger,
+            root=Path(mirror.root),
+            project_id=mirror.project_id,
+            remote=remote.snapshot,
+            run_id=run_id,
+            progress=progress,
+            trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
+            describe=lambda image_id: report.image_files(image_id).log_fields(),
+            preparing=preparing,
+        )
+    report.preparation.prepared = preparing.prepared
     return report
 
 

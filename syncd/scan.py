@@ -15,6 +15,11 @@ HASH_CHUNK_BYTES, RACY_WINDOW_NS.
   service's pixel and aspect-ratio limits (syncd.decode), a legal tag path (syncd.core.mapping).
   A failure is recorded on the file, never raised. The decode's verdict is cached with the hash
   (CachedFile.content_checked): only new or changed content is decoded.
+- With `files.prepare` (syncd.prepare), the formats it converts are candidates too, files up to
+  MAX_PREPARE_SOURCE_BYTES are read, and the decode keeps the image's facts (format, size,
+  transparency, orientation) with the hash: each scan judges from them, reading nothing, what the
+  file needs, and a file with a recipe gets its prepared content's key as its `sha256` (the
+  file's own in `source_sha256`).
 - Symlinks are reported and skipped unless `files.follow_symlinks`; then a link back to a folder
   already walked is reported as a loop, and a link whose target (at the end of any chain of links)
   is outside the root is reported and skipped: following never leaves the root. Names that are
@@ -65,6 +70,14 @@ from syncd.core.model import (
 )
 from syncd.core.policy import ANNOTATION_SUFFIXES, AnnotationFormat
 from syncd.decode import content_problem
+from syncd.prepare import (
+    MAX_PREPARE_SOURCE_BYTES,
+    ImageFacts,
+    content_key,
+    convertible_suffixes,
+    inspect,
+    judge,
+)
 
 MARKER_NAME = ".syncd-root"
 HASH_CHUNK_BYTES = 1024 * 1024
@@ -192,6 +205,9 @@ class _Walker:
         self.skipped: list[Skipped] = []
         # Image suffixes the service refuses, unless the config asks for them anyway.
         self.unaccepted_suffixes = UNACCEPTED_IMAGE_SUFFIXES - self.extensions
+        # ... and those files.prepare converts are candidates like any image.
+        self.extensions |= convertible_suffixes(mirror.files.prepare)
+        self.unaccepted_suffixes -= self.extensions
         self.unaccepted: dict[str, int] = {}
         self.real_root = ""  # the root with every link resolved, set by walk()
         # A detection mirror's annotation files: not candidates, but their stat is part of the
@@ -312,6 +328,11 @@ class _Checker:
         self.hashed = 0
         self.decoded = 0
         self.pool: ThreadPoolExecutor | None = None
+        self.prepare = mirror.files.prepare
+        # files.prepare.downscale reads a file over 6 MB (up to a bound) to scale it down.
+        self.max_read = MAX_IMAGE_BYTES
+        if self.prepare is not None and self.prepare.downscale:
+            self.max_read = MAX_PREPARE_SOURCE_BYTES
 
     def check(
         self, rel: str, path: str, size: int, mtime_ns: int, inode: int
@@ -327,18 +348,43 @@ class _Checker:
             return result(assignment)
         if size == 0:
             return result(Problem(ProblemKind.EMPTY, "the file is empty"))
-        if size > MAX_IMAGE_BYTES:
+        if size > self.max_read:
             detail = f"{size} bytes, over {MAX_IMAGE_BYTES}; {MAX_BYTES_RULE}"
+            if self.max_read > MAX_IMAGE_BYTES:
+                detail += f" (files.prepare reads at most {self.max_read} bytes)"
+            # Prepared and sent before (files.prepare since turned off)? The file still stands
+            # for that image, which no plan may delete: keep its key, as the ledger has it.
+            was = self.cache.get(rel)
+            stat_now = (size, mtime_ns, inode)
+            if was is not None and was.source_sha256 is not None and _stat_of(was) == stat_now:
+                kept = {"sha256": was.sha256, "source_sha256": was.source_sha256}
+                return result(Problem(ProblemKind.TOO_LARGE, detail), **kept)
             return result(Problem(ProblemKind.TOO_LARGE, detail))
 
-        def finish(verdict: Problem | None) -> LocalFile:
-            """The LocalFile of a file read now or before, given its decode's verdict."""
+        def finish(verdict: Problem | None, facts: str | None = None) -> LocalFile:
+            """The LocalFile of a file read now or before, given its decode's verdict (and,
+            decoded under files.prepare, its facts: "" when it did not decode)."""
             hashed: dict[str, Any] = {
                 "sha256": sha256,
                 "image_format": fmt,
                 "hashed_at_ns": hashed_at,
                 "content_checked": True,
             }
+            if facts is not None:
+                verdict, recipe = self.judged(verdict, facts, size)
+                hashed["facts"] = facts
+                if recipe is not None and sha256 is not None:
+                    hashed.update(
+                        sha256=content_key(sha256, recipe), source_sha256=sha256, recipe=recipe
+                    )
+                if verdict is not None:
+                    if prepared_key is not None and sha256 is not None:
+                        # Refused now (files.prepare off, or changed), prepared and sent before:
+                        # the file still stands for that image, which no plan may delete.
+                        hashed.update(sha256=prepared_key, source_sha256=sha256)
+                    return result(verdict, **hashed)
+                if facts:  # decoded: a WEBP to convert has no JPEG/PNG/BMP/GIF magic bytes
+                    return _assigned(assignment, result, hashed)
             if fmt is None:
                 detail = "not a JPEG, PNG, BMP or GIF file (by its first bytes)"
                 return result(Problem(ProblemKind.NOT_AN_IMAGE, detail), **hashed)
@@ -351,6 +397,8 @@ class _Checker:
         sha256: str | None
         fmt: str | None
         hashed_at: int | None
+        facts: str | None = None
+        prepared_key: str | None = None  # the key of the content prepared from it last time
         cached = self.cache.get(rel)
         if cached is None or (cached.size, cached.mtime_ns, cached.inode) != (
             size,
@@ -365,9 +413,12 @@ class _Checker:
             and cached.hashed_at_ns is not None
             and cached.hashed_at_ns - mtime_ns > RACY_WINDOW_NS
             and cached.content_checked  # a row from before decoding: read (and decode) it once
+            and (self.prepare is None or cached.facts is not None)  # decoded for files.prepare
         ):
-            sha256, fmt, hashed_at = cached.sha256, cached.image_format, cached.hashed_at_ns
-            verdict = cached.content_problem
+            sha256, fmt, hashed_at = cached.file_sha256, cached.image_format, cached.hashed_at_ns
+            verdict, facts = cached.content_problem, cached.facts
+            if cached.source_sha256 is not None:
+                prepared_key = cached.sha256
         else:
             try:
                 sha256, fmt, data = self.read(path)
@@ -380,6 +431,17 @@ class _Checker:
                 detail = "the file changed while it was read; it is read again next run"
                 return result(Problem(ProblemKind.CHANGED_WHILE_READING, detail))
             verdict = None
+            if self.prepare is not None:
+                self.decoded += 1
+                prepare = self.prepare
+
+                def inspected(image: bytes = data) -> LocalFile:
+                    found = inspect(image, prepare)
+                    if isinstance(found, Problem):
+                        return finish(found, "")
+                    return finish(None, found.to_text())
+
+                return self.decoders().submit(inspected)
             if fmt is not None:
                 self.decoded += 1
 
@@ -387,7 +449,20 @@ class _Checker:
                     return finish(content_problem(image))
 
                 return self.decoders().submit(decoded)  # this thread goes on to the next file
-        return finish(verdict)
+        return finish(verdict, facts)
+
+    def judged(
+        self, verdict: Problem | None, facts: str, size: int
+    ) -> tuple[Problem | None, str | None]:
+        """The verdict and recipe for a file decoded under files.prepare (syncd.prepare.judge):
+        from its facts, so a changed setting needs no read."""
+        known = ImageFacts.from_text(facts) if facts else None
+        if known is None:
+            return verdict, None
+        judged = judge(known, size, self.prepare)
+        if isinstance(judged, Problem):
+            return judged, None
+        return None, judged
 
     def decoders(self) -> ThreadPoolExecutor:
         """The decode threads, started on the first decode (a no-op run starts none)."""
@@ -410,6 +485,19 @@ class _Checker:
                 digest.update(chunk)
                 chunks.append(chunk)
         return digest.hexdigest(), fmt, b"".join(chunks)
+
+
+def _stat_of(cached: CachedFile) -> tuple[int, int, int]:
+    return cached.size, cached.mtime_ns, cached.inode
+
+
+def _assigned(
+    assignment: Any, result: Callable[..., LocalFile], hashed: dict[str, Any]
+) -> LocalFile:
+    """A decoded, acceptable file's LocalFile: its tags, or the problem of its path."""
+    if isinstance(assignment, Problem):
+        return result(assignment, **hashed)
+    return result(None, tags=assignment.tags, negative=assignment.negative, **hashed)
 
 
 def _chunks(f: IO[bytes]) -> Iterator[bytes]:

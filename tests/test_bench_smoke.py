@@ -33,7 +33,7 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["mode"] == "smoke"
-    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "H", "P"}
+    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "J", "K", "P"}
     assert set(document["scenarios"]) == scenarios | {"A2-F0"}
     assert not [k for k, v in document["scenarios"].items() if "error" in v]
     rows = document["rows"]
@@ -48,4 +48,5 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert by_metric[("G", "bytes on the wire")]["met"] is True
     for fmt in ("folders", "coco"):  # every image pulled and read back, exit 0
         assert by_metric[("P", f"pull --format {fmt}: throughput; API calls")]["met"] is True
+    assert by_metric[("K", "images prepared per second")]["syncd"].endswith("/s")
     assert "| scenario |" in result.stdout

@@ -406,3 +406,36 @@ def test_folder_tag_keys_in_a_detection_mirror_get_a_warning_naming_key_and_line
         "(annotations.format: yolo): folders carry no tags there, the boxes' class names are the "
         "tags",
     )
+
+
+def test_prepare_is_off_by_default_and_a_mapping_turns_it_on_with_its_defaults(
+    tmp_path: Path,
+) -> None:
+    (off,) = parse_config(EMBEDDED + MIRROR, source=tmp_path / "c.yaml").mirrors
+    assert off.files.prepare is None
+    text = EMBEDDED + f"mirror: {{root: a, project_id: {PID}, files: {{prepare: {{}}}}}}\n"
+    (on,) = parse_config(text, source=tmp_path / "c.yaml").mirrors
+    prepare = on.files.prepare
+    assert prepare is not None
+    assert prepare.formats == ("webp", "tiff", "heif", "avif")
+    assert (prepare.downscale, prepare.orient, prepare.jpeg_quality) == (True, True, 90)
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "message"),
+    [
+        ("{formats: [webp, jxl]}", "files.prepare.formats", "expected some of webp, tiff"),
+        ("{jpeg_quality: 100}", "files.prepare.jpeg_quality", "from 50 to 95, got 100"),
+        ("{jpeg_quality: 49}", "files.prepare.jpeg_quality", "from 50 to 95, got 49"),
+        ("{resize: true}", "files.prepare.resize", "unknown key"),
+        ("yes", "files.prepare", "expected a mapping"),
+    ],
+)
+def test_bad_prepare_settings_are_refused_naming_the_key(
+    tmp_path: Path, value: str, key: str, message: str
+) -> None:
+    text = EMBEDDED + f"mirror: {{root: a, project_id: {PID}, files: {{prepare: {value}}}}}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, source=tmp_path / "c.yaml")
+    (problem,) = caught.value.problems
+    assert problem.key == f"mirror.{key}" and message in problem.message, str(problem)

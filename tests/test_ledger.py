@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import stat
@@ -500,7 +501,7 @@ def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None
     db.close()
 
     with Ledger.open(path, project_id=PID) as led:
-        assert led.schema_version == SCHEMA_VERSION
+        assert led.schema_version == SCHEMA_VERSION == 5
         assert led.ledger_id == "ab" * 16
         assert set(led.cached_files()) == {"Dog/a.jpg"}
         assert led.rejected_content() == {} and led.problems() == ()
@@ -530,7 +531,7 @@ def test_a_version_2_ledger_is_upgraded_and_its_files_are_read_once_more(tmp_pat
     db.close()
 
     with Ledger.open(path, project_id=PID) as led:
-        assert led.schema_version == SCHEMA_VERSION
+        assert led.schema_version == SCHEMA_VERSION == 5
         (cached,) = led.cached_files().values()
         assert (cached.sha256, cached.image_format) == ("A", "jpeg")
         assert cached.content_checked is False and cached.content_problem is None
@@ -632,3 +633,44 @@ def test_region_changes_keep_ids_and_the_image_tags_follow_the_regions(ledger: L
     assert not ledger.regions_unknown()
     ledger.record_image_deleted("img")
     assert ledger._image_regions() == {}
+
+
+def test_a_version_3_ledger_gains_the_prepared_content_and_keeps_its_files(tmp_path: Path) -> None:
+    """Schema 5 (files.prepare): each file's own hash beside its key, its decoded facts, and the
+    prepared content (key -> local hash, prepared hash); a schema-3 ledger keeps what it knew."""
+    from syncd.ledger import _SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3
+
+    path = tmp_path / "v3.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3)
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("schema_version", "3"), ("project_id", PID), ("ledger_id", "ab" * 16)],
+        )
+        db.execute(
+            "INSERT INTO local_files (path, size, mtime_ns, inode, sha256, content_checked) "
+            "VALUES ('Dog/a.jpg', 10, 5, 7, 'A', 1)"
+        )
+    db.close()
+    with Ledger.open(path, project_id=PID) as led:
+        assert led.schema_version == 5
+        cached = led.cached_files()["Dog/a.jpg"]
+        assert (cached.sha256, cached.file_sha256, cached.facts) == ("A", "A", None)
+        assert led.prepared() == {}
+        led.record_prepared("KEY", "A", "v1:jpeg:q90:fit", b"prepared bytes")
+    with Ledger.open_read_only(path) as reader:
+        prepared_sha = hashlib.sha256(b"prepared bytes").hexdigest()
+        assert reader.prepared() == {"KEY": ("A", prepared_sha)}
+
+
+def test_prepared_content_no_file_and_no_image_holds_is_forgotten(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite", project_id=PID) as led:
+        run = led.begin_run()
+        led.record_prepared("HELD_BY_FILE", "S1", "v1:png:fit", b"one")
+        led.record_prepared("HELD_BY_IMAGE", "S2", "v1:png:fit", b"two")
+        led.record_prepared("OLD_RECIPE", "S1", "v1:jpeg:q90:fit", b"three")
+        file = LocalFile("Dog/a.webp", 3, 1, 1, "HELD_BY_FILE", source_sha256="S1")
+        led.record_scan(LocalSnapshot("/r", True, MarkerState.PRESENT, files=(file,)), run)
+        led.record_upload_result("HELD_BY_IMAGE", run, image_id="i-2")
+        led.forget_prepared_not_held()
+        assert set(led.prepared()) == {"HELD_BY_FILE", "HELD_BY_IMAGE"}

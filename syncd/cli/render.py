@@ -274,6 +274,8 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     print(f"  local: {local['ok']} files ok, {local['problems']} with problems, {hashed}", file=out)
     if local["skipped_by_extension"]:
         print(f"  {skipped_by_extension(local['skipped_by_extension'])}", file=out)
+    for line in prepare_lines(data["prepare"]):
+        print(f"  {line}", file=out)
     print(
         f"  remote: {remote['images']} images ({remote['listing']} check"
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
@@ -317,6 +319,35 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
     if report.dry_run:
         verdict = "plan only"
     print(f"  result: {verdict}", file=out)
+
+
+def prepare_lines(prepare: dict[str, Any]) -> list[str]:
+    """files.prepare in the summary: what it prepared and re-prepares, or, off, what it would
+    take (syncd.prepare.PrepareSummary)."""
+    lines = []
+    if not prepare["enabled"] and prepare["would_take"]:
+        parts = []
+        if prepare["would_take_skipped"]:
+            parts.append(f"{prepare['would_take_skipped']} skipped for their format")
+        if prepare["would_take_refused"]:
+            parts.append(f"{prepare['would_take_refused']} refused for their size")
+        lines.append(
+            f"files.prepare would take {prepare['would_take']} of these files "
+            f"({', '.join(parts)}): it converts and scales down a copy to send, the file stays "
+            "as it is (config.example.yaml)"
+        )
+    if prepare["prepared"]:
+        lines.append(f"prepared: {_files(prepare['prepared'])} converted or scaled down and sent")
+    if prepare["reprepare"]:
+        lines.append(
+            f"re-prepare: {_files(prepare['reprepare'])} already in the project prepared again "
+            "(their files.prepare settings changed); each old image goes as `delete` says"
+        )
+    return lines
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def skipped_by_extension(counts: dict[str, int]) -> str:

@@ -125,10 +125,21 @@ class LocalFile:
     # The content's verdict is known: read since syncd decodes images (an image was decoded,
     # anything else found not to be one). Remembered with the stat, so a no-op never decodes.
     content_checked: bool = False
+    # `files.prepare` (syncd.prepare): with a recipe, `sha256` is the prepared content's key
+    # (the local sha256 and the recipe, hashed), `source_sha256` the file's own sha256; `facts`
+    # are what the decode learnt (ImageFacts as text), kept so a no-op decodes nothing.
+    source_sha256: str | None = None
+    recipe: str | None = None
+    facts: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None and self.sha256 is not None
+
+    @property
+    def file_sha256(self) -> str | None:
+        """The sha256 of the file's own bytes (not the key of its prepared content)."""
+        return self.source_sha256 or self.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +154,13 @@ class CachedFile:
     hashed_at_ns: int | None
     content_checked: bool = False  # False: read before syncd decoded images; read it again
     content_problem: Problem | None = None  # the decode's verdict (a ProblemKind.is_content_check)
+    source_sha256: str | None = None  # the file's own sha256 when `sha256` is a prepared key
+    facts: str | None = None  # syncd.prepare.ImageFacts as text: decoded under files.prepare
+
+    @property
+    def file_sha256(self) -> str | None:
+        """The sha256 of the file's own bytes (not the key of its prepared content)."""
+        return self.source_sha256 or self.sha256
 
 
 @dataclass(frozen=True)
