@@ -40,7 +40,7 @@ from syncd.core.limits import MAX_REGIONS_PER_IMAGE
 from syncd.core.mapping import normalise_tag_name, tag_key, tag_name_problem
 from syncd.core.model import LocalFile, LocalSnapshot, Problem, ProblemKind
 from syncd.core.policy import AnnotationFormat
-from syncd.core.regions import AnnotationProblem, Region
+from syncd.core.regions import AnnotationProblem, Region, displayed_size
 from syncd.problems import FileProblem
 
 if TYPE_CHECKING:
@@ -91,18 +91,25 @@ def _reader(root: Path, mirror: MirrorConfig, stats: dict[str, tuple[str, int, i
     """An AnnotationReader whose image frames come from `_FRAMES` when the file is unchanged."""
     from syncd.annotations import AnnotationReader  # Pillow, YAML, XML: only a detection mirror
 
+    # files.prepare with `orient` sends every turned photo upright: the service then has the
+    # pixels as displayed, so boxes stay in the frame they were drawn in (orientation 1).
+    prepare = mirror.files.prepare
+    sent_upright = prepare is not None and prepare.orient
+
     class CachedFrames(AnnotationReader):
         def _frame(self, image: str, source: str) -> Any:
             key = stats.get(image)
             found = _FRAMES.get(key) if key is not None else None
-            if found is not None:
-                return found
-            frame = super()._frame(image, source)
-            if key is not None and isinstance(frame, tuple):
-                if len(_FRAMES) >= FRAME_CACHE_LIMIT:
-                    _FRAMES.clear()
-                _FRAMES[key] = frame
-            return frame
+            if found is None:
+                found = super()._frame(image, source)
+                if key is not None and isinstance(found, tuple):
+                    if len(_FRAMES) >= FRAME_CACHE_LIMIT:
+                        _FRAMES.clear()
+                    _FRAMES[key] = found
+            if sent_upright and isinstance(found, tuple):
+                size, orientation = found
+                return displayed_size(size, orientation), 1
+            return found
 
     return CachedFrames(root, mirror.annotations.format, mirror.annotations.coco_file)
 

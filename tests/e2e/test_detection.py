@@ -337,3 +337,35 @@ def test_a_box_whose_tag_cannot_be_created_leaves_that_images_boxes_as_they_were
         after = sdk_boxes(server.url, box.project_id)
         assert after[hashes[a.path]] == before[hashes[a.path]]
         assert without_ids(after)[hashes[b.path]] == (("spoon", (0.0, 0.0, 0.5, 1.0)),)
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_a_box_on_an_exif_turned_photo_lands_where_the_service_sees_it(
+    detection: Sandbox, emulator: EmulatorServer, prepared: bool
+) -> None:
+    """A photo stored 64 x 48 whose EXIF says "turn 90 degrees clockwise" (6) is annotated on
+    the upright 48 x 64 picture. Sent as it is, the service has the stored pixels, so the box is
+    turned back into their frame; turned upright by files.prepare (orient), the service has the
+    upright pixels and the box is sent as drawn."""
+    from tests.support.images import rotated_jpeg
+
+    image = detection.root / "images" / "photo.jpg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(rotated_jpeg(7, orientation=6, size=(64, 48)))
+    # VOC (1-based, inclusive) on the displayed 48 x 64 picture: the top-left 24 x 16 px.
+    image.with_suffix(".xml").write_text(
+        "<annotation><size><width>48</width><height>64</height></size><object><name>cup</name>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>24</xmax><ymax>16</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    detection.write_config(
+        annotations={"format": "voc"}, **({"files": {"prepare": {}}} if prepared else {})
+    )
+    run = detection.reconcile()
+    assert run.exit_code == 0, str(run)
+    ((regions),) = sdk_boxes(emulator.url, detection.project_id).values()
+    (region,) = regions
+    if prepared:  # the upright picture: as drawn, 24/48 wide and 16/64 high from its top left
+        assert region.box == (0.0, 0.0, 0.5, 0.25)
+    else:  # the stored picture: the upright top-left corner is its bottom-left
+        assert region.box == (0.0, 0.5, 0.25, 0.5)
