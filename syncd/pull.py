@@ -46,7 +46,7 @@ from syncd.core.imageformat import image_suffix
 from syncd.core.mapping import TagMapper, placement
 from syncd.core.model import ClassificationType, MarkerState, RemoteImage, RemoteSnapshot
 from syncd.core.policy import MultiTag
-from syncd.errors import SyncdError
+from syncd.errors import PullError
 from syncd.ledger import Ledger, RunOutcome
 from syncd.localio import LocalIOError, writing
 from syncd.remote import remote_tag
@@ -58,10 +58,6 @@ PART_DIR = ".syncd-pull"
 _HASH_CHUNK = 1 << 20
 
 Progress = Callable[[str, int], None]
-
-
-class PullError(SyncdError):
-    """The pull cannot start (the target folder belongs to another project, ...)."""
 
 
 @dataclass

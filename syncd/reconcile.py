@@ -502,14 +502,16 @@ async def reconcile_mirror(
     full: bool = False,
     progress: Progress | None = None,
     hold: Hold | None = None,
+    walk: Callable[[MirrorConfig], Walked] = walk_tree,
 ) -> MirrorReport:
     """Reconcile one mirror; raise a typed error (syncd.errors) for what stops the run.
 
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
-    holds back files that have not settled yet)."""
+    holds back files that have not settled yet). `walk` walks the tree (the CLI's walk was started
+    in a child process as the command began: syncd.earlywalk)."""
     try:
         return await _reconcile_mirror(
-            config, mirror, client, _Options(dry_run, allow_mass_delete, full, progress, hold)
+            config, mirror, client, _Options(dry_run, allow_mass_delete, full, progress, hold, walk)
         )
     except LedgerOfAnotherProjectError:
         # A ledger of another project is most often a mistyped project_id: name that first.
@@ -578,6 +580,7 @@ class _Options:
     full: bool
     progress: Progress | None
     hold: Hold | None
+    walk: Callable[[MirrorConfig], Walked] = walk_tree
 
 
 def _unchanged_since(settled: SettledMark | None, mirror: MirrorConfig, walked: Walked) -> bool:
@@ -598,7 +601,7 @@ async def _reconcile(
 ) -> MirrorReport:
     progress = options.progress
     # The walk (disk) and the three count calls (network) need nothing of each other: overlap.
-    walking = asyncio.create_task(asyncio.to_thread(walk_tree, mirror))
+    walking = asyncio.create_task(asyncio.to_thread(options.walk, mirror))
     try:
         summary = settled.summary if settled is not None else None
         counts = await read_counts(

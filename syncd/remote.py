@@ -30,14 +30,10 @@ from syncd.core.model import (
     RemoteTag,
     TagType,
 )
-from syncd.errors import SyncdError
+from syncd.errors import ProjectKindError
 from syncd.ledger import Ledger, RemoteSummary
 
 _log = structlog.get_logger(component="remote")
-
-
-class ProjectKindError(SyncdError):
-    """The project is not one syncd can mirror into (e.g. object detection)."""
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,10 @@ from typing import Any
 
 from syncd.api import ImagePerformance, Iteration, TrainingClient
 from syncd.display import printable
-from syncd.errors import SyncdError
+from syncd.errors import ReviewError
 
 LINK_ARROW = "→"
 _EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-class ReviewError(SyncdError):
-    """The review cannot be made (no trained iteration, a link folder with real files...)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd.display import csv_cell, printable, printable_tree, some_paths
-from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
     from syncd.api import Iteration, Wait
@@ -278,6 +277,9 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         file=out,
     )
     print(f"  {'action':<14}{'planned':>9}{'done':>9}", file=out)
+    # Here, not at the top: this module is imported at every start, the engine only when needed.
+    from syncd.reconcile import ACTION_KINDS
+
     for kind in ACTION_KINDS:
         planned = data["planned"][kind]
         done = "-" if report.dry_run else str(data["done"][kind])
