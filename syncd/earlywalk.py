@@ -6,9 +6,11 @@ A reconcile of a large tree that has not changed is two things, one after the ot
 stat of every file: ~0.45 s for 100,000 files) and the start-up (imports of the HTTP client, asyncio
 and the engine, the ledger, three count calls: ~0.4 s), on a machine that has a second core idle.
 The walk needs only the config, so `syncd reconcile` forks one child per mirror as soon as the
-config is loaded (before the heavy imports): the child walks, sends the result back through a pipe
-and exits; the parent picks it up where it would have walked (`walker()` is the walk function
-reconcile_mirror takes).
+config is loaded (before the heavy imports): the child walks and sends the result back through a
+pipe in two parts, the walk's digest and counts first, its file list second; the parent picks it
+up where it would have walked (`walker()` is the walk function reconcile_mirror takes), and reads
+the file list only if the run uses it: a tree unchanged since the last run in sync is only
+counted.
 
 Only a process with one thread forks (the command line at its start; not the daemon, not a test
 calling main() beside an emulator's threads): elsewhere the walk runs in-process, as before.
@@ -27,15 +29,20 @@ import dataclasses
 import os
 import pickle
 import signal
+import struct
 import threading
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
+from typing import Any, BinaryIO, cast, overload
 
 from syncd.config import MirrorConfig
 from syncd.scan import Walked, walk_tree
 
 __all__ = ["EarlyWalks"]
+
+
+Entry = tuple[str, int, int, int]  # Walked.found's: (path, size, mtime_ns, inode)
 
 
 class _ChildWalk:
@@ -45,7 +52,7 @@ class _ChildWalk:
         self.mirror = mirror
         self.taken = False
         self._pid: int | None = None
-        self._pipe: int | None = None
+        self._pipe: BinaryIO | None = None
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return  # a fork copies only the forking thread: not safe beside others (tests)
         read_end, write_end = os.pipe()
@@ -59,82 +66,133 @@ class _ChildWalk:
             os.close(read_end)
             _walk_and_send(mirror, write_end)
         os.close(write_end)
-        self._pid, self._pipe = pid, read_end
+        self._pid, self._pipe = pid, os.fdopen(read_end, "rb")
 
     def result(self) -> Walked:
-        """The child's walk, or this process's own if the child gave none."""
+        """The child's walk (its file list read from the pipe when first used), or this
+        process's own if the child gave none."""
         self.taken = True
+        header = self._read_part()
+        if header is None:
+            self.close()
+            return walk_tree(self.mirror)
+        walked, count = header
+        return dataclasses.replace(walked, found=cast(Any, _Found(count, self._rest)))
+
+    def _rest(self) -> tuple[Entry, ...]:
+        """The file list, second on the pipe; walked here if the child could not send it."""
+        columns = self._read_part()
+        self.close()
+        if columns is None:
+            # Rare (the child died between its two writes): this walk is later than the digest
+            # the run holds, which at worst makes the next run miss the unchanged-tree shortcut.
+            return walk_tree(self.mirror).found
+        return _unpack(*columns)
+
+    def _read_part(self) -> Any:
+        """The next part on the pipe, or None if there is none (the child failed or died)."""
         if self._pipe is None:
-            return walk_tree(self.mirror)
-        with os.fdopen(self._pipe, "rb") as pipe:
-            self._pipe = None
-            data = pipe.read()
-        if self._reap() != 0 or not data:
-            return walk_tree(self.mirror)
-        return _unpack(data)
+            return None
+        try:
+            size = self._pipe.read(_LENGTH.size)
+            if len(size) < _LENGTH.size:
+                return None
+            data = self._pipe.read(_LENGTH.unpack(size)[0])
+            return pickle.loads(data)  # our own child's bytes
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
 
     def close(self) -> None:
-        """Stop the child if its result was not taken (an error, Ctrl-C)."""
+        """Stop the child: done, or its file list is not wanted (the shortcut, an error)."""
         if self._pipe is not None:
-            os.close(self._pipe)
+            self._pipe.close()
             self._pipe = None
         if self._pid is not None:
+            pid, self._pid = self._pid, None
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
-            self._reap()
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
-    def _reap(self) -> int:
-        """Wait for the child; return its exit code (-1 if it was killed or is gone)."""
-        if self._pid is None:
-            return -1
-        pid, self._pid = self._pid, None
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return -1
-        return os.waitstatus_to_exitcode(status)
+
+class _Found(Sequence[Entry]):
+    """Walked.found of an early walk: its length known at once, its items read when first used.
+    A run that finds the tree unchanged only counts its files (Walked.unchanged): it never waits
+    for the child to pack and send 100k names."""
+
+    def __init__(self, count: int, load: Callable[[], tuple[Entry, ...]]) -> None:
+        self._count = count
+        self._load = load
+        self._items: tuple[Entry, ...] | None = None
+
+    def _all(self) -> tuple[Entry, ...]:
+        if self._items is None:
+            self._items = self._load()
+        return self._items
+
+    def __len__(self) -> int:
+        return self._count if self._items is None else len(self._items)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._all())
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        return self._all()[index]
+
+
+_LENGTH = struct.Struct("<Q")  # each part on the pipe: its length, then its pickle
 
 
 def _walk_and_send(mirror: MirrorConfig, write_end: int) -> None:
+    """In the child: send the walk without its file list, then the list; exit."""
     code = 1
     try:
-        data = _pack(walk_tree(mirror))
         with os.fdopen(write_end, "wb") as pipe:
-            pipe.write(data)
+            walked = walk_tree(mirror)
+            _send(pipe, (dataclasses.replace(walked, found=()), len(walked.found)))
+            pipe.flush()  # the parent may decide on this part alone
+            _send(pipe, _pack(walked.found))
         code = 0
-    except BaseException:  # any failure only means the parent walks the tree itself
+    except BaseException:  # any failure (the parent closed the pipe) only ends the child
         pass
     finally:
         os._exit(code)
 
 
-# A walk crosses the pipe as columns: the paths as one string, each stat field as one packed
-# array. Pickling the 100k (path, size, mtime, inode) tuples themselves took ~0.1 s to load again,
-# in the parent, where it delays the run; this takes a fifth of that.
+def _send(pipe: BinaryIO, part: object) -> None:
+    data = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+    pipe.write(_LENGTH.pack(len(data)))
+    pipe.write(data)
+
+
+# The file list crosses the pipe as columns: the paths as one string, each stat field as one
+# packed array. Pickling the 100k (path, size, mtime, inode) tuples themselves took ~0.1 s to
+# load again; this takes a fraction of that.
 _PATH_ENCODING = ("utf-8", "surrogateescape")  # a name that is not UTF-8 crosses unchanged
 _STAT_COLUMNS = ((1, "Q"), (2, "q"), (3, "Q"))  # size, mtime_ns (may be < 0), inode
 
 
-def _pack(walked: Walked) -> bytes:
-    found = walked.found
+def _pack(found: Sequence[Entry]) -> tuple[bytes, list[bytes]]:
     paths = "\0".join(map(itemgetter(0), found)).encode(*_PATH_ENCODING)  # no path holds a NUL
-    stats = [array(kind, map(itemgetter(i), found)).tobytes() for i, kind in _STAT_COLUMNS]
-    header = dataclasses.replace(walked, found=())
-    return pickle.dumps((header, len(found), paths, stats), protocol=pickle.HIGHEST_PROTOCOL)
+    return paths, [array(kind, map(itemgetter(i), found)).tobytes() for i, kind in _STAT_COLUMNS]
 
 
-def _unpack(data: bytes) -> Walked:
-    header, count, paths, stats = pickle.loads(data)  # our own child's bytes
-    if not count:
-        return header
+def _unpack(paths: bytes, stats: list[bytes]) -> tuple[Entry, ...]:
+    if not paths and not any(stats):
+        return ()
     columns = []
     for (_, kind), raw in zip(_STAT_COLUMNS, stats, strict=True):
         column = array(kind)
         column.frombytes(raw)
         columns.append(column)
     names = paths.decode(*_PATH_ENCODING).split("\0")
-    found = tuple(zip(names, *columns, strict=True))
-    return dataclasses.replace(header, found=found)
+    return tuple(zip(names, *columns, strict=True))
 
 
 class EarlyWalks:
