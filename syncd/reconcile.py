@@ -38,6 +38,7 @@ from syncd.api import (
     ApiError,
     AuthenticationError,
     ClientSettings,
+    Project,
     ProjectNotFoundError,
     TrainingClient,
 )
@@ -56,7 +57,14 @@ from syncd.errors import (
     ServiceUnreachableError,
 )
 from syncd.executor import Execution, Rejection, execute
-from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
+from syncd.ledger import (
+    Ledger,
+    LedgerRefusedError,
+    RemoteSummary,
+    RunOutcome,
+    SettledMark,
+    connect_read_only,
+)
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
 from syncd.problems import (
@@ -66,7 +74,14 @@ from syncd.problems import (
     conflict_problems,
     file_problems,
 )
-from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
+from syncd.remote import (
+    ProjectCounts,
+    ProjectKindError,
+    RemoteRead,
+    read_counts,
+    read_remote,
+    trusted_counts,
+)
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
 from syncd.train import train_after_sync
 from syncd.trash import Trash, trash_folder
@@ -503,15 +518,21 @@ async def reconcile_mirror(
     progress: Progress | None = None,
     hold: Hold | None = None,
     walk: Callable[[MirrorConfig], Walked] = walk_tree,
+    trusted_project: Project | None = None,
 ) -> MirrorReport:
     """Reconcile one mirror; raise a typed error (syncd.errors) for what stops the run.
 
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
     holds back files that have not settled yet). `walk` walks the tree (the CLI's walk was started
-    in a child process as the command began: syncd.earlywalk)."""
+    in a child process as the command began: syncd.earlywalk). `trusted_project`: the daemon read
+    the counts a moment ago (this is that read's project) and ended in sync since, so the ledger's
+    account is trusted instead of asking again (remote.trusted_counts); not for a full run."""
     try:
         return await _reconcile_mirror(
-            config, mirror, client, _Options(dry_run, allow_mass_delete, full, progress, hold, walk)
+            config,
+            mirror,
+            client,
+            _Options(dry_run, allow_mass_delete, full, progress, hold, walk, trusted_project),
         )
     except LedgerOfAnotherProjectError:
         # A ledger of another project is most often a mistyped project_id: name that first.
@@ -581,6 +602,15 @@ class _Options:
     progress: Progress | None
     hold: Hold | None
     walk: Callable[[MirrorConfig], Walked] = walk_tree
+    trusted_project: Project | None = None
+
+
+def _trusted_counts(
+    options: _Options, ledger: Ledger, summary: RemoteSummary | None
+) -> ProjectCounts | None:
+    if options.trusted_project is None or options.full:
+        return None
+    return trusted_counts(options.trusted_project, ledger, summary)
 
 
 def _unchanged_since(settled: SettledMark | None, mirror: MirrorConfig, walked: Walked) -> bool:
@@ -604,7 +634,7 @@ async def _reconcile(
     walking = asyncio.create_task(asyncio.to_thread(options.walk, mirror))
     try:
         summary = settled.summary if settled is not None else None
-        counts = await read_counts(
+        counts = _trusted_counts(options, ledger, summary) or await read_counts(
             client, mirror.project_id, ledger, full=options.full, summary=summary
         )
     except BaseException:
@@ -614,7 +644,7 @@ async def _reconcile(
     if counts.agree and _unchanged_since(settled, mirror, walked):
         # In sync then, nothing changed on either side since: the plan is empty by construction,
         # and a 100k-file no-op need not load, record or plan a single file.
-        _log.info("planned", mirror=mirror.name, listing="counts", unchanged=True)
+        _log.info("planned", mirror=mirror.name, listing=counts.listing, unchanged=True)
         report = MirrorReport(
             mirror.name,
             mirror.project_id,

@@ -96,6 +96,12 @@ class ProjectCounts:
     summary: RemoteSummary | None
     image_count: int | None  # None: the ledger could not be trusted, so the count was not asked
     agree: bool
+    asked: bool = True  # False: not read from the service but trusted (trusted_counts)
+
+    @property
+    def listing(self) -> str:
+        """How the run read the project: "counts" (asked), or "ledger" (trusted_counts)."""
+        return "counts" if self.asked else "ledger"
 
     def tags_only(self) -> RemoteRead:
         """The read of a run whose plan is known to be empty: tags, no images (they agree)."""
@@ -106,7 +112,7 @@ class ProjectCounts:
             tuple(self.summary.tags),
             complete=False,
         )
-        return RemoteRead(snapshot, self.project, "counts", image_count=self.image_count)
+        return RemoteRead(snapshot, self.project, self.listing, image_count=self.image_count)
 
 
 async def read_counts(
@@ -139,6 +145,26 @@ async def read_counts(
     return ProjectCounts(project, classification, tags, summary, total, agree)
 
 
+def trusted_counts(
+    project: Project, ledger: Ledger, summary: RemoteSummary | None = None
+) -> ProjectCounts | None:
+    """The counts as the ledger has them, asking nothing: for a caller that read them from the
+    service a moment ago (`project` is that read's) and ended in sync since, so the ledger holds
+    everything syncd changed. None where read_counts would not trust the ledger either."""
+    classification = _classification(project)
+    summary = summary or ledger.remote_summary()
+    if (
+        summary is None
+        or summary.classification is not classification
+        or ledger.pending_uploads()
+        or not summary.all_hashed
+    ):
+        return None
+    return ProjectCounts(
+        project, classification, [], summary, summary.images, agree=True, asked=False
+    )
+
+
 async def read_remote(
     client: TrainingClient,
     project_id: str,
@@ -161,7 +187,7 @@ async def read_remote(
     if counts.agree:
         cached = ledger.cached_remote()
         if cached is not None:  # always, once a summary exists
-            return RemoteRead(cached, project, "counts", image_count=counts.image_count)
+            return RemoteRead(cached, project, counts.listing, image_count=counts.image_count)
 
     known = ledger.view().images
     listed: list[RemoteImage] = []

@@ -12,7 +12,10 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
   time to join the ones waiting, or `max_delay_seconds` after the first one settled. A flush is
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
-  nothing else changed, and the planner stays pure.
+  nothing else changed, and the planner stays pure. The counts are asked at most every
+  `count_check_seconds` (60): a flush sooner after a run that asked them and ended in sync
+  trusts the ledger instead (it records everything syncd does), so a change is not held up by
+  three paced calls; drift made elsewhere is seen at the next check or full reconcile.
 - Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
   backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
   missing) or dies, a warning says why and how to fix it, and the tree is rescanned every
@@ -56,7 +59,7 @@ from typing import Any
 
 import structlog
 
-from syncd.api import TrainingClient
+from syncd.api import Project, TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
@@ -225,6 +228,9 @@ class _MirrorLoop:
         self.problems: dict[str, FileProblem] = {}  # path -> its problem, as last logged
         self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
         self.held_back = False  # the running reconcile held files back (still being written)
+        # When the counts were last asked, by a run that ended in sync, and the project it read:
+        # until count_check_seconds later a flush trusts the ledger (remote.trusted_counts).
+        self.counts_checked: tuple[float, Project] | None = None
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -402,8 +408,10 @@ class _MirrorLoop:
                 full=full,
                 progress=self._progress,
                 hold=self._hold,
+                trusted_project=self._trusted_project(started),
             )
         except SyncdError as exc:
+            self.counts_checked = None
             self.beat()
             self._failed(reason, exc)
             if self.metrics is not None:
@@ -416,6 +424,7 @@ class _MirrorLoop:
         if self.state.failures:
             self.log.info("service_recovered", after_failures=self.state.failures)
         self.state.failures, self.state.last_error, self.retry_at = 0, None, None
+        self._note_counts(report, started)
         for rel in answered:
             self.ready.pop(rel, None)
         self.state.pending = len(self.ready) + len(self.tracker)
@@ -449,6 +458,19 @@ class _MirrorLoop:
             **report.plan.counts(),
         )
         return report
+
+    def _trusted_project(self, now: float) -> Project | None:
+        """The project of the last count check if it is recent enough to trust the ledger."""
+        if self.counts_checked is None:
+            return None
+        checked_at, project = self.counts_checked
+        return project if now - checked_at < self.settings.count_check_seconds else None
+
+    def _note_counts(self, report: MirrorReport, started: float) -> None:
+        if not report.in_sync:
+            self.counts_checked = None  # the ledger's account is not the project's: ask next time
+        elif report.remote.listing != "ledger":  # this run asked the service (counts or listing)
+            self.counts_checked = (started, report.remote.project)
 
     def _log_problems(self, report: MirrorReport) -> None:
         """Log each problem file once when it appears (path, reason, what to do) and once when

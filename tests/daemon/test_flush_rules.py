@@ -1,12 +1,14 @@
-"""When settled changes leave: a lone drop does not wait for a batch, and a folder that keeps
-receiving files does not hold back the files already in it."""
+"""When settled changes leave: a lone drop does not wait for a batch, a folder that keeps
+receiving files does not hold back the files already in it, and a flush soon after a count check
+trusts the ledger instead of asking the counts again (daemon.count_check_seconds)."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from tests.daemon.conftest import World
-from tests.daemon.support import image_count
+from tests.daemon.support import Daemon, image_count
 from tests.support.images import write_image
 
 
@@ -42,4 +44,59 @@ def test_files_are_sent_while_their_folder_keeps_receiving_more(world: World) ->
         writer.join()
     # The first frames went up while the stream was still running, not after it ended.
     assert len(written) < 400
+    assert daemon.stop() == 0
+
+
+def _flushes(daemon: Daemon) -> list[dict[str, Any]]:
+    return [e for e in daemon.events("reconciled") if e["reason"] == "changes"]
+
+
+def _drop_and_wait(world: World, daemon: Daemon, name: str, seed: int, flushes: int) -> None:
+    write_image(world.root / "Dog" / name, seed)
+    daemon.wait_for(lambda: len(_flushes(daemon)) >= flushes, f"the flush that sent {name}")
+
+
+def test_a_flush_soon_after_a_count_check_trusts_the_ledger(world: World) -> None:
+    world.write_config(daemon={"count_check_seconds": 3600})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    _drop_and_wait(world, daemon, "a.jpg", 1, flushes=1)
+    _drop_and_wait(world, daemon, "b.jpg", 2, flushes=2)
+
+    first, second = _flushes(daemon)[:2]
+    # The startup run asked the counts and ended in sync: neither flush asks them again, so
+    # each one's calls are its own work alone: the tag Dog (the first), one upload each.
+    assert (first["listing"], second["listing"]) == ("ledger", "ledger")
+    assert (first["create_tags"], second["create_tags"]) == (1, 0)
+    assert first["uploads"] == second["uploads"] == 1
+    assert (first["api_calls"], second["api_calls"]) == (2, 1)
+    assert image_count(world.http, world.project_id) == 2
+    assert daemon.stop() == 0
+
+
+def test_with_no_trust_every_flush_asks_the_counts(world: World) -> None:
+    world.write_config(daemon={"count_check_seconds": 0})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    _drop_and_wait(world, daemon, "a.jpg", 1, flushes=1)
+
+    (flush,) = _flushes(daemon)
+    assert flush["listing"] == "counts"
+    # The project, its tags, its image count; then the tag Dog and the upload.
+    assert flush["api_calls"] == 3 + 2
+    assert daemon.stop() == 0
+
+
+def test_a_failed_run_ends_the_trust(world: World) -> None:
+    world.write_config(daemon={"count_check_seconds": 3600})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    world.stop_emulator()
+    write_image(world.root / "Dog" / "a.jpg", 1)
+    daemon.wait_event("reconcile_failed")
+    world.start_emulator()
+    daemon.wait_for(lambda: image_count(world.http, world.project_id) == 1, "a.jpg uploaded")
+
+    retry = next(e for e in daemon.events("reconciled") if e["reason"] == "retry")
+    assert retry["listing"] == "counts"
     assert daemon.stop() == 0
