@@ -61,6 +61,8 @@ class Sizes:
     g_tps: float | None
     g_latency_ms: float
     i_seconds: float = 600.0  # I's idle period (the issue's 10 minutes)
+    h_folders: int = 100
+    h_per_folder: int = 1000  # H: 100,000 images, a project's most
 
 
 FULL = Sizes(
@@ -103,6 +105,8 @@ SMOKE = Sizes(
     g_tps=None,
     g_latency_ms=0,
     i_seconds=3,
+    h_folders=2,
+    h_per_folder=50,
 )
 TARGET_N = {
     "A": 10_000,
@@ -113,8 +117,9 @@ TARGET_N = {
     "E": 100_000,
     "F": 2 * 1024 * MB,
     "G": 2_000,
+    "H": 100_000,
 }
-SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "I")  # the table's order
+SCENARIOS = ("A", "A2", "B", "C", "D", "E", "F", "G", "H", "I")  # the table's order
 I_FULL_SECONDS = 600
 
 
@@ -657,6 +662,100 @@ def scenario_b_e(bench: Bench, emu: Emulator) -> dict[str, Any]:
     }
 
 
+# --- H. A project's most images: first sync, then a ledger-lost rebuild -------------------------
+
+H_EFFICIENCY = 0.9  # issue 16
+H_RSS_MB = 150
+LISTING_PAGE = 256  # images a GetTaggedImages page holds
+
+
+def scenario_h(bench: Bench, emu: Emulator) -> dict[str, Any]:
+    """First sync of h_folders x h_per_folder tiny images at the quota; then the ledger is
+    deleted and the same tree reconciled again: the rebuild lists the project and hashes the
+    originals (downloads), and must upload nothing."""
+    s = bench.sizes
+    root = bench.work / "H"
+    n = s.h_folders * s.h_per_folder
+    image_bytes = data.make_tree(root, s.h_folders, s.h_per_folder, "tiny", seed0=40_000_000)
+    data.age_tree(root, seconds=3600)
+    project = bench.create_project(emu, "H-syncd")
+    config = bench.config("h", emu.url, root, project)  # syncd's defaults: 10/s, 8 in flight
+    emu.reset()
+    first, first_report = bench.reconcile(config)
+    first_wire = emu.stats()
+    if first_report["exit_code"] != 0 or first_report["done"]["uploads"] != n:
+        raise RuntimeError(f"H's first sync failed: {_brief(first_report)}")
+    quota = s.a_tps or 10.0
+    batches = sum(math.ceil(s.h_per_folder / 64) for _ in range(s.h_folders))
+    first_calls = 3 + s.h_folders + batches  # read, a tag each, CreateImages of 64
+    first_floor = first_calls / quota
+    scale = _scaled(bench, "H", n)
+    efficiency = first_floor / first.wall_s
+    floor_text = f"floor {_s(first_floor)} = {first_calls} calls / {quota:g}/s"
+    bench.row(
+        "H",
+        f"first sync efficiency{scale} ({floor_text})",
+        f"{efficiency:.2f}",
+        f"wall {_s(first.wall_s)}",
+        "",
+        f">= {H_EFFICIENCY}",
+        efficiency >= H_EFFICIENCY,
+    )
+    bench.row(
+        "H",
+        "first sync peak RSS",
+        f"{first.max_rss_mb:.0f} MB",
+        "",
+        "",
+        f"<= {H_RSS_MB} MB",
+        first.max_rss_mb <= H_RSS_MB,
+    )
+    ledger = bench.work / "state-h" / "h.ledger.sqlite"
+    for path in (ledger, Path(f"{ledger}-wal"), Path(f"{ledger}-shm")):
+        path.unlink(missing_ok=True)
+    emu.reset()
+    rebuild, rebuild_report = bench.reconcile(config)
+    wire = emu.stats()
+    # GetProject, GetTags (no count: a new ledger trusts nothing), and the listing's pages.
+    rebuild_calls = 2 + math.ceil(n / LISTING_PAGE)
+    rebuild_floor = rebuild_calls / quota
+    uploads = rebuild_report["done"]["uploads"]
+    bench.row(
+        "H",
+        f"ledger-lost rebuild (floor {_s(rebuild_floor)} = {rebuild_calls} calls / {quota:g}/s)",
+        _s(rebuild.wall_s),
+        f"efficiency {rebuild_floor / rebuild.wall_s:.2f}",
+        "",
+        "",
+    )
+    bench.row(
+        "H",
+        "rebuild calls (syncd's; emulator's API requests); downloads",
+        f"{rebuild_report['api_calls']}; {wire['api_requests']}; {wire['downloads']:,}",
+        f"min {rebuild_calls} calls",
+        "",
+        "",
+    )
+    bench.row(
+        "H",
+        "rebuild bytes downloaded; uploaded",
+        f"{_mb(wire['download_bytes'])}; {_mb(wire['api_body_bytes'])}",
+        f"images {_mb(image_bytes)}",
+        _x(wire["download_bytes"] / max(1, image_bytes)),
+        "",
+    )
+    ok = uploads == 0 and rebuild_report["exit_code"] == 0
+    bench.row("H", "rebuild re-uploaded nothing, exit 0", str(ok), "", "", "True", ok)
+    return {
+        "n": n,
+        "image_bytes": image_bytes,
+        "first_sync": {**_measured(first), "report": _brief(first_report), "wire": first_wire},
+        "rebuild": {**_measured(rebuild), "report": _brief(rebuild_report), "wire": wire},
+        "first_floor_s": first_floor,
+        "rebuild_floor_s": rebuild_floor,
+    }
+
+
 # --- I. Daemon idle over B's tree ---------------------------------------------------------------
 
 I_CPU_TARGET = 0.01  # issue 16: at most 1% of a core while idle
@@ -1111,6 +1210,12 @@ def main(argv: list[str] | None = None) -> int:
         help="G with about N images instead of the issue's 2,000 (a quick look; the table says)",
     )
     parser.add_argument(
+        "--h-images",
+        type=int,
+        metavar="N",
+        help="H with about N images instead of the issue's 100,000 (the table says)",
+    )
+    parser.add_argument(
         "--i-seconds",
         type=float,
         metavar="S",
@@ -1128,6 +1233,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = only - set(SCENARIOS)
     if unknown:
         parser.error(f"--only: no scenario {', '.join(sorted(unknown))} ({', '.join(SCENARIOS)})")
+    if args.h_images:
+        per_folder = max(1, math.ceil(args.h_images / sizes.h_folders))
+        sizes = dataclasses.replace(sizes, h_per_folder=per_folder)
     if args.g_images:
         per_folder = max(1, math.ceil(args.g_images / sizes.g_folders))
         sizes = dataclasses.replace(sizes, g_per_folder=per_folder)
@@ -1168,6 +1276,9 @@ def main(argv: list[str] | None = None) -> int:
             tier_latency = sizes.a_latency_ms
             with emulator(bench.key, latency_ms=tier_latency, tier="F0") as free:
                 _scenario(bench, "A2-F0", lambda: scenario_a2(bench, free, tier="F0"))
+        if "H" in only:  # at the quota, as A
+            with emulator(bench.key, tps=sizes.a_tps, latency_ms=sizes.a_latency_ms) as quota:
+                _scenario(bench, "H", lambda: scenario_h(bench, quota))
         if "F" in only:
             _scenario(bench, "F", lambda: scenario_f(bench))
         if "G" in only:
