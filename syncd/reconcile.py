@@ -525,8 +525,9 @@ async def reconcile_mirror(
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
     holds back files that have not settled yet). `walk` walks the tree (the CLI's walk was started
     in a child process as the command began: syncd.earlywalk). `trusted_project`: the daemon read
-    the counts a moment ago (this is that read's project) and ended in sync since, so the ledger's
-    account is trusted instead of asking again (remote.trusted_counts); not for a full run."""
+    the counts a moment ago (this is that read's project) and had no failed item since, so the
+    ledger's account is trusted instead of asking again (remote.trusted_counts); not for a full
+    run."""
     try:
         return await _reconcile_mirror(
             config,

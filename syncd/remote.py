@@ -157,8 +157,8 @@ def trusted_counts(
     project: Project, ledger: Ledger, summary: RemoteSummary | None = None
 ) -> ProjectCounts | None:
     """The counts as the ledger has them, asking nothing: for a caller that read them from the
-    service a moment ago (`project` is that read's) and ended in sync since, so the ledger holds
-    everything syncd changed. None where read_counts would not trust the ledger either."""
+    service a moment ago (`project` is that read's) and had no failed item since, so the ledger
+    holds everything syncd changed. None where read_counts would not trust the ledger either."""
     classification = _classification(project)
     summary = summary or ledger.remote_summary()
     if (

@@ -13,8 +13,8 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
   nothing else changed, and the planner stays pure. The counts are asked at most every
-  `count_check_seconds` (60): a flush sooner after a run that asked them and ended in sync
-  trusts the ledger instead (it records everything syncd does), so a change is not held up by
+  `count_check_seconds` (60): a flush sooner after a run that asked them (and had no failed item
+  since) trusts the ledger instead (it records everything syncd does), so a change is not held up by
   three paced calls; drift made elsewhere is seen at the next check or full reconcile.
 - Every `full_reconcile_seconds`, a reconcile with `full=True` lists the whole project: the
   backstop for missed events and remote drift. If the watcher cannot run (inotify limits, root
@@ -228,7 +228,7 @@ class _MirrorLoop:
         self.problems: dict[str, FileProblem] = {}  # path -> its problem, as last logged
         self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
         self.held_back = False  # the running reconcile held files back (still being written)
-        # When the counts were last asked, by a run that ended in sync, and the project it read:
+        # When the counts were last asked, by a run with no failed item, and the project it read:
         # until count_check_seconds later a flush trusts the ledger (remote.trusted_counts).
         self.counts_checked: tuple[float, Project] | None = None
         self.state = _State()
@@ -467,8 +467,12 @@ class _MirrorLoop:
         return project if now - checked_at < self.settings.count_check_seconds else None
 
     def _note_counts(self, report: MirrorReport, started: float) -> None:
-        if not report.in_sync:
-            self.counts_checked = None  # the ledger's account is not the project's: ask next time
+        # A failed item may have left the project other than the ledger says: ask next time. A
+        # round that is only not in sync for files held back or with problems keeps the trust
+        # (the ledger still holds all that syncd did), or a steady drip of files would ask the
+        # counts at every flush.
+        if report.failures:
+            self.counts_checked = None
         elif report.remote.listing != "ledger":  # this run asked the service (counts or listing)
             self.counts_checked = (started, report.remote.project)
 

@@ -74,6 +74,24 @@ def test_a_flush_soon_after_a_count_check_trusts_the_ledger(world: World) -> Non
     assert daemon.stop() == 0
 
 
+def test_a_file_with_a_problem_does_not_end_the_trust(world: World) -> None:
+    # A file syncd cannot send leaves every round "not in sync", but the ledger still holds all
+    # that syncd did: a steady drip beside it must not ask the counts at every flush.
+    world.write_config(daemon={"count_check_seconds": 3600})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    (world.root / "Dog").mkdir()
+    (world.root / "Dog" / "broken.jpg").write_bytes(b"not an image")
+    _drop_and_wait(world, daemon, "a.jpg", 1, flushes=1)
+    _drop_and_wait(world, daemon, "b.jpg", 2, flushes=2)
+
+    second = _flushes(daemon)[1]
+    assert second["exit_code"] == 1  # broken.jpg is still a problem
+    assert second["listing"] == "ledger"
+    assert image_count(world.http, world.project_id) == 2
+    assert daemon.stop() == 0
+
+
 def test_with_no_trust_every_flush_asks_the_counts(world: World) -> None:
     world.write_config(daemon={"count_check_seconds": 0})
     daemon = world.start_daemon()
