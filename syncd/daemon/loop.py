@@ -9,7 +9,8 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 
 - Watchdog events only mark paths dirty in the mirror's SettleTracker (syncd.watch). A flush
   happens when 64 settled paths wait (a full upload batch), when no dirty path could settle in
-  time to join the ones waiting, or `max_delay_seconds` after the first one settled. A flush is
+  time to join the ones waiting (within _JOIN_SECONDS, and before the deadline), or
+  `max_delay_seconds` after the first one settled. A flush is
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
   nothing else changed, and the planner stays pure. The counts are asked at most every
@@ -81,6 +82,10 @@ _TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
 # Poll this long after the first dirty path is due, so the events of one burst (a folder of files
 # moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
 _SETTLE_SLACK = 0.1
+# Settled paths wait for a dirty one only if it may settle within this long: the rest of a burst
+# (whose files settle together) joins, while a drip (a file now and then, always one settling)
+# does not hold every file until max_delay_seconds or a full batch.
+_JOIN_SECONDS = 2 * _SETTLE_SLACK
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
 # An idle loop (nothing due for up to full_reconcile_seconds) still wakes this often to beat.
 _IDLE_BEAT_SECONDS = 10.0
@@ -347,11 +352,11 @@ class _MirrorLoop:
         deadline = min(self.ready.values()) + self.settings.max_delay_seconds
         if now >= deadline:
             return True
-        # Waiting only pays if a path still settling can join before the deadline (a file with
-        # no event yet needs a whole settle time, longer than max_delay by default): a lone drop
-        # goes at once, a burst still leaves in full batches.
+        # Waiting only pays if a path still settling can join soon, and before the deadline (a
+        # file with no event yet needs a whole settle time, longer than max_delay by default): a
+        # lone drop and each file of a drip go at once, a burst still leaves in full batches.
         soonest = self.tracker.next_check()
-        return soonest is None or now + soonest > deadline
+        return soonest is None or soonest > _JOIN_SECONDS or now + soonest > deadline
 
     def _next_wake(self) -> float:
         now = time.monotonic()

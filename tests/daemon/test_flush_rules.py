@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from syncd.daemon.loop import BATCH_SIZE
 from tests.daemon.conftest import World
 from tests.daemon.support import Daemon, image_count
 from tests.support.images import write_image
@@ -19,6 +20,35 @@ def test_a_lone_drop_does_not_wait_for_a_batch_to_fill(world: World) -> None:
     daemon.wait_ready()
     write_image(world.root / "Dog" / "a.jpg", 1)
     daemon.wait_for(lambda: image_count(world.http, world.project_id) == 1, "a.jpg uploaded")
+    assert daemon.stop() == 0
+
+
+def test_a_drip_of_files_does_not_wait_for_the_batch_deadline(world: World) -> None:
+    # A file every 0.3 s, each settling 1 s after it was written: some file is always about to
+    # settle, but never within the moment a burst's files take to settle together, so waiting for
+    # it to join would hold every file until the hour of max delay (or the drip) ran out.
+    world.write_config(daemon={"max_delay_seconds": 3600, "settle_seconds": 1.0})
+    daemon = world.start_daemon()
+    daemon.wait_ready()
+    stop = threading.Event()
+    written: list[int] = []
+
+    def drip() -> None:  # for up to 30 s
+        for n in range(100):
+            if stop.wait(0.3):
+                return
+            write_image(world.root / "Dog" / f"drop{n:03}.jpg", 6000 + n)
+            written.append(n)
+
+    writer = threading.Thread(target=drip)
+    writer.start()
+    try:
+        daemon.wait_for(lambda: image_count(world.http, world.project_id) >= 1, "a drop sent")
+    finally:
+        stop.set()
+        writer.join()
+    # The first drop went up long before a batch (64) could fill.
+    assert len(written) < BATCH_SIZE // 2, len(written)
     assert daemon.stop() == 0
 
 
