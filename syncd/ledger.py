@@ -1,4 +1,4 @@
-"""The ledger: one mirror's memory in SQLite (WAL, mode 0600), behind a narrow API.
+"""The ledger: one mirror's memory in SQLite (sqlite-utils, WAL, mode 0600), behind a narrow API.
 
 Public names: Ledger, LedgerLock, lock_path, connect_read_only, RunOutcome, RunRecord, ErrorRecord,
 LedgerStatus, ProblemRecord, RemoteSummary, SettledMark, SCHEMA_VERSION.
@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import sqlite_utils
 
 from syncd.core.model import (
     SYNCD_METADATA_KEY,
@@ -396,86 +398,7 @@ _SCHEMA_V3 = """
 ALTER TABLE local_files ADD COLUMN content_checked INTEGER NOT NULL DEFAULT 0;
 """
 
-
-class _Database:
-    """The few things the ledger asks of its SQLite connection: a statement outside a transaction
-    commits at once, `atomic()` groups statements (nested blocks are savepoints), rows by name.
-
-    Plain sqlite3 rather than sqlite-utils, which syncd used for no more than this: importing it
-    (with click, dateutil and pluggy) was ~70 ms of every start, a sixth of a no-op reconcile."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        conn.isolation_level = None  # no implicit transactions: SQLite's autocommit, BEGIN by hand
-        self.conn = conn
-        self._savepoints = 0
-
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, tuple(params))
-
-    def executescript(self, script: str) -> None:
-        """Run `script`'s statements one by one (sqlite3's executescript would COMMIT an open
-        transaction first)."""
-        statement = ""
-        for piece in script.split(";"):
-            statement += piece + ";"
-            if sqlite3.complete_statement(statement):
-                self.conn.execute(statement)
-                statement = ""
-        if statement.strip(" \n\t;"):
-            self.conn.execute(statement)  # an incomplete tail: let SQLite say what is wrong
-
-    def query(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
-        cursor = self.conn.execute(sql, tuple(params))
-        keys = [d[0] for d in cursor.description]
-        return (dict(zip(keys, row, strict=True)) for row in cursor)
-
-    def table_names(self) -> list[str]:
-        return [
-            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        ]
-
-    def enable_wal(self) -> None:
-        (mode,) = self.conn.execute("PRAGMA journal_mode").fetchone()
-        if str(mode).lower() != "wal":
-            self.conn.execute("PRAGMA journal_mode=wal")
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """All of the block's statements or none; a nested block is a savepoint."""
-        if not self.conn.in_transaction:
-            self.conn.execute("BEGIN")
-            try:
-                yield
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            try:
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            return
-        self._savepoints += 1
-        name = f"syncd_{self._savepoints}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                self.conn.execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        finally:
-            self._savepoints -= 1
-        self.conn.execute(f"RELEASE SAVEPOINT {name}")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-_MIGRATIONS: list[Callable[[_Database], object]] = [
+_MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     lambda db: db.executescript(_SCHEMA_V1),
     lambda db: db.executescript(_SCHEMA_V2),
     lambda db: db.executescript(_SCHEMA_V3),
@@ -499,7 +422,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _schema_version(db: _Database, where: str, fix: str) -> int:
+def _schema_version(db: sqlite_utils.Database, where: str, fix: str) -> int:
     """Return the file's schema version (0: empty); raise LedgerRefusedError if it is not ours
     to use."""
     tables = set(db.table_names())
@@ -529,7 +452,9 @@ def _create_private(path: Path) -> None:
 class Ledger:
     """One mirror's ledger file. Open with `Ledger.open(path)`; close when done."""
 
-    def __init__(self, db: _Database, path: Path, writer: LedgerLock | None = None) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, path: Path, writer: LedgerLock | None = None
+    ) -> None:
         self._db = db
         self.path = path
         self._lock = threading.RLock()
@@ -571,7 +496,9 @@ class Ledger:
         conn = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
-            db = _Database(conn)
+            # No sqlite-utils plugins: nothing installed beside syncd hooks into the ledger's
+            # connection, and no scan of every package's entry points at each start.
+            db = sqlite_utils.Database(conn, execute_plugins=False)
             version = _schema_version(db, where, fix)
             db.execute("PRAGMA busy_timeout = 10000")
             db.enable_wal()
@@ -618,7 +545,7 @@ class Ledger:
         conn = None
         try:
             conn = connect_read_only(path)
-            db = _Database(conn)
+            db = sqlite_utils.Database(conn, execute_plugins=False)
             version = _schema_version(db, where, "move it away and syncd rebuilds it")
             ledger = cls(db, path)
             if version == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 import subprocess
@@ -406,6 +407,67 @@ def test_a_ledger_from_before_the_id_gets_one_when_opened(tmp_path: Path) -> Non
         assert len(made) == 32
     with Ledger.open(path, project_id=PID) as led:
         assert led.ledger_id == made
+
+
+_PLUGIN = """
+import sqlite_utils
+
+
+@sqlite_utils.hookimpl
+def prepare_connection(conn):
+    conn.execute("CREATE TABLE IF NOT EXISTS planted_by_plugin (x)")
+"""
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_no_installed_sqlite_utils_plugin_touches_the_ledger(
+    tmp_path: Path, read_only: bool
+) -> None:
+    # A sqlite-utils plugin installed in the same environment would run its hook on every
+    # connection sqlite-utils opens; the ledger's must not be one of them.
+    site = tmp_path / "site"
+    (site / "planter-1.0.dist-info").mkdir(parents=True)
+    (site / "planter-1.0.dist-info" / "METADATA").write_text("Name: planter\nVersion: 1.0\n")
+    (site / "planter-1.0.dist-info" / "entry_points.txt").write_text(
+        "[sqlite_utils]\nplanter = planter\n"
+    )
+    (site / "planter.py").write_text(_PLUGIN)
+    ledger_path = tmp_path / "ledger.db"
+    Ledger.open(ledger_path, project_id="p").close()  # created before the plugin is on the path
+    opener = "open_read_only" if read_only else "open"
+    script = (
+        "import sqlite_utils.plugins as p, sys\n"
+        "from syncd.ledger import Ledger\n"
+        f"Ledger.{opener}(sys.argv[1], project_id='p').close()\n"
+        "print(sorted(d.project_name for _, d in p.pm.list_plugin_distinfo()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # The plugin is visible to sqlite-utils in this environment (the test would prove nothing
+    # otherwise) ...
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite_utils; sqlite_utils.Database(memory=True);"
+            "import sqlite_utils.plugins as p; print(len(p.pm.get_plugins()))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(probe.stdout) >= 1
+    # ... and yet opening the ledger neither loads it nor lets it change the file.
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(ledger_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == "[]"
+    tables = sqlite3.connect(ledger_path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert ("planted_by_plugin",) not in tables
 
 
 def test_a_version_1_ledger_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
