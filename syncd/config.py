@@ -423,6 +423,9 @@ class DaemonConfig:
     full_reconcile_seconds: float = field(default=3600.0, metadata=_check(_between(1, 7 * _DAY)))
     rescan_seconds: float = field(default=60.0, metadata=_check(_between(1, _DAY)))
     shutdown_timeout_seconds: float = field(default=10.0, metadata=_check(_between(1, _HOUR)))
+    # A flush this soon after a run that checked the project's counts (and no failed item since)
+    # trusts the ledger's account instead of asking again (3 calls). 0: ask at every flush.
+    count_check_seconds: float = field(default=60.0, metadata=_check(_between(0, _HOUR)))
     # WATCHDOG=1 stops once a mirror loop has shown no progress for this long (docs/daemon.md).
     stall_seconds: float = field(
         default=STALL_SECONDS_DEFAULT,

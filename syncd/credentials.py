@@ -21,15 +21,10 @@ import os
 import stat
 from pathlib import Path
 
-import structlog
-
 from syncd.errors import SyncdError
-from syncd.log import redact_secret
-from syncd.redact import mask_key_like
+from syncd.redact import mask_key_like, register_secret
 
 DEFAULT_KEY_ENV = "SYNCD_TRAINING_KEY"
-
-_log = structlog.get_logger(component="credentials")
 
 
 class CredentialsError(SyncdError):
@@ -78,7 +73,7 @@ class TrainingKey:
         if problem:
             raise CredentialsError(f"{source}: {problem}")
         self._secret = secret
-        redact_secret(secret)
+        register_secret(secret)
 
     @classmethod
     def from_env(cls, var: str = DEFAULT_KEY_ENV) -> TrainingKey:
@@ -104,7 +99,11 @@ class TrainingKey:
         except UnicodeDecodeError:
             raise CredentialsError(f"key file {shown}: not UTF-8 text") from None
         if mode & (stat.S_IRGRP | stat.S_IROTH):
-            _log.warning(
+            # structlog here, not at the top: the config imports this module, and a reconcile's
+            # early walk (syncd.earlywalk) starts before the logging's imports.
+            import structlog
+
+            structlog.get_logger(component="credentials").warning(
                 "key_file_readable_by_others",
                 path=shown,
                 mode=oct(stat.S_IMODE(mode)),

@@ -2,7 +2,8 @@
 
 Public names: SyncdError, UsageError, LedgerRefusedError, LedgerOfAnotherProjectError,
 LedgerBusyError, ServiceError, ServiceUnreachableError, KeyRefusedError, ProjectMissingError,
-ServiceAnswerError, NothingToTrainError, TrainingRefusedError.
+ServiceAnswerError, NothingToTrainError, TrainingRefusedError, ProjectKindError, PullError,
+ReviewError.
 
     SyncdError                      the message is one line, safe to print (no key in it)
     ├── UsageError                  a flag or argument the command cannot use
@@ -15,12 +16,16 @@ ServiceAnswerError, NothingToTrainError, TrainingRefusedError.
     │   ├── ProjectMissingError       the mirror's project does not exist at the endpoint
     │   └── ServiceAnswerError        any other error answer the run cannot go past
     ├── NothingToTrainError         `train`: nothing changed since the last training
-    └── TrainingRefusedError        `train`: the service would not train (the data, not syncd)
+    ├── TrainingRefusedError        `train`: the service would not train (the data, not syncd)
+    ├── ProjectKindError            a project syncd cannot mirror (e.g. object detection)
+    ├── PullError                   `pull` cannot start (its target is another project's tree)
+    └── ReviewError                 `review` cannot be made (no trained iteration, ...)
 
 All are raised by the engine (TrainingRefusedError and NothingToTrainError by syncd.train,
-UsageError by the CLI's commands). Raised beside their modules, subclasses too: ConfigError
-(syncd.config), CredentialsError (syncd.credentials), LocalIOError (syncd.localio),
-ProjectKindError (syncd.remote), PullError (syncd.pull), ReviewError (syncd.review).
+UsageError by the CLI's commands; ProjectKindError by syncd.remote, PullError by syncd.pull,
+ReviewError by syncd.review, which import them from here so that the CLI's exit-code table does not
+load those modules at every start). Raised beside their modules, subclasses too: ConfigError
+(syncd.config), CredentialsError (syncd.credentials), LocalIOError (syncd.localio).
 `syncd.cli.main` holds the one table that turns each into an exit code; the daemon logs them
 and retries.
 """
@@ -86,3 +91,15 @@ class TrainingRefusedError(SyncdError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"the service would not train: {detail}")
         self.detail = detail
+
+
+class ProjectKindError(SyncdError):
+    """The project is not one syncd can mirror into (e.g. object detection)."""
+
+
+class PullError(SyncdError):
+    """The pull cannot start (the target folder belongs to another project, ...)."""
+
+
+class ReviewError(SyncdError):
+    """The review cannot be made (no trained iteration, a link folder with real files...)."""

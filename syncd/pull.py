@@ -55,7 +55,7 @@ from syncd.core.regions import (
     make_box,
     to_displayed_orientation,
 )
-from syncd.errors import SyncdError
+from syncd.errors import PullError
 from syncd.export import (
     ExportFormat,
     ExportImage,
@@ -76,10 +76,6 @@ PART_DIR = ".syncd-pull"
 _HASH_CHUNK = 1 << 20
 
 Progress = Callable[[str, int], None]
-
-
-class PullError(SyncdError):
-    """The pull cannot start (the target folder belongs to another project, ...)."""
 
 
 @dataclass

@@ -39,6 +39,7 @@ from syncd.api import (
     ApiError,
     AuthenticationError,
     ClientSettings,
+    Project,
     ProjectNotFoundError,
     TrainingClient,
 )
@@ -59,7 +60,14 @@ from syncd.errors import (
     ServiceUnreachableError,
 )
 from syncd.executor import Execution, Rejection, execute
-from syncd.ledger import Ledger, LedgerRefusedError, RunOutcome, SettledMark, connect_read_only
+from syncd.ledger import (
+    Ledger,
+    LedgerRefusedError,
+    RemoteSummary,
+    RunOutcome,
+    SettledMark,
+    connect_read_only,
+)
 from syncd.localio import LocalIOError, sqlite_local_fault, writing
 from syncd.log import redact_secret
 from syncd.prepare import (
@@ -77,7 +85,14 @@ from syncd.problems import (
     conflict_problems,
     file_problems,
 )
-from syncd.remote import ProjectKindError, RemoteRead, read_counts, read_remote
+from syncd.remote import (
+    ProjectCounts,
+    ProjectKindError,
+    RemoteRead,
+    read_counts,
+    read_remote,
+    trusted_counts,
+)
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
 from syncd.train import train_after_sync
 from syncd.trash import Trash, trash_folder
@@ -555,14 +570,23 @@ async def reconcile_mirror(
     full: bool = False,
     progress: Progress | None = None,
     hold: Hold | None = None,
+    walk: Callable[[MirrorConfig], Walked] = walk_tree,
+    trusted_project: Project | None = None,
 ) -> MirrorReport:
     """Reconcile one mirror; raise a typed error (syncd.errors) for what stops the run.
 
     `hold`, if given, filters the scan before anything records or plans from it (`syncd run`
-    holds back files that have not settled yet)."""
+    holds back files that have not settled yet). `walk` walks the tree (the CLI's walk was started
+    in a child process as the command began: syncd.earlywalk). `trusted_project`: the daemon read
+    the counts a moment ago (this is that read's project) and had no failed item since, so the
+    ledger's account is trusted instead of asking again (remote.trusted_counts); not for a full
+    run."""
     try:
         return await _reconcile_mirror(
-            config, mirror, client, _Options(dry_run, allow_mass_delete, full, progress, hold)
+            config,
+            mirror,
+            client,
+            _Options(dry_run, allow_mass_delete, full, progress, hold, walk, trusted_project),
         )
     except LedgerOfAnotherProjectError:
         # A ledger of another project is most often a mistyped project_id: name that first.
@@ -631,6 +655,16 @@ class _Options:
     full: bool
     progress: Progress | None
     hold: Hold | None
+    walk: Callable[[MirrorConfig], Walked] = walk_tree
+    trusted_project: Project | None = None
+
+
+def _trusted_counts(
+    options: _Options, ledger: Ledger, summary: RemoteSummary | None, mirror: MirrorConfig
+) -> ProjectCounts | None:
+    if options.trusted_project is None or options.full:
+        return None
+    return trusted_counts(options.trusted_project, ledger, summary, mirror.annotations.format)
 
 
 def _unchanged_since(settled: SettledMark | None, mirror: MirrorConfig, walked: Walked) -> bool:
@@ -651,10 +685,10 @@ async def _reconcile(
 ) -> MirrorReport:
     progress = options.progress
     # The walk (disk) and the three count calls (network) need nothing of each other: overlap.
-    walking = asyncio.create_task(asyncio.to_thread(walk_tree, mirror))
+    walking = asyncio.create_task(asyncio.to_thread(options.walk, mirror))
     try:
         summary = settled.summary if settled is not None else None
-        counts = await read_counts(
+        counts = _trusted_counts(options, ledger, summary, mirror) or await read_counts(
             client,
             mirror.project_id,
             ledger,
@@ -669,7 +703,7 @@ async def _reconcile(
     if counts.agree and _unchanged_since(settled, mirror, walked):
         # In sync then, nothing changed on either side since: the plan is empty by construction,
         # and a 100k-file no-op need not load, record or plan a single file.
-        _log.info("planned", mirror=mirror.name, listing="counts", unchanged=True)
+        _log.info("planned", mirror=mirror.name, listing=counts.listing, unchanged=True)
         report = MirrorReport(
             mirror.name,
             mirror.project_id,

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -41,15 +42,10 @@ from syncd.core.model import (
     TagType,
 )
 from syncd.core.policy import AnnotationFormat
-from syncd.errors import SyncdError
+from syncd.errors import ProjectKindError
 from syncd.ledger import Ledger, RemoteSummary
 
 _log = structlog.get_logger(component="remote")
-
-
-class ProjectKindError(SyncdError):
-    """The project is not one this mirror can mirror into: a classification mirror and an object
-    detection project, or a detection mirror and a classification project."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +158,12 @@ class ProjectCounts:
     summary: RemoteSummary | None
     image_count: int | None  # None: the ledger could not be trusted, so the count was not asked
     agree: bool
+    asked: bool = True  # False: not read from the service but trusted (trusted_counts)
+
+    @property
+    def listing(self) -> str:
+        """How the run read the project: "counts" (asked), or "ledger" (trusted_counts)."""
+        return "counts" if self.asked else "ledger"
 
     def tags_only(self) -> RemoteRead:
         """The read of a run whose plan is known to be empty: tags, no images (they agree)."""
@@ -172,7 +174,7 @@ class ProjectCounts:
             tuple(self.summary.tags),
             complete=False,
         )
-        return RemoteRead(snapshot, self.project, "counts", image_count=self.image_count)
+        return RemoteRead(snapshot, self.project, self.listing, image_count=self.image_count)
 
 
 async def read_counts(
@@ -184,28 +186,69 @@ async def read_counts(
     summary: RemoteSummary | None = None,
     annotations: AnnotationFormat = AnnotationFormat.NONE,
 ) -> ProjectCounts:
-    """GetProject, GetTags and (when the ledger can be trusted) GetImageCount: three calls.
+    """GetProject, GetTags and (when the ledger can be trusted) GetImageCount: three calls, sent
+    at once (each waits ~a round trip; one after the other they were three).
 
     `summary`: the ledger's, if the caller has it (Ledger.settled); else it is counted.
     `annotations`: the mirror's format (none: a classification mirror)."""
-    project = await client.get_project(project_id)
-    classification = await _project_kind(client, project, ledger, annotations)
-    tags = await client.list_tags(project_id)
     summary = summary or ledger.remote_summary()
-    if (
-        full
-        or summary is None
-        or summary.classification is not classification
-        or ledger.pending_uploads()
-        or not summary.all_hashed
-        or (annotations is not AnnotationFormat.NONE and ledger.regions_unknown())
-    ):
+    # Whether the count is worth asking is known before any answer, but for the classification,
+    # checked once the project is in (a project whose kind changed wastes the one count call).
+    trusted = (
+        not full
+        and summary is not None
+        and summary.all_hashed
+        and not ledger.pending_uploads()
+        and not (annotations is not AnnotationFormat.NONE and ledger.regions_unknown())
+    )
+    calls: list[Awaitable[Any]] = [client.get_project(project_id), client.list_tags(project_id)]
+    if trusted:
+        calls.append(client.count_images(project_id))
+    answers: list[Any] = list(await asyncio.gather(*calls, return_exceptions=True))
+    for answer in answers:  # the project's error first, as when it was asked first
+        if isinstance(answer, BaseException):
+            raise answer
+    project: Project = answers[0]
+    tags: list[Tag] = answers[1]
+    classification = await _project_kind(client, project, ledger, annotations)
+    if len(answers) < 3 or summary is None or summary.classification is not classification:
         return ProjectCounts(project, classification, tags, summary, None, agree=False)
-    total = await client.count_images(project_id)
+    total: int = answers[2]
     agree = _counts_agree(summary, tags, total)
     if not agree:
         _log.info("counts_differ", project_images=total, ledger_images=summary.images)
     return ProjectCounts(project, classification, tags, summary, total, agree)
+
+
+def trusted_counts(
+    project: Project,
+    ledger: Ledger,
+    summary: RemoteSummary | None = None,
+    annotations: AnnotationFormat = AnnotationFormat.NONE,
+) -> ProjectCounts | None:
+    """The counts as the ledger has them, asking nothing: for a caller that read them from the
+    service a moment ago (`project` is that read's, its kind checked then) and had no failed item
+    since, so the ledger holds everything syncd changed. None where read_counts would not trust
+    the ledger either."""
+    detection = annotations is not AnnotationFormat.NONE
+    if detection:  # as _project_kind has it for a detection mirror
+        classification = ClassificationType.MULTILABEL
+    elif project.classification_type is not None:
+        classification = ClassificationType(project.classification_type)
+    else:
+        return None
+    summary = summary or ledger.remote_summary()
+    if (
+        summary is None
+        or (detection and ledger.regions_unknown())
+        or summary.classification is not classification
+        or ledger.pending_uploads()
+        or not summary.all_hashed
+    ):
+        return None
+    return ProjectCounts(
+        project, classification, [], summary, summary.images, agree=True, asked=False
+    )
 
 
 async def read_remote(
@@ -230,7 +273,7 @@ async def read_remote(
     if counts.agree:
         cached = ledger.cached_remote()
         if cached is not None:  # always, once a summary exists
-            return RemoteRead(cached, project, "counts", image_count=counts.image_count)
+            return RemoteRead(cached, project, counts.listing, image_count=counts.image_count)
 
     known = ledger.view().images
     listed: list[RemoteImage] = []

@@ -36,7 +36,7 @@ from typing import Any
 from syncd.api import ImagePerformance, Iteration, TrainingClient
 from syncd.core.regions import Box, iou
 from syncd.display import printable
-from syncd.errors import SyncdError
+from syncd.errors import ReviewError
 from syncd.overlay import draw_overlay
 
 LINK_ARROW = "→"
@@ -44,10 +44,6 @@ MATCH_IOU = 0.5
 _IMAGE_SUFFIXES = frozenset({"jpg", "jpeg", "png", "bmp", "gif"})
 OVERLAY_SUFFIX = ".overlay.jpg"
 _EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-class ReviewError(SyncdError):
-    """The review cannot be made (no trained iteration, a link folder with real files...)."""
 
 
 @dataclass(frozen=True)

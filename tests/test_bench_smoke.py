@@ -2,8 +2,8 @@
 
 No timing is asserted (the full run compares ratios; see bench/README.md). What is asserted is
 what a user of the benchmark would notice: it exits 0, writes its JSON with scenarios A, A2 (and
-A2 at F0), B-G, each with rows of the table, and the correctness rows (every image synced, none
-re-uploaded, bytes on the wire within 2 % of the image bytes for camera-sized images) hold.
+A2 at F0), B-I, each with rows of the table, and the correctness rows (every image synced,
+none re-uploaded, bytes on the wire within 2 % of the image bytes for camera-sized images) hold.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["mode"] == "smoke"
-    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "J", "K", "P"}
+    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "P"}
     assert set(document["scenarios"]) == scenarios | {"A2-F0"}
     assert not [k for k, v in document["scenarios"].items() if "error" in v]
     rows = document["rows"]
@@ -49,4 +49,6 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     for fmt in ("folders", "coco"):  # every image pulled and read back, exit 0
         assert by_metric[("P", f"pull --format {fmt}: throughput; API calls")]["met"] is True
     assert by_metric[("K", "images prepared per second")]["syncd"].endswith("/s")
+    assert by_metric[("I", "inotify watches")]["syncd"] != "0"  # the idle daemon was watching
+    assert by_metric[("H", "rebuild re-uploaded nothing, exit 0")]["met"] is True
     assert "| scenario |" in result.stdout

@@ -225,6 +225,7 @@ RANGES = {
     "daemon.full_reconcile_seconds": ("0.5", "1.0e+9", "a number from 1 to 604800"),
     "daemon.rescan_seconds": ("0.5", "1.0e+9", "a number from 1 to 86400"),
     "daemon.shutdown_timeout_seconds": ("0.5", "86400", "a number from 1 to 3600"),
+    "daemon.count_check_seconds": ("-1", "86400", "a number from 0 to 3600"),
     "mirror.guard.max_delete_fraction": ("-0.1", "1.5", "a number from 0 to 1"),
 }
 _FLOATS = {key for key, (_, _, expected) in RANGES.items() if "a number" in expected}

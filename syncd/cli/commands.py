@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.api import ApiError, Iteration, TrainingClient
 from syncd.cli import render
-from syncd.config import Config, MirrorConfig, check_value, load_config
+from syncd.cli.loading import Mirrors, load
+from syncd.config import Config, MirrorConfig, check_value
 from syncd.errors import LedgerOfAnotherProjectError, UsageError
 from syncd.ledger import Ledger, LedgerLock
 from syncd.reconcile import (
@@ -34,12 +35,12 @@ from syncd.reconcile import (
     require_project,
     service_error,
 )
+from syncd.scan import walk_tree
 
 if TYPE_CHECKING:
+    from syncd.earlywalk import EarlyWalks
     from syncd.pull import ExportOptions, PullReport
     from syncd.review import Review
-
-Mirrors = tuple[MirrorConfig, ...]
 
 
 # --- the session --------------------------------------------------------------------------------
@@ -131,19 +132,6 @@ def _waits_shown(
 # --- config -------------------------------------------------------------------------------------
 
 
-def load(args: argparse.Namespace) -> tuple[Config, Mirrors]:
-    """The config `--config` names and the mirrors `--mirror` picks (all by default)."""
-    config = load_config(args.config)
-    render.warnings(config.warnings, sys.stderr)
-    mirrors = config.mirrors
-    if args.mirror is not None:
-        mirrors = tuple(m for m in mirrors if m.name == args.mirror)
-        if not mirrors:
-            names = ", ".join(m.name for m in config.mirrors)
-            raise UsageError(f"--mirror {args.mirror}: no such mirror (have: {names})")
-    return config, mirrors
-
-
 def one_mirror(args: argparse.Namespace) -> tuple[Config, MirrorConfig]:
     """The config and its one mirror (or the one `--mirror` names)."""
     config, mirrors = load(args)
@@ -156,9 +144,14 @@ def one_mirror(args: argparse.Namespace) -> tuple[Config, MirrorConfig]:
 # --- reconcile ----------------------------------------------------------------------------------
 
 
-def reconcile(args: argparse.Namespace) -> list[MirrorReport]:
-    """Reconcile each mirror once; return their reports."""
-    config, mirrors = load(args)
+def reconcile(
+    args: argparse.Namespace,
+    loaded: tuple[Config, Mirrors] | None = None,
+    walks: EarlyWalks | None = None,
+) -> list[MirrorReport]:
+    """Reconcile each mirror once; return their reports. `loaded`: the config and mirrors if
+    already loaded; `walks`: their walks, if already started (syncd.earlywalk)."""
+    config, mirrors = loaded or load(args)
     # A dry run reads a copy of the ledger: it needs no lock, and works while another writes.
     lock = None if args.dry_run else "syncd reconcile"
     shown = sys.stderr.isatty() and not args.json
@@ -180,6 +173,7 @@ def reconcile(args: argparse.Namespace) -> list[MirrorReport]:
                         allow_mass_delete=args.allow_mass_delete,
                         full=args.full,
                         progress=bar,
+                        walk=walks.walker(mirror) if walks else walk_tree,
                     )
                 reports.append(report)
         return reports

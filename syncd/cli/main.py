@@ -20,22 +20,26 @@ from pathlib import Path
 from typing import IO, Any
 
 from syncd import __version__
-from syncd.cli import commands, render
+from syncd.cli import render
 from syncd.config import ConfigError
 from syncd.credentials import CredentialsError
 from syncd.errors import (
     LedgerBusyError,
     LedgerRefusedError,
     NothingToTrainError,
+    ProjectKindError,
+    PullError,
+    ReviewError,
     ServiceError,
     SyncdError,
     TrainingRefusedError,
     UsageError,
 )
 from syncd.localio import LocalIOError, local_fault
-from syncd.pull import PullError
-from syncd.remote import ProjectKindError
-from syncd.review import ReviewError
+
+# `syncd.cli.commands` (and through it the client, the ledger and the engine) is imported by each
+# command when it runs, not here: a no-op reconcile's walk starts before those imports
+# (syncd.earlywalk), and `syncd --help` needs none of them.
 
 __all__ = ["EXIT_CODES", "EXIT_INTERRUPTED", "EXIT_NOT_IN_SYNC", "EXIT_OK", "exit_code_for", "main"]
 
@@ -288,14 +292,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return run_from_args(args)
 
-    from syncd.log import configure_logging
-
-    # On a terminal the summary tells the story; elsewhere (systemd, cron, CI) log every event.
-    # The daemon has no summary: it always logs its events.
-    quiet = sys.stderr.isatty() and not args.verbose and args.command != "run"
-    configure_logging(level="warning" if quiet else "info")
     as_json = getattr(args, "json", False)
     try:
+        if args.command != "reconcile":  # which configures it once its walks have started
+            _configure_logging(args)
         return _COMMANDS[args.command](args)
     except SyncdError as exc:
         return render.error(str(exc), exit_code_for(exc), as_json)
@@ -310,6 +310,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    from syncd.log import configure_logging
+
+    # On a terminal the summary tells the story; elsewhere (systemd, cron, CI) log every event.
+    # The daemon has no summary: it always logs its events.
+    quiet = sys.stderr.isatty() and not args.verbose and args.command != "run"
+    configure_logging(level="warning" if quiet else "info")
+
+
 def _run(args: argparse.Namespace) -> int:
     from syncd.daemon import run
 
@@ -318,7 +327,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    reports = commands.reconcile(args)
+    from syncd.cli.loading import load
+    from syncd.earlywalk import EarlyWalks
+
+    loaded = load(args)
+    # Each mirror's walk starts now, in a child process, while this one imports the rest.
+    with EarlyWalks(loaded[1]) as walks:
+        _configure_logging(args)
+        from syncd.cli import commands
+
+        reports = commands.reconcile(args, loaded, walks)
     code = EXIT_OK if all(r.in_sync for r in reports) else EXIT_NOT_IN_SYNC
     if args.json:
         render.json_document({"exit_code": code, "mirrors": [r.to_json() for r in reports]})
@@ -329,6 +347,8 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from syncd.cli import commands
+
     entries = commands.status(args)
     if args.json:
         render.json_document({"exit_code": EXIT_OK, "mirrors": entries})
@@ -339,6 +359,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
+    from syncd.cli import commands
+
     report = commands.pull(args)
     if args.json:
         render.json_document(report.to_json())
@@ -348,6 +370,8 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from syncd.cli import commands
+
     config, iteration = commands.train(args)
     code = EXIT_NOT_IN_SYNC if args.wait and not iteration.completed else EXIT_OK
     endpoint = config.service.endpoint
@@ -359,6 +383,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
+    from syncd.cli import commands
+
     review, links = commands.review(args)
     if args.format == "json" or args.json:
         document = render.review_document(review)

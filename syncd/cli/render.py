@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from syncd.display import csv_cell, printable, printable_tree, some_paths
-from syncd.reconcile import ACTION_KINDS
 
 if TYPE_CHECKING:
     from syncd.api import Iteration, Wait
@@ -281,6 +280,9 @@ def reconcile_summary(report: MirrorReport, out: IO[str]) -> None:
         f", {remote['downloads_hashed']} originals hashed), {data['api_calls']} API calls",
         file=out,
     )
+    # Here, not at the top: this module is imported at every start, the engine only when needed.
+    from syncd.reconcile import ACTION_KINDS
+
     rows = []
     for kind in ACTION_KINDS:
         planned = data["planned"][kind]

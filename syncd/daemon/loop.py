@@ -9,10 +9,14 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 
 - Watchdog events only mark paths dirty in the mirror's SettleTracker (syncd.watch). A flush
   happens when 64 settled paths wait (a full upload batch), when no dirty path could settle in
-  time to join the ones waiting, or `max_delay_seconds` after the first one settled. A flush is
+  time to join the ones waiting (within _JOIN_SECONDS, and before the deadline), or
+  `max_delay_seconds` after the first one settled. A flush is
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
-  nothing else changed, and the planner stays pure.
+  nothing else changed, and the planner stays pure. The counts are asked at most every
+  `count_check_seconds` (60): a flush sooner after a run that asked them (and had no failed item
+  since) trusts the ledger instead (it records everything syncd does), so a change is not held up by
+  three paced calls; drift made elsewhere is seen at the next check or full reconcile.
 - A detection mirror's annotation files are watched too (syncd.core.policy.ANNOTATION_SUFFIXES,
   and the COCO file, in its own folder if that is outside the root): a label file created,
   changed or deleted is an event for its image(s) (syncd.annotations.annotated_image_stems), which
@@ -61,7 +65,7 @@ from typing import Any
 
 import structlog
 
-from syncd.api import TrainingClient
+from syncd.api import Project, TrainingClient
 from syncd.api.limits import MAX_IMAGES_PER_UPLOAD
 from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
@@ -84,6 +88,10 @@ _TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
 # Poll this long after the first dirty path is due, so the events of one burst (a folder of files
 # moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
 _SETTLE_SLACK = 0.1
+# Settled paths wait for a dirty one only if it may settle within this long: the rest of a burst
+# (whose files settle together) joins, while a drip (a file now and then, always one settling)
+# does not hold every file until max_delay_seconds or a full batch.
+_JOIN_SECONDS = 2 * _SETTLE_SLACK
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
 # An idle loop (nothing due for up to full_reconcile_seconds) still wakes this often to beat.
 _IDLE_BEAT_SECONDS = 10.0
@@ -232,6 +240,9 @@ class _MirrorLoop:
         self.problems: dict[str, FileProblem] = {}  # path -> its problem, as last logged
         self.refused: frozenset[str] = frozenset()  # ids of the images whose deletes are refused
         self.held_back = False  # the running reconcile held files back (still being written)
+        # When the counts were last asked, by a run with no failed item, and the project it read:
+        # until count_check_seconds later a flush trusts the ledger (remote.trusted_counts).
+        self.counts_checked: tuple[float, Project] | None = None
         self.state = _State()
         self.log = _log.bind(mirror=mirror.name)
         self.rand: Callable[[], float] = random.random  # the backoff's jitter (tests fix it)
@@ -409,11 +420,11 @@ class _MirrorLoop:
         deadline = min(self.ready.values()) + self.settings.max_delay_seconds
         if now >= deadline:
             return True
-        # Waiting only pays if a path still settling can join before the deadline (a file with
-        # no event yet needs a whole settle time, longer than max_delay by default): a lone drop
-        # goes at once, a burst still leaves in full batches.
+        # Waiting only pays if a path still settling can join soon, and before the deadline (a
+        # file with no event yet needs a whole settle time, longer than max_delay by default): a
+        # lone drop and each file of a drip go at once, a burst still leaves in full batches.
         soonest = self.tracker.next_check()
-        return soonest is None or now + soonest > deadline
+        return soonest is None or soonest > _JOIN_SECONDS or now + soonest > deadline
 
     def _next_wake(self) -> float:
         now = time.monotonic()
@@ -470,8 +481,10 @@ class _MirrorLoop:
                 full=full,
                 progress=self._progress,
                 hold=self._hold,
+                trusted_project=self._trusted_project(started),
             )
         except SyncdError as exc:
+            self.counts_checked = None
             self.beat()
             self._failed(reason, exc)
             if self.metrics is not None:
@@ -484,6 +497,7 @@ class _MirrorLoop:
         if self.state.failures:
             self.log.info("service_recovered", after_failures=self.state.failures)
         self.state.failures, self.state.last_error, self.retry_at = 0, None, None
+        self._note_counts(report, started)
         for rel in answered:
             self.ready.pop(rel, None)
         self.state.pending = len(self.ready) + len(self.tracker)
@@ -517,6 +531,23 @@ class _MirrorLoop:
             **report.plan.counts(),
         )
         return report
+
+    def _trusted_project(self, now: float) -> Project | None:
+        """The project of the last count check if it is recent enough to trust the ledger."""
+        if self.counts_checked is None:
+            return None
+        checked_at, project = self.counts_checked
+        return project if now - checked_at < self.settings.count_check_seconds else None
+
+    def _note_counts(self, report: MirrorReport, started: float) -> None:
+        # A failed item may have left the project other than the ledger says: ask next time. A
+        # round that is only not in sync for files held back or with problems keeps the trust
+        # (the ledger still holds all that syncd did), or a steady drip of files would ask the
+        # counts at every flush.
+        if report.failures:
+            self.counts_checked = None
+        elif report.remote.listing != "ledger":  # this run asked the service (counts or listing)
+            self.counts_checked = (started, report.remote.project)
 
     def _log_problems(self, report: MirrorReport) -> None:
         """Log each problem file once when it appears (path, reason, what to do) and once when

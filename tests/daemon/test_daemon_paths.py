@@ -18,6 +18,9 @@ def _ids(world: World) -> dict[str, str]:
 def test_retag_delete_and_adopt_log_lines_name_the_path_and_image(world: World) -> None:
     moved = write_image(world.root / "Dog" / "a.jpg", 31)
     gone = write_image(world.root / "Dog" / "gone.jpg", 32)
+    # The image to adopt appears in the project while the daemon runs: with the counts asked at
+    # every flush it is seen at once (by default, at the next count check, within a minute).
+    world.write_config(daemon={"count_check_seconds": 0})
     daemon = world.start_daemon()
     daemon.wait_ready()
     ids = _ids(world)

@@ -9,6 +9,7 @@ reader that leaves early (`| head -1`) ends quietly, with the command's own exit
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import socket
@@ -46,6 +47,22 @@ def _answer(status: int, **headers: str) -> Callable[[Request], Reply]:
     )
 
 
+_PROJECT_READ = re.compile(r"/projects/[^/]+$")
+
+
+def _fail_twice(path: re.Pattern[str], status: int) -> Callable[[Request], Reply | None]:
+    """A script: answer `status` to the first two GETs whose path matches, forward the rest."""
+    failed = itertools.count()
+    answer = _answer(status)
+
+    def script(request: Request) -> Reply | None:
+        if request.method == "GET" and path.search(request.path) and next(failed) < 2:
+            return answer(request)
+        return None
+
+    return script
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,7 +80,8 @@ def test_a_terminal_shows_each_retry_after_a_service_error_then_the_summary(
     sandbox: Sandbox,
 ) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
-    with HostileServer(forward_after(2, _answer(503)), upstream=sandbox.endpoint) as bad:
+    # The project's read fails twice (the reads go out together: the one request is singled out).
+    with HostileServer(_fail_twice(_PROJECT_READ, 503), upstream=sandbox.endpoint) as bad:
         _point_at(sandbox, bad.url, max_attempts=4)
         screen = _syncd_on_terminal(sandbox, "reconcile")
     assert screen.exit_code == 0, str(screen)
@@ -112,7 +130,7 @@ def test_log_lines_never_glue_onto_the_progress_line(sandbox: Sandbox) -> None:
 
 def test_a_pipe_gets_json_lines_with_each_wait_and_no_escape_codes(sandbox: Sandbox) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
-    with HostileServer(forward_after(2, _answer(503)), upstream=sandbox.endpoint) as bad:
+    with HostileServer(_fail_twice(_PROJECT_READ, 503), upstream=sandbox.endpoint) as bad:
         _point_at(sandbox, bad.url, max_attempts=4)
         run = sandbox.subprocess_cli("reconcile", "--config", str(sandbox.config_path))
     assert run.exit_code == 0, str(run)
