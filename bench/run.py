@@ -636,7 +636,7 @@ _J_CLASSES = ("apple", "cup", "fork", "knife", "plate")
 _H_EDITED = 0.10  # the share of boxes moved after the first sync
 
 
-def _h_label(rng: random.Random, boxes: int) -> list[list[float]]:
+def _j_label(rng: random.Random, boxes: int) -> list[list[float]]:
     """`boxes` YOLO boxes [class, cx, cy, w, h], fractions with 4 decimals."""
     out = []
     for _ in range(boxes):
@@ -659,14 +659,14 @@ def scenario_j(bench: Bench, emu: Emulator) -> dict[str, Any]:
     compared with the fewest the batch limits allow (64 images a create, 64 regions a call)."""
     s = bench.sizes
     root = bench.work / "J"
-    images = [root / "images" / f"h{i:06d}.jpg" for i in range(s.j_images)]
+    images = [root / "images" / f"j{i:06d}.jpg" for i in range(s.j_images)]
     data.write_images(images, "photo", seed0=30_000_000)
     (root / "data.yaml").write_text("names: [" + ", ".join(_J_CLASSES) + "]\n")
     rng = random.Random(20261202)
-    labels = {root / "labels" / f"{p.stem}.txt": _h_label(rng, s.j_boxes) for p in images}
+    labels = {root / "labels" / f"{p.stem}.txt": _j_label(rng, s.j_boxes) for p in images}
     _write_labels(labels)
     project = bench.http(emu, "POST", "/projects", name="J-syncd", domainId=_DETECTION_DOMAIN)
-    config = bench.config("h", emu.url, project_id=str(project["id"]), root=root)
+    config = bench.config("j", emu.url, project_id=str(project["id"]), root=root)
     config.write_text(config.read_text() + "  annotations:\n    format: yolo\n")
     emu.reset()
     first, first_report = bench.reconcile(config)
