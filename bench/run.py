@@ -1506,22 +1506,16 @@ def main(argv: list[str] | None = None) -> int:
             _scenario(bench, "F", lambda: scenario_f(bench))
         if "K" in only:
             _scenario(bench, "K", lambda: scenario_k(bench))
-        if "G" in only:
-            with emulator(
-                bench.key,
-                tps=sizes.g_tps,
-                latency_ms=sizes.g_latency_ms,
-                bandwidth=sizes.g_bandwidth,
-            ) as line:
-                _scenario(bench, "G", lambda: scenario_g(bench, line))
-        if "P" in only:
-            with emulator(
-                bench.key,
-                tps=sizes.g_tps,
-                latency_ms=sizes.g_latency_ms,
-                bandwidth=sizes.g_bandwidth,
-            ) as pull_line:
-                _scenario(bench, "P", lambda: scenario_p(bench, pull_line))
+        # G (uploads) and P (pull) on the same line, each with an emulator of its own.
+        for letter, scenario in (("G", scenario_g), ("P", scenario_p)):
+            if letter in only:
+                with emulator(
+                    bench.key,
+                    tps=sizes.g_tps,
+                    latency_ms=sizes.g_latency_ms,
+                    bandwidth=sizes.g_bandwidth,
+                ) as line:
+                    _scenario(bench, letter, lambda: scenario(bench, line))  # noqa: B023
     total = time.perf_counter() - started
     bench.rows.sort(key=lambda r: SCENARIOS.index(r.scenario.split("-")[0]))
     table = format_table(bench.rows)
