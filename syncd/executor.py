@@ -263,10 +263,13 @@ class _Run:
         memory.
         """
         resolved = []
+        # One list per tag set, shared by its uploads (100k uploads held 100k equal lists, ~10 MB).
+        shared: dict[tuple[str, ...], list[str]] = {}
         for upload in self.plan.uploads:
             ids = self.resolve(upload.tag_names, "upload", upload.paths[0])
             if ids is not None:
-                resolved.append((upload, sorted(ids)))
+                ids = sorted(ids)
+                resolved.append((upload, shared.setdefault(tuple(ids), ids)))
         resolved.sort(key=lambda pair: pair[1])
         max_bytes = self.client.settings.max_batch_bytes // _WINDOWS_IN_FLIGHT
         calls = max(1, 2 * self.client.settings.max_concurrency // _WINDOWS_IN_FLIGHT)

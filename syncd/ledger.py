@@ -826,7 +826,12 @@ class Ledger:
                 " FROM local_files ORDER BY path"
             )
             old = next(old_rows, None)
+            # One text per tag set, shared by its rows (a first sync's 100k rows are all held).
+            tags_text: dict[tuple[str, ...], str] = {}
             for f in sorted(snapshot.files, key=lambda f: f.path):
+                tags = tags_text.get(f.tags)
+                if tags is None:
+                    tags = tags_text[f.tags] = json.dumps(list(f.tags), ensure_ascii=False)
                 while old is not None and old[0] < f.path:
                     gone.append((old[0],))
                     if old[4] is not None:
@@ -839,7 +844,7 @@ class Ledger:
                     f.sha256,
                     f.image_format,
                     f.hashed_at_ns,
-                    json.dumps(list(f.tags), ensure_ascii=False),
+                    tags,
                     int(f.negative),
                     f.problem.kind if f.problem else None,
                     f.problem.detail if f.problem else None,

@@ -60,6 +60,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from itertools import groupby
 
 from syncd.core.limits import MAX_TAGS_PER_IMAGE
 from syncd.core.mapping import tag_key
@@ -96,7 +97,7 @@ class CreateTag:
     type: TagType = TagType.REGULAR
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per new content: 100k on a first sync
 class Upload:
     """Upload one content. `paths` are every local file with these bytes (read any one);
     `tag_names` may name tags created by this plan; `metadata` is batch-constant (syncd's mark).
@@ -320,7 +321,7 @@ class Plan:
 # --- the planner ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per local content: 100k on a first sync
 class _Wanted:
     """One distinct local content and the tags (by key) its files ask for."""
 
@@ -370,10 +371,9 @@ def _wanted(
     local: LocalSnapshot, remote: RemoteSnapshot, tags: _Tags, conflicts: list[Conflict]
 ) -> dict[str, _Wanted]:
     """Group good local files by content; return what each content wants, conflicts aside."""
-    by_sha: dict[str, list[LocalFile]] = defaultdict(list)
+    by_path = sorted(local.good_files, key=lambda f: f.path)
     spellings: dict[str, dict[str, list[str]]] = defaultdict(dict)
-    for f in sorted(local.good_files, key=lambda f: f.path):
-        by_sha[f.sha256 or ""].append(f)
+    for f in by_path:
         for name in f.tags:
             spellings[tag_key(name)].setdefault(name, []).append(f.path)
     for key, names in sorted(spellings.items()):
@@ -387,18 +387,30 @@ def _wanted(
     tags.names.setdefault(tags.negative_key, tags.negative_name)
 
     wanted: dict[str, _Wanted] = {}
-    for sha, files in sorted(by_sha.items()):
+    # A tree has a few tag sets and many files: each content shares its set's one frozenset
+    # (100k contents in 100 folders held 100k equal sets, ~20 MB, at a first sync's peak).
+    shared_keys: dict[frozenset[str], frozenset[str]] = {}
+    # By content, each content's files in path order (the sort is stable): one group at a time,
+    # not a list per content held for all (100k lists, ~13 MB at a first sync's peak).
+    for sha, group in groupby(sorted(by_path, key=_content), key=_content):
+        files = list(group)
         paths = tuple(f.path for f in files)
         negative = any(f.negative for f in files)
         keys = frozenset(tag_key(name) for f in files for name in f.tags)
+        keys = shared_keys.setdefault(keys, keys)
         problem = _content_problem(negative, keys, remote.classification, tags)
         if problem is not None:
             kind, detail = problem
             conflicts.append(Conflict(kind, detail, paths, sha))
             continue
         wanted_keys = frozenset({tags.negative_key}) if negative else keys
+        wanted_keys = shared_keys.setdefault(wanted_keys, wanted_keys)
         wanted[sha] = _Wanted(sha, paths, files[0].size, wanted_keys)
     return wanted
+
+
+def _content(f: LocalFile) -> str:
+    return f.sha256 or ""
 
 
 def _content_problem(
