@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import structlog
 
 from syncd.api import ApiError, Image, TrainingClient
-from syncd.core.imageformat import image_suffix
+from syncd.core.imageformat import IMAGE_MAGIC_BYTES, UNACCEPTED_IMAGE_SUFFIXES, image_suffix
 
 _log = structlog.get_logger(component="trash")
 
@@ -57,13 +57,28 @@ class Trash:
 
     def targets(self, image_id: str, head: bytes) -> list[Path]:
         """The files to write one image's original to (at least one)."""
+        suffix = image_suffix(head) or ""  # what the bytes are, by their first bytes
         known = [rel for rel in self.paths.get(image_id.lower(), ()) if _safe(rel)]
         if not known:
-            suffix = image_suffix(head) or ""  # the fallback name's suffix, by the first bytes
             name = f"{image_id.lower()}{suffix}"
             folders = [f for f in self.fallback(image_id.lower()) if f == "" or _safe(f)] or [""]
             known = [f"{f}/{name}" if f else name for f in folders]
-        return [self.folder / rel for rel in known]
+        # A prepared image (files.prepare) holds what was sent, not the file: `photo.webp` sent as
+        # a JPEG is kept as `photo.webp.jpg`, named for both what it was and what it is.
+        return [self.folder / _named_for(rel, suffix) for rel in known]
+
+
+# The suffixes of the service's formats, as the file's own suffix may spell them.
+_SUFFIX_SPELLINGS = {".jpeg": ".jpg", ".jpe": ".jpg", ".jfif": ".jpg", ".dib": ".bmp"}
+
+
+def _named_for(rel: str, suffix: str) -> str:
+    """`rel`, with `suffix` added when its own suffix names another image format (a prepared
+    file's); a suffix that names no known image format is left to mean what its owner meant."""
+    own = PurePosixPath(rel).suffix.lower()
+    own = _SUFFIX_SPELLINGS.get(own, own)
+    known = own in {s for _, _, s in IMAGE_MAGIC_BYTES} or own in UNACCEPTED_IMAGE_SUFFIXES
+    return f"{rel}{suffix}" if suffix and known and own != suffix else rel
 
 
 def _safe(rel: str) -> bool:

@@ -365,3 +365,29 @@ def test_ctrl_c_while_preparing_stops_with_130_and_no_traceback(sandbox: Sandbox
             os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode == 130, (out, err)
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
+
+
+def test_a_deleted_prepared_image_lands_in_the_trash_named_for_what_it_holds(
+    sandbox: Sandbox,
+) -> None:
+    """The trash keeps what the service had: for `photo.webp` sent as a JPEG, the JPEG. Named
+    `photo.webp` it would not open as what its name says; `photo.webp.jpg` says both."""
+    from tests.support.images import image_bytes, webp
+
+    photo = sandbox.root / "Dog" / "photo.webp"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(webp(1901))
+    (photo.parent / "stays.jpg").write_bytes(image_bytes(1902))  # the root is not emptied
+    age(sandbox.root, 60)
+    trash = sandbox.tmp / "trash"
+    sandbox.write_config(files={"prepare": {}}, trash_dir=str(trash))
+    first = sandbox.reconcile()
+    assert first.exit_code == 0 and first.mirror["done"]["uploads"] == 2, str(first)
+
+    photo.unlink()
+    run = sandbox.reconcile()
+
+    assert run.exit_code == 0 and run.mirror["done"]["delete_images"] == 1, str(run)
+    (kept,) = (p for p in trash.rglob("*") if p.is_file())
+    assert kept.relative_to(next(trash.iterdir())).as_posix() == "Dog/photo.webp.jpg"
+    assert kept.read_bytes()[:3] == b"\xff\xd8\xff"  # the JPEG that was sent
