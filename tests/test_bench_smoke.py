@@ -2,7 +2,7 @@
 
 No timing is asserted (the full run compares ratios; see bench/README.md). What is asserted is
 what a user of the benchmark would notice: it exits 0, writes its JSON with scenarios A, A2 (and
-A2 at F0), B-G, each with rows of the table, and the correctness rows (every image synced, none
+A2 at F0), B-H, each with rows of the table, and the correctness rows (every image synced, none
 re-uploaded, bytes on the wire within 2 % of the image bytes for camera-sized images) hold.
 """
 
@@ -33,7 +33,7 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["mode"] == "smoke"
-    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G"}
+    scenarios = {"A", "A2", "B", "C", "D", "E", "F", "G", "H"}
     assert set(document["scenarios"]) == scenarios | {"A2-F0"}
     assert not [k for k, v in document["scenarios"].items() if "error" in v]
     rows = document["rows"]
@@ -46,4 +46,5 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert by_metric[("A2", "all images uploaded at F0, exit 0")]["met"] is True
     assert by_metric[("G", "all images uploaded, exit 0")]["met"] is True
     assert by_metric[("G", "bytes on the wire")]["met"] is True
+    assert by_metric[("H", "boxes moved: images uploaded, exit")]["met"] is True
     assert "| scenario |" in result.stdout
