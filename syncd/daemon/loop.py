@@ -611,7 +611,18 @@ def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorRepor
         log.info("adopted", **_where(report, adopt.image_id))
     for up in the_plan.uploads:
         if not failed.intersection(up.paths):
-            log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
+            boxes = {"boxes": len(up.regions)} if up.regions else {}
+            log.info("uploaded", path=up.paths[0], tags=list(up.tag_names), **boxes)
+    for edit in the_plan.edit_regions:  # object detection: one line per image whose boxes moved
+        if not failed.intersection(edit.paths):
+            tags = sorted({r.tag for r in (*edit.deleted, *edit.create)}, key=str.casefold)
+            log.info(
+                "boxes_changed",
+                **_where(report, edit.image_id),
+                deleted=len(edit.delete),
+                created=len(edit.create),
+                tags=tags,
+            )
     for rm in the_plan.remove_tags:
         if rm.image_id not in failed:
             log.info("untagged", **_where(report, rm.image_id), tags=list(rm.tag_names))

@@ -39,6 +39,10 @@ def test_a_label_file_written_changed_and_deleted_moves_its_images_boxes(world: 
     write_label(world.root, "yolo", edited)  # only the label changes: no image event at all
     want = expected_boxes(hashes, [edited, *DATASET[1:]])
     daemon.wait_for(lambda: _boxes(world) == want, "the edited box")
+    [changed] = daemon.wait_event("boxes_changed")  # the log names the image by its file
+    assert changed["path"] == first.path and changed["image_id"]
+    assert (changed["deleted"], changed["created"]) == (1, 1)
+    assert changed["tags"] == ["knife", "spoon"]
 
     label = write_label(world.root, "yolo", edited)
     label.unlink()
