@@ -2,7 +2,7 @@
 
 No timing is asserted (the full run compares ratios; see bench/README.md). What is asserted is
 what a user of the benchmark would notice: it exits 0, writes its JSON with scenarios A, A2 (and
-A2 at F0), B-I, each with rows of the table, and the correctness rows (every image synced,
+A2 at F0), B-K and P, each with rows of the table, and the correctness rows (every image synced,
 none re-uploaded, bytes on the wire within 2 % of the image bytes for camera-sized images) hold.
 """
 
@@ -51,4 +51,5 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert by_metric[("K", "images prepared per second")]["syncd"].endswith("/s")
     assert by_metric[("I", "inotify watches")]["syncd"] != "0"  # the idle daemon was watching
     assert by_metric[("H", "rebuild re-uploaded nothing, exit 0")]["met"] is True
+    assert by_metric[("J", "boxes moved: images uploaded, exit")]["met"] is True
     assert "| scenario |" in result.stdout

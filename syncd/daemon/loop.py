@@ -81,6 +81,8 @@ from syncd.reconcile import KEPT_EXAMPLES, MirrorReport, open_client, reconcile_
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
+# YOLO's class names at the root (syncd.annotations): every label's meaning depends on them.
+_YOLO_NAMES_FILES = frozenset({"data.yaml", "classes.txt"})
 # After failed reconcile n: 1 s doubling to 60 s, the upper half of it drawn at random so that
 # mirrors (and daemons) that failed together do not retry in step.
 BACKOFF = Backoff(first_s=1.0, max_s=60.0, jitter=0.5)
@@ -337,6 +339,18 @@ class _MirrorLoop:
         }
         return paths | images
 
+    def _dataset_file_unsettled(self, paths: frozenset[str]) -> bool:
+        """True if a file every image's boxes depend on is among `paths`: the COCO file, or
+        YOLO's class names at the root."""
+        fmt = self.mirror.annotations.format
+        coco = self._coco_file()
+        if coco is not None and (str(coco) in paths or self._relative(coco) in paths):
+            return True
+        return fmt is AnnotationFormat.YOLO and bool(paths & _YOLO_NAMES_FILES)
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else ""
+
     def start_watcher(self) -> None:
         self._start_coco_watcher()
         watcher = Watcher(self.root, self._watched_suffixes(), self._on_paths)
@@ -451,9 +465,13 @@ class _MirrorLoop:
 
     def _hold(self, local: LocalSnapshot) -> LocalSnapshot:
         settle_ns = int(self.settings.settle_seconds * 1e9)
+        unsettled = self._with_annotated_images(self.tracker.unsettled())
+        if self._dataset_file_unsettled(unsettled):
+            # The COCO file or the YOLO class names, half written: every image's boxes wait.
+            unsettled |= {f.path for f in local.files}
         held_back, held = hold_unsettled(
             local,
-            self._with_annotated_images(self.tracker.unsettled()),
+            unsettled,
             self.ready.keys(),
             settle_ns=settle_ns,
             now_ns=time.time_ns(),
@@ -642,7 +660,18 @@ def _log_actions(log: structlog.typing.FilteringBoundLogger, report: MirrorRepor
         log.info("adopted", **_where(report, adopt.image_id))
     for up in the_plan.uploads:
         if not failed.intersection(up.paths):
-            log.info("uploaded", path=up.paths[0], tags=list(up.tag_names))
+            boxes = {"boxes": len(up.regions)} if up.regions else {}
+            log.info("uploaded", path=up.paths[0], tags=list(up.tag_names), **boxes)
+    for edit in the_plan.edit_regions:  # object detection: one line per image whose boxes moved
+        if not failed.intersection(edit.paths):
+            tags = sorted({r.tag for r in (*edit.deleted, *edit.create)}, key=str.casefold)
+            log.info(
+                "boxes_changed",
+                **_where(report, edit.image_id),
+                deleted=len(edit.delete),
+                created=len(edit.create),
+                tags=tags,
+            )
     for rm in the_plan.remove_tags:
         if rm.image_id not in failed:
             log.info("untagged", **_where(report, rm.image_id), tags=list(rm.tag_names))
