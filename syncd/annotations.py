@@ -36,7 +36,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 from PIL import Image
 
-from syncd.core.policy import AnnotationFormat
+from syncd.core.policy import YOLO_NAMES_FILES, AnnotationFormat
 from syncd.core.regions import (
     AnnotationProblem,
     Box,
@@ -55,7 +55,6 @@ MAX_ANNOTATION_FILE_BYTES = 1 << 20
 # A COCO file describes the whole dataset (COCO 2017 train's is ~450 MB).
 MAX_COCO_FILE_BYTES = 1 << 30
 _EXIF_ORIENTATION = 0x0112
-_YOLO_NAMES_FILES = ("data.yaml", "classes.txt")
 
 
 @dataclass(frozen=True)
@@ -215,7 +214,7 @@ class AnnotationReader:
     def _load_yolo_names(self) -> None:
         problems: list[AnnotationProblem] = []
         found: dict[str, dict[int, str]] = {}
-        for name in _YOLO_NAMES_FILES:
+        for name in YOLO_NAMES_FILES:
             path = self.root / name
             if not path.is_file():
                 continue

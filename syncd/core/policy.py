@@ -60,6 +60,9 @@ class AnnotationFormat(enum.StrEnum):
 # The suffixes of each format's files under the root, YOLO's class names (data.yaml, classes.txt)
 # included: the walk folds their stat into the tree's digest, the daemon watches them. COCO's one
 # file is given by path (annotations.coco_file).
+# YOLO's class names at the root, in the order they are looked for (data.yaml's `names:`, then
+# classes.txt): every label's meaning depends on them.
+YOLO_NAMES_FILES = ("data.yaml", "classes.txt")
 ANNOTATION_SUFFIXES: Mapping[AnnotationFormat, frozenset[str]] = {
     AnnotationFormat.YOLO: frozenset({".txt", ".yaml", ".yml"}),
     AnnotationFormat.VOC: frozenset({".xml"}),

@@ -71,7 +71,7 @@ from syncd.api.pacer import Backoff
 from syncd.config import Config, MirrorConfig, load_config
 from syncd.core.model import LocalSnapshot
 from syncd.core.planner import GuardReason
-from syncd.core.policy import ANNOTATION_SUFFIXES, AnnotationFormat
+from syncd.core.policy import ANNOTATION_SUFFIXES, YOLO_NAMES_FILES, AnnotationFormat
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.errors import LedgerBusyError, SyncdError
@@ -81,8 +81,6 @@ from syncd.reconcile import KEPT_EXAMPLES, MirrorReport, open_client, reconcile_
 from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
-# YOLO's class names at the root (syncd.annotations): every label's meaning depends on them.
-_YOLO_NAMES_FILES = frozenset({"data.yaml", "classes.txt"})
 # After failed reconcile n: 1 s doubling to 60 s, the upper half of it drawn at random so that
 # mirrors (and daemons) that failed together do not retry in step.
 BACKOFF = Backoff(first_s=1.0, max_s=60.0, jitter=0.5)
@@ -346,7 +344,7 @@ class _MirrorLoop:
         coco = self._coco_file()
         if coco is not None and (str(coco) in paths or self._relative(coco) in paths):
             return True
-        return fmt is AnnotationFormat.YOLO and bool(paths & _YOLO_NAMES_FILES)
+        return fmt is AnnotationFormat.YOLO and not paths.isdisjoint(YOLO_NAMES_FILES)
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else ""
