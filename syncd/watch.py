@@ -1,13 +1,14 @@
 """Folder watching for `syncd run`: watchdog events become coalesced dirty paths that must settle.
 
-Public names: SettleTracker, Watcher, WatchAlarm, hold_unsettled, accepts_path, make_observer,
-watch_failure_advice.
+Public names: SettleTracker, flush_due, settle_poll_in, Watcher, WatchAlarm, hold_unsettled,
+accepts_path, make_observer, watch_failure_advice.
 
 Events are hints, never facts: they only mark a path (relative to the root, posix) dirty in a
 `SettleTracker` the daemon's loop owns. A dirty path counts as settled once its (size, mtime)
 has not changed for `settle` seconds; the daemon then rescans the tree and plans as usual, with
 `hold_unsettled` holding back whatever is still being written. The tracker and the hold rule
-take their clocks and `stat` as parameters, so they are tested without sleeping.
+take their clocks and `stat` as parameters, so they are tested without sleeping, and so is the
+batching rule (`flush_due`, `settle_poll_in`: when settled paths are sent).
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ from syncd.core.model import LocalSnapshot, Problem, ProblemKind, Skipped
 
 _GONE = (-1, -1)  # the stat of a path that does not exist (a deletion settles like a change)
 _UNSEEN = (-2, -2)  # not stat'ed yet
+
+TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
+# Poll this long after the first dirty path is due, so the events of one burst (a folder of files
+# moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
+SETTLE_SLACK = 0.1
+# Settled paths wait for a dirty one only if it may settle within this long: the rest of a burst
+# (whose files settle together) joins, while a drip (a file now and then, always one settling)
+# does not hold every file until max_delay_seconds or a full batch.
+JOIN_SECONDS = 2 * SETTLE_SLACK
 
 
 def _stat_key(path: str, stat: Callable[[str], os.stat_result]) -> tuple[int, int]:
@@ -98,6 +108,38 @@ class SettleTracker:
 
     def __len__(self) -> int:
         return len(self._dirty)
+
+
+def flush_due(
+    settled_at: Collection[float],
+    next_settle: float | None,
+    now: float,
+    *,
+    batch_size: int,
+    max_delay: float,
+) -> bool:
+    """True if the settled paths (`settled_at`: when each one settled) are to be sent now.
+
+    `next_settle` is the time until a dirty path may settle (`SettleTracker.next_check`). They
+    leave as one full batch, `max_delay` after the first one settled, or at once when no dirty
+    path could settle in time to join them (within JOIN_SECONDS, and before that deadline).
+    """
+    if not settled_at:
+        return False
+    if len(settled_at) >= batch_size:
+        return True
+    deadline = min(settled_at) + max_delay
+    if now >= deadline:
+        return True
+    # Waiting only pays if a path still settling can join soon, and before the deadline (a file
+    # with no event yet needs a whole settle time, longer than max_delay by default): a lone drop
+    # and each file of a drip go at once, a burst still leaves in full batches.
+    return next_settle is None or next_settle > JOIN_SECONDS or now + next_settle > deadline
+
+
+def settle_poll_in(next_settle: float | None) -> float | None:
+    """Seconds until the dirty paths are next polled, given `SettleTracker.next_check`."""
+    return None if next_settle is None else min(next_settle + SETTLE_SLACK, TICK_MAX)
 
 
 def _under(rel: str, paths: Collection[str]) -> bool:
