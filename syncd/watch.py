@@ -228,6 +228,11 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads change nothing
+        if getattr(event, "is_synthetic", False):
+            # watchdog's own walk of a folder moved in (one event per file, made after the
+            # folder's): `report` walked it already, at once; these would restart the settle
+            # time of each file as they trickle in, splitting the folder's files into flushes.
+            return
         if event.is_directory and event.event_type == "modified":
             # A folder's mtime moves whenever an entry is added or removed, and each entry
             # reports its own event; held as dirty, the folder would hold back every file under
