@@ -58,7 +58,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,6 @@ BACKOFF = Backoff(first_s=1.0, max_s=60.0, jitter=0.5)
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
 # An idle loop (nothing due for up to full_reconcile_seconds) still wakes this often to beat.
 _IDLE_BEAT_SECONDS = 10.0
-_CHECK_SECONDS = 1.0  # how often progress is judged when systemd asks for no watchdog pings
 
 # The heartbeat of the mirror loop whose task (or worker thread) is running: the shared client's
 # on_call hook credits an answered request to the loop that sent it.
@@ -740,6 +739,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier
         self.liveness = Liveness(config.daemon.stall_seconds, clock)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests make it virtual
         self._stalled: dict[str, float] = {}  # the stuck loops while pings are held back
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -755,7 +755,7 @@ class Daemon:
         alarm = WatchAlarm(lambda message: loop.call_soon_threadsafe(self._events_lost, message))
         alarm.install()
         helpers = [
-            asyncio.create_task(self._watchdog_pings()),
+            asyncio.create_task(self.watch_progress()),
             asyncio.create_task(self._status_lines()),
         ]
         self._log_start()
@@ -896,11 +896,16 @@ class Daemon:
                 raise exc
             _log.error("session_failed", error=repr(exc))
 
-    async def _watchdog_pings(self) -> None:
-        interval = self.notifier.watchdog_interval
+    async def watch_progress(self) -> None:
+        """Judge progress (and ping WATCHDOG=1) until cancelled: at each ping when systemd asks
+        for them; else only to log a stall, a quarter of the bound apart and no oftener than the
+        idle loop beats (an idle daemon is not woken every second to learn nothing)."""
         while True:
             self.check_progress()
-            await asyncio.sleep(interval or _CHECK_SECONDS)
+            interval = self.notifier.watchdog_interval
+            if interval is None:
+                interval = min(_IDLE_BEAT_SECONDS, self.liveness.stall_seconds / 4)
+            await self.sleep(interval)
 
     def check_progress(self) -> None:
         """Ping WATCHDOG=1 if every mirror loop showed progress within the stall bound; else
