@@ -9,8 +9,8 @@ One loop per mirror, all in one asyncio event loop sharing one client (one key, 
 
 - Watchdog events only mark paths dirty in the mirror's SettleTracker (syncd.watch). A flush
   happens when 64 settled paths wait (a full upload batch), when no dirty path could settle in
-  time to join the ones waiting (within _JOIN_SECONDS, and before the deadline), or
-  `max_delay_seconds` after the first one settled. A flush is
+  time to join the ones waiting (syncd.watch.flush_due), or `max_delay_seconds` after the first
+  one settled. A flush is
   a `reconcile_mirror` with the settle rule as its `hold`: the rescan costs a walk and stats
   (hashes only for changed files), the remote check is the cheap count path (3 calls) when
   nothing else changed, and the planner stays pure. The counts are asked at most every
@@ -58,7 +58,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,24 +78,23 @@ from syncd.errors import LedgerBusyError, SyncdError
 from syncd.ledger import LedgerLock
 from syncd.problems import FileProblem
 from syncd.reconcile import KEPT_EXAMPLES, MirrorReport, open_client, reconcile_mirror
-from syncd.watch import SettleTracker, WatchAlarm, Watcher, hold_unsettled, watch_failure_advice
+from syncd.watch import (
+    SettleTracker,
+    WatchAlarm,
+    Watcher,
+    flush_due,
+    hold_unsettled,
+    settle_poll_in,
+    watch_failure_advice,
+)
 
 BATCH_SIZE = MAX_IMAGES_PER_UPLOAD  # settled paths that make a flush worth sending at once
 # After failed reconcile n: 1 s doubling to 60 s, the upper half of it drawn at random so that
 # mirrors (and daemons) that failed together do not retry in step.
 BACKOFF = Backoff(first_s=1.0, max_s=60.0, jitter=0.5)
-_TICK_MAX = 0.5  # seconds between polls of dirty paths while any are settling
-# Poll this long after the first dirty path is due, so the events of one burst (a folder of files
-# moved in arrives as hundreds of events over a few ms) settle in the same poll and fill batches.
-_SETTLE_SLACK = 0.1
-# Settled paths wait for a dirty one only if it may settle within this long: the rest of a burst
-# (whose files settle together) joins, while a drip (a file now and then, always one settling)
-# does not hold every file until max_delay_seconds or a full batch.
-_JOIN_SECONDS = 2 * _SETTLE_SLACK
 _SHUTDOWN_MARGIN = 2.0  # seconds of the shutdown budget kept for cancelling and closing
 # An idle loop (nothing due for up to full_reconcile_seconds) still wakes this often to beat.
 _IDLE_BEAT_SECONDS = 10.0
-_CHECK_SECONDS = 1.0  # how often progress is judged when systemd asks for no watchdog pings
 
 # The heartbeat of the mirror loop whose task (or worker thread) is running: the shared client's
 # on_call hook credits an answered request to the loop that sent it.
@@ -425,18 +424,13 @@ class _MirrorLoop:
             await asyncio.to_thread(self.stop_watcher)
 
     def _flush_due(self, now: float) -> bool:
-        if not self.ready:
-            return False
-        if len(self.ready) >= BATCH_SIZE:
-            return True
-        deadline = min(self.ready.values()) + self.settings.max_delay_seconds
-        if now >= deadline:
-            return True
-        # Waiting only pays if a path still settling can join soon, and before the deadline (a
-        # file with no event yet needs a whole settle time, longer than max_delay by default): a
-        # lone drop and each file of a drip go at once, a burst still leaves in full batches.
-        soonest = self.tracker.next_check()
-        return soonest is None or soonest > _JOIN_SECONDS or now + soonest > deadline
+        return flush_due(
+            self.ready.values(),
+            self.tracker.next_check(),
+            now,
+            batch_size=BATCH_SIZE,
+            max_delay=self.settings.max_delay_seconds,
+        )
 
     def _next_wake(self) -> float:
         now = time.monotonic()
@@ -447,9 +441,9 @@ class _MirrorLoop:
             times.append(min(self.ready.values()) + self.settings.max_delay_seconds)
         if self.rescan_at is not None:
             times.append(self.rescan_at)
-        check = self.tracker.next_check()
-        if check is not None:
-            times.append(now + min(check + _SETTLE_SLACK, _TICK_MAX))
+        poll_in = settle_poll_in(self.tracker.next_check())
+        if poll_in is not None:
+            times.append(now + poll_in)
         # Wake to beat even with nothing due, well within the stall bound.
         times.append(now + min(_IDLE_BEAT_SECONDS, self.liveness.stall_seconds / 4))
         return max(0.0, min(times) - now)
@@ -745,6 +739,7 @@ class Daemon:
         self.config = config
         self.notifier = notifier
         self.liveness = Liveness(config.daemon.stall_seconds, clock)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests make it virtual
         self._stalled: dict[str, float] = {}  # the stuck loops while pings are held back
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -760,7 +755,7 @@ class Daemon:
         alarm = WatchAlarm(lambda message: loop.call_soon_threadsafe(self._events_lost, message))
         alarm.install()
         helpers = [
-            asyncio.create_task(self._watchdog_pings()),
+            asyncio.create_task(self.watch_progress()),
             asyncio.create_task(self._status_lines()),
         ]
         self._log_start()
@@ -901,11 +896,16 @@ class Daemon:
                 raise exc
             _log.error("session_failed", error=repr(exc))
 
-    async def _watchdog_pings(self) -> None:
-        interval = self.notifier.watchdog_interval
+    async def watch_progress(self) -> None:
+        """Judge progress (and ping WATCHDOG=1) until cancelled: at each ping when systemd asks
+        for them; else only to log a stall, a quarter of the bound apart and no oftener than the
+        idle loop beats (an idle daemon is not woken every second to learn nothing)."""
         while True:
             self.check_progress()
-            await asyncio.sleep(interval or _CHECK_SECONDS)
+            interval = self.notifier.watchdog_interval
+            if interval is None:
+                interval = min(_IDLE_BEAT_SECONDS, self.liveness.stall_seconds / 4)
+            await self.sleep(interval)
 
     def check_progress(self) -> None:
         """Ping WATCHDOG=1 if every mirror loop showed progress within the stall bound; else

@@ -8,6 +8,7 @@ for `daemon.stall_seconds`, say `stalled` in its STATUS= line and log one error 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tempfile
 import time
@@ -139,3 +140,45 @@ def test_pings_stop_past_the_stall_bound_and_resume_with_progress(
     lines = _received(sock)
     assert "WATCHDOG=1" in lines
     assert not [line for line in lines if line.startswith("STATUS=stalled")]
+
+
+class _Slept(Exception):
+    """Ends a loop of checks once a fake sleep has seen enough of them."""
+
+
+def _check_intervals(daemon: Daemon, checks: int = 3) -> list[float]:
+    """How long the daemon's progress checks sleep between checks (on a fake sleep)."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == checks:
+            raise _Slept
+
+    daemon.sleep = sleep
+    with pytest.raises(_Slept):
+        asyncio.run(daemon.watch_progress())
+    return slept
+
+
+def test_without_systemd_s_watchdog_an_idle_daemon_is_not_woken_every_second(
+    world: World,
+) -> None:
+    # Nothing asks for pings: progress is judged only to log a stall, which need not be known to
+    # the second when the bound is 15 minutes; the checks come as often as the idle loop's beat.
+    config = load_config(world.write_config(daemon={"stall_seconds": 900}))
+    daemon = Daemon(world.config_path, config, Notifier(None), clock=_Clock())
+    assert _check_intervals(daemon) == [10.0] * 3
+    # A small bound is still judged within a quarter of it.
+    config = load_config(world.write_config(daemon={"stall_seconds": 2}))
+    daemon = Daemon(world.config_path, config, Notifier(None), clock=_Clock())
+    assert _check_intervals(daemon) == [0.5] * 3
+
+
+def test_under_systemd_s_watchdog_progress_is_judged_at_each_ping(
+    world: World, systemd: tuple[str, socket.socket]
+) -> None:
+    path, _sock = systemd
+    config = load_config(world.write_config(daemon={"stall_seconds": 900}))
+    daemon = Daemon(world.config_path, config, Notifier(path, 60_000_000), clock=_Clock())
+    assert _check_intervals(daemon) == [30.0] * 3  # half of WatchdogSec=60
