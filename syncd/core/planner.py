@@ -490,9 +490,14 @@ def plan(
     metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
     after: list[frozenset[str]] = []  # tag keys each surviving image will carry
     edits: list[EditRegions] = []
+    # One tuple of tag names per tag set, shared by its uploads (the sets are shared already:
+    # 100k uploads held 100k equal tuples, ~5 MB at a first sync's peak).
+    upload_names: dict[frozenset[str], tuple[str, ...]] = {}
     for sha, want in wanted.items():
         if sha not in held:
-            names = tags.display(want.keys)
+            names = upload_names.get(want.keys)
+            if names is None:
+                names = upload_names[want.keys] = tags.display(want.keys)
             uploads.append(Upload(sha, want.paths, want.size, names, metadata, boxes.get(sha, ())))
             after.append(want.keys)
             continue
