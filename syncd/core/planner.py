@@ -483,8 +483,9 @@ def plan(
     if regions is not None:
         boxes = _wanted_boxes(wanted, regions, conflicts)
     held, unidentified = _held(remote, ledger)
-    # Bytes still under the root, in a file with a problem or in conflict: never deleted.
-    protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
+    # Bytes still under the root, in a file with a problem or in conflict: never deleted (the
+    # set never holds the wanted: 100k contents at a first sync).
+    protected = {f.sha256 for f in local.files if f.sha256 and f.sha256 not in wanted}
 
     adopts, uploads, removes, adds = [], [], [], []
     metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
