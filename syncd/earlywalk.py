@@ -79,7 +79,7 @@ class _ChildWalk:
         walked, count = header
         return dataclasses.replace(walked, found=cast(Any, _Found(count, self._rest)))
 
-    def _rest(self) -> tuple[Entry, ...]:
+    def _rest(self) -> Sequence[Entry]:
         """The file list, second on the pipe; walked here if the child could not send it."""
         columns = self._read_part()
         self.close()
@@ -120,12 +120,12 @@ class _Found(Sequence[Entry]):
     A run that finds the tree unchanged only counts its files (Walked.unchanged): it never waits
     for the child to pack and send 100k names."""
 
-    def __init__(self, count: int, load: Callable[[], tuple[Entry, ...]]) -> None:
+    def __init__(self, count: int, load: Callable[[], Sequence[Entry]]) -> None:
         self._count = count
         self._load = load
-        self._items: tuple[Entry, ...] | None = None
+        self._items: Sequence[Entry] | None = None
 
-    def _all(self) -> tuple[Entry, ...]:
+    def _all(self) -> Sequence[Entry]:
         if self._items is None:
             self._items = self._load()
         return self._items
@@ -183,7 +183,7 @@ def _pack(found: Sequence[Entry]) -> tuple[bytes, list[bytes]]:
     return paths, [array(kind, map(itemgetter(i), found)).tobytes() for i, kind in _STAT_COLUMNS]
 
 
-def _unpack(paths: bytes, stats: list[bytes]) -> tuple[Entry, ...]:
+def _unpack(paths: bytes, stats: list[bytes]) -> Sequence[Entry]:
     if not paths and not any(stats):
         return ()
     columns = []
@@ -192,7 +192,38 @@ def _unpack(paths: bytes, stats: list[bytes]) -> tuple[Entry, ...]:
         column.frombytes(raw)
         columns.append(column)
     names = paths.decode(*_PATH_ENCODING).split("\0")
-    return tuple(zip(names, *columns, strict=True))
+    return _Columns(names, *columns)
+
+
+class _Columns(Sequence[Entry]):
+    """The file list as it came: each entry's tuple made as it is read, never all at once
+    (100k tuples held ~9 MB at a first sync, on top of the names and numbers they share with
+    the scan's LocalFiles)."""
+
+    def __init__(
+        self, names: list[str], sizes: array[int], mtimes: array[int], inodes: array[int]
+    ) -> None:
+        self._columns = (names, sizes, mtimes, inodes)
+        if any(len(column) != len(names) for column in self._columns):
+            raise ValueError("the walk's columns differ in length")
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
+
+    def __iter__(self) -> Iterator[Entry]:
+        return zip(*self._columns, strict=True)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        names, sizes, mtimes, inodes = self._columns
+        return (names[index], sizes[index], mtimes[index], inodes[index])
 
 
 class EarlyWalks:

@@ -483,16 +483,22 @@ def plan(
     if regions is not None:
         boxes = _wanted_boxes(wanted, regions, conflicts)
     held, unidentified = _held(remote, ledger)
-    # Bytes still under the root, in a file with a problem or in conflict: never deleted.
-    protected = {f.sha256 for f in local.files if f.sha256} - wanted.keys()
+    # Bytes still under the root, in a file with a problem or in conflict: never deleted (the
+    # set never holds the wanted: 100k contents at a first sync).
+    protected = {f.sha256 for f in local.files if f.sha256 and f.sha256 not in wanted}
 
     adopts, uploads, removes, adds = [], [], [], []
     metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
     after: list[frozenset[str]] = []  # tag keys each surviving image will carry
     edits: list[EditRegions] = []
+    # One tuple of tag names per tag set, shared by its uploads (the sets are shared already:
+    # 100k uploads held 100k equal tuples, ~5 MB at a first sync's peak).
+    upload_names: dict[frozenset[str], tuple[str, ...]] = {}
     for sha, want in wanted.items():
         if sha not in held:
-            names = tags.display(want.keys)
+            names = upload_names.get(want.keys)
+            if names is None:
+                names = upload_names[want.keys] = tags.display(want.keys)
             uploads.append(Upload(sha, want.paths, want.size, names, metadata, boxes.get(sha, ())))
             after.append(want.keys)
             continue
