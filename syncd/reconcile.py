@@ -42,16 +42,13 @@ from syncd.api import (
     ClientSettings,
     Project,
     ProjectNotFoundError,
-    Tag,
-    TagNameNotUniqueError,
-    TagType,
     TrainingClient,
 )
 from syncd.config import Config, MirrorConfig, ServiceConfig
-from syncd.core.mapping import TagAssignment, TagMapper, placement, tag_key
+from syncd.core.mapping import placement
 from syncd.core.model import ImageOwner, LocalSnapshot, MarkerState, ProblemKind, RemoteSnapshot
 from syncd.core.planner import DeleteImage, EditRegions, GuardReason, KeepReason, Plan, plan
-from syncd.core.policy import AnnotationFormat, DeletePolicy
+from syncd.core.policy import DeletePolicy
 from syncd.core.regions import Region
 from syncd.credentials import CredentialsError, TrainingKey
 from syncd.detection import annotate, annotation_problems
@@ -95,7 +92,6 @@ from syncd.remote import (
     RemoteRead,
     read_counts,
     read_remote,
-    remote_tag,
     trusted_counts,
 )
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
@@ -118,11 +114,6 @@ ACTION_KINDS = (
 # The domain of a detection mirror's project in the embedded emulator: General (object
 # detection), as the "select a domain" docs page lists it (docs/spec/REGIONS.md).
 EMBEDDED_DETECTION_DOMAIN = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
-
-# A first sync creates its tags beside its reads when the tree wants at most this many: a lost
-# ledger's rebuild against a project that has them pays one refused create each (see
-# _create_tags_early), so a tree of many folders waits for the listing's tags instead.
-EARLY_TAG_CREATES_MAX = 10
 
 REJECTED = ProblemKind.REJECTED_BY_SERVICE
 CHANGED_WHILE_READING = ProblemKind.CHANGED_WHILE_READING
@@ -715,26 +706,16 @@ async def _reconcile(
                 annotations=mirror.annotations.format,
             )
         )
-    tagging: asyncio.Task[list[Tag]] | None = None
     try:
         walked = await walking
         if not _unchanged_since(settled, mirror, walked):
             checking = _start_check(walked, mirror, ledger, on_checked, stop_checking)
-        if summary is None and settled is None and not options.dry_run:
-            tagging = _create_tags_early(client, mirror, walked)
         if counting is not None:
             counts = await counting
-        if tagging is not None:
-            assert counts is not None
-            counts = _with_tags(counts, await tagging, ledger)
-    except BaseException as exc:
+    except BaseException:
         if counting is not None:
             counting.cancel()
             await asyncio.gather(counting, return_exceptions=True)
-        if tagging is not None:
-            await _undo_tags_early(
-                client, mirror, tagging, refused=isinstance(exc, ProjectKindError)
-            )
         # A thread cannot be cancelled: let the walk and the check end first (the check stops
         # at its next file: a wrong project id is said at once, not after hashing the tree).
         stop_checking.set()
@@ -858,72 +839,6 @@ async def _reconcile(
         )
     report.preparation.prepared = preparing.prepared
     return report
-
-
-def _create_tags_early(
-    client: TrainingClient, mirror: MirrorConfig, walked: Walked
-) -> asyncio.Task[list[Tag]] | None:
-    """On a first sync (the ledger never listed the project), create the tags the tree's folders
-    want while the project is read, instead of after the plan: the uploads need their ids, and
-    this saves them a round trip. Return the task giving the tags created, or None when there
-    is nothing to create early (a detection mirror's tags come from its annotations; a tree of
-    more than EARLY_TAG_CREATES_MAX tags waits for the listing's tags).
-
-    A name the project has already (a lost ledger) is refused as not unique: the listing's tags
-    name it. Any other refusal is left to the plan's create, which reports it. A tag is made
-    for a folder whose files all turn out to be problems too; the plan then treats it as any
-    tag syncd made that no file wants."""
-    if mirror.annotations.format is not AnnotationFormat.NONE or not walked.found:
-        return None
-    mapper = TagMapper(mirror.tags)
-    names: dict[str, str] = {}
-    for rel, *_ in sorted(walked.found):
-        assigned = mapper.assign(rel)
-        if isinstance(assigned, TagAssignment):  # the Negative tag is left to the plan
-            for name in assigned.tags:
-                names.setdefault(tag_key(name), name)
-    if not names or len(names) > EARLY_TAG_CREATES_MAX:
-        return None
-
-    async def create(name: str) -> Tag | None:
-        try:
-            return await client.create_tag(mirror.project_id, name, TagType.REGULAR)
-        except TagNameNotUniqueError:
-            return None
-        except ApiError as exc:
-            _log.info("early_tag_create_failed", tag=name, error=str(exc))
-            return None
-
-    async def create_all() -> list[Tag]:
-        made = await asyncio.gather(*(create(n) for n in names.values()))
-        return [tag for tag in made if tag is not None]
-
-    return asyncio.create_task(create_all())
-
-
-def _with_tags(counts: ProjectCounts, created: list[Tag], ledger: Ledger) -> ProjectCounts:
-    """The counts with the tags created early among the project's (their reads went out
-    together, so the tags read may or may not hold them), each recorded as syncd's."""
-    known = {tag.id for tag in counts.tags}
-    for tag in created:
-        ledger.record_tag(remote_tag(tag), created_by_syncd=True)
-    return dataclasses.replace(counts, tags=counts.tags + [t for t in created if t.id not in known])
-
-
-async def _undo_tags_early(
-    client: TrainingClient, mirror: MirrorConfig, tagging: asyncio.Task[list[Tag]], *, refused: bool
-) -> None:
-    """The run stopped before it could use the tags created early: let their creates end, and
-    if the project turned out not to be one this mirror may fill (ProjectKindError), delete
-    them again: the project is left as it was found."""
-    await asyncio.gather(tagging, return_exceptions=True)
-    if not refused or tagging.cancelled() or tagging.exception() is not None:
-        return
-    for tag in tagging.result():
-        try:
-            await client.delete_tag(mirror.project_id, tag.id)
-        except ApiError as exc:
-            _log.warning("early_tag_not_deleted", tag=tag.name, error=str(exc))
 
 
 class _CheckStopped(Exception):

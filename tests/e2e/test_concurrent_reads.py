@@ -14,7 +14,7 @@ import threading
 
 import yaml
 
-from tests.e2e.support import STANDARD_TREE, Sandbox, age, remote_tags, write_tree
+from tests.e2e.support import STANDARD_TREE, Sandbox, age, write_tree
 from tests.support.hostile import HostileServer, Reply, Request
 
 HOLD_S = 20.0
@@ -82,70 +82,3 @@ def test_a_first_sync_asks_the_listing_with_the_project_and_its_tags(sandbox: Sa
     assert run.mirror["remote"]["listing"] == "full"
     assert sorted(_LISTING.search(p) is not None for p in hold.arrived) == [False, False, True]
     assert hold.seen_while_held == [3, 3, 3]
-
-
-_TAG_CREATE = re.compile(r"/projects/[^/]+/tags$")
-
-
-class _HoldStart(_HoldReads):
-    """Also hold each tag create (POST .../tags) until `expected` requests have arrived."""
-
-    def __call__(self, request: Request) -> Reply | None:
-        if request.method == "POST" and _TAG_CREATE.search(request.path):
-            with self._cond:
-                self.arrived.append(f"POST {request.path}?{request.query.get('name')}")
-                self._cond.notify_all()
-                self._cond.wait_for(lambda: len(self.arrived) >= self.expected, timeout=HOLD_S)
-                self.seen_while_held.append(len(self.arrived))
-            return None
-        return super().__call__(request)
-
-
-def test_a_first_sync_creates_its_folders_tags_beside_its_reads(sandbox: Sandbox) -> None:
-    write_tree(sandbox.root, STANDARD_TREE)
-    # 3 reads + Dog, Cat, Bird (the Negative tag is the plan's to create)
-    hold = _HoldStart(expected=6)
-    with HostileServer(hold, upstream=sandbox.endpoint) as server:
-        _point_at(sandbox, server.url)
-        run = sandbox.reconcile()
-
-    assert run.exit_code == 0, str(run)
-    assert sorted(p.rpartition("?")[2] for p in hold.arrived[:6] if p.startswith("POST")) == [
-        "Bird",
-        "Cat",
-        "Dog",
-    ]
-    # None waited for another's answer (the plan's Negative tag came after, alone).
-    assert hold.seen_while_held[:6] == [6] * 6
-    assert run.mirror["done"]["create_tags"] == 1  # the plan made only the Negative tag
-    tags = remote_tags(sandbox.http, sandbox.project_id)
-    assert sorted(tags) == ["Bird", "Cat", "Dog", "Negative"]
-    assert sandbox.content() == sandbox.expected()
-
-
-def test_a_lost_ledger_meets_the_tags_it_creates_early_already_there(sandbox: Sandbox) -> None:
-    """A first sync by a ledger that was lost: the project has the folders' tags, each early
-    create is refused as not unique (a call each), the listing's tags stand in, and nothing is
-    created twice or uploaded again."""
-    write_tree(sandbox.root, STANDARD_TREE)
-    assert sandbox.reconcile().exit_code == 0
-    before = remote_tags(sandbox.http, sandbox.project_id)
-    sandbox.ledger.unlink()
-
-    creates: list[str] = []
-
-    def count_creates(request: Request) -> Reply | None:
-        if request.method == "POST" and _TAG_CREATE.search(request.path):
-            creates.append(request.query.get("name", ""))
-        return None
-
-    with HostileServer(count_creates, upstream=sandbox.endpoint) as server:
-        _point_at(sandbox, server.url)
-        run = sandbox.reconcile()
-
-    assert run.exit_code == 0, str(run)
-    assert sorted(creates) == ["Bird", "Cat", "Dog"]  # the calls the early creates cost
-    assert run.mirror["done"]["create_tags"] == 0
-    assert run.mirror["done"]["uploads"] == 0
-    assert remote_tags(sandbox.http, sandbox.project_id) == before
-    assert sandbox.content() == sandbox.expected()
