@@ -7,9 +7,11 @@ What stops a run is raised as a typed error (syncd.errors: ServiceError and its 
 LedgerRefusedError, LedgerBusyError; LocalIOError, ProjectKindError, CredentialsError); what a
 run found and did, a failed item included, is in the MirrorReport.
 
-    walk (filesystem) + counts (HTTP, at the same time)
+    walk (filesystem) + counts (HTTP, at the same time; the listing's first page in place of
+    the count when the ledger cannot be trusted) + check (hash, once the walk is done)
         -> unchanged on both sides since a run that ended in sync? done: nothing to plan
-        -> check (hash) -> read_remote (ledger or listing) -> plan (pure) -> execute -> marker
+           (only then does the check wait for the counts: if they agree it is not needed)
+        -> read_remote (ledger or listing) -> plan (pure) -> execute -> marker
 
 A dry run does all the reading (including hashing downloads a rebuild needs) against a private
 copy of the ledger, and sends nothing: the real ledger file and the project are left as they were.
