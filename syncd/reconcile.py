@@ -7,9 +7,11 @@ What stops a run is raised as a typed error (syncd.errors: ServiceError and its 
 LedgerRefusedError, LedgerBusyError; LocalIOError, ProjectKindError, CredentialsError); what a
 run found and did, a failed item included, is in the MirrorReport.
 
-    walk (filesystem) + counts (HTTP, at the same time)
+    walk (filesystem) + counts (HTTP, at the same time; the listing's first page in place of
+    the count when the ledger cannot be trusted) + check (hash, once the walk is done)
         -> unchanged on both sides since a run that ended in sync? done: nothing to plan
-        -> check (hash) -> read_remote (ledger or listing) -> plan (pure) -> execute -> marker
+           (only then does the check wait for the counts: if they agree it is not needed)
+        -> read_remote (ledger or listing) -> plan (pure) -> execute -> marker
 
 A dry run does all the reading (including hashing downloads a rebuild needs) against a private
 copy of the ledger, and sends nothing: the real ledger file and the project are left as they were.
@@ -26,6 +28,7 @@ import json
 import secrets
 import sqlite3
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -684,23 +687,45 @@ async def _reconcile(
     settled: SettledMark | None,
 ) -> MirrorReport:
     progress = options.progress
-    # The walk (disk) and the three count calls (network) need nothing of each other: overlap.
+    on_checked = None if progress is None else (lambda: progress("checked", 1))
+    # The walk and the check (disk, CPU) and the reads (network) need nothing of each other:
+    # overlap. Only a tree that may be unchanged since a run in sync waits for the counts
+    # before it is checked (if they agree, nothing is checked at all).
     walking = asyncio.create_task(asyncio.to_thread(options.walk, mirror))
-    try:
-        summary = settled.summary if settled is not None else None
-        counts = _trusted_counts(options, ledger, summary, mirror) or await read_counts(
-            client,
-            mirror.project_id,
-            ledger,
-            full=options.full,
-            summary=summary,
-            annotations=mirror.annotations.format,
+    checking: asyncio.Task[LocalSnapshot] | None = None
+    stop_checking = threading.Event()  # the reads failed: the run stops, the check with it
+    summary = settled.summary if settled is not None else None
+    counts = _trusted_counts(options, ledger, summary, mirror)
+    counting = None
+    if counts is None:
+        counting = asyncio.ensure_future(
+            read_counts(
+                client,
+                mirror.project_id,
+                ledger,
+                full=options.full,
+                summary=summary,
+                annotations=mirror.annotations.format,
+            )
         )
+    try:
+        walked = await walking
+        if not _unchanged_since(settled, mirror, walked):
+            checking = _start_check(walked, mirror, ledger, on_checked, stop_checking)
+        if counting is not None:
+            counts = await counting
     except BaseException:
-        await asyncio.wait([walking])  # a thread cannot be cancelled: let it end first
+        if counting is not None:
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+        # A thread cannot be cancelled: let the walk and the check end first (the check stops
+        # at its next file: a wrong project id is said at once, not after hashing the tree).
+        stop_checking.set()
+        await asyncio.gather(*(t for t in (walking, checking) if t), return_exceptions=True)
         raise
-    walked = await walking
-    if counts.agree and _unchanged_since(settled, mirror, walked):
+    assert counts is not None
+    walked = walking.result()
+    if checking is None and counts.agree and _unchanged_since(settled, mirror, walked):
         # In sync then, nothing changed on either side since: the plan is empty by construction,
         # and a 100k-file no-op need not load, record or plan a single file.
         _log.info("planned", mirror=mirror.name, listing=counts.listing, unchanged=True)
@@ -716,10 +741,7 @@ async def _reconcile(
         report.preparation = summarize(mirror.files.prepare, report.local, (), (), {})
         report.execution = None if options.dry_run else Execution()
         return report
-    on_checked = None if progress is None else (lambda: progress("checked", 1))
-    local = await asyncio.to_thread(
-        check_tree, walked, mirror, ledger.cached_files(), on_checked=on_checked
-    )
+    local = await (checking or _start_check(walked, mirror, ledger, on_checked))
     # The snapshot holds every file now: let the walk's list (100k stat tuples, ~16 MB at a
     # first sync) go before the ledger, the listing and the plan add theirs.
     del walked, walking
@@ -819,6 +841,32 @@ async def _reconcile(
         )
     report.preparation.prepared = preparing.prepared
     return report
+
+
+class _CheckStopped(Exception):
+    """The run stopped while the tree was being checked (raised in the check's thread)."""
+
+
+def _start_check(
+    walked: Walked,
+    mirror: MirrorConfig,
+    ledger: Ledger,
+    on_checked: Callable[[], None] | None,
+    stop: threading.Event | None = None,
+) -> asyncio.Task[LocalSnapshot]:
+    """Hash and check the walked files (what the ledger's cache does not vouch for) in a
+    thread; it ends at the next file once `stop` is set (raising _CheckStopped)."""
+    cached = ledger.cached_files()
+
+    def checked() -> None:
+        if stop is not None and stop.is_set():
+            raise _CheckStopped
+        if on_checked is not None:
+            on_checked()
+
+    return asyncio.create_task(
+        asyncio.to_thread(check_tree, walked, mirror, cached, on_checked=checked)
+    )
 
 
 async def _read_annotations(

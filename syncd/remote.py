@@ -24,13 +24,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from syncd.api import ApiError, DomainType, Image, ImageRegion, Project, Tag, TrainingClient
+from syncd.api import (
+    ApiError,
+    DomainType,
+    Image,
+    ImageRegion,
+    Project,
+    Tag,
+    TrainingClient,
+    limits,
+)
 from syncd.core.model import (
     SYNCD_METADATA_KEY,
     ClassificationType,
@@ -159,6 +168,9 @@ class ProjectCounts:
     image_count: int | None  # None: the ledger could not be trusted, so the count was not asked
     agree: bool
     asked: bool = True  # False: not read from the service but trusted (trusted_counts)
+    # The listing's first page, asked with the counts when a listing was certain (the ledger
+    # could not be trusted): read_remote goes on from it. None: not asked.
+    first_page: list[Image] | None = None
 
     @property
     def listing(self) -> str:
@@ -186,8 +198,9 @@ async def read_counts(
     summary: RemoteSummary | None = None,
     annotations: AnnotationFormat = AnnotationFormat.NONE,
 ) -> ProjectCounts:
-    """GetProject, GetTags and (when the ledger can be trusted) GetImageCount: three calls, sent
-    at once (each waits ~a round trip; one after the other they were three).
+    """GetProject, GetTags and (when the ledger can be trusted) GetImageCount, else the listing's
+    first page (the listing will be needed): three calls, sent at once (each waits ~a round
+    trip; one after the other they were three).
 
     `summary`: the ledger's, if the caller has it (Ledger.settled); else it is counted.
     `annotations`: the mirror's format (none: a classification mirror)."""
@@ -202,8 +215,7 @@ async def read_counts(
         and not (annotations is not AnnotationFormat.NONE and ledger.regions_unknown())
     )
     calls: list[Awaitable[Any]] = [client.get_project(project_id), client.list_tags(project_id)]
-    if trusted:
-        calls.append(client.count_images(project_id))
+    calls.append(client.count_images(project_id) if trusted else _first_page(client, project_id))
     answers: list[Any] = list(await asyncio.gather(*calls, return_exceptions=True))
     for answer in answers:  # the project's error first, as when it was asked first
         if isinstance(answer, BaseException):
@@ -211,13 +223,41 @@ async def read_counts(
     project: Project = answers[0]
     tags: list[Tag] = answers[1]
     classification = await _project_kind(client, project, ledger, annotations)
-    if len(answers) < 3 or summary is None or summary.classification is not classification:
+    if not trusted:
+        first: list[Image] = answers[2]
+        return ProjectCounts(project, classification, tags, summary, None, False, first_page=first)
+    if summary is None or summary.classification is not classification:
         return ProjectCounts(project, classification, tags, summary, None, agree=False)
     total: int = answers[2]
     agree = _counts_agree(summary, tags, total)
     if not agree:
         _log.info("counts_differ", project_images=total, ledger_images=summary.images)
     return ProjectCounts(project, classification, tags, summary, total, agree)
+
+
+async def _first_page(client: TrainingClient, project_id: str) -> list[Image]:
+    """The listing's first page (one call: a full page is not followed by the next)."""
+    page: list[Image] = []
+    async for image in client.iter_images(project_id):
+        page.append(image)
+        if len(page) == limits.MAX_TAKE:
+            break
+    return page
+
+
+async def _listing(
+    client: TrainingClient, project_id: str, first_page: list[Image] | None
+) -> AsyncIterator[Image]:
+    """Every image of the project, going on from the first page if it was read already."""
+    if first_page is None:
+        async for image in client.iter_images(project_id):
+            yield image
+        return
+    for image in first_page:
+        yield image
+    if len(first_page) == limits.MAX_TAKE:
+        async for image in client.iter_images(project_id, skip=len(first_page)):
+            yield image
 
 
 def trusted_counts(
@@ -278,7 +318,7 @@ async def read_remote(
     known = ledger.view().images
     listed: list[RemoteImage] = []
     uris: dict[str, str] = {}
-    async for image in client.iter_images(project_id):
+    async for image in _listing(client, project_id, counts.first_page):
         ledger_image = known.get(str(image.id).lower())
         remote = _remote_image(image, ledger_image.sha256 if ledger_image else None)
         listed.append(remote)

@@ -814,8 +814,10 @@ class TrainingClient:
         metadata_filter: str | None = None,
         order: Order = Order.OLDEST,
         page_size: int = limits.MAX_TAKE,
+        skip: int = 0,
     ) -> AsyncIterator[Image]:
-        """Yield every matching image once, paging with skip/take (GetImages).
+        """Yield every matching image once, paging with skip/take (GetImages), from the `skip`th
+        (the caller has the ones before; without tag ids only).
 
         Oldest-first by default, so images added during the walk land on later pages instead of
         shifting earlier ones; images deleted during the walk may shift one past us (a later full
@@ -825,9 +827,12 @@ class TrainingClient:
         tag_groups: list[Sequence[Id] | None] = (
             list(limits.chunked(list(tag_ids), limits.MAX_TAG_FILTER_IDS)) if tag_ids else [None]
         )
+        if skip and tag_ids:
+            raise ValueError("skip is for a listing without tag ids")
+        start = skip
         seen: set[UUID] = set()
         for group in tag_groups:
-            skip = 0
+            skip = start
             while True:
                 params: dict[str, str | int] = {"orderBy": str(order), "take": take, "skip": skip}
                 if tagging_status is not None:

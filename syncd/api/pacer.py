@@ -3,8 +3,17 @@
 Public names: Pacer, shared_pacer, Backoff, RetryPolicy, should_retry, may_have_reached_service,
 retry_after_seconds, DeadlineExceeded, RETRY_STATUSES, RETRY_ERRORS, Wait, wait_reason.
 
-`Pacer` is a token bucket of depth one (requests leave evenly spaced, 1/rate apart) whose rate
-adapts AIMD-style to the service's quota:
+`Pacer` lets requests go at an adaptive rate. At its configured rate it is a sliding window: at most
+n = floor(rate) requests in any n/rate seconds (for an integer rate, at most `rate` in any second,
+the service's "10 transactions per second" read as strictly as it can be), so the first requests
+after a quiet spell (a run's reads and tag creates, a daemon's flush) go out together instead of
+1/rate apart. The burst is one short of n (a token bucket of n - 1 refilled at `rate` runs beside
+the window): a quota kept as a token bucket of one second's worth (the emulator's, APIM's) then
+still has a request in hand when answers of one burst reach it up to 1/rate later than the next
+burst's (jitter on the network or in a busy server), and the long-run rate is still `rate`.
+Once a 429 has cut the rate below the configured one, it is a token bucket of depth one
+(requests leave evenly spaced, 1/rate apart) until the rate is back. The rate adapts AIMD-style
+to the service's quota:
 
 - a 429 blocks every request until its Retry-After has passed (never over `max_block_s`, and
   the request that set a block lifts it with `release` when it gives up or ends: a block never
@@ -51,6 +60,7 @@ import re
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -238,7 +248,8 @@ class Pacer:
         self._ceiling: float | None = None
         self._last_update = clock()
         self._last_throttle = float("-inf")
-        self._next_slot = float("-inf")
+        self._next_slot = float("-inf")  # the bucket's: when it is empty again (GCRA's TAT)
+        self._granted: deque[float] = deque()  # the window's: when the last requests went
         self._blocked_until = float("-inf")  # the latest of _blocks' ends
         self._blocks: dict[object, float] = {}  # who set each live block -> when it ends
         self._burst_s = burst_s
@@ -271,14 +282,36 @@ class Pacer:
                 self._rate = min(cap, self._rate + self._increase * (now - start))
             self._last_update = now
 
+    def _shape(self) -> tuple[int, float]:
+        """The window's size n (requests in any n/rate seconds) and the bucket's tolerance (how
+        far ahead of its even spacing a request may go): at the configured rate, a window of
+        floor(rate) and a burst of one less; below it (after a 429), evenly spaced."""
+        if self._rate < self.configured_rate:
+            return 1, 0.0
+        window = max(1, math.floor(self._rate))
+        burst = max(1, window - 1)
+        return window, (burst - 1) / self._rate
+
+    def _earliest(self, now: float) -> float:
+        """When a request asking now may go (ignoring blocks); changes nothing."""
+        window, tolerance = self._shape()
+        start = max(now, self._next_slot - tolerance)
+        if len(self._granted) >= window:
+            start = max(start, self._granted[-window] + window / self._rate)
+        return start
+
     async def acquire(self) -> None:
-        """Wait for this request's turn: after any 429 block, 1/rate after the previous one."""
+        """Wait for this request's turn: after any 429 block, within the window and the bucket
+        (at the configured rate), or 1/rate after the previous one (below it)."""
         while True:
             with self._lock:
                 now = self._clock()
                 self._refresh(now)
-                start = max(now, self._next_slot, self._blocked_until)
-                self._next_slot = start + 1.0 / self._rate
+                start = max(self._earliest(now), self._blocked_until)
+                self._next_slot = max(self._next_slot, start) + 1.0 / self._rate
+                self._granted.append(start)
+                while len(self._granted) > max(1, math.floor(self.configured_rate)):
+                    self._granted.popleft()
                 epoch = self._epoch
             while start > now:
                 # Wake at least every _WAKE_EVERY_S: a block lifted meanwhile ends the wait.
@@ -298,7 +331,7 @@ class Pacer:
         """How long a request that asked for its turn now would wait (0: none); changes nothing."""
         with self._lock:
             now = self._clock()
-            return max(0.0, self._next_slot - now, self._blocked_until - now)
+            return max(0.0, self._earliest(now) - now, self._blocked_until - now)
 
     def on_success(self) -> None:
         """Record a request that the quota let through (feeds the quota estimate)."""
@@ -329,6 +362,7 @@ class Pacer:
                 # block if asked, but decrease once per event, as TCP does once per window.
                 self._blocked_until = max(self._blocked_until, now + wait)
                 self._next_slot = self._blocked_until
+                self._void_grants_after(now)
                 self._epoch += 1
                 return self._blocked_until - now
             self._refresh(now)
@@ -337,12 +371,17 @@ class Pacer:
             # before it starts refusing). Kept within [rate * decrease, rate]: a 429 says only
             # that the current rate is too high.
             elapsed = max(0.0, now - self._window_start)
-            # The refused request counts too: the allowance ran out at it, not before it.
-            estimate = (self._window_successes + 1) / (elapsed + self._burst_s)
+            # The refused request counts too once requests have been paced for a second or more:
+            # the allowance ran out at it, not before it. Right after a burst (the window's,
+            # after idling: elapsed ~0) the burst itself emptied the allowance, and counting the
+            # refused one would put the estimate a whole request a second over the quota.
+            refused = min(1.0, elapsed)
+            estimate = (self._window_successes + refused) / (elapsed + self._burst_s)
             low = self._rate * self._decrease
             self._ceiling = max(self._min_rate, min(self._rate, max(low, estimate)))
             self._rate = max(self._min_rate, min(low, self._headroom * self._ceiling))
             self._last_throttle = now
+            self._void_grants_after(now)
             self._epoch += 1
             self._blocked_until = now + wait
             self._next_slot = self._blocked_until
@@ -373,7 +412,14 @@ class Pacer:
             self._last_update = min(self._last_update, resume)
             self._window_start = min(self._window_start, resume)
             self._last_success = min(self._last_success, resume)
+            self._void_grants_after(now)
             self._epoch += 1  # waiters queue again without the block
+
+    def _void_grants_after(self, now: float) -> None:
+        """Forget turns handed out for later than now: their requests queue again (a new epoch),
+        and a turn never taken must not hold the window."""
+        while self._granted and self._granted[-1] > now:
+            self._granted.pop()
 
 
 _shared: weakref.WeakValueDictionary[tuple[str, str, float], Pacer] = weakref.WeakValueDictionary()

@@ -200,3 +200,26 @@ async def test_under_a_quota_the_client_settles_just_under_it(
     # How close to the quota the pacer settles is held in virtual time (test_api_pacer.py);
     # over real HTTP on a loaded 2-core machine only a gross shortfall is a failure here.
     assert achieved >= 0.75 * quota
+
+
+async def test_at_the_quota_the_pacers_bursts_are_never_refused(
+    start_emulator: StartEmulator,
+) -> None:
+    """The client at the emulator's own quota (10/s, a token bucket of one second's worth):
+    the burst after each idle spell and the paced calls between are all let through, uploads
+    (bodies to read and images to store: a busy server) beside reads. Three rounds, real HTTP."""
+    quota = 10
+    server = start_emulator(faults=Faults(tps=quota, latency_ms=100))
+    recording = RecordingTransport(httpx.AsyncHTTPTransport())
+    async with make_client(
+        server.url, transport=recording, rate_per_second=quota, max_concurrency=8
+    ) as client:
+        project = await client.create_project("burst")
+        for round_ in range(3):
+            await asyncio.sleep(1.1)  # idle: the bucket and the window refill
+            items = seeded_items(128, start=128 * round_)
+            reads = [client.count_images(project.id) for _ in range(14)]
+            await asyncio.gather(*reads, _drain(client.upload_images(project.id, items)))
+    print(f"\nburst: {len(recording.statuses)} calls, 429s={recording.statuses.count(429)}")
+    assert recording.statuses.count(429) == 0
+    assert set(recording.statuses) == {200}

@@ -1,4 +1,5 @@
-"""A reconcile asks the project, its tags and its image count at once, not one after another.
+"""A reconcile asks the project, its tags and its image count at once, not one after another;
+a first sync (a ledger that cannot be trusted) asks the listing's first page in place of the count.
 
 A scripted server (tests/support/hostile.py, in front of a real emulator) holds each of those
 reads until all the run's reads of that kind have arrived: sent one after another, the first would
@@ -20,10 +21,12 @@ HOLD_S = 20.0
 _PROJECT = re.compile(r"/projects/[^/]+$")
 _TAGS = re.compile(r"/projects/[^/]+/tags$")
 _COUNT = re.compile(r"/projects/[^/]+/images/count$")
+_LISTING = re.compile(r"/projects/[^/]+/images$")
 
 
 class _HoldReads:
-    """A script: hold the GETs of the project, tags and count until `expected` have arrived."""
+    """A script: hold the GETs of the project, tags, count and listing until `expected` have
+    arrived."""
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
@@ -33,7 +36,9 @@ class _HoldReads:
 
     def __call__(self, request: Request) -> Reply | None:
         path = request.path
-        if request.method != "GET" or not any(p.search(path) for p in (_PROJECT, _TAGS, _COUNT)):
+        if request.method != "GET" or not any(
+            p.search(path) for p in (_PROJECT, _TAGS, _COUNT, _LISTING)
+        ):
             return None
         with self._cond:
             self.arrived.append(path)
@@ -63,4 +68,17 @@ def test_the_three_count_reads_are_in_flight_together(sandbox: Sandbox) -> None:
     assert run.mirror["local"]["unchanged"] is True
     assert len(hold.arrived) == 3
     # Each read was answered only once all three were in: none waited for another's answer.
+    assert hold.seen_while_held == [3, 3, 3]
+
+
+def test_a_first_sync_asks_the_listing_with_the_project_and_its_tags(sandbox: Sandbox) -> None:
+    write_tree(sandbox.root, STANDARD_TREE)
+    hold = _HoldReads(expected=3)
+    with HostileServer(hold, upstream=sandbox.endpoint) as server:
+        _point_at(sandbox, server.url)
+        run = sandbox.reconcile()
+
+    assert run.exit_code == 0, str(run)
+    assert run.mirror["remote"]["listing"] == "full"
+    assert sorted(_LISTING.search(p) is not None for p in hold.arrived) == [False, False, True]
     assert hold.seen_while_held == [3, 3, 3]

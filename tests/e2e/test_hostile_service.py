@@ -61,8 +61,9 @@ def test_reconcile_syncs_once_a_service_that_said_wait_for_ever_answers_again(
     sandbox: Sandbox, retry_after: str
 ) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
-    # Three 429s use up the first run's three attempts; one more meets the second run.
-    with HostileServer(forward_after(4, _throttle(retry_after)), upstream=sandbox.endpoint) as bad:
+    # A first sync sends its three reads together (project, tags, the listing's first page):
+    # seven 429s use up the first one's three attempts (the others may then be answered).
+    with HostileServer(forward_after(7, _throttle(retry_after)), upstream=sandbox.endpoint) as bad:
         _point_at(sandbox, bad.url, max_retry_after=0.2)
         first = _within(sandbox.reconcile)
         second = _within(sandbox.reconcile)
