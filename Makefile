@@ -1,4 +1,4 @@
-# Benchmarks (bench/README.md). The full run takes up to 20 minutes; the smoke run, seconds.
+# Benchmarks (bench/README.md). The full run takes about 35 minutes; the smoke run, seconds.
 PYTHON ?= .venv/bin/python
 
 .PHONY: bench bench-smoke chaos
