@@ -264,7 +264,7 @@ def test_the_first_upload_windows_on_a_slow_line_are_out_of_step(setup: Setup) -
     wait for their answers at once, leaving the line idle every round (bench G: 0.87 of the
     line). The first four upload bodies differ in size, so the windows never fall in step."""
     (setup.root / "Dog").mkdir()
-    for n in range(60):  # ~59 KB each, uncompressed: a 1 MB window holds 16
+    for n in range(100):  # ~59 KB each, uncompressed: a 1 MB window holds 16; 6 windows or more
         (setup.root / "Dog" / f"{n}.bmp").write_bytes(image_bytes(n, "bmp", size=(140, 140)))
     setup.app = create_app(setup.store, training_key=None, faults=Faults(bandwidth=4e6))
     setup.settings = ClientSettings(rate_per_second=1000, max_batch_bytes=4_000_000)
@@ -272,7 +272,7 @@ def test_the_first_upload_windows_on_a_slow_line_are_out_of_step(setup: Setup) -
     result = setup.sync()
 
     assert result.failures == []
-    assert len(setup.remote_images()) == 60
+    assert len(setup.remote_images()) == 100
     uploads = sorted(
         (
             t
