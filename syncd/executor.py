@@ -82,10 +82,7 @@ _IMAGE_OPERATIONS = frozenset({"remove_tags", "add_tags", "delete_image", "trash
 # 2 x max_concurrency full create calls): no more image data in memory than two whole windows
 # held before, but while one window waits for its answer, its metadata call and the next read
 # from disk, three others keep the line busy (camera-sized images on a 100 Mbit/s line left it
-# idle a third of the time with two windows of 64 MB: bench G). The first windows are a quarter,
-# a half and three quarters of the size: windows of one size that start together share the line
-# evenly, finish together and all wait for their answers at once, leaving the line idle each
-# round (bench G: 0.87 of the line), and they stay in step for the whole sync.
+# idle a third of the time with two windows of 64 MB: bench G).
 _WINDOWS_IN_FLIGHT = 4
 
 
@@ -263,39 +260,28 @@ class _Run:
         carries one tag set), wastes a partial batch only where a window's tag sets change.
         A window holds at most max_batch_bytes / _WINDOWS_IN_FLIGHT of image data (or one image,
         if bigger), so the windows in flight hold no more than max_batch_bytes: that bounds
-        memory. When there is more than one round of windows, the first are smaller (1/4, 2/4,
-        3/4 of that), so those in flight stay out of step (see _WINDOWS_IN_FLIGHT). Every
-        upload's tags are resolved before the first window; each window is made as it is taken
-        (100k (upload, ids) pairs made at once held ~6 MB).
+        memory. Every upload's tags are resolved before the first window; each window is made
+        as it is taken (100k (upload, ids) pairs made at once held ~6 MB).
         """
         # The uploads of each tag set (by its sorted ids, one list shared by its uploads), in
         # plan order within a set.
         by_tag_set: dict[tuple[str, ...], tuple[list[str], list[Upload]]] = {}
-        total_bytes = 0
         for upload in self.plan.uploads:
             ids = self.resolve(upload.tag_names, "upload", upload.paths[0])
             if ids is not None:
                 ids = sorted(ids)
                 by_tag_set.setdefault(tuple(ids), (ids, []))[1].append(upload)
-                total_bytes += upload.size
         max_bytes = self.client.settings.max_batch_bytes // _WINDOWS_IN_FLIGHT
         calls = max(1, 2 * self.client.settings.max_concurrency // _WINDOWS_IN_FLIGHT)
         max_items = MAX_IMAGES_PER_UPLOAD * calls
-        # Byte caps of the first windows, then max_bytes for the rest; uploads that fit in the
-        # windows of one round have no rounds to fall in step over, and keep whole batches.
-        caps = [max_bytes * k // _WINDOWS_IN_FLIGHT for k in range(1, _WINDOWS_IN_FLIGHT)]
-        if total_bytes <= max_bytes * _WINDOWS_IN_FLIGHT:
-            caps = []
-        cap = caps.pop(0) if caps else max_bytes
         chunk: list[tuple[Upload, list[str]]] = []
         size = 0
         for key in sorted(by_tag_set):
             ids, uploads = by_tag_set.pop(key)
             for upload in uploads:
-                if chunk and (len(chunk) == max_items or size + upload.size > cap):
+                if chunk and (len(chunk) == max_items or size + upload.size > max_bytes):
                     yield chunk
                     chunk, size = [], 0
-                    cap = caps.pop(0) if caps else max_bytes
                 chunk.append((upload, ids))
                 size += upload.size
         if chunk:

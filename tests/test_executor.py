@@ -257,30 +257,3 @@ def test_big_uploads_keep_four_windows_on_the_line_within_the_batch_bytes(setup:
         crossing += step
         busiest = max(busiest, crossing)
     assert busiest >= 3
-
-
-def test_the_first_upload_windows_on_a_slow_line_are_out_of_step(setup: Setup) -> None:
-    """Windows of one size that start together share the line evenly, end together and then all
-    wait for their answers at once, leaving the line idle every round (bench G: 0.87 of the
-    line). The first four upload bodies differ in size, so the windows never fall in step."""
-    (setup.root / "Dog").mkdir()
-    for n in range(100):  # ~59 KB each, uncompressed: a 1 MB window holds 16; 6 windows or more
-        (setup.root / "Dog" / f"{n}.bmp").write_bytes(image_bytes(n, "bmp", size=(140, 140)))
-    setup.app = create_app(setup.store, training_key=None, faults=Faults(bandwidth=4e6))
-    setup.settings = ClientSettings(rate_per_second=1000, max_batch_bytes=4_000_000)
-
-    result = setup.sync()
-
-    assert result.failures == []
-    assert len(setup.remote_images()) == 100
-    uploads = sorted(
-        (
-            t
-            for t in setup.app.state.wire.transfers
-            if t.direction == "up" and t.path.endswith("/images")
-        ),
-        key=lambda t: t.first_start or 0.0,
-    )
-    first_four = [t.bytes for t in uploads[:4]]
-    assert len(set(first_four)) == 4, first_four
-    assert max(first_four) <= 4_000_000 // 4 + 16 * 1024
