@@ -95,25 +95,33 @@ def _most_in_any_window(sent: list[float], seconds: float) -> int:
     return max(bisect.bisect_left(ordered, t + seconds - 1e-9) - i for i, t in enumerate(ordered))
 
 
-def test_never_more_than_the_rate_in_any_second_over_a_long_run() -> None:
-    """8 workers, each sending, then pausing a random while (idle spells refill the burst),
-    400 requests in all at a configured 10/s."""
-    vt = VirtualTime()
-    pacer = make_pacer(vt, rate=10)
-    rng = random.Random(7)
+def _send_with_pauses(
+    vt: VirtualTime, pacer: Pacer, requests: int, pauses: list[float], seed: int
+) -> list[float]:
+    """When each of `requests` requests got its turn, sent by 8 workers that each pause a
+    random choice of `pauses` after every turn (idle spells refill the burst)."""
+    rng = random.Random(seed)
     sent: list[float] = []
     remaining = itertools.count()
 
     async def worker() -> None:
-        while next(remaining) < 400:
+        while next(remaining) < requests:
             await pacer.acquire()
             sent.append(vt.now)
-            await vt.sleep(rng.choice([0.0, 0.05, 0.5, 3.0]))
+            await vt.sleep(rng.choice(pauses))
 
     async def main() -> None:
         await asyncio.gather(*(worker() for _ in range(8)))
 
     vt.run(main)
+    return sent
+
+
+def test_never_more_than_the_rate_in_any_second_over_a_long_run() -> None:
+    """8 workers, each sending, then pausing a random while (idle spells refill the burst),
+    400 requests in all at a configured 10/s."""
+    vt = VirtualTime()
+    sent = _send_with_pauses(vt, make_pacer(vt, rate=10), 400, [0.0, 0.05, 0.5, 3.0], seed=7)
     assert len(sent) == 400
     assert _most_in_any_window(sent, 1.0) <= 10
 
@@ -123,21 +131,9 @@ def test_an_emulator_like_bucket_never_refuses_the_burst_or_the_run_despite_jitt
     at tps/s, fed each request up to 1/rate later than it was sent (the network, a busy
     server). 600 requests from 8 workers with idle spells: not one refused."""
     vt = VirtualTime()
-    pacer = make_pacer(vt, rate=10)
-    rng = random.Random(11)
-    arrivals: list[float] = []
-    remaining = itertools.count()
-
-    async def worker() -> None:
-        while next(remaining) < 600:
-            await pacer.acquire()
-            arrivals.append(vt.now + rng.uniform(0.0, 0.0999))
-            await vt.sleep(rng.choice([0.0, 0.0, 0.3, 2.0]))
-
-    async def main() -> None:
-        await asyncio.gather(*(worker() for _ in range(8)))
-
-    vt.run(main)
+    sent = _send_with_pauses(vt, make_pacer(vt, rate=10), 600, [0.0, 0.0, 0.3, 2.0], seed=11)
+    jitter = random.Random(12)
+    arrivals = [t + jitter.uniform(0.0, 0.0999) for t in sent]
     tokens, at, refused = 10.0, 0.0, 0
     for arrival in sorted(arrivals):
         tokens = min(10.0, tokens + (arrival - at) * 10)
