@@ -145,6 +145,10 @@ def test_a_failed_run_ends_the_trust(world: World) -> None:
     world.start_emulator()
     daemon.wait_for(lambda: image_count(world.http, world.project_id) == 1, "a.jpg uploaded")
 
-    retry = next(e for e in daemon.events("reconciled") if e["reason"] == "retry")
+    # The upload is seen before its run's line is written: wait for the line (raced under load).
+    def retried() -> dict[str, Any] | None:
+        return next((e for e in daemon.events("reconciled") if e["reason"] == "retry"), None)
+
+    retry = daemon.wait_for(retried, "the retry's reconciled line")
     assert retry["listing"] == "counts"
     assert daemon.stop() == 0
