@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -45,6 +45,7 @@ import structlog
 from syncd.api import (
     ApiError,
     BoundingBox,
+    ClientSettings,
     NewRegion,
     RegionEntry,
     TagNameNotUniqueError,
@@ -84,6 +85,12 @@ _IMAGE_OPERATIONS = frozenset({"remove_tags", "add_tags", "delete_image", "trash
 # from disk, three others keep the line busy (camera-sized images on a 100 Mbit/s line left it
 # idle a third of the time with two windows of 64 MB: bench G).
 _WINDOWS_IN_FLIGHT = 4
+
+
+def upload_window(settings: ClientSettings) -> tuple[int, int]:
+    """The most images and image bytes one upload window holds (see _Run._upload_chunks)."""
+    calls = max(1, 2 * settings.max_concurrency // _WINDOWS_IN_FLIGHT)
+    return MAX_IMAGES_PER_UPLOAD * calls, settings.max_batch_bytes // _WINDOWS_IN_FLIGHT
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class _Run:
         self.result = Execution()
         self.tag_ids = {tag_key(t.name): t.tag_id for t in remote.tags}
         self.late_tag_pairs: list[tuple[str, str]] = []  # (image id, tag id) an upload missed
+        # Contents whose upload was tried and did not land an image this run (failed, refused,
+        # answered without the image): a first sync's second plan does not try them again.
+        self.unlanded: set[str] = set()
         self.fatal: ApiError | None = None
         self.trash: Trash | None = None
         self.describe: Describe | None = None
@@ -228,6 +238,24 @@ class _Run:
             self.done("adopts")
 
     async def uploads(self) -> None:
+        await self._send_windows(_async(self._upload_chunks(self.plan.uploads)))
+
+    async def stream(self, parts: AsyncIterator[Plan]) -> None:
+        """Create the tags of each part and send its uploads, as the parts come (a first sync
+        sends what its scan has checked while the scan goes on: syncd.firstsync)."""
+
+        async def chunks() -> AsyncIterator[list[tuple[Upload, list[str]]]]:
+            async for part in parts:
+                missing = [a for a in part.create_tags if tag_key(a.name) not in self.tag_ids]
+                await asyncio.gather(*(self._create_tag(action) for action in missing))
+                if self.fatal:
+                    return
+                for chunk in self._upload_chunks(part.uploads):
+                    yield chunk
+
+        await self._send_windows(chunks())
+
+    async def _send_windows(self, chunks: AsyncIterator[list[tuple[Upload, list[str]]]]) -> None:
         window = asyncio.Semaphore(_WINDOWS_IN_FLIGHT)
         tasks: list[asyncio.Task[None]] = []
 
@@ -238,7 +266,7 @@ class _Run:
                 window.release()
 
         try:
-            for chunk in self._upload_chunks():
+            async for chunk in chunks:
                 await window.acquire()
                 if self.fatal:
                     window.release()
@@ -253,7 +281,7 @@ class _Run:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    def _upload_chunks(self) -> Iterator[list[tuple[Upload, list[str]]]]:
+    def _upload_chunks(self, planned: Sequence[Upload]) -> Iterator[list[tuple[Upload, list[str]]]]:
         """Cut the uploads into windows of up to max_concurrency full create calls.
 
         Sorted by tag set, so that the client, which batches each window (a multipart call
@@ -266,14 +294,14 @@ class _Run:
         # The uploads of each tag set (by its sorted ids, one list shared by its uploads), in
         # plan order within a set.
         by_tag_set: dict[tuple[str, ...], tuple[list[str], list[Upload]]] = {}
-        for upload in self.plan.uploads:
+        for upload in planned:
             ids = self.resolve(upload.tag_names, "upload", upload.paths[0])
-            if ids is not None:
+            if ids is None:
+                self.unlanded.add(upload.sha256)
+            else:
                 ids = sorted(ids)
                 by_tag_set.setdefault(tuple(ids), (ids, []))[1].append(upload)
-        max_bytes = self.client.settings.max_batch_bytes // _WINDOWS_IN_FLIGHT
-        calls = max(1, 2 * self.client.settings.max_concurrency // _WINDOWS_IN_FLIGHT)
-        max_items = MAX_IMAGES_PER_UPLOAD * calls
+        max_items, max_bytes = upload_window(self.client.settings)
         chunk: list[tuple[Upload, list[str]]] = []
         size = 0
         for key in sorted(by_tag_set):
@@ -347,6 +375,14 @@ class _Run:
         return [(u, ids, data) for (u, ids, _), data in zip(read, sent, strict=True)]
 
     async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
+        landed: set[str] = set()
+        try:
+            await self._send_read(chunk, landed)
+        finally:
+            self.unlanded.update(u.sha256 for u, _ in chunk if u.sha256 not in landed)
+
+    async def _send_read(self, chunk: list[tuple[Upload, list[str]]], landed: set[str]) -> None:
+        """Read, (prepare,) and send one window; add each content that landed an image."""
         read = await asyncio.to_thread(lambda: [(u, ids, self._read(u)) for u, ids in chunk])
         read = await self._prepared(read)
         sendable = [(u, ids, data) for u, ids, data in read if data is not None]
@@ -369,6 +405,8 @@ class _Run:
                     for result in results:
                         settled.add(result.key)
                         self._settle_upload(*by_sha[result.key], result)
+                        if result.ok and result.image is not None:
+                            landed.add(result.key)
         except ApiError as error:
             unsettled = [u for sha, (u, _) in by_sha.items() if sha not in settled]
             if len(unsettled) == 1 and not error.fatal and error.code in CONTENT_ERROR_CODES:
@@ -626,10 +664,13 @@ async def execute(
     trash: Trash | None = None,
     describe: Describe | None = None,
     preparing: Preparing | None = None,
+    continuing: Execution | None = None,
 ) -> Execution:
     """Apply `plan`; return what was done and what failed. Raises the first fatal ApiError
     (bad key, project gone, service down after retries) once in-flight work has settled.
 
+    With `continuing` (what stream_uploads did earlier in the same run), the result adds to it,
+    and its failures hold back the deletes as this plan's own would.
     With `trash`, each image's original is kept there before it is deleted (syncd.trash); an
     image whose original cannot be kept is not deleted, and is reported as a `trash` failure.
     With `describe`, the log line of a failed item about an image also names its file.
@@ -638,6 +679,8 @@ async def execute(
     run.trash = trash
     run.describe = describe
     run.preparing = preparing
+    if continuing is not None:
+        run.result = continuing
     steps = (
         run.create_tags,
         run.adopt,
@@ -652,6 +695,33 @@ async def execute(
         if run.fatal is not None:
             raise run.fatal
     return run.result
+
+
+async def stream_uploads(
+    parts: AsyncIterator[Plan],
+    *,
+    client: TrainingClient,
+    ledger: Ledger,
+    root: Path,
+    project_id: str,
+    remote: RemoteSnapshot,
+    run_id: int,
+    progress: Progress | None = None,
+) -> tuple[Execution, frozenset[str]]:
+    """Apply plans of tags and uploads as they come (each part's tags are created before its
+    uploads; a tag already created is not asked again); return what was done and the contents
+    whose upload did not land. Raises the first fatal ApiError once in-flight work has settled.
+    """
+    run = _Run(Plan(), client, ledger, root, project_id, remote, run_id, progress or _no_progress)
+    await run.stream(parts)
+    if run.fatal is not None:
+        raise run.fatal
+    return run.result, frozenset(run.unlanded)
+
+
+async def _async(items: Iterable[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
 
 
 def _read_scanned(path: Path, size: int) -> bytes | None:

@@ -37,7 +37,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1116,6 +1116,17 @@ class Ledger:
             known[domain_id.lower()] = domain_type
             self._set_meta("domain_types", json.dumps(known, sort_keys=True))
 
+    def _only_contents(self, contents: Collection[str] | None) -> str:
+        """A WHERE clause keeping the images of `contents` (held in a temporary table), or ""."""
+        if contents is None:
+            return ""
+        with self.transaction():
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS only_contents (sha TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM only_contents")
+            rows = [(sha,) for sha in contents]
+            self._db.conn.executemany("INSERT OR IGNORE INTO only_contents VALUES (?)", rows)
+        return " WHERE sha256 IN (SELECT sha FROM only_contents)"
+
     def _delete_missing(self, table: str, column: str, keep: list[str]) -> None:
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep_ids (id TEXT PRIMARY KEY)")
         self._db.execute("DELETE FROM keep_ids")
@@ -1213,8 +1224,10 @@ class Ledger:
 
     # --- queries ------------------------------------------------------------------------------
 
-    def view(self) -> LedgerView:
-        """Return what the planner needs: every known image's hash and owner, syncd's tags."""
+    def view(self, contents: Collection[str] | None = None) -> LedgerView:
+        """Return what the planner needs: every known image's hash and owner, syncd's tags.
+        With `contents`, only the images holding one of those sha256s."""
+        where = self._only_contents(contents)
         images = {
             r["image_id"]: LedgerImage(
                 r["image_id"],
@@ -1222,7 +1235,7 @@ class Ledger:
                 ImageOwner(r["owner"]),
                 frozenset(json.loads(r["tag_ids"])),
             )
-            for r in self._rows("SELECT image_id, sha256, owner, tag_ids FROM images")
+            for r in self._rows(f"SELECT image_id, sha256, owner, tag_ids FROM images{where}")
         }
         created = self._rows("SELECT tag_id FROM tags WHERE created_by_syncd = 1")
         return LedgerView(
@@ -1231,8 +1244,9 @@ class Ledger:
             ledger_id=self.ledger_id,
         )
 
-    def cached_remote(self) -> RemoteSnapshot | None:
+    def cached_remote(self, contents: Collection[str] | None = None) -> RemoteSnapshot | None:
         """Return the project as the ledger last saw it (complete=False), or None if never listed.
+        With `contents`, its images are only those holding one of those sha256s.
 
         This is the planner's input on the cheap path: when the service's counts agree with the
         ledger and no local file changed, no listing is needed.
@@ -1257,7 +1271,8 @@ class Ledger:
                 tuple(regions.get(r["image_id"], ())),
             )
             for r in self._rows(
-                "SELECT image_id, tag_ids, metadata, sha256 FROM images ORDER BY image_id"
+                "SELECT image_id, tag_ids, metadata, sha256 FROM images"
+                f"{self._only_contents(contents)} ORDER BY image_id"
             )
         )
         return RemoteSnapshot(

@@ -29,7 +29,8 @@ import secrets
 import sqlite3
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -63,6 +64,7 @@ from syncd.errors import (
     ServiceUnreachableError,
 )
 from syncd.executor import Execution, Rejection, execute
+from syncd.firstsync import CheckedFiles, Streamed, held_sizes, streams, upload_while_checking
 from syncd.ledger import (
     Ledger,
     LedgerRefusedError,
@@ -218,6 +220,15 @@ class MirrorReport:
     endpoint: str = ""  # the service the run talked to: `embedded` or its URL
     # path -> since when the ledger has known its current problem (set at the end of the run)
     problem_since: dict[str, str] = field(default_factory=dict, repr=False)
+    # What a first sync planned and sent while its scan ran (syncd.firstsync), before `plan`.
+    streamed: Counter[str] = field(default_factory=Counter, repr=False)
+
+    def planned(self) -> dict[str, int]:
+        """The run's planned actions by kind: the plan's, and what was streamed before it."""
+        counts = self.plan.counts()
+        for kind, n in self.streamed.items():
+            counts[kind] += n
+        return counts
 
     @property
     def _rejected(self) -> list[Rejection]:
@@ -393,7 +404,7 @@ class MirrorReport:
                 "images": self.remote.images,
                 "downloads_hashed": self.remote.downloads_hashed,
             },
-            "planned": self.plan.counts(),
+            "planned": self.planned(),
             "done": {kind: done.get(kind, 0) for kind in ACTION_KINDS},
             "skipped_deletes": self.execution.skipped_deletes if self.execution else 0,
             "failed": self.failures,
@@ -546,17 +557,19 @@ def _copy_sqlite(source: Path, target: Path) -> None:
         raise LedgerRefusedError(f"ledger {source} is not a readable SQLite file ({exc})") from None
 
 
-def _write_marker(mirror: MirrorConfig, local: LocalSnapshot, the_plan: Plan) -> None:
-    """Write the root marker at the first sync of a tree; raise LocalIOError if it cannot be
-    written (nothing is sent then: a tree synced without its marker would refuse every delete
-    from then on, and a tree that cannot be written now is better said now)."""
-    if not local.root_exists or local.marker is not MarkerState.ABSENT or not local.files:
+def _write_marker(
+    mirror: MirrorConfig, marker: MarkerState | None, files: int, the_plan: Plan
+) -> None:
+    """Write the root marker at the first sync of a tree (`marker` None: no root; `files`: how
+    many candidates it holds); raise LocalIOError if it cannot be written (nothing is sent then:
+    a tree synced without its marker would refuse every delete from then on, and a tree that
+    cannot be written now is better said now)."""
+    if marker is not MarkerState.ABSENT or not files:
         return
     if the_plan.refused and GuardReason.MARKER_MISSING in the_plan.refused.reasons:
         return  # a tree syncd does not recognise does not get the marker by itself
-    marker = Path(mirror.root) / MARKER_NAME
     hint = "or create it by hand: one line, the project id"
-    with writing(marker, "write the root marker", hint):
+    with writing(Path(mirror.root) / MARKER_NAME, "write the root marker", hint):
         write_marker(Path(mirror.root), mirror.project_id)
 
 
@@ -625,7 +638,7 @@ async def _reconcile_mirror(
             ledger.finish_run(run_id, RunOutcome.INTERRUPTED, error="interrupted")
             raise
         report.api_calls = client.api_calls - calls_before
-        counts = {**report.plan.counts(), "api_calls": report.api_calls}
+        counts = {**report.planned(), "api_calls": report.api_calls}
         if report.execution is not None:
             counts.update({f"done_{k}": v for k, v in report.execution.done.items()})
         outcome = RunOutcome.OK if report.in_sync else RunOutcome.PARTIAL
@@ -708,12 +721,39 @@ async def _reconcile(
                 annotations=mirror.annotations.format,
             )
         )
+    # A first sync into an empty project may upload files as the check passes them
+    # (syncd.firstsync): the check hands them over as it goes, until the counts say no. Not in
+    # a dry run, nor in the daemon's (which holds back files that have not settled).
+    refused_before = ledger.rejected_content()
+    checked = None
+    if not options.dry_run and options.hold is None and counting is not None:
+        checked = CheckedFiles(asyncio.get_running_loop())
+    streaming: asyncio.Task[Streamed] | None = None
     try:
         walked = await walking
         if not _unchanged_since(settled, mirror, walked):
-            checking = _start_check(walked, mirror, ledger, on_checked, stop_checking)
+            checking = _start_check(walked, mirror, ledger, on_checked, stop_checking, checked)
         if counting is not None:
             counts = await counting
+        assert counts is not None
+        if checked is not None and checking is not None:
+            if streams(mirror, counts, walked):
+                # Before anything is sent, as below: a first sync killed halfway keeps its marker.
+                _write_marker(mirror, walked.marker, len(walked.found), Plan())
+                upload = upload_while_checking(
+                    checked,
+                    mirror=mirror,
+                    client=client,
+                    ledger=ledger,
+                    counts=counts,
+                    held=held_sizes(mirror, walked, counts.classification),
+                    refused=refused_before,
+                    run_id=run_id,
+                    progress=progress,
+                )
+                streaming = _stream(upload, stop_checking)
+            else:
+                checked.discard()
     except BaseException:
         if counting is not None:
             counting.cancel()
@@ -741,32 +781,52 @@ async def _reconcile(
         report.preparation = summarize(mirror.files.prepare, report.local, (), (), {})
         report.execution = None if options.dry_run else Execution()
         return report
-    local = await (checking or _start_check(walked, mirror, ledger, on_checked))
-    # The snapshot holds every file now: let the walk's list (100k stat tuples, ~16 MB at a
-    # first sync) go before the ledger, the listing and the plan add theirs.
-    del walked, walking
-    if options.hold is not None:
-        local = options.hold(local)
-    # Bytes the service refused before are not sent again: the file is a problem until it changes.
-    local = apply_verdicts(local, ledger.rejected_content())
-    local, regions, annotation_problems = await _read_annotations(mirror, local)
-    # Where each image's content lived, read before this scan forgets the files that are gone:
-    # the trash puts a deleted original back at its path (only needed with a trash).
-    trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
-    ledger.record_scan(local, run_id)
-    if local.root_exists:
-        ledger.forget_rejected_content_not_in_tree()
-        ledger.forget_prepared_not_held()
-    remote = await read_remote(
-        client,
-        mirror.project_id,
-        ledger,
-        local,
-        full=options.full,
-        run_id=run_id,
-        on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
-        counts=counts,
-    )
+    # While a first sync streams, what the tree holds is recorded beside its uploads.
+    streamed: Streamed | None = None
+    try:
+        local = await (checking or _start_check(walked, mirror, ledger, on_checked))
+        # The snapshot holds every file now: let the walk's list (100k stat tuples, ~16 MB at a
+        # first sync) go before the ledger, the listing and the plan add theirs.
+        del walked, walking
+        if options.hold is not None:
+            local = options.hold(local)
+        # Bytes the service refused before are not sent again: the file is a problem until it
+        # changes. (Those a streamed first sync met are its own to report, as an execution's.)
+        local = apply_verdicts(local, refused_before)
+        local, regions, annotation_problems = await _read_annotations(mirror, local)
+        # Where each image's content lived, read before this scan forgets the files that are
+        # gone: the trash puts a deleted original back at its path (only needed with a trash).
+        trash_paths = ledger.local_paths_by_image() if _trashing(mirror) else {}
+        ledger.record_scan(local, run_id)
+        if local.root_exists:
+            ledger.forget_rejected_content_not_in_tree()
+            ledger.forget_prepared_not_held()
+        if streaming is not None:
+            streamed = await streaming
+    except BaseException:
+        if streaming is not None:
+            await _stopped(streaming)
+        raise
+    rest: set[str] | None = None  # a streamed first sync: the contents it did not finish
+    if streamed is not None:
+        # The project as the ledger has it: the empty listing and every streamed upload answered;
+        # only the images of contents left to plan (100k images loaded held ~150 MB more).
+        rest = {f.sha256 for f in local.files if f.sha256 and f.sha256 not in streamed.done}
+        cached = ledger.cached_remote(rest)
+        assert cached is not None  # the listing was recorded
+        listed = len(streamed.remote.snapshot.images)  # what the listing found: said as read
+        remote = dataclasses.replace(streamed.remote, snapshot=cached, image_count=listed)
+    else:
+        remote = await read_remote(
+            client,
+            mirror.project_id,
+            ledger,
+            local,
+            full=options.full,
+            run_id=run_id,
+            on_hashed=None if progress is None else (lambda n: progress("downloads", n)),
+            counts=counts,
+        )
     prepared = ledger.prepared()
     if (
         mirror.adopt_foreign_images
@@ -784,7 +844,7 @@ async def _reconcile(
     if prepared:  # a listing hashes a prepared image's bytes: name it by its local content
         snapshot = known_as_prepared(remote.snapshot, prepared)
         remote = dataclasses.replace(remote, snapshot=snapshot)
-    view = ledger.view()
+    view = ledger.view(rest)
     the_plan = plan(
         local,
         view,
@@ -793,7 +853,11 @@ async def _reconcile(
         allow_mass_delete=options.allow_mass_delete,
         regions=regions,
     )
+    if streamed is not None:
+        the_plan = streamed.left_to(the_plan)
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
+    if streamed is not None:
+        report.streamed = streamed.planned
     report.annotation_problems = annotation_problems
     report.gone_paths = ledger.gone_paths()
     report.preparation = summarize(
@@ -818,12 +882,12 @@ async def _reconcile(
             "them (foreign: another install's, or a lost ledger's); delete them in the portal "
             "if they are unwanted, or set adopt_foreign_images"
         )
-    _log.info("planned", mirror=mirror.name, listing=remote.listing, **the_plan.counts())
+    _log.info("planned", mirror=mirror.name, listing=remote.listing, **report.planned())
     if options.dry_run:
         return report
     # Before anything is sent: a first sync killed halfway must leave the marker too, or every
     # later run with a delete in it would see "synced before, marker missing" and refuse for good.
-    _write_marker(mirror, local, the_plan)
+    _write_marker(mirror, local.marker if local.root_exists else None, len(local.files), the_plan)
     with Preparer() as preparer:  # its processes start on the first file to prepare, if any
         preparing = preparing_for(local.files, prepared, preparer)
         report.execution = await execute(
@@ -838,9 +902,35 @@ async def _reconcile(
             trash=_trash(mirror, remote.snapshot, trash_paths) if the_plan.delete_images else None,
             describe=lambda image_id: report.image_files(image_id).log_fields(),
             preparing=preparing,
+            continuing=streamed.execution if streamed is not None else None,
         )
     report.preparation.prepared = preparing.prepared
     return report
+
+
+def _stream(
+    upload: Coroutine[Any, Any, Streamed], stop_checking: threading.Event
+) -> asyncio.Task[Streamed]:
+    """Run a first sync's uploads beside its check; if they fail, the check stops too (as it
+    does when a read fails: the run's error is said at once, not after hashing the tree)."""
+
+    def stop_if_failed(task: asyncio.Task[Streamed]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            stop_checking.set()
+
+    streaming = asyncio.create_task(upload)
+    streaming.add_done_callback(stop_if_failed)
+    return streaming
+
+
+async def _stopped(streaming: asyncio.Task[Streamed]) -> None:
+    """Stop a stream the run gives up on (its in-flight uploads stay pending in the ledger);
+    raise its own failure if it failed: that is why the check stopped."""
+    streaming.cancel()
+    await asyncio.gather(streaming, return_exceptions=True)
+    failure = None if streaming.cancelled() else streaming.exception()
+    if failure is not None:
+        raise failure from None
 
 
 class _CheckStopped(Exception):
@@ -853,9 +943,11 @@ def _start_check(
     ledger: Ledger,
     on_checked: Callable[[], None] | None,
     stop: threading.Event | None = None,
+    handed: CheckedFiles | None = None,
 ) -> asyncio.Task[LocalSnapshot]:
     """Hash and check the walked files (what the ledger's cache does not vouch for) in a
-    thread; it ends at the next file once `stop` is set (raising _CheckStopped)."""
+    thread; it ends at the next file once `stop` is set (raising _CheckStopped). With `handed`,
+    each checked file is handed over as it is known, and `handed` closed when the check ends."""
     cached = ledger.cached_files()
 
     def checked() -> None:
@@ -864,9 +956,20 @@ def _start_check(
         if on_checked is not None:
             on_checked()
 
-    return asyncio.create_task(
-        asyncio.to_thread(check_tree, walked, mirror, cached, on_checked=checked)
-    )
+    def check() -> LocalSnapshot:
+        try:
+            return check_tree(
+                walked,
+                mirror,
+                cached,
+                on_checked=checked,
+                on_file=None if handed is None else handed.put,
+            )
+        finally:
+            if handed is not None:
+                handed.close()
+
+    return asyncio.create_task(asyncio.to_thread(check))
 
 
 async def _read_annotations(

@@ -505,6 +505,10 @@ def _chunks(f: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
+def _ignore(_: LocalFile) -> None:
+    pass
+
+
 def _open_binary(path: str) -> IO[bytes]:
     return open(path, "rb")  # the caller closes it (a with-block in _Checker.read)
 
@@ -559,11 +563,15 @@ def check_tree(
     open_file: Callable[[str], IO[bytes]] = _open_binary,
     clock_ns: Callable[[], int] = time.time_ns,
     on_checked: Callable[[], None] | None = None,
+    on_file: Callable[[LocalFile], None] | None = None,
 ) -> LocalSnapshot:
     """Return the LocalSnapshot of a walked tree, reusing `cache` hashes whose stat still matches.
 
     Never raises for a file problem (it is recorded on the file). `on_checked` is called after
-    each file (the daemon's heartbeat: hashing a large new tree takes a while)."""
+    each file (the daemon's heartbeat: hashing a large new tree takes a while); `on_file` with
+    each file's LocalFile as soon as it is known (a first sync uploads them as they come:
+    syncd.firstsync), in walk order except that a file not decoded may pass one being decoded."""
+    tell = on_file or _ignore
     if not walked.root_exists:
         return LocalSnapshot(root=walked.root, root_exists=False, marker=walked.marker)
     checker = _Checker(mirror, cache or {}, stat, open_file, clock_ns)
@@ -579,13 +587,16 @@ def check_tree(
                 done.append(None)
                 if len(decoding) > DECODE_IN_FLIGHT:
                     index, oldest = decoding.popleft()
-                    done[index] = oldest.result()
+                    done[index] = checked = oldest.result()
+                    tell(checked)
             else:
                 done.append(outcome)
+                tell(outcome)
             if on_checked is not None:
                 on_checked()
         for index, pending in decoding:
-            done[index] = pending.result()
+            done[index] = checked = pending.result()
+            tell(checked)
     finally:
         if checker.pool is not None:
             checker.pool.shutdown(cancel_futures=True)
