@@ -4,7 +4,7 @@ Public names: CheckedFiles, Streamed, streams, held_sizes, upload_while_checking
 
 Why: at a first sync every file is new, and the uploads, most of the run (the quota allows 10
 calls a second), waited until the whole tree was hashed and decoded: ~3.5 s at 10,000 small
-images, ~30 s at 2,000 camera images with the line idle all that time (bench A and G).
+images with the quota idle, and most of the 33 s the line idled in bench G (2,000 camera JPEGs).
 
 When (`streams`): a run that changes the project (not a dry run), of a classification mirror
 without `files.prepare`, not held back by the daemon, whose project the listing's first page
@@ -16,8 +16,9 @@ How it stays exact: the scan hands over each file as it is checked (syncd.scan.c
 planned by the planner itself (syncd.core.planner.plan) against the project's tags and no
 images, so its uploads, tag names, conflicts and metadata are the plan's. The run then goes on
 as any other: the whole snapshot is recorded, the project is read back from the ledger (which
-holds every answered upload), and a plan of the whole tree finds the streamed images in place
-and does what is left: files held back, a tag that a later copy of the same bytes adds.
+holds every answered upload; only the images of contents not done, so a 100k-image first sync
+does not load them all again), and a plan of the whole tree does what is left: files held
+back, a tag that a later copy of the same bytes adds.
 
 - A content is streamed once: a later file with the same bytes is left to that plan.
 - Where a later copy could change the verdict on its content (a Multiclass project, where two
@@ -27,6 +28,10 @@ and does what is left: files held back, a tag that a later copy of the same byte
 - A content whose upload did not land (a failure, a refusal) is not tried again by that plan:
   each item is tried once a run, as in a run that does not stream.
 - The root marker is written before the first upload, as a run that does not stream writes it.
+
+Left as it is: in a Multilabel project, bytes copied into more folders than an image takes tags
+(100) are sent with the first folder's tag before the copies are seen; the whole plan then
+reports the conflict and keeps that image, where a run that does not stream sends nothing.
 """
 
 from __future__ import annotations
