@@ -44,8 +44,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import httpx
-import structlog
+from syncd.optional import without_optional
+
+# httpx imports its command line (rich, pygments) and structlog its pretty tracebacks (rich) when
+# those are installed: syncd uses neither (syncd.optional; syncd.log does the same for structlog).
+with without_optional("rich", "pygments", "better_exceptions"):
+    import httpx
+    import structlog
 
 from syncd.api import limits
 from syncd.api.errors import (
