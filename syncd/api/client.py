@@ -112,6 +112,7 @@ from syncd.api.pacer import (
 )
 from syncd.credentials import TrainingKey
 from syncd.redact import loads_scrubbed, scrub
+from syncd.tls import take_prepared
 
 _log = structlog.get_logger(component="api")
 
@@ -358,6 +359,8 @@ class TrainingClient:
         s = self.settings
         self._http = httpx.AsyncClient(
             transport=transport,
+            # The context syncd.tls built while the command started, if any (else httpx's own).
+            verify=(take_prepared() if transport is None else None) or True,
             auth=_KeyAuth(self._base, key),
             headers={"Accept": "application/json", "User-Agent": "syncd"},
             timeout=httpx.Timeout(

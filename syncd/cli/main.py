@@ -359,6 +359,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     loaded = load(args)
     # Each mirror's walk starts now, in a child process, while this one imports the rest.
     with EarlyWalks(loaded[1]) as walks:
+        from syncd.tls import start_building
+
+        start_building()  # the client's TLS context, on a thread beside the imports
         _configure_logging(args)
         from syncd.cli import commands
 
