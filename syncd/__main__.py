@@ -1,3 +1,3 @@
-from syncd.cli.main import main
+from syncd.cli.main import entry_point
 
-raise SystemExit(main())
+entry_point()

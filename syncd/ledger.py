@@ -34,7 +34,6 @@ import json
 import os
 import secrets
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -63,19 +62,13 @@ from syncd.core.model import (
 )
 from syncd.errors import LedgerBusyError, LedgerOfAnotherProjectError, LedgerRefusedError
 from syncd.localio import local_fault, sqlite_local_fault, writing
+from syncd.optional import without_optional
 
 # sqlite-utils imports numpy and pandas when they are installed, only to map their scalar types
-# to column types, and the ledger stores none. Hidden while it loads (an import of a name set to
-# None fails): numpy alone cost every run ~12 MB of memory and ~80 ms of its start (bench E, B).
-# Put back after, so a later `import numpy` (the COCO export's pycocotools) works as ever.
-_HIDDEN_FROM_SQLITE_UTILS = [name for name in ("numpy", "pandas") if name not in sys.modules]
-sys.modules.update(dict.fromkeys(_HIDDEN_FROM_SQLITE_UTILS))  # type: ignore[arg-type]
-try:
+# to column types, and the ledger stores none: numpy alone cost every run ~12 MB of memory and
+# ~80 ms of its start (bench E, B). A later `import numpy` (the COCO export's) works as ever.
+with without_optional("numpy", "pandas"):
     import sqlite_utils
-finally:
-    for _name in _HIDDEN_FROM_SQLITE_UTILS:
-        if sys.modules.get(_name, 0) is None:
-            del sys.modules[_name]
 
 LOCK_SUFFIX = ".lock"  # the writer lock lives next to the ledger: <ledger>.lock
 _LOCK_POLL_SECONDS = 0.1  # how often a waiting writer tries the lock again

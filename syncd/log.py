@@ -16,10 +16,14 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, TextIO, cast
 
-import structlog
-
 from syncd.display import json_escaped, printable_tree
+from syncd.optional import without_optional
 from syncd.redact import register_secret, registered_secrets, scrub
+
+# structlog imports rich (and better_exceptions) when installed, for pretty tracebacks: syncd's
+# format_exc_info renders every exception as plain text first (syncd.optional).
+with without_optional("rich", "better_exceptions"):
+    import structlog
 
 
 def redact_secret(secret: str) -> None:

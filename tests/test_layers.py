@@ -69,3 +69,37 @@ def test_the_ledger_does_not_load_numpy_though_it_is_installed() -> None:
     assert "numpy" not in loaded_by("syncd.ledger")
     # ... and a later `import numpy` in the same process still works (syncd pull's COCO export).
     assert "numpy" in loaded_by("syncd.ledger, numpy")
+
+
+# What a reconcile imports before its first request (syncd.log, then the client): nothing of the
+# extras its libraries load when installed and syncd never uses (syncd.optional; bench A2, B).
+_UNUSED_EXTRAS = ("rich", "pygments", "better_exceptions", "httpx._main")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rich") is None, reason="rich is not installed")
+@pytest.mark.parametrize("modules", ["syncd.log, syncd.cli.commands", "syncd.cli.commands"])
+def test_the_start_does_not_load_rich_though_it_is_installed(modules: str) -> None:
+    loaded = loaded_by(modules)
+    assert "structlog" in loaded and "httpx" in loaded
+    assert not {name for name in _UNUSED_EXTRAS if name in loaded}
+    # ... and a later `import rich` in the same process still works.
+    assert "rich" in loaded_by(f"{modules}, rich")
+
+
+def test_a_terminal_log_line_shows_an_exception_without_rich() -> None:
+    # structlog's console renderer loaded without rich: the exception (already plain text,
+    # format_exc_info) is shown as it is, with no warning about pretty tracebacks.
+    code = (
+        "import sys, warnings; warnings.simplefilter('error')\n"
+        "from syncd.log import configure_logging; import structlog\n"
+        "configure_logging(json=False)\n"
+        "try:\n    1 / 0\n"
+        "except ZeroDivisionError:\n    structlog.get_logger().exception('failed')\n"
+        "print('rich' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False"]
+    assert "failed" in out.stderr and "ZeroDivisionError: division by zero" in out.stderr
+    assert "Warning" not in out.stderr

@@ -44,8 +44,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-import httpx
-import structlog
+from syncd.optional import without_optional
+
+# httpx imports its command line (rich, pygments) and structlog its pretty tracebacks (rich) when
+# those are installed: syncd uses neither (syncd.optional; syncd.log does the same for structlog).
+with without_optional("rich", "pygments", "better_exceptions"):
+    import httpx
+    import structlog
 
 from syncd.api import limits
 from syncd.api.errors import (
@@ -107,6 +112,7 @@ from syncd.api.pacer import (
 )
 from syncd.credentials import TrainingKey
 from syncd.redact import loads_scrubbed, scrub
+from syncd.tls import take_prepared
 
 _log = structlog.get_logger(component="api")
 
@@ -353,6 +359,8 @@ class TrainingClient:
         s = self.settings
         self._http = httpx.AsyncClient(
             transport=transport,
+            # The context syncd.tls built while the command started, if any (else httpx's own).
+            verify=(take_prepared() if transport is None else None) or True,
             auth=_KeyAuth(self._base, key),
             headers={"Accept": "application/json", "User-Agent": "syncd"},
             timeout=httpx.Timeout(
