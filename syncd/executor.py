@@ -30,10 +30,19 @@ so its id is known.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
@@ -238,40 +247,62 @@ class _Run:
             self.done("adopts")
 
     async def uploads(self) -> None:
-        await self._send_windows(_async(self._upload_chunks(self.plan.uploads)))
+        chunks = self._upload_chunks(self.plan.uploads)
+        await self._send_windows(_async(functools.partial(self._send_uploads, c) for c in chunks))
 
     async def stream(self, parts: AsyncIterator[Plan]) -> None:
-        """Create the tags of each part and send its uploads, as the parts come (a first sync
-        sends what its scan has checked while the scan goes on: syncd.firstsync)."""
+        """Send each part's uploads once its tags exist, as the parts come (a first sync sends
+        what its scan has checked while the scan goes on: syncd.firstsync). A tag is created
+        once, when the first part that needs it comes; a part waits for its tags in its own
+        window, so the parts behind it (and their tags) go on."""
+        creating: dict[str, asyncio.Task[None]] = {}
 
-        async def chunks() -> AsyncIterator[list[tuple[Upload, list[str]]]]:
-            async for part in parts:
-                missing = [a for a in part.create_tags if tag_key(a.name) not in self.tag_ids]
-                await asyncio.gather(*(self._create_tag(action) for action in missing))
+        def tags_for(part: Plan) -> list[asyncio.Task[None]]:
+            for action in part.create_tags:
+                key = tag_key(action.name)
+                if key not in self.tag_ids and key not in creating:
+                    creating[key] = asyncio.create_task(self._create_tag(action))
+            return [creating[k] for c in part.create_tags if (k := tag_key(c.name)) in creating]
+
+        async def send(tags: list[asyncio.Task[None]], uploads: Sequence[Upload]) -> None:
+            await asyncio.gather(*tags)
+            for chunk in self._upload_chunks(uploads):  # one window (firstsync cuts them so)
                 if self.fatal:
                     return
-                for chunk in self._upload_chunks(part.uploads):
-                    yield chunk
+                await self._send_uploads(chunk)
 
-        await self._send_windows(chunks())
+        async def jobs() -> AsyncIterator[Callable[[], Awaitable[None]]]:
+            async for part in parts:
+                tags = tags_for(part)
+                yield functools.partial(send, tags, part.uploads)
 
-    async def _send_windows(self, chunks: AsyncIterator[list[tuple[Upload, list[str]]]]) -> None:
+        try:
+            await self._send_windows(jobs())
+            await asyncio.gather(*creating.values())
+        finally:
+            for task in creating.values():
+                task.cancel()
+            await asyncio.gather(*creating.values(), return_exceptions=True)
+
+    async def _send_windows(self, jobs: AsyncIterator[Callable[[], Awaitable[None]]]) -> None:
+        """Run each job (the sending of an upload window) with at most _WINDOWS_IN_FLIGHT at
+        once, as they come; stop taking more once a fatal error is seen."""
         window = asyncio.Semaphore(_WINDOWS_IN_FLIGHT)
         tasks: list[asyncio.Task[None]] = []
 
-        async def send(chunk: list[tuple[Upload, list[str]]]) -> None:
+        async def send(job: Callable[[], Awaitable[None]]) -> None:
             try:
-                await self._send_uploads(chunk)
+                await job()
             finally:
                 window.release()
 
         try:
-            async for chunk in chunks:
+            async for job in jobs:
                 await window.acquire()
                 if self.fatal:
                     window.release()
                     break
-                tasks.append(asyncio.create_task(send(chunk)))
+                tasks.append(asyncio.create_task(send(job)))
             await asyncio.gather(*tasks)
         except BaseException:
             # Interrupted (Ctrl-C cancels the run): no window may go on writing the ledger once
