@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import random
+import tracemalloc
 
 import pytest
 from PIL import Image
 
 from syncd.config import PrepareConfig
-from syncd.core.model import Problem, ProblemKind
+from syncd.core.model import LocalFile, LocalSnapshot, MarkerState, Problem, ProblemKind
 from syncd.prepare import (
     ImageFacts,
     PrepareError,
@@ -22,6 +23,7 @@ from syncd.prepare import (
     inspect,
     judge,
     prepare_bytes,
+    summarize,
 )
 from tests.support.images import noise_jpeg, rotated_jpeg, webp, wide_png
 
@@ -119,3 +121,25 @@ def test_a_phone_jpeg_with_a_second_picture_mpo_is_a_jpeg_sent_as_it_is() -> Non
     first.save(out, "MPO", save_all=True, append_images=[second])
     assert facts_of(out.getvalue()).format == "jpeg"
     assert recipe_of(out.getvalue()) is None
+
+
+def test_the_summary_of_a_first_sync_without_prepare_builds_nothing_per_file() -> None:
+    """summarize runs just after the plan, at a first sync's peak: with no prepared content it
+    builds no table of every file (a dict of 100k files was ~5 MB there)."""
+    n = 20_000
+    files = tuple(
+        LocalFile(f"a/{i:06}.png", 10, 1, 1, f"{i:064x}", ("a",), image_format="png")
+        for i in range(n)
+    )
+    local = LocalSnapshot(root="/r", root_exists=True, marker=MarkerState.PRESENT, files=files)
+    uploads = [f.sha256 or "" for f in files]
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        summary = summarize(None, local, uploads, (), {})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert summary.reprepare == 0
+    assert (peak - before) / n < 10  # bytes a file

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from itertools import groupby
 
@@ -369,8 +369,10 @@ class _Tags:
 
 def _wanted(
     local: LocalSnapshot, remote: RemoteSnapshot, tags: _Tags, conflicts: list[Conflict]
-) -> dict[str, _Wanted]:
-    """Group good local files by content; return what each content wants, conflicts aside."""
+) -> Iterator[_Wanted]:
+    """Group good local files by content; yield what each content wants, in content order,
+    conflicts aside (appended to `conflicts` as they are found). One content at a time: a
+    first sync's 100k _Wanted and their table, held at once, were ~10 MB at its peak."""
     by_path = sorted(local.good_files, key=lambda f: f.path)
     spellings: dict[str, dict[str, list[str]]] = defaultdict(dict)
     for f in by_path:
@@ -386,7 +388,6 @@ def _wanted(
             conflicts.append(Conflict(ConflictKind.TAGS_MERGED, detail, paths))
     tags.names.setdefault(tags.negative_key, tags.negative_name)
 
-    wanted: dict[str, _Wanted] = {}
     # A tree has a few tag sets and many files: each content shares its set's one frozenset
     # (100k contents in 100 folders held 100k equal sets, ~20 MB, at a first sync's peak).
     shared_keys: dict[frozenset[str], frozenset[str]] = {}
@@ -405,8 +406,7 @@ def _wanted(
             continue
         wanted_keys = frozenset({tags.negative_key}) if negative else keys
         wanted_keys = shared_keys.setdefault(wanted_keys, wanted_keys)
-        wanted[sha] = _Wanted(sha, paths, files[0].size, wanted_keys)
-    return wanted
+        yield _Wanted(sha, paths, files[0].size, wanted_keys)
 
 
 def _content(f: LocalFile) -> str:
@@ -478,14 +478,14 @@ def plan(
     tags = _Tags(remote, mirror)
     if regions is not None:
         local = _with_region_tags(local, regions)
-    wanted = _wanted(local, remote, tags, conflicts)
-    boxes: dict[str, tuple[Region, ...]] = {}
-    if regions is not None:
-        boxes = _wanted_boxes(wanted, regions, conflicts)
     held, unidentified = _held(remote, ledger)
-    # Bytes still under the root, in a file with a problem or in conflict: never deleted (the
-    # set never holds the wanted: 100k contents at a first sync).
-    protected = {f.sha256 for f in local.files if f.sha256 and f.sha256 not in wanted}
+    # Bytes in a file with a problem: protected from deletes unless a good file wants them too.
+    # (Bytes in conflict are added after the loop; the set never holds the wanted: 100k
+    # contents at a first sync.)
+    protected = {f.sha256 for f in local.files if f.sha256 and not f.ok}
+    wanted_held: set[str] = set()  # wanted contents the project holds (their extras go)
+    wanted_keys: set[frozenset[str]] = set()  # the tag sets wanted (shared: a few)
+    region_conflicts: list[Conflict] = []  # after the others, as the boxes are checked last
 
     adopts, uploads, removes, adds = [], [], [], []
     metadata = ((SYNCD_METADATA_KEY, ledger.ledger_id),) if ledger.ledger_id else ()
@@ -494,20 +494,30 @@ def plan(
     # One tuple of tag names per tag set, shared by its uploads (the sets are shared already:
     # 100k uploads held 100k equal tuples, ~5 MB at a first sync's peak).
     upload_names: dict[frozenset[str], tuple[str, ...]] = {}
-    for sha, want in wanted.items():
+    for want in _wanted(local, remote, tags, conflicts):
+        sha = want.sha256
+        boxes: tuple[Region, ...] = ()
+        if regions is not None:
+            found = _wanted_boxes(want, regions, region_conflicts)
+            if found is None:
+                continue
+            boxes = found
+        protected.discard(sha)
+        wanted_keys.add(want.keys)
         if sha not in held:
             names = upload_names.get(want.keys)
             if names is None:
                 names = upload_names[want.keys] = tags.display(want.keys)
-            uploads.append(Upload(sha, want.paths, want.size, names, metadata, boxes.get(sha, ())))
+            uploads.append(Upload(sha, want.paths, want.size, names, metadata, boxes))
             after.append(want.keys)
             continue
+        wanted_held.add(sha)
         keeper = held[sha][0]
         image_id = keeper.image.image_id
         if not keeper.owned:
             adopts.append(Adopt(image_id, sha))
         if regions is not None:
-            edit = _edit_regions(keeper.image, want.paths, boxes.get(sha, ()), tags)
+            edit = _edit_regions(keeper.image, want.paths, boxes, tags)
             if edit is not None:
                 edits.append(edit)
             after.append(want.keys)
@@ -521,10 +531,14 @@ def plan(
             adds.append(AddTags(image_id, tags.display(want.keys - current.keys())))
         after.append(want.keys)
 
+    conflicts += region_conflicts
+    protected.update(c.sha256 for c in conflicts if c.sha256 is not None)
+
     deletes, kept = [], []
     for sha, images in sorted(held.items()):
-        extras = images[1:] if sha in wanted else images
-        reason = DeleteReason.DUPLICATE_CONTENT if sha in wanted else DeleteReason.NO_LOCAL_FILE
+        is_wanted = sha in wanted_held
+        extras = images[1:] if is_wanted else images
+        reason = DeleteReason.DUPLICATE_CONTENT if is_wanted else DeleteReason.NO_LOCAL_FILE
         for h in extras:
             keep = _keep_reason(h, sha in protected, remote, mirror)
             if keep is None:
@@ -535,7 +549,7 @@ def plan(
     unknown = set(unidentified)
     after += [frozenset(tags.keys_of(i)) for i in remote.images if i.image_id in unknown]
 
-    creates = _creates(wanted, tags)
+    creates = _creates(wanted_keys, tags)
     if len(remote.tags) + len(creates) > mirror.max_tags_per_project:
         detail = (
             f"the project would hold {len(remote.tags) + len(creates)} tags, "
@@ -588,25 +602,16 @@ def _with_region_tags(
 
 
 def _wanted_boxes(
-    wanted: dict[str, _Wanted],
-    regions: Mapping[str, tuple[Region, ...]],
-    conflicts: list[Conflict],
-) -> dict[str, tuple[Region, ...]]:
-    """Content -> the boxes its files want. Files of the same bytes that want different boxes
-    are a Conflict, and that content leaves `wanted` (neither uploaded nor edited)."""
-    boxes: dict[str, tuple[Region, ...]] = {}
-    for sha, want in list(wanted.items()):
-        first = regions.get(want.paths[0], ())
-        differ = [
-            p for p in want.paths[1:] if region_keys(regions.get(p, ())) != region_keys(first)
-        ]
-        if differ:
-            detail = "the same bytes are annotated with different boxes"
-            conflicts.append(Conflict(ConflictKind.REGIONS_DIFFER, detail, want.paths, sha))
-            del wanted[sha]
-            continue
-        boxes[sha] = first
-    return boxes
+    want: _Wanted, regions: Mapping[str, tuple[Region, ...]], conflicts: list[Conflict]
+) -> tuple[Region, ...] | None:
+    """The boxes a content's files want; None (and a Conflict) when files of the same bytes
+    want different boxes: that content is then neither uploaded nor edited."""
+    first = regions.get(want.paths[0], ())
+    if any(region_keys(regions.get(p, ())) != region_keys(first) for p in want.paths[1:]):
+        detail = "the same bytes are annotated with different boxes"
+        conflicts.append(Conflict(ConflictKind.REGIONS_DIFFER, detail, want.paths, want.sha256))
+        return None
+    return first
 
 
 def _edit_regions(
@@ -644,8 +649,8 @@ def _keep_reason(
     return None if remote.complete else KeepReason.NOT_LISTED
 
 
-def _creates(wanted: dict[str, _Wanted], tags: _Tags) -> tuple[CreateTag, ...]:
-    keys = set().union(*(w.keys for w in wanted.values())) if wanted else set()
+def _creates(wanted_keys: Iterable[frozenset[str]], tags: _Tags) -> tuple[CreateTag, ...]:
+    keys: set[str] = set().union(*wanted_keys)
     creates = []
     if tags.negative_key in keys and tags.negative is None:
         keys.discard(tags.negative_key)
