@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -37,6 +38,7 @@ from syncd.emulator.wire import WireMeter
 STATS_PATH = "/bench/stats"
 RESET_PATH = "/bench/reset"
 API_PREFIX = "/customvision/"
+TIMELINE_MAX = 1_000  # requests whose times /bench/stats reports: enough for A2's start and end
 
 
 class WireCounter:
@@ -56,6 +58,8 @@ class WireCounter:
             self.api_response_bytes = 0
             self.downloads = 0
             self.download_bytes = 0
+            # (arrived, answered, route, status) of the first TIMELINE_MAX API requests, wall clock
+            self.timeline: list[tuple[float, float, str, int]] = []
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -69,6 +73,7 @@ class WireCounter:
                 "bytes_by_route": dict(sorted(self.bytes_by_route.items())),
                 "downloads": self.downloads,
                 "download_bytes": self.download_bytes,
+                "timeline": list(self.timeline),
             }
 
 
@@ -131,6 +136,7 @@ class CountingMiddleware:
                 counter.download_bytes += sent
             return
 
+        arrived = time.time()
         received = 0
         answered = 0
         status = 0
@@ -161,6 +167,8 @@ class CountingMiddleware:
                 route = _route_name(scope["method"], path)
                 counter.by_route[route] += 1
                 counter.bytes_by_route[route] += received
+                if len(counter.timeline) < TIMELINE_MAX:
+                    counter.timeline.append((arrived, time.time(), route, status))
 
 
 def main() -> int:

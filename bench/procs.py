@@ -41,6 +41,7 @@ class Measured:
     read_bytes: int  # bytes fetched from the block device
     stdout: str
     stderr: str
+    started_at: float = 0.0  # time.time() at the spawn, to line up with the emulator's timeline
 
     def json_out(self) -> dict[str, Any]:
         """The command's --json document (the last line of stdout that parses)."""
@@ -83,6 +84,7 @@ def run_measured(
 ) -> Measured:
     """Run argv to completion; measure wall time, peak RSS, CPU and bytes read."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started_at = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(
             list(argv), stdout=out, stderr=err, env=dict(env) if env else None, cwd=cwd
@@ -114,6 +116,7 @@ def run_measured(
             read_bytes=io.get("read_bytes", 0),
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
+            started_at=started_at,
         )
 
 

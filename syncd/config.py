@@ -286,7 +286,7 @@ class ServiceConfig:
     emulator_dir: Path | None = None  # embedded only; load_config sets <state_dir>/emulator
     training_key: TrainingKeyConfig = field(default_factory=TrainingKeyConfig)
     rate_per_second: float = field(default=10.0, metadata=_check(_between(0.1, 1000)))
-    max_concurrency: int = field(default=8, metadata=_check(_between(1, 256)))
+    max_concurrency: int = field(default=16, metadata=_check(_between(1, 256)))
     max_attempts: int = field(default=8, metadata=_check(_between(1, 100)))
     connect_timeout: float = field(default=10.0, metadata=_check(_between(0.1, _DAY)))
     read_timeout: float = field(default=60.0, metadata=_check(_between(0.1, _DAY)))

@@ -265,11 +265,16 @@ class _Run:
             return [creating[k] for c in part.create_tags if (k := tag_key(c.name)) in creating]
 
         async def send(tags: list[asyncio.Task[None]], uploads: Sequence[Upload]) -> None:
-            await asyncio.gather(*tags)
+            # The bytes do not need the tags' ids: read them while the tags are created.
+            reading = asyncio.ensure_future(asyncio.to_thread(self._read_all, uploads))
+            try:
+                await asyncio.gather(*tags)
+            finally:
+                bytes_read = await reading
             for chunk in self._upload_chunks(uploads):  # one window (firstsync cuts them so)
                 if self.fatal:
                     return
-                await self._send_uploads(chunk)
+                await self._send_uploads(chunk, bytes_read)
 
         async def jobs() -> AsyncIterator[Callable[[], Awaitable[None]]]:
             async for part in parts:
@@ -405,16 +410,32 @@ class _Run:
         sent = await asyncio.gather(*(one(u, data) for u, _, data in read))
         return [(u, ids, data) for (u, ids, _), data in zip(read, sent, strict=True)]
 
-    async def _send_uploads(self, chunk: list[tuple[Upload, list[str]]]) -> None:
+    async def _send_uploads(
+        self,
+        chunk: list[tuple[Upload, list[str]]],
+        bytes_read: Mapping[str, bytes | None] | None = None,
+    ) -> None:
         landed: set[str] = set()
         try:
-            await self._send_read(chunk, landed)
+            await self._send_read(chunk, landed, bytes_read)
         finally:
             self.unlanded.update(u.sha256 for u, _ in chunk if u.sha256 not in landed)
 
-    async def _send_read(self, chunk: list[tuple[Upload, list[str]]], landed: set[str]) -> None:
-        """Read, (prepare,) and send one window; add each content that landed an image."""
-        read = await asyncio.to_thread(lambda: [(u, ids, self._read(u)) for u, ids in chunk])
+    def _read_all(self, uploads: Sequence[Upload]) -> dict[str, bytes | None]:
+        """Each upload's bytes by content (None: no file holds them any more, a failure)."""
+        return {u.sha256: self._read(u) for u in uploads}
+
+    async def _send_read(
+        self,
+        chunk: list[tuple[Upload, list[str]]],
+        landed: set[str],
+        bytes_read: Mapping[str, bytes | None] | None = None,
+    ) -> None:
+        """Read (unless `bytes_read` has them), (prepare,) and send one window; add each
+        content that landed an image."""
+        if bytes_read is None:
+            bytes_read = await asyncio.to_thread(self._read_all, [u for u, _ in chunk])
+        read = [(u, ids, bytes_read[u.sha256]) for u, ids in chunk]
         read = await self._prepared(read)
         sendable = [(u, ids, data) for u, ids, data in read if data is not None]
         if not sendable or self.fatal:

@@ -2,8 +2,11 @@
 
 A file that grows between the scan and its upload is not sent, is reported with its path, and is
 never read whole: a 4 GiB sparse file in place of a hashed 20 KB image is refused after reading at
-most one byte more than the scan saw. The seam is the create-tag call, which comes after the scan
-and before the uploads: the hostile server grows the file there, then forwards to the emulator.
+most one byte more than the scan saw. The seam is the create-tag call, which in a run into a
+project that holds images comes after the scan and before the uploads are read: the hostile
+server grows the file there, then forwards to the emulator. (A first sync into an empty project
+reads a window's files while their tags are created, so it has no such seam; the same read
+guards both.)
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def _address_space_headroom(extra: int) -> Iterator[None]:
 def test_a_file_grown_huge_after_the_scan_is_skipped_unread_and_sent_next_run(
     sandbox: Sandbox, emulator: EmulatorServer
 ) -> None:
+    write_tree(sandbox.root, {"Cat/c.jpg": 4})
+    assert sandbox.reconcile().exit_code == 0  # the project holds an image: no streamed sync
     write_tree(sandbox.root, {"Dog/big.jpg": 1, "Dog/ok.jpg": 2})
     grown = sandbox.root / "Dog/big.jpg"
     assert grown.stat().st_size < 100_000
@@ -69,7 +74,9 @@ def test_a_file_grown_huge_after_the_scan_is_skipped_unread_and_sent_next_run(
     assert failure["subject"] == "Dog/big.jpg", str(run)
     assert "changed since it was scanned; will be sent next run" in failure["message"]
     # Only the unchanged image went up.
-    assert set(sandbox.content()) == {sha256((sandbox.root / "Dog/ok.jpg").read_bytes())}
+    assert set(sandbox.content()) == {
+        sha256((sandbox.root / rel).read_bytes()) for rel in ("Cat/c.jpg", "Dog/ok.jpg")
+    }
 
     # The file becomes a valid image again: the next run sends its new content.
     write_image(grown, 3)

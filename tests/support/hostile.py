@@ -24,6 +24,7 @@ import asyncio
 import json as jsonlib
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ import httpx
 
 _MAX_HEADER_BYTES = 64 * 1024
 _START_TIMEOUT_S = 10.0
+_SCRIPT_THREADS = 64  # requests whose script may run (or hold) at once
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,9 @@ class HostileServer:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # A script may hold a request until others arrive: one thread each, not the default
+        # pool's few (min(32, cores + 4): 6 on a 2-core machine).
+        self._loop.set_default_executor(ThreadPoolExecutor(_SCRIPT_THREADS, "hostile-script"))
         self._stopping = asyncio.Event()
         self._forwarder = (
             httpx.AsyncClient(base_url=self._upstream, timeout=60) if self._upstream else None
