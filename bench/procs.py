@@ -128,9 +128,14 @@ class Emulator:
     process: subprocess.Popen[bytes]
     options: dict[str, Any] = field(default_factory=dict)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, timeline: bool = False) -> dict[str, Any]:
+        """The counts since the last reset; with `timeline`, each request's (arrived, answered,
+        route, status) too (wall clock, the first bench.emulator.TIMELINE_MAX requests)."""
         with urllib.request.urlopen(f"{self.url}/bench/stats", timeout=30) as response:
-            return json.loads(response.read())
+            stats: dict[str, Any] = json.loads(response.read())
+        if not timeline:
+            stats.pop("timeline", None)
+        return stats
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/bench/reset", method="POST")

@@ -44,6 +44,10 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
     assert by_metric[("B", "API calls")]["met"] is True
     assert by_metric[("A2", "all images uploaded, exit 0")]["met"] is True
     assert by_metric[("A2", "all images uploaded at F0, exit 0")]["met"] is True
+    # The wall split around the calls (the emulator's request times against the spawn's).
+    phases = by_metric[("A2", "spawn to first request; first request to last answer; to exit")]
+    start, calls, end = (float(x) for x in phases["syncd"].removesuffix(" s").split("; "))
+    assert start > 0 and calls > 0 and end >= 0
     assert by_metric[("G", "all images uploaded, exit 0")]["met"] is True
     assert by_metric[("G", "bytes on the wire")]["met"] is True
     for fmt in ("folders", "coco"):  # every image pulled and read back, exit 0
