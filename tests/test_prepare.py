@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import platform
 import random
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -143,3 +146,29 @@ def test_the_summary_of_a_first_sync_without_prepare_builds_nothing_per_file() -
         tracemalloc.stop()
     assert summary.reprepare == 0
     assert (peak - before) / n < 10  # bytes a file
+
+
+# A pool process frees one image and allocates the next: run in a fresh interpreter (the malloc
+# settings are per process), counting the page faults of the second 24 MB allocation.
+_REUSE_PROBE = """
+import resource, sys
+from syncd.prepare import _worker_start
+if sys.argv[1] == "pool":
+    _worker_start()
+block = bytearray(24 * 1024 * 1024)
+del block
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+block = bytearray(24 * 1024 * 1024)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
+def test_a_pool_process_reuses_the_memory_an_image_freed_without_faulting_it_in_again() -> None:
+    def faults(kind: str) -> int:
+        probe = [sys.executable, "-c", _REUSE_PROBE, kind]
+        return int(subprocess.run(probe, capture_output=True, check=True, text=True).stdout)
+
+    pages = 24 * 1024 * 1024 // 4096
+    assert faults("plain") > pages // 2  # glibc's default: given back, faulted in again
+    assert faults("pool") < pages // 10
