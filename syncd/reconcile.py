@@ -458,6 +458,7 @@ def _edit_json(edit: EditRegions) -> dict[str, Any]:
 def client_settings(service: ServiceConfig) -> ClientSettings:
     return ClientSettings(
         rate_per_second=service.rate_per_second,
+        upload_rate_per_second=service.upload_rate_per_second,
         max_concurrency=service.max_concurrency,
         max_attempts=service.max_attempts,
         connect_timeout_s=service.connect_timeout,

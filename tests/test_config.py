@@ -92,7 +92,8 @@ def test_every_problem_is_reported_at_once_with_file_and_line(tmp_path: Path) ->
         f"{source}:3: service.rate_per_second: expected a number, got 'fast'",
         f"{source}:4: service.max_concurency: unknown key (known keys: endpoint, "
         "allow_insecure_http, emulator_dir, "
-        "training_key, rate_per_second, max_concurrency, max_attempts, connect_timeout, "
+        "training_key, rate_per_second, upload_rate_per_second, max_concurrency, max_attempts, "
+        "connect_timeout, "
         "read_timeout, request_deadline, max_retry_after, uplink_mbps)",
         f"{source}:6: mirrors[0].project_id: missing (required)",
         f"{source}:7: mirrors[0].tags.mode: expected one of 'top', 'leaf', 'all', got 'sideways'",

@@ -126,6 +126,8 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 # A request held back by the pacer for at least this long is worth telling `on_wait` about (a
 # person wonders after a second or two; the usual 1/rate spacing is far below it).
 PACING_WAIT_SHOWN_S = 1.0
+# The operations that create images: the ones a tier may limit apart (upload_rate_per_second).
+_IMAGE_CREATING = frozenset({"upload_images"})
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,9 @@ class ClientSettings:
 
     # Calls per second the Pacer starts at and never exceeds (S0 quota: 10/s; F0: 2/s).
     rate_per_second: float = 10.0
+    # Image-creating calls per second, where the tier limits them apart from the rest (F0's
+    # uploads are throttled near 2/s while reads go at 10/s); None: only rate_per_second.
+    upload_rate_per_second: float | None = None
     # Requests (and batches of one call) in flight at once: the rate times the time a call takes
     # (Little's law), with room for a burst. At 10/s, upload batches answered in 0.6-1.5 s need
     # 6-15; 4 capped a first sync at ~7 calls/s (bench A), 8 held the burst after the tag creates
@@ -345,6 +350,15 @@ class TrainingClient:
                 else Pacer(self.settings.rate_per_second)
             )
         self.pacer = pacer
+        # Image-creating calls pass this one too (then the shared one): see ClientSettings.
+        self.upload_pacer: Pacer | None = None
+        upload_rate = self.settings.upload_rate_per_second
+        if upload_rate is not None and upload_rate < self.settings.rate_per_second:
+            self.upload_pacer = (
+                shared_pacer(self._endpoint, self._secret, upload_rate, kind="uploads")
+                if self._secret
+                else Pacer(upload_rate)
+            )
         self.api_calls = 0  # requests sent to the API (attempts, retries included; no downloads)
         # Told of every attempt's outcome: (operation, HTTP status or transport error's name).
         self.on_call: Callable[[str, str], None] | None = None
@@ -416,7 +430,14 @@ class TrainingClient:
             return await self._attempts(operation, method, url, parse, replay, ok, owner, request)
         finally:
             # Given up, failed or done: no block of ours may hold anyone back any more.
-            self.pacer.release(owner)
+            for pacer in self._pacers(operation):
+                pacer.release(owner)
+
+    def _pacers(self, operation: str) -> tuple[Pacer, ...]:
+        """The pacers a call passes: its operation's own (if it has one), then the shared one."""
+        if self.upload_pacer is not None and operation in _IMAGE_CREATING:
+            return (self.upload_pacer, self.pacer)
+        return (self.pacer,)
 
     async def _attempts(
         self,
@@ -432,6 +453,7 @@ class TrainingClient:
         started = self._clock()
         attempt = 0
         replayed = False
+        pacers = self._pacers(operation)
         while True:
             attempt += 1
             if replayed and callable(replay):
@@ -443,7 +465,8 @@ class TrainingClient:
             failure: Exception | None = None
             async with self._slots:
                 self._tell_pacing(operation)
-                await self.pacer.acquire()
+                for pacer in pacers:
+                    await pacer.acquire()
                 self.api_calls += 1
                 try:
                     response = await self._send(method, url, request)
@@ -469,7 +492,8 @@ class TrainingClient:
             if self.on_call is not None:
                 self.on_call(operation, str(status) if failure is None else type(failure).__name__)
             if response is not None and status != 429:
-                self.pacer.on_success()  # it passed the quota, whatever the answer
+                for pacer in pacers:
+                    pacer.on_success()  # it passed the quota, whatever the answer
             if response is not None and status in ok:
                 try:
                     return parse(_ScrubbedResponse(response, self._secret))  # type: ignore[arg-type]
@@ -491,7 +515,8 @@ class TrainingClient:
                 )
                 # The Pacer holds every request back for the wait; the retry waits in acquire().
                 # If the wait does not fit the budget the call gives up, and _call lifts the block.
-                wait = self.pacer.on_throttle(retry_after, owner=owner)
+                # Every pacer the call passed cuts its rate: the 429 does not say whose quota.
+                wait = max(pacer.on_throttle(retry_after, owner=owner) for pacer in pacers)
                 retry_after = wait
             else:
                 wait = delay = self._retry.backoff(attempt, self._rand)

@@ -27,7 +27,8 @@ to the service's quota:
 So a run settles just under the quota (95 % of it by default) and meets one 429 per probe. The
 clock and sleep are injected, so all of this is unit-tested without sleeping. One Pacer serves
 every request to one endpoint with one key in the process (`shared_pacer`), because the quota is
-the resource's, not a client's.
+the resource's, not a client's. Where a tier limits the image-creating calls apart (F0), those
+pass a second Pacer of their own kind first (ClientSettings.upload_rate_per_second).
 
 `retry_after_seconds` reads the service's ask and cuts it to a cap (limits.MAX_RETRY_AFTER_S by
 default); NaN, negative or unreadable values are no ask at all.
@@ -422,15 +423,20 @@ class Pacer:
             self._granted.pop()
 
 
-_shared: weakref.WeakValueDictionary[tuple[str, str, float], Pacer] = weakref.WeakValueDictionary()
+_shared: weakref.WeakValueDictionary[tuple[str, str, float, str], Pacer] = (
+    weakref.WeakValueDictionary()
+)
 _shared_lock = threading.Lock()
 
 
-def shared_pacer(endpoint: str, key_secret: str, rate_per_second: float) -> Pacer:
-    """Return the process's Pacer for this endpoint and key (created on first use)."""
+def shared_pacer(
+    endpoint: str, key_secret: str, rate_per_second: float, kind: str = "all"
+) -> Pacer:
+    """Return the process's Pacer for this endpoint, key and kind of call (created on first
+    use): "all" every call passes; "uploads" the image-creating calls, where limited apart."""
     # A fingerprint, not the key itself, keys the registry.
     fingerprint = hashlib.sha256(key_secret.encode()).hexdigest()[:16]
-    index = (endpoint.rstrip("/").lower(), fingerprint, rate_per_second)
+    index = (endpoint.rstrip("/").lower(), fingerprint, rate_per_second, kind)
     with _shared_lock:
         pacer = _shared.get(index)
         if pacer is None:
