@@ -18,7 +18,8 @@ images, so its uploads, tag names, conflicts and metadata are the plan's. The ru
 as any other: the whole snapshot is recorded, the project is read back from the ledger (which
 holds every answered upload; only the images of contents not done, so a 100k-image first sync
 does not load them all again), and a plan of the whole tree does what is left: files held
-back, a tag that a later copy of the same bytes adds.
+back, a tag that a later copy of the same bytes adds. That plan counts the contents streamed as
+uploaded (the planner's `uploaded`, `Streamed.tried`) without building their 100k Uploads.
 
 - A content is streamed once: a later file with the same bytes is left to that plan.
 - Where a later copy could change the verdict on its content (a Multiclass project, where two
