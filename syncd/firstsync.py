@@ -18,7 +18,8 @@ images, so its uploads, tag names, conflicts and metadata are the plan's. The ru
 as any other: the whole snapshot is recorded, the project is read back from the ledger (which
 holds every answered upload; only the images of contents not done, so a 100k-image first sync
 does not load them all again), and a plan of the whole tree does what is left: files held
-back, a tag that a later copy of the same bytes adds.
+back, a tag that a later copy of the same bytes adds. That plan counts the contents streamed as
+uploaded (the planner's `uploaded`, `Streamed.tried`) without building their 100k Uploads.
 
 - A content is streamed once: a later file with the same bytes is left to that plan.
 - Where a later copy could change the verdict on its content (a Multiclass project, where two
@@ -39,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Container, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -117,6 +119,17 @@ class _Tally:
     again: set[str] = field(default_factory=set)  # contents with a file found after one was sent
 
 
+@dataclass(frozen=True)
+class _AnyOf:
+    """In any of a few sets, without copying them into one (a union of 100k contents is 4 MB
+    more at the whole tree's plan, a first sync's peak)."""
+
+    sets: tuple[AbstractSet[str], ...]
+
+    def __contains__(self, item: object) -> bool:
+        return any(item in s for s in self.sets)
+
+
 @dataclass
 class Streamed:
     """What a streamed first sync did before the whole tree's plan."""
@@ -128,18 +141,21 @@ class Streamed:
     # Contents uploaded once, from their only file: nothing is left to plan for them.
     done: frozenset[str] = frozenset()
 
+    @property
+    def tried(self) -> Container[str]:
+        """Contents with nothing left to upload: done, or tried once (their upload did not land:
+        each item is tried once a run). The whole tree's plan makes no Upload for them (the
+        planner's `uploaded`): the ledger's `contents` holds only the images of the others."""
+        return _AnyOf((self.done, self.unlanded))
+
     def left_to(self, whole: Plan) -> Plan:
-        """The whole tree's plan without what was already tried or done: a content streamed, or
-        whose upload did not land; a tag whose creation failed (each is tried once a run). The
-        whole tree's plan is made against the images of the other contents only (the ledger's
-        `contents`), so it plans an upload for every content done: those are dropped here."""
+        """The whole tree's plan (made with `tried` uploaded) without the creates of tags whose
+        creation failed (each is tried once a run)."""
         failed_tags = {
             tag_key(f.subject) for f in self.execution.failures if f.operation == "create_tag"
         }
-        tried = self.unlanded | self.done
         return replace(
             whole,
-            uploads=tuple(u for u in whole.uploads if u.sha256 not in tried),
             create_tags=tuple(c for c in whole.create_tags if tag_key(c.name) not in failed_tags),
         )
 

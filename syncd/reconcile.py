@@ -853,6 +853,7 @@ async def _reconcile(
         mirror,
         allow_mass_delete=options.allow_mass_delete,
         regions=regions,
+        uploaded=streamed.tried if streamed is not None else frozenset(),
     )
     if streamed is not None:
         the_plan = streamed.left_to(the_plan)

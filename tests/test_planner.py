@@ -772,3 +772,66 @@ def test_a_first_sync_plan_builds_no_table_of_every_content() -> None:
     kept_per_content = (after - before) / n
     print(f"dropped {dropped_per_content:.0f} B, kept {kept_per_content:.0f} B a content")
     assert dropped_per_content < 60
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entries=st.lists(
+        st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
+    ),
+    remote_spec=remote_images,
+    tag_mask=st.lists(st.booleans(), min_size=4, max_size=4),
+    uploaded=st.sets(st.sampled_from([f"C{n}" for n in range(9)])),
+    delete_empty_tags=st.booleans(),
+    classification=st.sampled_from([MULTI, ClassificationType.MULTICLASS]),
+)
+def test_contents_uploaded_already_change_nothing_but_their_uploads(
+    entries, remote_spec, tag_mask, uploaded, delete_empty_tags, classification
+) -> None:
+    """A streamed first sync plans the whole tree with the contents it sent as `uploaded`: the
+    plan is the plan without them, less their Uploads (tags created, deleted and merged,
+    conflicts, deletes and the guard all count them as uploaded)."""
+    tree = _local_tree(entries)
+    tags = tuple(t for t, on in zip(REMOTE_TAG_POOL, tag_mask, strict=True) if on)
+    present = {t.tag_id for t in tags}
+    images, ledger_images = [], {}
+    for n, (content, tag_ids, owner) in enumerate(remote_spec):
+        image_id = f"r{n}"
+        meta = {"syncd": LID} if owner == "metadata" else {}
+        images.append(RemoteImage(image_id, frozenset(tag_ids & present), meta, f"C{content}"))
+        if owner in ("syncd", "adopted", "foreign"):
+            ledger_images[image_id] = LedgerImage(image_id, f"C{content}", ImageOwner(owner))
+    project = RemoteSnapshot(PID, classification, tags, tuple(images), True)
+    config = mirror(adopt_foreign_images=True, tags=TagConfig(delete_empty_tags=delete_empty_tags))
+    view = LedgerView(images=ledger_images, ledger_id=LID, created_tag_ids=frozenset(present))
+
+    whole = plan(tree, view, project, config)
+    without = plan(tree, view, project, config, uploaded=uploaded)
+
+    expected = tuple(u for u in whole.uploads if u.sha256 not in uploaded)
+    assert without == dataclasses.replace(whole, uploads=expected)
+
+
+def test_contents_uploaded_already_cost_the_plan_next_to_nothing() -> None:
+    """At a streamed first sync's end, the whole tree is planned with every content sent: no
+    Upload is built for them (100k Uploads and their path tuples, ~13 MB, were built only to be
+    dropped, at the run's peak)."""
+    n = 20_000
+    files = tuple(lf(f"f{i % 20}/{i:06}.jpg", f"{i:064x}", f"F{i % 20}") for i in range(n))
+    snapshot = local(*files)
+    view = LedgerView(ledger_id=LID)
+    sent = frozenset(f.sha256 for f in files if f.sha256)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        the_plan = plan(snapshot, view, remote(), mirror(), uploaded=sent)
+        after, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert the_plan.uploads == () and len(the_plan.create_tags) == 20
+    kept_per_content = (after - before) / n
+    peak_per_content = (peak - before) / n
+    print(f"kept {kept_per_content:.0f} B, peak {peak_per_content:.0f} B a content")
+    assert kept_per_content < 20  # an Upload and its paths were ~140 B
+    assert peak_per_content < 60
