@@ -134,7 +134,7 @@ _IMAGE_CREATING = frozenset({"upload_images"})
 class ClientSettings:
     """Rate, concurrency, retry budget, timeouts and batching knobs (defaults suit S0)."""
 
-    # Calls per second the Pacer starts at and never exceeds (S0 quota: 10/s; F0: 2/s).
+    # Calls per second the Pacer starts at and never exceeds (S0 and F0: 10/s; F0 uploads: below).
     rate_per_second: float = 10.0
     # Image-creating calls per second, where the tier limits them apart from the rest (F0's
     # uploads are throttled near 2/s while reads go at 10/s); None: only rate_per_second.
