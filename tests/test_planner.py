@@ -703,15 +703,19 @@ remote_images = st.lists(
     max_size=8,
 )
 
+# (folder, content) of each local file. At least one file: an empty root refuses every delete,
+# whatever allow_mass_delete says.
+local_entries = st.lists(
+    st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
+)
+tag_masks = st.lists(st.booleans(), min_size=4, max_size=4)
+
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    # At least one file: an empty root refuses every delete, whatever allow_mass_delete says.
-    entries=st.lists(
-        st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
-    ),
+    entries=local_entries,
     remote_spec=remote_images,
-    tag_mask=st.lists(st.booleans(), min_size=4, max_size=4),
+    tag_mask=tag_masks,
 )
 def test_applying_the_plan_converges(entries, remote_spec, tag_mask) -> None:
     tree = _local_tree(entries)
@@ -776,11 +780,9 @@ def test_a_first_sync_plan_builds_no_table_of_every_content() -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    entries=st.lists(
-        st.tuples(st.integers(0, len(FOLDERS) - 1), st.integers(0, 5)), min_size=1, max_size=12
-    ),
+    entries=local_entries,
     remote_spec=remote_images,
-    tag_mask=st.lists(st.booleans(), min_size=4, max_size=4),
+    tag_mask=tag_masks,
     uploaded=st.sets(st.sampled_from([f"C{n}" for n in range(9)])),
     delete_empty_tags=st.booleans(),
     classification=st.sampled_from([MULTI, ClassificationType.MULTICLASS]),
