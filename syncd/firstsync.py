@@ -1,6 +1,7 @@
 """A first sync into an empty project uploads what the scan has checked while it checks the rest.
 
-Public names: CheckedFiles, Streamed, streams, held_sizes, upload_while_checking.
+Public names: CheckedFiles, Streamed, streams, held_sizes, upload_while_checking, tags_ahead,
+create_tags_ahead, undo_tags_ahead.
 
 Why: at a first sync every file is new, and the uploads, most of the run (the quota allows 10
 calls a second), waited until the whole tree was hashed and decoded: ~3.5 s at 10,000 small
@@ -30,6 +31,16 @@ uploaded (the planner's `uploaded`, `Streamed.tried`) without building their 100
   each item is tried once a run, as in a run that does not stream.
 - The root marker is written before the first upload, as a run that does not stream writes it.
 
+Tags created with the reads (`tags_ahead`): the uploads need their tags' ids, and a tag was
+created only once the project and its tags were read, so a first sync spent a round trip idle
+with the quota's first second mostly unused (three reads of its ten calls). A first sync (a
+ledger that never listed the project) whose tree would stream creates the tags of its first
+folders while the reads are out: as many as fit beside the reads in that second. A tag that
+exists already is refused (TagNameNotUnique) and the listing has it; any other failure leaves
+the create to the plan. If the run then stops before it plans (a project of the wrong kind, a
+read that fails), the tags it created are deleted again: such a run leaves the project as it
+found it.
+
 Left as it is: in a Multilabel project, bytes copied into more folders than an image takes tags
 (100) are sent with the first folder's tag before the copies are seen; the whole plan then
 reports the conflict and keeps that image, where a run that does not stream sends nothing.
@@ -45,7 +56,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from syncd.api import TrainingClient
+import structlog
+
+from syncd.api import ApiError, Tag, TrainingClient
+from syncd.api import TagType as ApiTagType
 from syncd.config import MirrorConfig
 from syncd.core.mapping import TagAssignment, TagMapper, tag_key
 from syncd.core.model import (
@@ -55,12 +69,18 @@ from syncd.core.model import (
     LocalSnapshot,
     MarkerState,
     RemoteSnapshot,
+    TagType,
 )
 from syncd.core.planner import Plan, plan
 from syncd.executor import Execution, Progress, stream_uploads, upload_window
 from syncd.ledger import Ledger
 from syncd.remote import ProjectCounts, RemoteRead, read_remote
 from syncd.scan import Walked
+
+_log = structlog.get_logger(component="firstsync")
+
+# read_counts' calls: the project, its tags, the listing's first page (or the count).
+_COUNT_READS = 3
 
 
 class CheckedFiles:
@@ -163,15 +183,89 @@ class Streamed:
 def streams(mirror: MirrorConfig, counts: ProjectCounts, walked: Walked) -> bool:
     """True if this run's uploads may start before its scan ends (see the module's notes; the
     caller knows whether it is a dry run, or held back)."""
+    return _tree_streams(mirror, walked) and counts.first_page is not None and not counts.first_page
+
+
+def _tree_streams(mirror: MirrorConfig, walked: Walked) -> bool:
+    """streams() as far as the mirror and the walked tree can tell, before the project is read."""
     return (
         not mirror.annotations.detection
         and mirror.files.prepare is None
-        and counts.first_page is not None
-        and not counts.first_page
         and walked.root_exists
         and walked.marker is not MarkerState.FOREIGN
         and bool(walked.found)
     )
+
+
+def tags_ahead(mirror: MirrorConfig, walked: Walked, rate_per_second: float) -> list[CreateAhead]:
+    """The tags to create with the reads of a first sync whose tree would stream: the first
+    folders' (in path order), as many as fit beside the reads in the quota's first second; none
+    if the tree would not stream. The names are spelt as the planner spells them (the first
+    path's spelling of each key); the caller knows whether the ledger ever listed the project."""
+    budget = int(rate_per_second) - _COUNT_READS
+    if budget <= 0 or not _tree_streams(mirror, walked):
+        return []
+    # A file's tags depend on its folder alone: one path of each folder, in path order.
+    firsts: dict[str, str] = {}
+    for path, *_ in walked.found:
+        firsts.setdefault(path.rpartition("/")[0], path)
+    mapper = TagMapper(mirror.tags)
+    wanted: dict[str, CreateAhead] = {}
+    for path in sorted(firsts.values()):
+        found = mapper.assign(path)
+        if not isinstance(found, TagAssignment):
+            continue
+        if found.negative:
+            name = mirror.tags.negative_tag_name
+            wanted.setdefault(tag_key(name), CreateAhead(name, TagType.NEGATIVE))
+        for name in found.tags:
+            wanted.setdefault(tag_key(name), CreateAhead(name, TagType.REGULAR))
+        if len(wanted) >= budget:
+            break
+    return list(wanted.values())[:budget]
+
+
+@dataclass(frozen=True)
+class CreateAhead:
+    """A tag to create before the project is read (tags_ahead)."""
+
+    name: str
+    type: TagType
+
+
+async def create_tags_ahead(
+    client: TrainingClient, project_id: str, wanted: list[CreateAhead]
+) -> list[Tag]:
+    """Create the tags at once; return those created. A tag that could not be created is left
+    to the plan (which finds one that exists in the listing, or creates it)."""
+
+    async def one(tag: CreateAhead) -> Tag | None:
+        try:
+            return await client.create_tag(project_id, tag.name, ApiTagType(tag.type))
+        except ApiError as error:
+            _log.debug(
+                "tag_ahead_not_created", tag=tag.name, code=error.code or type(error).__name__
+            )
+            return None
+
+    created = await asyncio.gather(*(one(t) for t in wanted))
+    return [t for t in created if t is not None]
+
+
+async def undo_tags_ahead(client: TrainingClient, project_id: str, created: list[Tag]) -> None:
+    """Delete the tags created ahead by a run that stops before its plan (no image has them)."""
+    for tag in created:
+        try:
+            await client.delete_tag(project_id, tag.id)
+        except ApiError as error:
+            _log.warning(
+                "tag_ahead_not_deleted",
+                tag=tag.name,
+                code=error.code or type(error).__name__,
+                detail="created before the project was read; delete it in the portal if unwanted",
+            )
+        else:
+            _log.debug("tag_ahead_deleted", tag=tag.name)
 
 
 def held_sizes(

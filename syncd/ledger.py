@@ -1296,6 +1296,11 @@ class Ledger:
             out.setdefault(r["sha256"], []).append(r["path"])
         return {sha: tuple(paths) for sha, paths in out.items()}
 
+    def never_listed(self) -> bool:
+        """True until a listing of the project is recorded (a first sync, or a lost ledger's)."""
+        with self._lock:
+            return self._meta("classification") is None
+
     def remote_summary(self) -> RemoteSummary | None:
         """The ledger's account of the project in counts (what the cheap path compares with the
         service), without loading every image; None if the project was never listed."""

@@ -45,6 +45,7 @@ from syncd.api import (
     ClientSettings,
     Project,
     ProjectNotFoundError,
+    Tag,
     TrainingClient,
 )
 from syncd.config import Config, MirrorConfig, ServiceConfig
@@ -64,7 +65,16 @@ from syncd.errors import (
     ServiceUnreachableError,
 )
 from syncd.executor import Execution, Rejection, execute
-from syncd.firstsync import CheckedFiles, Streamed, held_sizes, streams, upload_while_checking
+from syncd.firstsync import (
+    CheckedFiles,
+    Streamed,
+    create_tags_ahead,
+    held_sizes,
+    streams,
+    tags_ahead,
+    undo_tags_ahead,
+    upload_while_checking,
+)
 from syncd.ledger import (
     Ledger,
     LedgerRefusedError,
@@ -96,6 +106,7 @@ from syncd.remote import (
     RemoteRead,
     read_counts,
     read_remote,
+    remote_tag,
     trusted_counts,
 )
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
@@ -730,13 +741,20 @@ async def _reconcile(
     if not options.dry_run and options.hold is None and counting is not None:
         checked = CheckedFiles(asyncio.get_running_loop())
     streaming: asyncio.Task[Streamed] | None = None
+    ahead: asyncio.Task[list[Tag]] | None = None  # tags created with the reads (firstsync)
+    created_ahead: list[Tag] = []
     try:
         walked = await walking
         if not _unchanged_since(settled, mirror, walked):
             checking = _start_check(walked, mirror, ledger, on_checked, stop_checking, checked)
+        if checked is not None and counting is not None and not counting.done():
+            ahead = _create_tags_ahead(mirror, client, ledger, walked)
         if counting is not None:
             counts = await counting
         assert counts is not None
+        if ahead is not None:
+            created_ahead = await ahead
+            counts = _with_tags_ahead(counts, created_ahead, ledger)
         if checked is not None and checking is not None:
             if streams(mirror, counts, walked):
                 # Before anything is sent, as below: a first sync killed halfway keeps its marker.
@@ -755,10 +773,12 @@ async def _reconcile(
                 streaming = _stream(upload, stop_checking)
             else:
                 checked.discard()
-    except BaseException:
+    except BaseException as exc:
         if counting is not None:
             counting.cancel()
             await asyncio.gather(counting, return_exceptions=True)
+        if ahead is not None:
+            await _undo_tags_ahead(mirror, client, ahead, cancelled=not isinstance(exc, Exception))
         # A thread cannot be cancelled: let the walk and the check end first (the check stops
         # at its next file: a wrong project id is said at once, not after hashing the tree).
         stop_checking.set()
@@ -860,6 +880,8 @@ async def _reconcile(
     report = MirrorReport(mirror.name, mirror.project_id, options.dry_run, local, remote, the_plan)
     if streamed is not None:
         report.streamed = streamed.planned
+    if created_ahead:  # planned and done before the plan
+        report.streamed["create_tags"] += len(created_ahead)
     report.annotation_problems = annotation_problems
     report.gone_paths = ledger.gone_paths()
     report.preparation = summarize(
@@ -906,8 +928,48 @@ async def _reconcile(
             preparing=preparing,
             continuing=streamed.execution if streamed is not None else None,
         )
+    if created_ahead:
+        report.execution.done["create_tags"] += len(created_ahead)
     report.preparation.prepared = preparing.prepared
     return report
+
+
+def _create_tags_ahead(
+    mirror: MirrorConfig, client: TrainingClient, ledger: Ledger, walked: Walked
+) -> asyncio.Task[list[Tag]] | None:
+    """Start creating the tags a first sync's tree wants while the reads are out, if this is
+    a first sync (the ledger never listed the project) that would stream (syncd.firstsync)."""
+    if not ledger.never_listed():
+        return None
+    wanted = tags_ahead(mirror, walked, client.settings.rate_per_second)
+    if not wanted:
+        return None
+    return asyncio.create_task(create_tags_ahead(client, mirror.project_id, wanted))
+
+
+def _with_tags_ahead(counts: ProjectCounts, created: list[Tag], ledger: Ledger) -> ProjectCounts:
+    """The counts with the tags created ahead among the project's (the listing, read at the same
+    time, may hold them already), each recorded as syncd's."""
+    listed = {str(t.id).lower() for t in counts.tags}
+    for tag in created:
+        ledger.record_tag(remote_tag(tag), created_by_syncd=True)
+    return dataclasses.replace(
+        counts, tags=[*counts.tags, *(t for t in created if str(t.id).lower() not in listed)]
+    )
+
+
+async def _undo_tags_ahead(
+    mirror: MirrorConfig, client: TrainingClient, ahead: asyncio.Task[list[Tag]], cancelled: bool
+) -> None:
+    """The run stops before its plan: delete the tags it created ahead (not when cancelled: an
+    interrupted run leaves at once, and a next run finds them in the listing)."""
+    if cancelled:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
+        return
+    created = (await asyncio.gather(ahead, return_exceptions=True))[0]
+    if isinstance(created, list):
+        await undo_tags_ahead(client, mirror.project_id, created)
 
 
 def _stream(

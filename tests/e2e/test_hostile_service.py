@@ -19,6 +19,7 @@ from tests.e2e.support import STANDARD_TREE, Run, Sandbox, write_tree
 from tests.support.hostile import HostileServer, Reply, Request, forward_after
 
 HANG_S = 90.0
+_SANDBOX_ATTEMPTS = 3  # the sandbox config's service.max_attempts
 
 
 def _within(run: Callable[[], Run], seconds: float = HANG_S) -> Run:
@@ -54,6 +55,24 @@ def _throttle(value: str) -> Callable[[Request], Reply]:
     )
 
 
+def _throttle_the_project_read(value: str) -> Callable[[Request], Reply | None]:
+    """Throttle the first _SANDBOX_ATTEMPTS reads of the project; let the rest through."""
+    throttle = _throttle(value)
+    throttled = 0
+    lock = threading.Lock()
+
+    def script(request: Request) -> Reply | None:
+        nonlocal throttled
+        is_project = request.method == "GET" and request.path.split("/")[-2] == "projects"
+        with lock:
+            if not is_project or throttled >= _SANDBOX_ATTEMPTS:
+                return None
+            throttled += 1
+        return throttle(request)
+
+    return script
+
+
 @pytest.mark.parametrize(
     "retry_after", ["1000000000", "inf", "nan", "-5", "Tue, 21 Oct 2031 07:28:00 GMT"]
 )
@@ -61,9 +80,10 @@ def test_reconcile_syncs_once_a_service_that_said_wait_for_ever_answers_again(
     sandbox: Sandbox, retry_after: str
 ) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
-    # A first sync sends its three reads together (project, tags, the listing's first page):
-    # seven 429s use up the first one's three attempts (the others may then be answered).
-    with HostileServer(forward_after(7, _throttle(retry_after)), upstream=sandbox.endpoint) as bad:
+    # A first sync sends its three reads together (project, tags, the listing's first page), and
+    # its tag creates with them: the project's read is throttled for its three attempts.
+    throttled = _throttle_the_project_read(retry_after)
+    with HostileServer(throttled, upstream=sandbox.endpoint) as bad:
         _point_at(sandbox, bad.url, max_retry_after=0.2)
         first = _within(sandbox.reconcile)
         second = _within(sandbox.reconcile)
