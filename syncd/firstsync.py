@@ -132,11 +132,24 @@ class CheckedFiles:
 
 @dataclass
 class _Tally:
-    """What the parts planned: counts for the report, and which contents."""
+    """What the parts planned: counts for the report, and which contents.
+
+    One set holds every content of the tree (`seen`); what a part did not plan to upload is
+    kept apart (`unsent`, rarely any), not as a second 100k set of what it did."""
 
     planned: Counter[str] = field(default_factory=Counter)
-    sent: set[str] = field(default_factory=set)  # contents a part planned to upload
+    seen: set[str] = field(default_factory=set)  # contents put in a part (later copies are not)
+    unsent: set[str] = field(default_factory=set)  # contents in a part its plan did not upload
     again: set[str] = field(default_factory=set)  # contents with a file found after one was sent
+
+    def done(self, unlanded: AbstractSet[str]) -> AbstractSet[str]:
+        """Contents sent from their only file that landed (Streamed.done): `seen` itself, made so
+        in place (the stream's end is a first sync's peak: each copy of a 100k set is 4 MB)."""
+        done = self.seen
+        done -= self.unsent
+        done -= self.again
+        done -= unlanded
+        return done
 
 
 @dataclass(frozen=True)
@@ -159,7 +172,7 @@ class Streamed:
     unlanded: frozenset[str]  # contents tried whose upload did not land
     planned: Counter[str]  # uploads and tags the parts planned
     # Contents uploaded once, from their only file: nothing is left to plan for them.
-    done: frozenset[str] = frozenset()
+    done: AbstractSet[str] = frozenset()
 
     @property
     def tried(self) -> Container[str]:
@@ -298,7 +311,7 @@ async def _parts(
 ) -> AsyncIterator[Plan]:
     """Plans of a window of checked files each, as the files come; `tally` keeps count."""
     max_items, max_bytes = window
-    seen: set[str] = set()  # contents in a part (a later copy is left to the whole plan)
+    seen = tally.seen  # contents in a part (a later copy is left to the whole plan)
     created: set[str] = set()
     part: list[LocalFile] = []
     size = 0
@@ -307,7 +320,8 @@ async def _parts(
         local = LocalSnapshot(root, True, MarkerState.PRESENT, files=tuple(part))
         the_plan = plan(local, view, remote, mirror)
         tally.planned["uploads"] += len(the_plan.uploads)
-        tally.sent.update(u.sha256 for u in the_plan.uploads)
+        sent = {u.sha256 for u in the_plan.uploads}
+        tally.unsent.update(f.sha256 for f in part if f.sha256 and f.sha256 not in sent)
         created.update(tag_key(c.name) for c in the_plan.create_tags)
         tally.planned["create_tags"] = len(created)
         return the_plan
@@ -374,5 +388,4 @@ async def upload_while_checking(
         run_id=run_id,
         progress=progress,
     )
-    done = frozenset(tally.sent - tally.again - unlanded)
-    return Streamed(remote, execution, unlanded, tally.planned, done)
+    return Streamed(remote, execution, unlanded, tally.planned, tally.done(unlanded))

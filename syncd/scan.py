@@ -83,6 +83,10 @@ MARKER_NAME = ".syncd-root"
 HASH_CHUNK_BYTES = 1024 * 1024
 # Two seconds covers the coarsest mtime clocks in use (FAT: 2 s; ext4/APFS: ns).
 RACY_WINDOW_NS = 2_000_000_000
+# A hash is dated by the clock read after it, or by an earlier reading less than this old: files
+# hashed in the same few ms share one int (a 100k first sync held 3.4 MB of them at its peak).
+# Dated earlier than it was taken, a hash is only ever distrusted more by the racy-mtime guard.
+HASH_CLOCK_SHARE_NS = 10_000_000
 # Images are decoded on other threads while this one reads the next file (Pillow's decoders
 # release the GIL): bench F measured a serial decode at half of a cold first scan. One core is
 # left for reading and hashing; at most DECODE_IN_FLIGHT read files (6 MB each at most) wait.
@@ -325,6 +329,7 @@ class _Checker:
         # negative folder and root_files do not apply: every file is assigned no tag.
         self.detection = mirror.annotations.detection
         self.stat, self.open_file, self.clock_ns = stat, open_file, clock_ns
+        self.last_clock: int | None = None  # the reading that dates hashes (hashed_at)
         self.hashed = 0
         self.decoded = 0
         self.pool: ThreadPoolExecutor | None = None
@@ -426,7 +431,7 @@ class _Checker:
             except OSError as exc:
                 return result(Problem(ProblemKind.UNREADABLE, exc.strerror or "cannot read"))
             self.hashed += 1
-            hashed_at = self.clock_ns()
+            hashed_at = self.hashed_at()
             if (after.st_size, after.st_mtime_ns, after.st_ino) != (size, mtime_ns, inode):
                 detail = "the file changed while it was read; it is read again next run"
                 return result(Problem(ProblemKind.CHANGED_WHILE_READING, detail))
@@ -450,6 +455,15 @@ class _Checker:
 
                 return self.decoders().submit(decoded)  # this thread goes on to the next file
         return finish(verdict, facts)
+
+    def hashed_at(self) -> int:
+        """The clock for a hash just taken: this reading, or the last one if it is at most
+        HASH_CLOCK_SHARE_NS older (never a later one: a clock may step back)."""
+        now = self.clock_ns()
+        last = self.last_clock
+        if last is None or not 0 <= now - last < HASH_CLOCK_SHARE_NS:
+            self.last_clock = last = now
+        return last
 
     def judged(
         self, verdict: Problem | None, facts: str, size: int

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,26 @@ def test_gone_paths_remember_where_an_images_content_was_until_the_image_goes(
     assert ledger.gone_paths() == {}  # the content is still in the tree: its file names it
     ledger.record_scan(snapshot(lf("Cat/a.jpg", "C")), ledger.begin_run())
     assert ledger.gone_paths() == {"A": ("Bird/a.jpg",)}
+
+
+def test_a_first_scan_is_recorded_without_a_set_of_its_contents(ledger: Ledger) -> None:
+    """A first sync records its 100k files while its uploads go on, at its peak: the record may
+    hold a few pointers a file beyond the files, not a set of every content (built for the
+    gone_paths a first sync has none of: ~50 B a content, 4 MB more at 100k, bench E)."""
+    n = 20_000
+    first = snapshot(*(lf(f"Dog/{i:06}.jpg", f"{i:064x}") for i in range(n)))
+    run = ledger.begin_run()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert ledger.record_scan(first, run) is True
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    per_file = (peak - before) / n
+    print(f"{per_file:.0f} B a file above the snapshot")
+    assert per_file < 40
+    assert len(ledger.cached_files()) == n
 
 
 def test_a_settled_mark_lasts_until_the_next_run_begins(ledger: Ledger) -> None:
