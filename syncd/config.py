@@ -289,7 +289,7 @@ class ServiceConfig:
     # The image-creating calls' own rate, where the tier limits them apart (F0: ~2/s); unset,
     # they share rate_per_second with every other call.
     upload_rate_per_second: float | None = field(default=None, metadata=_check(_between(0.1, 1000)))
-    max_concurrency: int = field(default=8, metadata=_check(_between(1, 256)))
+    max_concurrency: int = field(default=10, metadata=_check(_between(1, 256)))
     max_attempts: int = field(default=8, metadata=_check(_between(1, 100)))
     connect_timeout: float = field(default=10.0, metadata=_check(_between(0.1, _DAY)))
     read_timeout: float = field(default=60.0, metadata=_check(_between(0.1, _DAY)))

@@ -34,7 +34,8 @@ uploaded (the planner's `uploaded`, `Streamed.tried`) without building their 100
 Tags created with the reads (`tags_ahead`): the uploads need their tags' ids, and a tag was
 created only once the project and its tags were read, so a first sync spent a round trip idle
 with the quota's first second mostly unused (three reads of its ten calls). A first sync (a
-ledger that never listed the project) whose tree would stream creates the tags of its first
+ledger that never listed the project, a root without the marker) whose tree would stream
+creates the tags of its first
 folders while the reads are out: as many as fit beside the reads in that second. A tag that
 exists already is refused (TagNameNotUnique) and the listing has it; any other failure leaves
 the create to the plan. If the run then stops before it plans (a project of the wrong kind, a
@@ -213,10 +214,12 @@ def _tree_streams(mirror: MirrorConfig, walked: Walked) -> bool:
 def tags_ahead(mirror: MirrorConfig, walked: Walked, rate_per_second: float) -> list[CreateAhead]:
     """The tags to create with the reads of a first sync whose tree would stream: the first
     folders' (in path order), as many as fit beside the reads in the quota's first second; none
-    if the tree would not stream. The names are spelt as the planner spells them (the first
-    path's spelling of each key); the caller knows whether the ledger ever listed the project."""
+    if the tree would not stream, or carries the root marker (it was synced before: a lost
+    ledger's rebuild, whose project has the tags already, would spend the calls on refusals).
+    The names are spelt as the planner spells them (the first path's spelling of each key); the
+    caller knows whether the ledger ever listed the project."""
     budget = int(rate_per_second) - _COUNT_READS
-    if budget <= 0 or not _tree_streams(mirror, walked):
+    if budget <= 0 or walked.marker is not MarkerState.ABSENT or not _tree_streams(mirror, walked):
         return []
     # A file's tags depend on its folder alone: one path of each folder, in path order.
     firsts: dict[str, str] = {}

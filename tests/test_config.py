@@ -65,7 +65,7 @@ def test_minimal_shorthand_gets_documented_defaults(tmp_path: Path) -> None:
     assert mirror.tags.mode is TagMode.TOP and mirror.tags.negative_folder == "_negative"
     assert (mirror.guard.max_delete, mirror.guard.max_delete_fraction) == (50, 0.25)
     service = config.service
-    assert (service.rate_per_second, service.max_concurrency, service.max_attempts) == (10, 8, 8)
+    assert (service.rate_per_second, service.max_concurrency, service.max_attempts) == (10, 10, 8)
     assert service.is_embedded and service.emulator_dir == tmp_path / "state/syncd/emulator"
     assert config.warnings == ()
 

@@ -1,6 +1,7 @@
 """Which tags a first sync creates while the project is read (syncd.firstsync.tags_ahead): the
 first folders' in path order, spelt as the planner spells them, no more than fit beside the three
-reads in the quota's first second, and none for a tree that would not stream."""
+reads in the quota's first second, and none for a tree that would not stream or was synced before
+(it carries the root marker)."""
 
 from __future__ import annotations
 
@@ -52,4 +53,6 @@ def test_none_for_a_tree_that_would_not_stream() -> None:
     detection = _mirror(annotations=AnnotationConfig(format=AnnotationFormat.YOLO))
     assert tags_ahead(detection, walked, 10) == []
     assert tags_ahead(_mirror(), _walked("Dog/a.jpg", marker=MarkerState.FOREIGN), 10) == []
+    # Synced before (a lost ledger's rebuild): the project has its tags already.
+    assert tags_ahead(_mirror(), _walked("Dog/a.jpg", marker=MarkerState.PRESENT), 10) == []
     assert tags_ahead(_mirror(), _walked(), 10) == []

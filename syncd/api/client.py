@@ -140,11 +140,12 @@ class ClientSettings:
     # uploads are throttled near 2/s while reads go at 10/s); None: only rate_per_second.
     upload_rate_per_second: float | None = None
     # Requests (and batches of one call) in flight at once: the rate times the time a call takes
-    # (Little's law). 8, not 4: 4 capped a first sync at ~7 calls/s (bench A). Not 16: bench A2's
-    # start gained ~0.3 s, but H's 100k-image first sync met two 429s (a busy service sees
-    # requests bunched that were sent apart) and fell from 0.99 to 0.81. The Pacer, not this,
-    # keeps the rate under the quota.
-    max_concurrency: int = 8
+    # (Little's law). 10, a second's worth at the quota: a first sync's uploads start in a burst
+    # once their tags exist, and with 8 the burst's last two waited for an answer (bench A2: 0.73
+    # -> 0.84). Not 16: H's 100k-image first sync met two 429s (a busy service sees requests
+    # bunched that were sent apart) and fell from 0.99 to 0.81. 4 capped a first sync at ~7
+    # calls/s (bench A). The Pacer, not this, keeps the rate under the quota.
+    max_concurrency: int = 10
     # Retry budget per call: attempts in all, and seconds from the first attempt.
     max_attempts: int = 8
     max_retry_time_s: float = 300.0

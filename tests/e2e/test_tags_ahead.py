@@ -15,6 +15,7 @@ import threading
 import httpx
 import yaml
 
+from syncd.scan import MARKER_NAME
 from tests.e2e.support import STANDARD_TREE, Sandbox, remote_tags, write_tree
 from tests.support.detection import detection_project
 from tests.support.hostile import HostileServer, Reply, Request
@@ -85,10 +86,13 @@ def test_a_project_of_the_wrong_kind_keeps_no_tag_created_ahead(
     assert remote_tags(http, sandbox.project_id) == {}  # and deleted when the run refused it
 
 
-def test_a_lost_ledger_finds_the_tags_it_would_have_created_ahead(sandbox: Sandbox) -> None:
+def test_tags_that_exist_are_found_in_the_listing(sandbox: Sandbox) -> None:
+    # The project has the tree's tags and images (synced from another copy of the tree: this
+    # root carries no marker), the ledger knows none: each create ahead is refused as existing.
     write_tree(sandbox.root, STANDARD_TREE)
     assert sandbox.reconcile().exit_code == 0
-    sandbox.ledger.unlink()  # the project holds every tag and image; the ledger knows none
+    sandbox.ledger.unlink()
+    (sandbox.root / MARKER_NAME).unlink()
 
     hold, server = _run_held(sandbox)
     with server:
@@ -96,11 +100,27 @@ def test_a_lost_ledger_finds_the_tags_it_would_have_created_ahead(sandbox: Sandb
         run = sandbox.reconcile()
 
     assert run.exit_code == 0, str(run)
-    assert hold.created_while_held == [True]  # refused as existing: the listing has them
+    assert hold.created_while_held == [True]
     assert sorted(remote_tags(sandbox.http, sandbox.project_id)) == [
         "Bird",
         "Cat",
         "Dog",
         "Negative",
     ]
+    assert sandbox.content() == sandbox.expected()
+
+
+def test_a_lost_ledgers_rebuild_creates_no_tag(sandbox: Sandbox) -> None:
+    # The root's marker says the tree was synced into this project: its tags are there, and a
+    # create ahead would only be refused.
+    write_tree(sandbox.root, STANDARD_TREE)
+    assert sandbox.reconcile().exit_code == 0
+    sandbox.ledger.unlink()
+
+    with HostileServer(lambda request: None, upstream=sandbox.endpoint) as server:
+        _point_at(sandbox, server.url)
+        run = sandbox.reconcile()
+
+    assert run.exit_code == 0, str(run)
+    assert [r.method for r in server.requests_to("/tags")] == ["GET"]
     assert sandbox.content() == sandbox.expected()
