@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 from syncd.scan import MARKER_NAME
-from tests.e2e.support import STANDARD_TREE, Sandbox, remote_tags, write_tree
+from tests.e2e.support import STANDARD_TREE, Run, Sandbox, remote_tags, write_tree
 from tests.support.detection import detection_project
 from tests.support.hostile import HostileServer, Reply, Request
 
@@ -46,18 +46,21 @@ def _point_at(sandbox: Sandbox, url: str) -> None:
     sandbox.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
-def _run_held(sandbox: Sandbox) -> tuple[_HoldProjectUntilTagCreate, HostileServer]:
+def _reconcile_held(
+    sandbox: Sandbox, json: bool = True
+) -> tuple[_HoldProjectUntilTagCreate, HostileServer, Run]:
+    """Reconcile through a server that holds the project's read until a tag create arrives."""
     hold = _HoldProjectUntilTagCreate()
-    server = HostileServer(hold, upstream=sandbox.endpoint)
-    return hold, server
+    with HostileServer(hold, upstream=sandbox.endpoint) as server:
+        _point_at(sandbox, server.url)
+        config = str(sandbox.config_path)
+        run = sandbox.reconcile() if json else sandbox.cli("reconcile", "--config", config)
+    return hold, server, run
 
 
 def test_a_first_sync_creates_its_tags_while_the_project_is_read(sandbox: Sandbox) -> None:
     write_tree(sandbox.root, STANDARD_TREE)
-    hold, server = _run_held(sandbox)
-    with server:
-        _point_at(sandbox, server.url)
-        run = sandbox.reconcile()
+    hold, server, run = _reconcile_held(sandbox)
 
     assert run.exit_code == 0, str(run)
     assert hold.created_while_held == [True]
@@ -75,10 +78,7 @@ def test_a_project_of_the_wrong_kind_keeps_no_tag_created_ahead(
     write_tree(sandbox.root, STANDARD_TREE)
     sandbox.project_id = detection_project(http)
     sandbox.write_config()
-    hold, server = _run_held(sandbox)
-    with server:
-        _point_at(sandbox, server.url)
-        run = sandbox.cli("reconcile", "--config", str(sandbox.config_path))
+    hold, _, run = _reconcile_held(sandbox, json=False)
 
     assert run.exit_code == 2, str(run)
     assert "its domain type is ObjectDetection" in run.stderr
@@ -94,10 +94,7 @@ def test_tags_that_exist_are_found_in_the_listing(sandbox: Sandbox) -> None:
     sandbox.ledger.unlink()
     (sandbox.root / MARKER_NAME).unlink()
 
-    hold, server = _run_held(sandbox)
-    with server:
-        _point_at(sandbox, server.url)
-        run = sandbox.reconcile()
+    hold, _, run = _reconcile_held(sandbox)
 
     assert run.exit_code == 0, str(run)
     assert hold.created_while_held == [True]
