@@ -35,12 +35,11 @@ Tags created with the reads (`tags_ahead`): the uploads need their tags' ids, an
 created only once the project and its tags were read, so a first sync spent a round trip idle
 with the quota's first second mostly unused (three reads of its ten calls). A first sync (a
 ledger that never listed the project, a root without the marker) whose tree would stream
-creates the tags of its first
-folders while the reads are out: as many as fit beside the reads in that second. A tag that
-exists already is refused (TagNameNotUnique) and the listing has it; any other failure leaves
-the create to the plan. If the run then stops before it plans (a project of the wrong kind, a
-read that fails), the tags it created are deleted again: such a run leaves the project as it
-found it.
+creates the tags of its first folders while the reads are out: as many as fit beside the reads
+in that second. A tag that exists already is refused (TagNameNotUnique) and the listing has it;
+any other failure leaves the create to the plan. If the run then stops before it plans (a
+project of the wrong kind, a read that fails), the tags it created are deleted again: such a
+run leaves the project as it found it.
 
 Left as it is: in a Multilabel project, bytes copied into more folders than an image takes tags
 (100) are sent with the first folder's tag before the copies are seen; the whole plan then

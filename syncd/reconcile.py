@@ -777,11 +777,11 @@ async def _reconcile(
         if counting is not None:
             counting.cancel()
             await asyncio.gather(counting, return_exceptions=True)
-        if ahead is not None:
-            await _undo_tags_ahead(mirror, client, ahead, cancelled=not isinstance(exc, Exception))
         # A thread cannot be cancelled: let the walk and the check end first (the check stops
         # at its next file: a wrong project id is said at once, not after hashing the tree).
         stop_checking.set()
+        if ahead is not None:
+            await _undo_tags_ahead(mirror, client, ahead, cancelled=not isinstance(exc, Exception))
         await asyncio.gather(*(t for t in (walking, checking) if t), return_exceptions=True)
         raise
     assert counts is not None
