@@ -1,7 +1,7 @@
 """A first sync into an empty project uploads what the scan has checked while it checks the rest.
 
 Public names: CheckedFiles, Streamed, streams, held_sizes, upload_while_checking, tags_ahead,
-create_tags_ahead, undo_tags_ahead.
+start_tags_ahead, with_tags_ahead, undo_tags_ahead.
 
 Why: at a first sync every file is new, and the uploads, most of the run (the quota allows 10
 calls a second), waited until the whole tree was hashed and decoded: ~3.5 s at 10,000 small
@@ -71,16 +71,13 @@ from syncd.core.model import (
     RemoteSnapshot,
     TagType,
 )
-from syncd.core.planner import Plan, plan
+from syncd.core.planner import CreateTag, Plan, plan
 from syncd.executor import Execution, Progress, stream_uploads, upload_window
 from syncd.ledger import Ledger
-from syncd.remote import ProjectCounts, RemoteRead, read_remote
+from syncd.remote import COUNT_READS, ProjectCounts, RemoteRead, read_remote, remote_tag
 from syncd.scan import Walked
 
 _log = structlog.get_logger(component="firstsync")
-
-# read_counts' calls: the project, its tags, the listing's first page (or the count).
-_COUNT_READS = 3
 
 
 class CheckedFiles:
@@ -210,14 +207,14 @@ def _tree_streams(mirror: MirrorConfig, walked: Walked) -> bool:
     )
 
 
-def tags_ahead(mirror: MirrorConfig, walked: Walked, rate_per_second: float) -> list[CreateAhead]:
+def tags_ahead(mirror: MirrorConfig, walked: Walked, rate_per_second: float) -> list[CreateTag]:
     """The tags to create with the reads of a first sync whose tree would stream: the first
     folders' (in path order), as many as fit beside the reads in the quota's first second; none
     if the tree would not stream, or carries the root marker (it was synced before: a lost
     ledger's rebuild, whose project has the tags already, would spend the calls on refusals).
     The names are spelt as the planner spells them (the first path's spelling of each key); the
     caller knows whether the ledger ever listed the project."""
-    budget = int(rate_per_second) - _COUNT_READS
+    budget = int(rate_per_second) - COUNT_READS
     if budget <= 0 or walked.marker is not MarkerState.ABSENT or not _tree_streams(mirror, walked):
         return []
     # A file's tags depend on its folder alone: one path of each folder, in path order.
@@ -225,36 +222,66 @@ def tags_ahead(mirror: MirrorConfig, walked: Walked, rate_per_second: float) -> 
     for path, *_ in walked.found:
         firsts.setdefault(path.rpartition("/")[0], path)
     mapper = TagMapper(mirror.tags)
-    wanted: dict[str, CreateAhead] = {}
+    wanted: dict[str, CreateTag] = {}
     for path in sorted(firsts.values()):
         found = mapper.assign(path)
         if not isinstance(found, TagAssignment):
             continue
         if found.negative:
             name = mirror.tags.negative_tag_name
-            wanted.setdefault(tag_key(name), CreateAhead(name, TagType.NEGATIVE))
+            wanted.setdefault(tag_key(name), CreateTag(name, TagType.NEGATIVE))
         for name in found.tags:
-            wanted.setdefault(tag_key(name), CreateAhead(name, TagType.REGULAR))
+            wanted.setdefault(tag_key(name), CreateTag(name, TagType.REGULAR))
         if len(wanted) >= budget:
             break
     return list(wanted.values())[:budget]
 
 
-@dataclass(frozen=True)
-class CreateAhead:
-    """A tag to create before the project is read (tags_ahead)."""
+def start_tags_ahead(
+    mirror: MirrorConfig, client: TrainingClient, ledger: Ledger, walked: Walked
+) -> asyncio.Task[list[Tag]] | None:
+    """Start creating the tags a first sync's tree wants while the reads are out, if this is
+    a first sync (the ledger never listed the project) that would stream."""
+    if not ledger.never_listed():
+        return None
+    wanted = tags_ahead(mirror, walked, client.settings.rate_per_second)
+    if not wanted:
+        return None
+    return asyncio.create_task(_create_tags(client, mirror.project_id, wanted))
 
-    name: str
-    type: TagType
+
+def with_tags_ahead(counts: ProjectCounts, created: list[Tag], ledger: Ledger) -> ProjectCounts:
+    """The counts with the tags created ahead among the project's (the listing, read at the same
+    time, may hold them already), each recorded as syncd's."""
+    listed = {str(t.id).lower() for t in counts.tags}
+    for tag in created:
+        ledger.record_tag(remote_tag(tag), created_by_syncd=True)
+    return replace(
+        counts, tags=[*counts.tags, *(t for t in created if str(t.id).lower() not in listed)]
+    )
 
 
-async def create_tags_ahead(
-    client: TrainingClient, project_id: str, wanted: list[CreateAhead]
+async def undo_tags_ahead(
+    client: TrainingClient, project_id: str, ahead: asyncio.Task[list[Tag]], cancelled: bool
+) -> None:
+    """The run stops before its plan: delete the tags it created ahead, which no image has (not
+    when cancelled: an interrupted run leaves at once, and a next run finds them listed)."""
+    if cancelled:
+        ahead.cancel()
+        await asyncio.gather(ahead, return_exceptions=True)
+        return
+    created = (await asyncio.gather(ahead, return_exceptions=True))[0]
+    if isinstance(created, list):
+        await _delete_tags(client, project_id, created)
+
+
+async def _create_tags(
+    client: TrainingClient, project_id: str, wanted: list[CreateTag]
 ) -> list[Tag]:
     """Create the tags at once; return those created. A tag that could not be created is left
     to the plan (which finds one that exists in the listing, or creates it)."""
 
-    async def one(tag: CreateAhead) -> Tag | None:
+    async def one(tag: CreateTag) -> Tag | None:
         try:
             return await client.create_tag(project_id, tag.name, ApiTagType(tag.type))
         except ApiError as error:
@@ -267,8 +294,7 @@ async def create_tags_ahead(
     return [t for t in created if t is not None]
 
 
-async def undo_tags_ahead(client: TrainingClient, project_id: str, created: list[Tag]) -> None:
-    """Delete the tags created ahead by a run that stops before its plan (no image has them)."""
+async def _delete_tags(client: TrainingClient, project_id: str, created: list[Tag]) -> None:
     for tag in created:
         try:
             await client.delete_tag(project_id, tag.id)

@@ -68,12 +68,12 @@ from syncd.executor import Execution, Rejection, execute
 from syncd.firstsync import (
     CheckedFiles,
     Streamed,
-    create_tags_ahead,
     held_sizes,
+    start_tags_ahead,
     streams,
-    tags_ahead,
     undo_tags_ahead,
     upload_while_checking,
+    with_tags_ahead,
 )
 from syncd.ledger import (
     Ledger,
@@ -106,7 +106,6 @@ from syncd.remote import (
     RemoteRead,
     read_counts,
     read_remote,
-    remote_tag,
     trusted_counts,
 )
 from syncd.scan import MARKER_NAME, Walked, check_tree, walk_tree, write_marker
@@ -748,13 +747,13 @@ async def _reconcile(
         if not _unchanged_since(settled, mirror, walked):
             checking = _start_check(walked, mirror, ledger, on_checked, stop_checking, checked)
         if checked is not None and counting is not None and not counting.done():
-            ahead = _create_tags_ahead(mirror, client, ledger, walked)
+            ahead = start_tags_ahead(mirror, client, ledger, walked)
         if counting is not None:
             counts = await counting
         assert counts is not None
         if ahead is not None:
             created_ahead = await ahead
-            counts = _with_tags_ahead(counts, created_ahead, ledger)
+            counts = with_tags_ahead(counts, created_ahead, ledger)
         if checked is not None and checking is not None:
             if streams(mirror, counts, walked):
                 # Before anything is sent, as below: a first sync killed halfway keeps its marker.
@@ -781,7 +780,8 @@ async def _reconcile(
         # at its next file: a wrong project id is said at once, not after hashing the tree).
         stop_checking.set()
         if ahead is not None:
-            await _undo_tags_ahead(mirror, client, ahead, cancelled=not isinstance(exc, Exception))
+            cancelled = not isinstance(exc, Exception)
+            await undo_tags_ahead(client, mirror.project_id, ahead, cancelled)
         await asyncio.gather(*(t for t in (walking, checking) if t), return_exceptions=True)
         raise
     assert counts is not None
@@ -932,44 +932,6 @@ async def _reconcile(
         report.execution.done["create_tags"] += len(created_ahead)
     report.preparation.prepared = preparing.prepared
     return report
-
-
-def _create_tags_ahead(
-    mirror: MirrorConfig, client: TrainingClient, ledger: Ledger, walked: Walked
-) -> asyncio.Task[list[Tag]] | None:
-    """Start creating the tags a first sync's tree wants while the reads are out, if this is
-    a first sync (the ledger never listed the project) that would stream (syncd.firstsync)."""
-    if not ledger.never_listed():
-        return None
-    wanted = tags_ahead(mirror, walked, client.settings.rate_per_second)
-    if not wanted:
-        return None
-    return asyncio.create_task(create_tags_ahead(client, mirror.project_id, wanted))
-
-
-def _with_tags_ahead(counts: ProjectCounts, created: list[Tag], ledger: Ledger) -> ProjectCounts:
-    """The counts with the tags created ahead among the project's (the listing, read at the same
-    time, may hold them already), each recorded as syncd's."""
-    listed = {str(t.id).lower() for t in counts.tags}
-    for tag in created:
-        ledger.record_tag(remote_tag(tag), created_by_syncd=True)
-    return dataclasses.replace(
-        counts, tags=[*counts.tags, *(t for t in created if str(t.id).lower() not in listed)]
-    )
-
-
-async def _undo_tags_ahead(
-    mirror: MirrorConfig, client: TrainingClient, ahead: asyncio.Task[list[Tag]], cancelled: bool
-) -> None:
-    """The run stops before its plan: delete the tags it created ahead (not when cancelled: an
-    interrupted run leaves at once, and a next run finds them in the listing)."""
-    if cancelled:
-        ahead.cancel()
-        await asyncio.gather(ahead, return_exceptions=True)
-        return
-    created = (await asyncio.gather(ahead, return_exceptions=True))[0]
-    if isinstance(created, list):
-        await undo_tags_ahead(client, mirror.project_id, created)
 
 
 def _stream(

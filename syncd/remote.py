@@ -1,7 +1,7 @@
 """Read what the project holds: cheaply from counts when the ledger agrees, else a full listing.
 
-Public names: read_counts, read_remote, remote_tag, remote_region, ProjectCounts, RemoteRead,
-ProjectKindError.
+Public names: read_counts, COUNT_READS, read_remote, remote_tag, remote_region, ProjectCounts,
+RemoteRead, ProjectKindError.
 
 The cheap path costs three calls (GetProject, GetTags, GetImageCount): when the project's image
 count and every tag's image count equal the ledger's account, and the ledger knows the content of
@@ -187,6 +187,10 @@ class ProjectCounts:
             complete=False,
         )
         return RemoteRead(snapshot, self.project, self.listing, image_count=self.image_count)
+
+
+# read_counts' calls: the project, its tags, the listing's first page (or the count).
+COUNT_READS = 3
 
 
 async def read_counts(

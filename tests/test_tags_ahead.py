@@ -9,8 +9,9 @@ from pathlib import Path
 
 from syncd.config import AnnotationConfig, MirrorConfig, TagConfig
 from syncd.core.model import MarkerState, TagType
+from syncd.core.planner import CreateTag
 from syncd.core.policy import AnnotationFormat
-from syncd.firstsync import CreateAhead, tags_ahead
+from syncd.firstsync import tags_ahead
 from syncd.scan import Walked
 
 PID = "00000000-0000-0000-0000-000000000001"
@@ -29,9 +30,9 @@ def _mirror(**options: object) -> MirrorConfig:
 def test_each_folder_once_in_path_order_with_the_negative_tag() -> None:
     walked = _walked("dog/a.jpg", "dog/b.jpg", "Cat/c.jpg", "_negative/n.jpg", "Dog/d.jpg")
     assert tags_ahead(_mirror(), walked, 10) == [
-        CreateAhead("Cat", TagType.REGULAR),
-        CreateAhead("Dog", TagType.REGULAR),  # "Dog/d.jpg" sorts before "dog/a.jpg": its spelling
-        CreateAhead("Negative", TagType.NEGATIVE),
+        CreateTag("Cat", TagType.REGULAR),
+        CreateTag("Dog", TagType.REGULAR),  # "Dog/d.jpg" sorts before "dog/a.jpg": its spelling
+        CreateTag("Negative", TagType.NEGATIVE),
     ]
 
 
@@ -45,7 +46,7 @@ def test_no_more_than_the_first_second_leaves_beside_the_three_reads() -> None:
 def test_root_files_and_renames_follow_the_mirrors_tag_rules() -> None:
     walked = _walked("loose.jpg", "Kitten/k.jpg")
     mirror = _mirror(tags=TagConfig(rename={"Kitten": "Cat"}))
-    assert tags_ahead(mirror, walked, 10) == [CreateAhead("Cat", TagType.REGULAR)]
+    assert tags_ahead(mirror, walked, 10) == [CreateTag("Cat", TagType.REGULAR)]
 
 
 def test_none_for_a_tree_that_would_not_stream() -> None:
